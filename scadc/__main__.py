@@ -1,0 +1,5 @@
+import sys
+
+from scadc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,672 @@
+"""The Scad element format: load a program directory into frozen specs and a DAG.
+
+A program is a directory of elements (see ``docs/element-format.md`` in the design notes):
+
+* ``<name>.o.py``   a compute element: a leading block of ``#@ `` comment lines forms a YAML
+  header; the rest is Python that defines ``main(params, action)``;
+* ``<name>.o.yaml`` a memory element: the whole file is YAML.
+
+Loading is all-or-nothing. :func:`load_program` either returns a :class:`Program` whose
+relations are complete and consistent, or raises :class:`~scadrt.errors.ProgramError` with
+*every* problem found, each with its file and line. The rules it enforces:
+
+(1) names are letters, digits, ``_`` and ``-``; one file per name; extensions ``py``/``yaml``;
+(2) headers are valid YAML mappings with known keys only (typos get a did-you-mean), and a
+    ``#@ `` line after the first line of code is an error, not metadata;
+(3) every referenced element exists; memory elements take no part in dependent edges;
+(4) ``parents`` and ``dependents`` describe the same edges: each side is derived from the
+    other, and an edge missing from a side that lists something is a contradiction;
+(5) corunning is symmetric; between a compute and a memory element that both list
+    corunning peers, each must list the other; an element cannot corun with its own
+    ancestor or descendant (it would have to run before and alongside it at once);
+(6) dependent edges form no cycle;
+(7) a compute element parses and defines ``main(params, action)`` at module level
+    (checked with ``ast``, never by importing the code).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import io
+import re
+import tokenize
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import networkx as nx
+import yaml
+
+from scadrt.errors import Problem, ProgramError
+from scadrt.sizes import parse_size
+
+__all__ = [
+    "TRANSPORT_KINDS",
+    "Corun",
+    "ElementSpec",
+    "Limits",
+    "Program",
+    "load_program",
+]
+
+Kind = Literal["compute", "memory"]
+MiB = 1024**2
+#: the transport kinds a corunning link may ask for; ``rdma`` is Scad's name for "remote memory
+#: access, whatever carries it" and is what every original program writes
+TRANSPORT_KINDS = ("local", "rdma", "shm", "tcp")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_EXTENSIONS: dict[str, Kind] = {"py": "compute", "yaml": "memory"}
+_KEYS = ("corunning", "dependents", "limits", "parallelism", "parents", "type", "withMerged")
+_LIMIT_KEYS = ("cpu", "mem", "storage")
+_CORUN_KEYS = ("trans", "type")
+_HEADER_PREFIX = "#@ "
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource request of one element instance (for a memory element, ``mem`` is its size)."""
+
+    cpu: float = 1.0
+    #: bytes
+    mem: int = 128 * MiB
+    #: bytes
+    storage: int = 512 * MiB
+
+
+@dataclass(frozen=True, order=True)
+class Corun:
+    """One corunning link as seen from the element that holds it."""
+
+    peer: str
+    #: the name element code passes to ``action.get_transport`` for this peer
+    trans: str
+    #: the transport kind asked for, one of :data:`TRANSPORT_KINDS`
+    kind: str = "rdma"
+
+
+@dataclass(frozen=True)
+class ElementSpec:
+    """One element, with its relations completed in both directions (rule 4, 5)."""
+
+    name: str
+    kind: Kind
+    #: the element's file, as the loader was given it
+    path: str
+    parents: tuple[str, ...] = ()
+    dependents: tuple[str, ...] = ()
+    corunning: tuple[Corun, ...] = ()
+    parallelism: int = 1
+    limits: Limits = field(default_factory=Limits)
+    #: Scad's merge annotations, kept verbatim (deeply frozen: mappings and tuples)
+    with_merged: tuple[Any, ...] = ()
+    #: the Python source without its ``#@ `` header lines; ``None`` for memory elements
+    code: str | None = None
+
+    @property
+    def corunning_names(self) -> tuple[str, ...]:
+        return tuple(link.peer for link in self.corunning)
+
+    def instance_names(self) -> tuple[str, ...]:
+        """``name`` for a single instance, ``name@0 … name@N-1`` for a parallel one."""
+        if self.parallelism == 1:
+            return (self.name,)
+        return tuple(f"{self.name}@{i}" for i in range(self.parallelism))
+
+    def format(self) -> str:
+        corun = ", ".join(f"{c.peer}({c.trans}:{c.kind})" for c in self.corunning)
+        return (
+            f"{self.name} [{self.kind}] parents=[{', '.join(self.parents)}]"
+            f" dependents=[{', '.join(self.dependents)}] corunning=[{corun}]"
+            f" parallelism={self.parallelism} cpu={self.limits.cpu:g}"
+            f" mem={self.limits.mem} storage={self.limits.storage}"
+        )
+
+
+@dataclass(frozen=True)
+class Program:
+    """A validated element directory."""
+
+    #: the directory's base name (the application name in exports)
+    name: str
+    path: str
+    #: every element by name, in name order
+    elements: Mapping[str, ElementSpec]
+
+    def compute_elements(self) -> tuple[ElementSpec, ...]:
+        return tuple(e for e in self.elements.values() if e.kind == "compute")
+
+    def memory_elements(self) -> tuple[ElementSpec, ...]:
+        return tuple(e for e in self.elements.values() if e.kind == "memory")
+
+    def graph(self) -> nx.DiGraph:
+        """A new DiGraph: a node per element (attribute ``spec``), edges with ``kind``.
+
+        Dependent edges run parent → child. Corunning edges are symmetric; they are stored
+        once, memory → compute, or between two compute elements in name order.
+        """
+        graph = nx.DiGraph()
+        for spec in self.elements.values():
+            graph.add_node(spec.name, spec=spec)
+        for spec in self.elements.values():
+            for child in spec.dependents:
+                graph.add_edge(spec.name, child, kind="dependent")
+            for peer in spec.corunning_names:
+                a, b = _corun_edge(spec, self.elements[peer])
+                graph.add_edge(a, b, kind="corunning")
+        return graph
+
+    def topological_order(self) -> tuple[str, ...]:
+        """Compute elements in dependency order; ties broken by name."""
+        graph = nx.DiGraph()
+        for spec in self.compute_elements():
+            graph.add_node(spec.name)
+            graph.add_edges_from((spec.name, child) for child in spec.dependents)
+        return tuple(nx.lexicographical_topological_sort(graph))
+
+    def format(self) -> str:
+        return "\n".join([f"program {self.name}", *(e.format() for e in self.elements.values())])
+
+
+def _corun_edge(a: ElementSpec, b: ElementSpec) -> tuple[str, str]:
+    if a.kind != b.kind:
+        return (a.name, b.name) if a.kind == "memory" else (b.name, a.name)
+    return (a.name, b.name) if a.name < b.name else (b.name, a.name)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_program(directory: str | Path) -> Program:
+    """Load and validate the element directory ``directory``.
+
+    Raises :class:`~scadrt.errors.ProgramError` listing every problem found.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a directory"
+        raise ProgramError([Problem(str(root), 0, f"program directory {what}")])
+    problems: list[Problem] = []
+    raws = _read_elements(root, problems)
+    if not raws and not problems:
+        problems.append(Problem(str(root), 0, "no elements found (expected <name>.o.py or <name>.o.yaml files)"))
+    specs = _link(raws, problems)
+    if problems:
+        raise ProgramError(problems)
+    name = root.resolve().name
+    return Program(name=name, path=str(root), elements=MappingProxyType(dict(sorted(specs.items()))))
+
+
+@dataclass
+class _Ref:
+    """A reference to another element, with the line it was written on."""
+
+    name: str
+    line: int
+
+
+@dataclass(eq=False)
+class _RawElement:
+    """One element file after per-file checks, before its relations are completed."""
+
+    name: str
+    kind: Kind
+    path: str
+    parents: list[_Ref] = field(default_factory=list)
+    dependents: list[_Ref] = field(default_factory=list)
+    corunning: list[tuple[_Ref, Corun]] = field(default_factory=list)
+    #: the line of each relation key, for problems about the list as a whole
+    key_lines: dict[str, int] = field(default_factory=dict)
+    parallelism: int = 1
+    limits: Limits = field(default_factory=Limits)
+    with_merged: tuple[Any, ...] = ()
+    code: str | None = None
+
+
+def _read_elements(root: Path, problems: list[Problem]) -> dict[str, _RawElement]:
+    raws: dict[str, _RawElement] = {}
+    seen: dict[str, str] = {}
+    for path in sorted(root.iterdir()):
+        if ".o." not in path.name or not path.is_file():
+            continue
+        shown = str(path)
+        stem, _, rest = path.name.partition(".")
+        ext = rest[2:] if rest.startswith("o.") else ""
+        if not _NAME.match(stem) or rest != f"o.{ext}":
+            problems.append(Problem(shown, 0, (
+                f"illegal element file name {path.name!r}: expected <name>.o.py or <name>.o.yaml, "
+                "where <name> has only letters, digits, '_' and '-'"
+            )))
+            continue
+        if ext not in _EXTENSIONS:
+            problems.append(Problem(shown, 0, (
+                f"unknown element file type '.o.{ext}': compute elements are .o.py, memory elements .o.yaml"
+            )))
+            continue
+        if stem in seen:
+            problems.append(Problem(shown, 0, f"duplicate element name {stem!r} (also defined by {seen[stem]})"))
+            continue
+        seen[stem] = shown
+        raw = _read_element(path, stem, _EXTENSIONS[ext], problems)
+        if raw is not None:
+            raws[stem] = raw
+    return raws
+
+
+def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem]) -> _RawElement | None:
+    shown = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(shown, 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        return None
+    except OSError as exc:
+        problems.append(Problem(shown, 0, f"cannot read: {exc.strerror}"))
+        return None
+    if kind == "compute":
+        header, code = _split_header(shown, text, problems)
+        _check_main(shown, text, problems)
+    else:
+        header, code = [(i + 1, line) for i, line in enumerate(text.splitlines())], None
+    if not header:
+        problems.append(Problem(shown, 1, "missing header: the file must start with '#@ type: compute'"))
+        return None
+    data, lines = _parse_yaml(shown, header, problems)
+    if data is None:
+        return None
+    # Kept even when its keys have problems, so its references are checked too (report everything).
+    raw = _RawElement(name=name, kind=kind, path=shown, code=code)
+    _check_keys(raw, data, lines, problems)
+    return raw
+
+
+def _split_header(shown: str, text: str, problems: list[Problem]) -> tuple[list[tuple[int, str]], str]:
+    """Return the header's (line number, YAML text) pairs and the code without them."""
+    header: list[tuple[int, str]] = []
+    code: list[str] = []
+    first_code_line = 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if not first_code_line and line.startswith(_HEADER_PREFIX):
+            header.append((number, line[len(_HEADER_PREFIX):].rstrip("\r\n")))
+            continue
+        if not first_code_line and line.strip() and not line.lstrip().startswith("#"):
+            first_code_line = number
+        code.append(line)
+    if first_code_line:
+        for number in _late_header_lines(text, first_code_line):
+            problems.append(Problem(shown, number, (
+                "'#@ ' header line after code; the header must come before the first line of code"
+            )))
+    return header, "".join(code)
+
+
+def _late_header_lines(text: str, first_code_line: int) -> Iterator[int]:
+    # Comments, not lines: '#@ ' at the start of a line inside a string literal is data.
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if (token.type == tokenize.COMMENT and token.start[1] == 0
+                    and token.start[0] > first_code_line and token.string.startswith(_HEADER_PREFIX)):
+                yield token.start[0]
+    except (tokenize.TokenError, SyntaxError):
+        return  # the syntax error is reported by _check_main
+
+
+def _check_main(shown: str, text: str, problems: list[Problem]) -> None:
+    try:
+        module = ast.parse(text, filename=shown)
+    except SyntaxError as exc:
+        problems.append(Problem(shown, exc.lineno or 0, f"syntax error: {exc.msg}"))
+        return
+    mains = [n for n in module.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "main"]
+    if not mains:
+        problems.append(Problem(shown, 1, "compute element does not define main(params, action) at module level"))
+        return
+    main = mains[-1]
+    if isinstance(main, ast.AsyncFunctionDef):
+        problems.append(Problem(shown, main.lineno, "main must be a plain function, not 'async def'"))
+        return
+    args = main.args
+    positional = len(args.posonlyargs) + len(args.args)
+    required_kwonly = sum(default is None for default in args.kw_defaults)
+    if (positional < 2 and args.vararg is None) or required_kwonly:
+        problems.append(Problem(shown, main.lineno, "main must accept two positional arguments: main(params, action)"))
+
+
+def _parse_yaml(
+    shown: str, header: list[tuple[int, str]], problems: list[Problem]
+) -> tuple[dict[str, Any] | None, dict[tuple[Any, ...], int]]:
+    """Parse header YAML; return the mapping and the file line of every key path."""
+    text = "\n".join(line for _, line in header)
+
+    def file_line(yaml_line: int) -> int:  # 0-based YAML line → 1-based file line
+        return header[min(yaml_line, len(header) - 1)][0]
+
+    try:
+        # The reader rejects control characters in the constructor already, so it is inside the try.
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as exc:
+        line = file_line(text.count("\n", 0, exc.position))
+        problems.append(Problem(shown, line, f"YAML error: {exc.reason} (character U+{exc.character:04X})"))
+        return None, {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.append(Problem(shown, file_line(mark.line) if mark else header[0][0], f"YAML error: {reason}"))
+        return None, {}
+    if not isinstance(data, dict):
+        problems.append(Problem(shown, header[0][0], "the header must be a YAML mapping such as 'type: compute'"))
+        return None, {}
+    lines: dict[tuple[Any, ...], int] = {(): header[0][0]}
+
+    def walk(path: tuple[Any, ...], n: yaml.Node) -> None:
+        if isinstance(n, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, value_node in n.value:
+                key = key_node.value
+                if key in seen:
+                    problems.append(Problem(shown, file_line(key_node.start_mark.line), f"duplicate key {key!r}"))
+                seen.add(key)
+                lines[(*path, key)] = file_line(key_node.start_mark.line)
+                walk((*path, key), value_node)
+        elif isinstance(n, yaml.SequenceNode):
+            for index, item in enumerate(n.value):
+                lines[(*path, index)] = file_line(item.start_mark.line)
+                walk((*path, index), item)
+
+    walk((), node)
+    return data, lines
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(choices)})"
+
+
+def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, ...], int],
+                problems: list[Problem]) -> None:
+    def line(*path: Any) -> int:
+        while path not in lines:
+            path = path[:-1]
+        return lines[path]
+
+    def problem(path: tuple[Any, ...], message: str) -> None:
+        problems.append(Problem(raw.path, line(*path), message))
+
+    for key in data:
+        if key not in _KEYS:
+            problem((key,), f"unknown key {key!r}{_did_you_mean(str(key), _KEYS)}")
+    kind = data.get("type")
+    if kind is None:
+        problem((), f"missing required key 'type' (expected 'type: {raw.kind}')")
+    elif kind != raw.kind:
+        expected = "memory elements are .o.yaml files" if kind == "memory" else "compute elements are .o.py files"
+        if kind in _EXTENSIONS.values():
+            problem(("type",), f"'type: {kind}' does not match the file's extension: {expected}")
+        else:
+            problem(("type",), f"'type' must be 'compute' or 'memory', not {kind!r}")
+    for key in ("parents", "dependents"):
+        if key in data:
+            raw.key_lines[key] = line(key)
+            setattr(raw, key, _names(data[key], (key,), problem, line))
+    if "corunning" in data:
+        raw.key_lines["corunning"] = line("corunning")
+        raw.corunning = _corunning(data["corunning"], problem, line)
+    if "parallelism" in data:
+        value = data["parallelism"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problem(("parallelism",), f"'parallelism' must be a whole number ≥ 1, not {value!r}")
+        else:
+            raw.parallelism = value
+    if "limits" in data:
+        raw.limits = _limits(data["limits"], problem)
+    if "withMerged" in data:
+        merged = data["withMerged"]
+        if merged is None:
+            merged = []
+        if not isinstance(merged, list):
+            problem(("withMerged",), "'withMerged' must be a list")
+        else:
+            raw.with_merged = _freeze(merged)
+
+
+def _names(value: Any, path: tuple[Any, ...], problem: Any, line: Any) -> list[_Ref]:
+    if value is None:
+        return []
+    if isinstance(value, str):  # a single name is a common slip for a one-item list
+        value = [value]
+    if not isinstance(value, list):
+        problem(path, f"{path[-1]!r} must be a list of element names")
+        return []
+    refs = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not _NAME.match(item):
+            problem((*path, index), f"{item!r} in {path[0]!r} is not an element name")
+        else:
+            refs.append(_Ref(item, line(*path, index)))
+    return refs
+
+
+def _corunning(value: Any, problem: Any, line: Any) -> list[tuple[_Ref, Corun]]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [(ref, Corun(ref.name, ref.name)) for ref in _names(value, ("corunning",), problem, line)]
+    if not isinstance(value, dict):
+        problem(("corunning",), "'corunning' must be a mapping of element names, or a list of them")
+        return []
+    links = []
+    for peer, link in value.items():
+        path = ("corunning", peer)
+        if not isinstance(peer, str) or not _NAME.match(peer):
+            problem(path, f"{peer!r} in 'corunning' is not an element name")
+            continue
+        if link is None:
+            link = {}  # noqa: PLW2901 - 'peer:' with no value means all defaults
+        if not isinstance(link, dict):
+            problem(path, f"corunning entry {peer!r} must be a mapping such as '{{trans: {peer}, type: rdma}}'")
+            continue
+        for key in link:
+            if key not in _CORUN_KEYS:
+                problem((*path, key), f"unknown key {key!r} in corunning entry{_did_you_mean(str(key), _CORUN_KEYS)}")
+        trans, kind = link.get("trans", peer), link.get("type", "rdma")
+        if not isinstance(trans, str) or not trans:
+            problem((*path, "trans"), f"'trans' must be a transport name, not {trans!r}")
+            continue
+        if kind not in TRANSPORT_KINDS:
+            problem((*path, "type"), f"unknown transport type {kind!r}{_did_you_mean(str(kind), TRANSPORT_KINDS)}")
+            continue
+        links.append((_Ref(peer, line(*path)), Corun(peer, trans, kind)))
+    return links
+
+
+def _limits(value: Any, problem: Any) -> Limits:
+    if value is None:
+        return Limits()
+    if not isinstance(value, dict):
+        problem(("limits",), "'limits' must be a mapping such as '{cpu: 1, mem: 256 MB}'")
+        return Limits()
+    for key in value:
+        if key not in _LIMIT_KEYS:
+            problem(("limits", key), f"unknown key {key!r} in limits{_did_you_mean(str(key), _LIMIT_KEYS)}")
+    result = Limits()
+    cpu = value.get("cpu", result.cpu)
+    if isinstance(cpu, bool) or not isinstance(cpu, int | float) or not cpu > 0:
+        problem(("limits", "cpu"), f"'limits.cpu' must be a positive number, not {cpu!r}")
+    else:
+        result = Limits(float(cpu), result.mem, result.storage)
+    sizes = {}
+    for key in ("mem", "storage"):
+        if key in value:
+            try:
+                sizes[key] = parse_size(value[key])
+            except ValueError as exc:
+                problem(("limits", key), f"'limits.{key}': {exc}")
+                continue
+            if sizes[key] == 0:
+                problem(("limits", key), f"'limits.{key}' must be larger than 0")
+    return Limits(result.cpu, sizes.get("mem", result.mem), sizes.get("storage", result.storage))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Turn a value frozen by the loader back into JSON-ready dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- relations
+
+
+def _link(raws: dict[str, _RawElement], problems: list[Problem]) -> dict[str, ElementSpec]:
+    """Complete and check the relations between elements (rules 3–6)."""
+    edges: set[tuple[str, str]] = set()
+    corun: dict[frozenset[str], dict[str, Corun]] = {}
+
+    def check_ref(raw: _RawElement, ref: _Ref, key: str) -> bool:
+        if ref.name not in raws:
+            hint = _did_you_mean(ref.name, sorted(raws)) if raws else ""
+            problems.append(Problem(raw.path, ref.line, f"unknown element {ref.name!r} in {key!r}{hint}"))
+            return False
+        if ref.name == raw.name:
+            problems.append(Problem(raw.path, ref.line, f"element {raw.name!r} lists itself in {key!r}"))
+            return False
+        return True
+
+    for raw in raws.values():
+        for key in ("parents", "dependents"):
+            refs = getattr(raw, key)
+            if raw.kind == "memory" and refs:
+                problems.append(Problem(raw.path, raw.key_lines[key], (
+                    f"a memory element has no {key}: it lives while its corunning compute elements run"
+                )))
+                continue
+            for ref in refs:
+                if not check_ref(raw, ref, key):
+                    continue
+                if raws[ref.name].kind == "memory":
+                    role = "a parent" if key == "parents" else "a dependent"
+                    problems.append(Problem(raw.path, ref.line, (
+                        f"{ref.name!r} is a memory element and cannot be {role}; list it under 'corunning'"
+                    )))
+                    continue
+                edges.add((ref.name, raw.name) if key == "parents" else (raw.name, ref.name))
+        for ref, link in raw.corunning:
+            if not check_ref(raw, ref, "corunning"):
+                continue
+            if raw.kind == "memory" and raws[ref.name].kind == "memory":
+                problems.append(Problem(raw.path, ref.line, (
+                    f"memory elements cannot corun with each other ({raw.name!r} and {ref.name!r})"
+                )))
+                continue
+            corun.setdefault(frozenset((raw.name, ref.name)), {})[raw.name] = link
+
+    _check_contradictions(raws, edges, problems)
+    _check_corunning(raws, corun, problems)
+    graph = nx.DiGraph(sorted(edges))
+    _check_cycles(raws, graph, problems)
+    _check_corun_vs_order(raws, graph, corun, problems)
+    specs = {}
+    for raw in raws.values():
+        links = []
+        for pair, sides in corun.items():
+            if raw.name in pair:
+                (peer,) = pair - {raw.name}
+                links.append(sides.get(raw.name) or Corun(peer, peer))
+        specs[raw.name] = ElementSpec(
+            name=raw.name, kind=raw.kind, path=raw.path,
+            parents=tuple(sorted(p for p, c in edges if c == raw.name)),
+            dependents=tuple(sorted(c for p, c in edges if p == raw.name)),
+            corunning=tuple(sorted(links)), parallelism=raw.parallelism, limits=raw.limits,
+            with_merged=raw.with_merged, code=raw.code,
+        )
+    return specs
+
+
+def _check_contradictions(raws: dict[str, _RawElement], edges: set[tuple[str, str]],
+                          problems: list[Problem]) -> None:
+    for parent, child in sorted(edges):
+        p, c = raws[parent], raws[child]
+        in_parents = parent in {r.name for r in c.parents}
+        in_dependents = child in {r.name for r in p.dependents}
+        if in_parents and not in_dependents and p.dependents:
+            problems.append(Problem(p.path, p.key_lines["dependents"], (
+                f"'dependents' does not list {child!r}, but {c.path}:{c.key_lines['parents']} "
+                f"lists {parent!r} among its parents"
+            )))
+        if in_dependents and not in_parents and c.parents:
+            problems.append(Problem(c.path, c.key_lines["parents"], (
+                f"'parents' does not list {parent!r}, but {p.path}:{p.key_lines['dependents']} "
+                f"lists {child!r} among its dependents"
+            )))
+
+
+def _check_corunning(raws: dict[str, _RawElement], corun: dict[frozenset[str], dict[str, Corun]],
+                     problems: list[Problem]) -> None:
+    for pair, sides in sorted(corun.items(), key=lambda item: sorted(item[0])):
+        if len(sides) == 2 or len({raws[n].kind for n in pair}) == 1:
+            continue
+        (writer,) = sides
+        (silent,) = pair - {writer}
+        s, w = raws[silent], raws[writer]
+        if s.corunning:
+            problems.append(Problem(s.path, s.key_lines["corunning"], (
+                f"'corunning' does not list {writer!r}, but {w.path}:{w.key_lines['corunning']} "
+                f"lists {silent!r} as corunning"
+            )))
+
+
+def _check_cycles(raws: dict[str, _RawElement], graph: nx.DiGraph, problems: list[Problem]) -> None:
+    for component in sorted(nx.strongly_connected_components(graph), key=min):
+        if len(component) < 2:
+            continue
+        start = min(component)
+        cycle = nx.find_cycle(graph.subgraph(component), source=start)
+        path = " → ".join([start, *(v for _, v in cycle)])
+        raw = raws[start]
+        problems.append(Problem(raw.path, raw.key_lines.get("dependents") or raw.key_lines.get("parents", 1),
+                                f"dependency cycle: {path}"))
+
+
+def _check_corun_vs_order(raws: dict[str, _RawElement], graph: nx.DiGraph,
+                          corun: dict[frozenset[str], dict[str, Corun]], problems: list[Problem]) -> None:
+    if not nx.is_directed_acyclic_graph(graph):
+        return  # reported as a cycle already
+    for pair in sorted(corun, key=sorted):
+        a, b = sorted(pair)
+        if a in graph and b in graph and (nx.has_path(graph, a, b) or nx.has_path(graph, b, a)):
+            writer = raws[min(corun[pair])]
+            problems.append(Problem(writer.path, writer.key_lines["corunning"], (
+                f"{a!r} and {b!r} are corunning, but one depends on the other, so they cannot run at once"
+            )))
+
+
+def to_json_ready(spec: ElementSpec) -> dict[str, Any]:
+    """The spec as plain JSON data (used by exports and reports)."""
+    return {
+        "name": spec.name,
+        "type": spec.kind,
+        "parents": list(spec.parents),
+        "dependents": list(spec.dependents),
+        "corunning": {c.peer: {"trans": c.trans, "type": c.kind} for c in spec.corunning},
+        "parallelism": spec.parallelism,
+        "limits": {"cpu": spec.limits.cpu, "mem": spec.limits.mem, "storage": spec.limits.storage},
+        "withMerged": thaw(spec.with_merged),
+    }
+

@@ -1,0 +1,131 @@
+"""The exception tree of scadrt, the Scad runtime.
+
+Every error scadrt raises on purpose derives from :class:`ScadError`; errors of the
+libraries underneath (PyYAML, pyzmq, pyverbs, ray) are mapped to these at the boundary
+where they occur, with ``raise ... from exc``::
+
+    ScadError
+    ├── UserError                     something the user gave us is wrong; the CLI prints it and exits 2
+    │   ├── ProgramError              an element directory is invalid (carries every Problem found)
+    │   ├── MissingToolError          an optional dependency or binary is absent (carries an install hint)
+    │   └── TransportConfigError      a transport descriptor, address, size, token or name is invalid
+    ├── TransportError                moving bytes to or from a memory element failed
+    │   ├── TransportClosedError      the transport was used after close()
+    │   ├── OutOfBoundsError          a range (or a negative value) outside the remote region or the buffer
+    │   ├── ConnectionLostError       the memory element did not answer within the timeout
+    │   ├── AccessDeniedError         the memory server refused the request's token
+    │   ├── ProtocolError             a peer sent a malformed or unexpected message
+    │   └── TransportUnavailableError the transport cannot work on this machine (no RDMA device)
+    └── InternalError                 a bug in scadc/scadrt itself, never the user's fault
+
+``scadc`` defines its own compile errors on top of :class:`UserError`, so the CLI needs to
+know only this tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "AccessDeniedError",
+    "ConnectionLostError",
+    "InternalError",
+    "MissingToolError",
+    "OutOfBoundsError",
+    "Problem",
+    "ProgramError",
+    "ProtocolError",
+    "ScadError",
+    "TransportClosedError",
+    "TransportConfigError",
+    "TransportError",
+    "TransportUnavailableError",
+    "UserError",
+]
+
+
+class ScadError(Exception):
+    """Base class of every error raised on purpose by scadrt and scadc."""
+
+
+class UserError(ScadError):
+    """The input is wrong; the message says where and how to fix it."""
+
+
+class InternalError(ScadError):
+    """A bug in scadc/scadrt: an invariant did not hold."""
+
+    def __str__(self) -> str:
+        return f"internal error (this is a bug in scadc, please report it): {super().__str__()}"
+
+
+class MissingToolError(UserError):
+    """An optional library or program is not installed."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(f"{what} is not available; {hint}")
+        self.what = what
+        self.hint = hint
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with an element directory.
+
+    Ordered by file, then line, so a list of problems prints in reading order.
+    """
+
+    #: path of the offending file as given to the loader (or the directory itself)
+    file: str
+    #: 1-based line in ``file``; 0 when the problem concerns the whole file
+    line: int
+    message: str
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class ProgramError(UserError):
+    """An element directory failed validation; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(sorted(set(problems)))
+        if not self.problems:
+            raise InternalError("ProgramError raised without problems")
+        count = len(self.problems)
+        head = f"invalid program: {count} problem{'s' if count > 1 else ''}"
+        super().__init__("\n".join([head, *(p.format() for p in self.problems)]))
+
+
+class TransportConfigError(UserError):
+    """A transport descriptor, listen address, size, token or transport name is invalid."""
+
+
+class TransportError(ScadError):
+    """Moving bytes to or from a memory element failed; raised instead of any status code."""
+
+
+class TransportClosedError(TransportError):
+    """The transport (or the region behind it) was used after ``close()``."""
+
+
+class OutOfBoundsError(TransportError):
+    """A read or write range falls outside the remote region or the staging buffer, or is negative."""
+
+
+class ConnectionLostError(TransportError):
+    """The memory element could not be reached, or did not answer within the timeout."""
+
+
+class AccessDeniedError(TransportError):
+    """The memory server requires a token and the request's token was missing or wrong."""
+
+
+class ProtocolError(TransportError):
+    """A peer sent a malformed or unexpected message, or rejected ours as malformed."""
+
+
+class TransportUnavailableError(TransportError):
+    """The transport cannot work on this machine (for example: no RDMA device)."""
