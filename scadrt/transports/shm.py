@@ -1,0 +1,182 @@
+"""The ``shm`` transport: the region is a POSIX shared-memory segment on this host.
+
+The memory element owns the segment (:class:`SharedRegion` creates it and unlinks it); compute
+elements attach by name (:class:`ShmTransport`) and copy with plain memcpy, no server round trip.
+
+Lifetime of a segment: created by ``SharedRegion(size)``; its name disappears from ``/dev/shm`` at
+``close()``/``unlink()``, at the end of a ``with`` block, when the owner object is garbage-collected,
+and at interpreter exit (``weakref.finalize`` runs at exit). A SIGTERM kills Python without running
+exit hooks, so the owner's process must turn SIGTERM into a normal exit (the engines do), and an
+engine that SIGKILLs a memory element calls :func:`unlink_segment` with the name it handed out.
+Mappings that are still open keep working after the name is gone (POSIX semantics).
+
+Why not :class:`multiprocessing.shared_memory.SharedMemory`: on Python 3.11 every process that
+*attaches* to a segment registers it with multiprocessing's resource tracker, which then unlinks
+the segment when that client exits (destroying the owner's region while it is in use) and warns
+about a "leak"; it also starts a tracker process. Un-registering after attaching is racy and, in
+processes sharing one tracker, also drops the owner's registration. So both sides call
+``shm_open(3)`` through ``_posixshmem`` (the same call SharedMemory makes, without the tracker) and
+``mmap`` the descriptor; the owner's cleanup is explicit, as described above.
+"""
+
+from __future__ import annotations
+
+import _posixshmem
+import contextlib
+import mmap
+import os
+import secrets
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import ClassVar, Self
+
+from scadrt.errors import ConnectionLostError, TransportClosedError, TransportConfigError
+from scadrt.sizes import parse_size
+from scadrt.transports.base import InProcessRegionTransport
+
+__all__ = ["SEGMENT_PREFIX", "SharedRegion", "ShmTransport", "unlink_segment"]
+
+#: every segment scadrt creates is named ``scad-…`` (so leftovers are easy to find in /dev/shm)
+SEGMENT_PREFIX = "scad-"
+
+
+def _posix_name(name: str) -> str:
+    # shm_open wants exactly one leading slash and no other; names are shown without it (as in /dev/shm)
+    bare = name.lstrip("/")
+    if not bare or "/" in bare:
+        raise TransportConfigError(f"invalid shared-memory segment name {name!r}")
+    return "/" + bare
+
+
+def unlink_segment(name: str) -> bool:
+    """Remove segment ``name`` from the system; return False if it did not exist."""
+    try:
+        _posixshmem.shm_unlink(_posix_name(name))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _map(name: str, flags: int, size: int | None) -> tuple[mmap.mmap | None, int]:
+    fd = _posixshmem.shm_open(_posix_name(name), flags, mode=0o600)
+    try:
+        if size is not None:
+            os.ftruncate(fd, size)
+        length = os.fstat(fd).st_size
+        # mmap cannot map 0 bytes; an empty segment is a valid (useless) region of size 0
+        return (mmap.mmap(fd, length) if length else None), length
+    finally:
+        os.close(fd)
+
+
+def _release(mapping: mmap.mmap | None, view: memoryview | None) -> None:
+    if view is not None:
+        view.release()
+    if mapping is not None:
+        # BufferError: someone still holds a view of the mapping; it is unmapped when that view goes
+        with contextlib.suppress(BufferError):
+            mapping.close()
+
+
+class SharedRegion:
+    """Owner of a shared-memory segment of ``size`` bytes (zero-filled), named ``name`` or ``scad-…``.
+
+    Use as a context manager, or call :meth:`close` (unmap and unlink). Clients attach with
+    ``ShmTransport(region.name)``; ``buf`` gives the owner direct access to the bytes.
+    """
+
+    def __init__(self, size: int, name: str | None = None) -> None:
+        if size < 1:
+            raise TransportConfigError(f"a shared-memory region needs at least 1 byte, got {size}")
+        self.name = (name or f"{SEGMENT_PREFIX}{os.getpid()}-{secrets.token_hex(6)}").lstrip("/")
+        try:
+            self._mmap, self.size = _map(self.name, os.O_CREAT | os.O_EXCL | os.O_RDWR, size)
+        except FileExistsError as exc:
+            raise TransportConfigError(f"shared-memory segment {self.name!r} already exists") from exc
+        except OSError:
+            unlink_segment(self.name)  # created but could not size or map it (e.g. /dev/shm full)
+            raise
+        self._view: memoryview | None = memoryview(self._mmap) if self._mmap is not None else memoryview(b"")
+        # runs on close(), on garbage collection, and at interpreter exit, whichever comes first
+        self._finalizer = weakref.finalize(self, unlink_segment, self.name)
+
+    @property
+    def buf(self) -> memoryview:
+        if self._view is None:
+            raise TransportClosedError(f"shared-memory region {self.name!r} is closed")
+        return self._view
+
+    @property
+    def closed(self) -> bool:
+        return self._view is None
+
+    def unlink(self) -> None:
+        """Remove the segment's name (new clients can no longer attach); mappings stay valid."""
+        self._finalizer()
+
+    def close(self) -> None:
+        """Unlink the segment and unmap it here. Idempotent."""
+        self.unlink()
+        view, self._view = self._view, None
+        _release(self._mmap, view)
+        self._mmap = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<SharedRegion {self.name!r} {self.size} B{' closed' if self.closed else ''}>"
+
+
+class ShmTransport(InProcessRegionTransport):
+    """A transport to the shared-memory segment ``segment`` (created by a :class:`SharedRegion`)."""
+
+    kind = "shm"
+    # shm_id is the key Scad's rdma_shared used for the segment name
+    config_keys: ClassVar[tuple[str, ...]] = ("segment", "shm_id", "size")
+
+    def __init__(self, segment: str, *, name: str = "shm") -> None:
+        super().__init__(name)
+        try:
+            self._mmap, self._size = _map(segment, os.O_RDWR, None)
+        except FileNotFoundError as exc:
+            raise ConnectionLostError(
+                f"{self}: shared-memory segment {segment!r} does not exist (is the memory element running?)"
+            ) from exc
+        self.segment = segment
+        self._region: memoryview | None = memoryview(self._mmap) if self._mmap is not None else memoryview(b"")
+
+    @classmethod
+    def from_config(cls, name: str, config: Mapping[str, str]) -> ShmTransport:
+        cls.check_config_keys(name, config)
+        segment = config.get("segment") or config.get("shm_id")
+        if not segment:
+            raise TransportConfigError(f"transport {name!r} (shm): needs segment,<name>")
+        transport = cls(segment, name=name)
+        if "size" in config:  # optional consistency check: the descriptor's size must match the segment
+            try:
+                expected = parse_size(config["size"])
+            except ValueError as exc:
+                transport.close()
+                raise TransportConfigError(f"transport {name!r} (shm): {exc}") from exc
+            if expected != transport.size:
+                transport.close()
+                raise TransportConfigError(
+                    f"transport {name!r} (shm): segment {segment!r} has {transport.size} B, descriptor says {expected}"
+                )
+        return transport
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def _close(self) -> None:
+        region, self._region = self._region, None
+        _release(self._mmap, region)
+        self._mmap = None
