@@ -1,0 +1,104 @@
+"""RunReport: what a run did, per element instance and per memory element, and its totals.
+
+Times are seconds since the run started (floats); sizes are bytes. GB·s is memory × time
+summed over everything that held memory: compute instances (peak RSS × duration) and memory
+elements (region size × lifetime), in GiB·s (2**30 bytes × s).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["InstanceRun", "MemoryRun", "RunReport"]
+
+_GiB = 2**30
+
+
+@dataclass(frozen=True)
+class InstanceRun:
+    """One attempt of one compute element instance."""
+
+    element: str
+    index: int
+    attempt: int
+    #: ``ok``, ``failed`` (an exception) or ``crashed`` (killed, segfault, out of memory)
+    status: str
+    start: float
+    end: float
+    pid: int
+    #: peak resident set size of the instance's process (from the kernel, exact)
+    peak_rss: int
+    cpu_user: float
+    cpu_system: float
+    #: (time, RSS) samples taken while it ran, for memory-over-time plots
+    rss_samples: tuple[tuple[float, int], ...] = ()
+    #: transport kind → {"read": bytes, "written": bytes}
+    transfer: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def gib_seconds(self) -> float:
+        return self.peak_rss / _GiB * self.duration
+
+
+@dataclass(frozen=True)
+class MemoryRun:
+    """One instance of a memory element, from start to release."""
+
+    element: str
+    instance: str
+    transport: str
+    size: int
+    start: float
+    end: float
+    #: where it was served (a tcp URL or a shared-memory segment name)
+    address: str = ""
+
+    @property
+    def gib_seconds(self) -> float:
+        return self.size / _GiB * (self.end - self.start)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    program: str
+    #: ``ok``, ``failed`` or ``interrupted``
+    status: str
+    wall: float
+    #: dispatch order of compute elements (program order)
+    order: tuple[str, ...]
+    instances: tuple[InstanceRun, ...]
+    memory: tuple[MemoryRun, ...]
+    #: dependent edges (parent, child) between compute elements, for drawing the DAG
+    edges: tuple[tuple[str, str], ...] = ()
+    #: memory element → corunning compute elements
+    corunning: tuple[tuple[str, str], ...] = ()
+    failure: str = ""
+
+    @property
+    def gib_seconds(self) -> float:
+        return sum(i.gib_seconds for i in self.instances) + sum(m.gib_seconds for m in self.memory)
+
+    @property
+    def peak_rss(self) -> int:
+        return max((i.peak_rss for i in self.instances), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["totals"] = {
+            "wall": self.wall,
+            "gib_seconds": self.gib_seconds,
+            "largest_instance_peak_rss": self.peak_rss,
+            "memory_element_bytes": sum(m.size for m in self.memory),
+            "bytes_read": sum(t.get("read", 0) for i in self.instances for t in i.transfer.values()),
+            "bytes_written": sum(t.get("written", 0) for i in self.instances for t in i.transfer.values()),
+        }
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
