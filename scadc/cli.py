@@ -14,9 +14,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from scadc.run import add_run
 from scadrt import __version__, load_program
 from scadrt.errors import UserError
 from scadrt.export import RENDERED_FORMATS, render_graphviz, to_dot, to_graph_json, to_openwhisk
+from scadrt.transports import memory_server
 
 __all__ = ["main"]
 
@@ -97,7 +99,23 @@ def _add_gen(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.set_defaults(run=_cmd_gen)
 
 
-_COMMANDS: tuple[Callable[..., None], ...] = (_add_dag, _add_gen)
+def _add_memory_server(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                       common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "memory-server", parents=[common], help="serve one memory element's region over tcp",
+        description="Serve one memory element's region (--size bytes, zeroed, allocated lazily) over tcp to "
+                    "any number of clients, until SIGTERM or Ctrl-C. Prints 'listening on tcp://HOST:PORT' "
+                    "when ready. A non-loopback --listen address requires --token (or $SCAD_TOKEN).",
+        epilog="examples:\n  scadc memory-server --size 512MiB\n"
+               "  scadc memory-server --listen tcp://127.0.0.1:0 --size 64MiB --log-level info\n"
+               "  SCAD_TOKEN=secret scadc memory-server --listen tcp://0.0.0.0:2333 --size 1GiB",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    memory_server.add_arguments(p)
+    p.set_defaults(run=memory_server.run_from_args)
+
+
+_COMMANDS: tuple[Callable[..., None], ...] = (_add_dag, _add_gen, add_run, _add_memory_server)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,9 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"scadc: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("scadc: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # SIGTERM arrives as a KeyboardInterrupt subclass (scadrt.engines.local.Terminated)
+        terminated = type(exc).__name__ == "Terminated"
+        print(f"scadc: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:
         # `scadc dag prog | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,0 +1,203 @@
+"""The scheduler core: one state machine over a program's DAG, shared by every engine.
+
+The scheduler decides *what* happens; an engine decides *how* (processes, Ray tasks). Engines
+feed it events (:meth:`Scheduler.start`, :meth:`Scheduler.instance_done`,
+:meth:`Scheduler.instance_failed`) and carry out the commands it returns, in order:
+
+* :class:`StartMemory` — start every instance of a memory element; the engine returns only
+  when it is ready to serve (so a compute element never runs before its memory exists);
+* :class:`Submit` — run one instance of a compute element with these params;
+* :class:`StopMemory` — no compute element that coruns with it remains: free it;
+* :class:`Finish` — every compute element is done; here are the results of the sinks;
+* :class:`Abort` — an instance failed for good: stop everything.
+
+State
+-----
+``waiting``  compute element → parents not done yet (only elements with at least one)
+``ready``    compute elements whose parents are done, not yet submitted, in program order
+``running``  compute element → instance indices submitted and not finished
+``done``     compute element → its results, one per instance, in instance order
+``attempts`` (element, instance) → how many times it has failed so far
+``memory``   memory element → ``pending`` | ``started`` | ``released``
+``users``    memory element → corunning compute elements that are not done yet
+
+Program order is :meth:`Program.topological_order` (dependency order, ties by name); ``ready``
+is drained in it, so submissions, and so stdout, follow it whatever the timing.
+
+Rules: (1) a compute element is ready when all its parents are done; a root receives the run's
+input, any other element ``{parent: [result of instance 0, 1, …]}``; (2) before a ready element
+is submitted, every memory element it coruns with is started; (3) a memory element is stopped
+as soon as no compute element it coruns with remains undone; (4) a failed instance is submitted
+again with the same params while it has failed at most ``retries`` times, else the run aborts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from scadrt.dag import Program
+from scadrt.errors import InternalError
+
+__all__ = ["Abort", "Command", "Failure", "Finish", "Scheduler", "StartMemory", "StopMemory", "Submit"]
+
+JSON = Any
+MemoryState = Literal["pending", "started", "released"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an instance failed: the exception's type and message and the formatted traceback."""
+
+    element: str
+    index: int
+    kind: str
+    message: str
+    traceback: str = ""
+
+    def format(self) -> str:
+        return f"{self.element}[{self.index}]: {self.kind}: {self.message}"
+
+
+@dataclass(frozen=True)
+class StartMemory:
+    name: str
+
+
+@dataclass(frozen=True)
+class Submit:
+    element: str
+    index: int
+    params: JSON
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class StopMemory:
+    name: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    #: sink element → its results, one per instance
+    results: dict[str, list[JSON]]
+
+
+@dataclass(frozen=True)
+class Abort:
+    failure: Failure
+
+
+Command = StartMemory | Submit | StopMemory | Finish | Abort
+
+
+@dataclass
+class Scheduler:
+    """The state machine; see the module docstring for its state and rules."""
+
+    program: Program
+    run_input: JSON = field(default_factory=dict)
+    retries: int = 0
+
+    def __post_init__(self) -> None:
+        self.order = self.program.topological_order()
+        specs = self.program.elements
+        self.waiting: dict[str, set[str]] = {n: set(specs[n].parents) for n in self.order if specs[n].parents}
+        self.ready: list[str] = [n for n in self.order if not specs[n].parents]
+        self.running: dict[str, set[int]] = {}
+        self.done: dict[str, list[JSON]] = {}
+        self.attempts: dict[tuple[str, int], int] = {}
+        self.memory: dict[str, MemoryState] = {m.name: "pending" for m in self.program.memory_elements()}
+        self.users: dict[str, set[str]] = {m.name: set(m.corunning_names) for m in self.program.memory_elements()}
+        self._partial: dict[str, list[JSON]] = {}
+        self.aborted = False
+
+    # ------------------------------------------------------------------ events
+
+    def start(self) -> list[Command]:
+        commands: list[Command] = []
+        for name, users in self.users.items():  # (3) nobody will ever use it
+            if not users:
+                self.memory[name] = "released"
+        commands += self._submit_ready()
+        if not self.order:
+            commands.append(Finish({}))
+        return commands
+
+    def instance_done(self, element: str, index: int, result: JSON) -> list[Command]:
+        self._check_running(element, index)
+        self.running[element].discard(index)
+        self._partial[element][index] = result
+        if self.running[element]:
+            return []
+        del self.running[element]
+        self.done[element] = self._partial.pop(element)
+        commands: list[Command] = []
+        for name, users in self.users.items():  # (3)
+            if element in users:
+                users.discard(element)
+                if not users and self.memory[name] == "started":
+                    self.memory[name] = "released"
+                    commands.append(StopMemory(name))
+        specs = self.program.elements
+        for child in specs[element].dependents:  # (1)
+            self.waiting[child].discard(element)
+            if not self.waiting[child]:
+                del self.waiting[child]
+                self.ready.append(child)
+        self.ready.sort(key=self.order.index)
+        commands += self._submit_ready()
+        if len(self.done) == len(self.order):
+            sinks = [n for n in self.order if not specs[n].dependents]
+            commands.append(Finish({n: self.done[n] for n in sinks}))
+        return commands
+
+    def instance_failed(self, failure: Failure, params: JSON) -> list[Command]:
+        element, index = failure.element, failure.index
+        self._check_running(element, index)
+        key = (element, index)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        if self.attempts[key] <= self.retries:  # (4)
+            return [Submit(element, index, params, self.attempts[key])]
+        self.aborted = True
+        return [Abort(failure)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def params_for(self, element: str) -> JSON:
+        parents = self.program.elements[element].parents
+        if not parents:
+            return self.run_input
+        return {parent: self.done[parent] for parent in parents}
+
+    def _submit_ready(self) -> list[Command]:
+        commands: list[Command] = []
+        specs = self.program.elements
+        for element in self.ready:
+            for peer in specs[element].corunning_names:  # (2)
+                if self.memory.get(peer) == "pending":
+                    self.memory[peer] = "started"
+                    commands.append(StartMemory(peer))
+            params = self.params_for(element)
+            count = specs[element].parallelism
+            self.running[element] = set(range(count))
+            self._partial[element] = [None] * count
+            commands += [Submit(element, i, params) for i in range(count)]
+        self.ready = []
+        return commands
+
+    def _check_running(self, element: str, index: int) -> None:
+        if self.aborted or index not in self.running.get(element, ()):
+            raise InternalError(f"event for {element}[{index}], which is not running")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain, sorted data (for tests and debugging)."""
+        return {
+            "waiting": {k: sorted(v) for k, v in sorted(self.waiting.items())},
+            "ready": list(self.ready),
+            "running": {k: sorted(v) for k, v in sorted(self.running.items())},
+            "done": dict(sorted(self.done.items())),
+            "attempts": dict(sorted(self.attempts.items())),
+            "memory": dict(sorted(self.memory.items())),
+            "users": {k: sorted(v) for k, v in sorted(self.users.items())},
+        }

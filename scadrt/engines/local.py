@@ -1,0 +1,449 @@
+"""The local engine: run a program on this machine, each instance in its own process.
+
+It carries out the :class:`~scadrt.engines.core.Scheduler`'s commands with
+
+* a pool of warm workers (:mod:`scadrt.engines.worker`) that fork one child per instance;
+* a memory backend that starts memory elements (shared-memory segments or memory servers);
+* an output sequencer that writes each instance's captured stdout/stderr in program order,
+  so the bytes printed do not depend on timing or concurrency.
+
+Everything it starts (workers, their children, memory servers, segments, the run's temporary
+directory) is gone when :meth:`LocalEngine.run` returns or raises, Ctrl-C and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from scadrt.dag import ElementSpec, Program
+from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
+from scadrt.engines.worker import Exited, Ready, Started, Task, read_frame, write_frame
+from scadrt.errors import InternalError
+from scadrt.report import InstanceRun, MemoryRun, RunReport
+
+__all__ = ["LocalEngine", "MemoryBackend", "RunFailed", "RunResult", "Terminated"]
+
+_SAMPLE_INTERVAL = 0.05
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class MemoryBackend(Protocol):
+    """Starts and stops memory elements for the engine."""
+
+    kind: str
+
+    def start(self, spec: ElementSpec) -> dict[str, str]:
+        """Start every instance of ``spec``; return instance name → transport descriptor."""
+        ...
+
+    def stop(self, name: str) -> None: ...
+
+    def close(self) -> None:
+        """Stop everything still running (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    report: RunReport
+    #: sink element → its results (one per instance)
+    results: dict[str, list[Any]]
+
+
+class RunFailed(Exception):
+    """An element failed for good; the report is complete up to the failure."""
+
+    def __init__(self, failure: Failure, report: RunReport) -> None:
+        super().__init__(failure.format())
+        self.failure = failure
+        self.report = report
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during a run; it unwinds like Ctrl-C so that teardown runs."""
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    tasks: BinaryIO
+    events: BinaryIO
+    ready: bool = False
+    task: Task | None = None
+    child: int = 0
+    started: float = 0.0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+
+class _OutputSequencer:
+    """Writes captured output of instances in program order, as soon as the prefix is complete."""
+
+    def __init__(self, order: list[tuple[str, int]], stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self.order = order
+        self.position = 0
+        self.complete: dict[tuple[str, int], tuple[str, str]] = {}
+        self.stdout, self.stderr = stdout, stderr
+
+    def finished(self, key: tuple[str, int], stdout_path: str, stderr_path: str) -> None:
+        self.complete[key] = (stdout_path, stderr_path)
+        while self.position < len(self.order) and self.order[self.position] in self.complete:
+            self._emit(self.order[self.position])
+            self.position += 1
+
+    def failed(self, key: tuple[str, int], stdout_path: str, stderr_path: str) -> None:
+        # What a sequential run would have printed: everything before the failure, then its output.
+        for earlier in self.order[self.position:]:
+            if earlier == key:
+                break
+            if earlier in self.complete:
+                self._emit(earlier)
+        self.complete[key] = (stdout_path, stderr_path)
+        self._emit(key)
+        self.position = len(self.order)
+
+    def _emit(self, key: tuple[str, int]) -> None:
+        out_path, err_path = self.complete[key]
+        for path, stream in ((out_path, self.stdout), (err_path, self.stderr)):
+            with suppress(FileNotFoundError), open(path, "rb") as captured:
+                shutil.copyfileobj(captured, stream)
+            stream.flush()
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class LocalEngine:
+    """Runs programs on this machine; one engine may run several programs in turn."""
+
+    def __init__(self, *, memory: MemoryBackend | None = None, max_workers: int | None = None,
+                 retries: int = 0, stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
+                 on_event: Callable[[str, str, int], None] | None = None) -> None:
+        self.memory = memory
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.retries = retries
+        self.stdout = stdout or sys.stdout.buffer
+        self.stderr = stderr or sys.stderr.buffer
+        self.on_event = on_event or (lambda event, element, index: None)
+        self._workers: list[_Worker] = []
+        self._selector = selectors.DefaultSelector()
+
+    # ------------------------------------------------------------------ pool
+
+    def _start_worker(self) -> _Worker:
+        task_r, task_w = os.pipe()
+        event_r, event_w = os.pipe()
+        proc = subprocess.Popen(
+            # not `-m scadrt.engines.worker`: frames must pickle as scadrt.engines.worker.*, not __main__.*
+            [sys.executable, "-c", f"from scadrt.engines.worker import serve; serve({task_r}, {event_w})"],
+            pass_fds=(task_r, event_w), stdin=subprocess.DEVNULL, close_fds=True,
+        )
+        os.close(task_r)
+        os.close(event_w)
+        worker = _Worker(proc, os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb"))
+        self._selector.register(worker.events, selectors.EVENT_READ, worker)
+        self._workers.append(worker)
+        return worker
+
+    def start_pool(self, size: int) -> None:
+        """Start workers up to ``size`` (they warm up concurrently, while other work goes on)."""
+        while len(self._workers) < size:
+            self._start_worker()
+
+    def close(self) -> None:
+        """Stop every worker and child this engine started."""
+        for worker in self._workers:
+            if worker.child:
+                with suppress(ProcessLookupError):
+                    os.kill(worker.child, signal.SIGKILL)
+            with suppress(OSError):
+                worker.tasks.close()
+        deadline = time.monotonic() + 2.0
+        for worker in self._workers:
+            try:
+                worker.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+            with suppress(KeyError, ValueError):
+                self._selector.unregister(worker.events)
+            worker.events.close()
+        self._workers.clear()
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, program: Program, run_input: Any = None) -> RunResult:
+        """Run ``program``; raise :class:`RunFailed` when an element fails for good."""
+        with _signals_unwind(), tempfile.TemporaryDirectory(prefix="scadrt-run-") as tmp:
+            return _Run(self, program, {} if run_input is None else run_input, Path(tmp)).execute()
+
+
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: the caller handles signals
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Run:
+    """The state of one run; lives only inside :meth:`LocalEngine.run`."""
+
+    def __init__(self, engine: LocalEngine, program: Program, run_input: Any, tmp: Path) -> None:
+        self.engine, self.program, self.tmp = engine, program, tmp
+        self.scheduler = Scheduler(program, run_input, retries=engine.retries)
+        order = [(name, i) for name in self.scheduler.order for i in range(program.elements[name].parallelism)]
+        self.output = _OutputSequencer(order, engine.stdout, engine.stderr)
+        self.queue: deque[Submit] = deque()
+        self.descriptors: dict[str, dict[str, str]] = {}
+        self.memory_runs: dict[str, list[MemoryRun]] = {}
+        self.live_memory: set[str] = set()
+        self.torn_down = False
+        self.instances: list[InstanceRun] = []
+        self.params: dict[int, Submit] = {}
+        self.t0 = time.time()
+        self.next_id = 0
+        self.finished: Finish | None = None
+
+    def now(self) -> float:
+        return time.time() - self.t0
+
+    def execute(self) -> RunResult:
+        engine = self.engine
+        computes = self.program.compute_elements()
+        ok = False
+        try:
+            engine.start_pool(min(engine.max_workers, sum(e.parallelism for e in computes)))
+            self.apply(self.scheduler.start())
+            while self.finished is None:
+                self.dispatch()
+                self.wait_events()
+            ok = True
+        except RunFailed as failed:
+            self.teardown(ok=False)
+            failed.report = self.report("failed", failed.failure.format())
+            raise
+        finally:
+            if not ok:
+                self.teardown(ok=False)
+        self.teardown(ok=True)
+        return RunResult(self.report("ok"), self.finished.results)
+
+    # ------------------------------------------------------------------ commands
+
+    def apply(self, commands: list[Command]) -> None:
+        for command in commands:
+            if isinstance(command, StartMemory):
+                self.start_memory(self.program.elements[command.name])
+            elif isinstance(command, StopMemory):
+                self.stop_memory(command.name)
+            elif isinstance(command, Submit):
+                self.queue.append(command)
+            elif isinstance(command, Finish):
+                self.finished = command
+            elif isinstance(command, Abort):
+                raise RunFailed(command.failure, self.report("failed", command.failure.format()))
+
+
+    def start_memory(self, spec: ElementSpec) -> None:
+        if self.engine.memory is None:
+            raise InternalError("a memory element started, but the engine has no memory backend")
+        start = self.now()
+        self.live_memory.add(spec.name)
+        self.descriptors[spec.name] = self.engine.memory.start(spec)
+        self.memory_runs[spec.name] = [
+            MemoryRun(spec.name, instance, self.engine.memory.kind, spec.limits.mem, start, start, descriptor)
+            for instance, descriptor in self.descriptors[spec.name].items()
+        ]
+
+    def stop_memory(self, name: str) -> None:
+        self.live_memory.discard(name)
+        if self.engine.memory is not None:
+            self.engine.memory.stop(name)
+        end = self.now()
+        self.memory_runs[name] = [
+            MemoryRun(m.element, m.instance, m.transport, m.size, m.start, end, m.address)
+            for m in self.memory_runs[name]
+        ]
+
+    def transports_for(self, spec: ElementSpec) -> dict[str, str]:
+        transports = {}
+        for link in spec.corunning:
+            if link.peer not in self.descriptors:
+                continue  # compute-compute corunning: nothing to connect
+            for instance, tail in self.descriptors[link.peer].items():
+                key = link.trans + instance[len(link.peer):]  # the name the code asks for, plus '' or '@i'
+                transports[key] = f"{key};{tail}"
+        return transports
+
+    def dispatch(self) -> None:
+        for worker in self.engine._workers:
+            if not self.queue:
+                return
+            if not worker.ready or worker.task is not None:
+                continue
+            submit = self.queue.popleft()
+            spec = self.program.elements[submit.element]
+            self.next_id += 1
+            stem = self.tmp / f"{submit.element}@{submit.index}.{submit.attempt}"
+            task = Task(
+                task_id=self.next_id, element=submit.element, index=submit.index, parallelism=spec.parallelism,
+                path=str(Path(spec.path).resolve()), params=submit.params, transports=self.transports_for(spec),
+                stdout_path=f"{stem}.out", stderr_path=f"{stem}.err", result_path=f"{stem}.result.json",
+                error_path=f"{stem}.error.json",
+            )
+            self.params[task.task_id] = submit
+            worker.task = task
+            write_frame(worker.tasks, task)
+
+    # ------------------------------------------------------------------ events
+
+    def wait_events(self) -> None:
+        engine = self.engine
+        for key, _ in engine._selector.select(timeout=_SAMPLE_INTERVAL):
+            worker: _Worker = key.data
+            frame = read_frame(worker.events)
+            if frame is None:
+                self.worker_died(worker)
+            else:
+                self.on_frame(worker, frame)
+        now = self.now()
+        for worker in engine._workers:
+            if worker.child:
+                worker.samples.append((now, _rss(worker.child)))
+
+    def on_frame(self, worker: _Worker, frame: Ready | Started | Exited) -> None:
+        if isinstance(frame, Ready):
+            worker.ready = True
+            return
+        task = worker.task
+        if task is None or frame.task_id != task.task_id:
+            raise InternalError(f"worker {worker.proc.pid} reported {frame}, but runs {task}")
+        if isinstance(frame, Started):
+            worker.child, worker.started, worker.samples = frame.pid, frame.start - self.t0, []
+            self.engine.on_event("started", task.element, task.index)
+            return
+        samples = tuple(worker.samples)
+        worker.task, worker.child = None, 0
+        self.instance_exited(task, frame, worker.started, samples)
+
+    def instance_exited(self, task: Task, exited: Exited, start: float,
+                        samples: tuple[tuple[float, int], ...]) -> None:
+        submit = self.params.pop(task.task_id)
+        key = (task.element, task.index)
+        result_path = Path(task.result_path)
+        status = exited.status
+        transfer: dict[str, dict[str, int]] = {}
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and result_path.exists():
+            payload = json.loads(result_path.read_text())
+            transfer = payload.get("transfer", {})
+            outcome = "ok"
+        else:
+            failure = self.failure_of(task, status)
+            outcome = "crashed" if failure.kind == "crash" else "failed"
+        self.instances.append(InstanceRun(
+            task.element, task.index, submit.attempt, outcome, start, exited.end - self.t0, exited.pid,
+            exited.peak_rss, exited.cpu_user, exited.cpu_system, samples, transfer,
+        ))
+        self.engine.on_event(outcome, task.element, task.index)
+        if outcome == "ok":
+            self.output.finished(key, task.stdout_path, task.stderr_path)
+            self.apply(self.scheduler.instance_done(task.element, task.index, payload["result"]))
+            return
+        commands = self.scheduler.instance_failed(failure, submit.params)
+        if any(isinstance(c, Abort) for c in commands):
+            self.output.failed(key, task.stdout_path, task.stderr_path)
+        self.apply(commands)
+
+    def failure_of(self, task: Task, status: int) -> Failure:
+        error_path = Path(task.error_path)
+        if os.WIFEXITED(status) and error_path.exists():
+            error = json.loads(error_path.read_text())
+            return Failure(task.element, task.index, error["kind"], error["message"], error["traceback"])
+        if os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status))
+            hint = " (out of memory?)" if sig == signal.SIGKILL else ""
+            return Failure(task.element, task.index, "crash", f"the process was killed by {sig.name}{hint}")
+        return Failure(task.element, task.index, "crash",
+                       f"the process exited with status {os.waitstatus_to_exitcode(status)} without a result")
+
+    def worker_died(self, worker: _Worker) -> None:
+        engine = self.engine
+        engine._selector.unregister(worker.events)
+        engine._workers.remove(worker)
+        worker.events.close()
+        with suppress(OSError):
+            worker.tasks.close()
+        code = worker.proc.wait()
+        task = worker.task
+        engine._start_worker()
+        if task is None:
+            if not worker.ready:
+                raise InternalError(f"a worker exited with status {code} before it was ready")
+            return
+        failure = Failure(task.element, task.index, "crash", f"its worker process died (exit status {code})")
+        self.params.pop(task.task_id)
+        self.instances.append(InstanceRun(task.element, task.index, 0, "crashed", worker.started, self.now(),
+                                          worker.child, 0, 0.0, 0.0, tuple(worker.samples)))
+        self.output.failed((task.element, task.index), task.stdout_path, task.stderr_path)
+        self.apply([Abort(failure)])
+
+    # ------------------------------------------------------------------ end
+
+    def teardown(self, ok: bool) -> None:
+        if self.torn_down:
+            return
+        self.torn_down = True
+        engine = self.engine
+        try:
+            if not ok:
+                # Children of a failed run must not outlive it; the workers restart on the next run.
+                engine.close()
+        finally:
+            for name in sorted(self.live_memory):
+                self.stop_memory(name)
+            if engine.memory is not None:
+                engine.memory.close()
+
+    def report(self, status: str, failure: str = "") -> RunReport:
+        program = self.program
+        return RunReport(
+            program=program.name, status=status, wall=self.now(), order=self.scheduler.order,
+            instances=tuple(sorted(self.instances, key=lambda i: (i.start, i.element, i.index))),
+            memory=tuple(m for runs in self.memory_runs.values() for m in runs),
+            edges=tuple((p, e.name) for e in program.compute_elements() for p in e.parents),
+            corunning=tuple((m.name, c) for m in program.memory_elements() for c in m.corunning_names),
+            failure=failure,
+        )

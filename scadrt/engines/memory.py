@@ -1,0 +1,95 @@
+"""Memory backends of the local engine: how a memory element comes to exist on this machine.
+
+``shm``  a POSIX shared-memory segment per memory instance, owned by the engine's process;
+         compute instances map it and copy directly (no server in the data path).
+``tcp``  a memory-server process per memory instance on 127.0.0.1 (a free port each), reached
+         over pyzmq; the same path a multi-machine run takes.
+
+A backend's :meth:`start` returns, per memory instance (``name`` or ``name@i``), the tail of a
+transport descriptor (``IMPL;KEY,VALUE;…``); the engine prefixes the name under which each
+compute element asks for it (its corunning ``trans``), so the element code never changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scadrt.dag import ElementSpec, Program
+from scadrt.errors import UserError
+from scadrt.transports.shm import SharedRegion
+
+if TYPE_CHECKING:
+    from scadrt.transports.memory_server import ServerProcess
+
+__all__ = ["TRANSPORT_CHOICES", "ShmMemory", "TcpMemory", "memory_backend"]
+
+TRANSPORT_CHOICES = ("auto", "local", "shm", "tcp", "rdma")
+
+
+class ShmMemory:
+    kind = "shm"
+
+    def __init__(self) -> None:
+        self.regions: dict[str, list[SharedRegion]] = {}
+
+    def start(self, spec: ElementSpec) -> dict[str, str]:
+        regions = self.regions.setdefault(spec.name, [])
+        for _ in spec.instance_names():
+            regions.append(SharedRegion(spec.limits.mem))
+        return {instance: f"shm;segment,{region.name};"
+                for instance, region in zip(spec.instance_names(), regions, strict=True)}
+
+    def stop(self, name: str) -> None:
+        for region in self.regions.pop(name, []):
+            region.close()
+
+    def close(self) -> None:
+        for name in list(self.regions):
+            self.stop(name)
+
+
+class TcpMemory:
+    kind = "tcp"
+
+    def __init__(self) -> None:
+        # pyzmq is imported only when a run really uses tcp
+        self.servers: dict[str, list[ServerProcess]] = {}
+
+    def start(self, spec: ElementSpec) -> dict[str, str]:
+        from scadrt.transports.memory_server import spawn_memory_server
+
+        servers = self.servers.setdefault(spec.name, [])
+        for _ in spec.instance_names():
+            servers.append(spawn_memory_server(spec.limits.mem))
+        return {instance: f"tcp;url,{server.url};"
+                for instance, server in zip(spec.instance_names(), servers, strict=True)}
+
+    def stop(self, name: str) -> None:
+        for server in self.servers.pop(name, []):
+            server.stop()
+
+    def close(self) -> None:
+        for name in list(self.servers):
+            self.stop(name)
+
+
+def memory_backend(transport: str, program: Program) -> ShmMemory | TcpMemory | None:
+    """The backend for ``--transport``; None when the program has no memory elements."""
+    if transport not in TRANSPORT_CHOICES:
+        raise UserError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORT_CHOICES)}")
+    if transport == "local":
+        raise UserError("the local transport keeps a region inside one process, but the local engine runs "
+                        "each element in its own process; use --transport shm (one host) or tcp")
+    if transport == "rdma":
+        from scadrt.errors import TransportUnavailableError
+        from scadrt.transports.rdma import find_device
+
+        try:
+            find_device()
+        except TransportUnavailableError as exc:
+            raise UserError(f"--transport rdma: {exc}") from exc
+        raise UserError("--transport rdma: the local engine cannot start RDMA memory servers yet; "
+                        "use --transport shm or tcp")
+    if not program.memory_elements():
+        return None
+    return TcpMemory() if transport == "tcp" else ShmMemory()

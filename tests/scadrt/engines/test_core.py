@@ -1,0 +1,99 @@
+"""The scheduler state machine, driven by hand; its whole state is compared after each step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scadrt.dag import load_program
+from scadrt.engines.core import Abort, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
+from scadrt.errors import InternalError
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "elements"
+
+
+def test_fanout_state_after_each_step() -> None:
+    s = Scheduler(load_program(EXAMPLES / "fanout"), {"n": 6})
+    assert s.snapshot() == {
+        "waiting": {"collect": ["square"], "square": ["produce"]}, "ready": ["produce"], "running": {},
+        "done": {}, "attempts": {}, "memory": {"mem": "pending"}, "users": {"mem": ["collect", "produce", "square"]},
+    }
+    assert s.start() == [StartMemory("mem"), Submit("produce", 0, {"n": 6})]
+    assert s.snapshot()["running"] == {"produce": [0]}
+    assert s.snapshot()["memory"] == {"mem": "started"}
+
+    produced = {"n": 6}
+    assert s.instance_done("produce", 0, produced) == [
+        Submit("square", i, {"produce": [produced]}) for i in range(3)
+    ]
+    assert s.snapshot() == {
+        "waiting": {"collect": ["square"]}, "ready": [], "running": {"square": [0, 1, 2]},
+        "done": {"produce": [produced]}, "attempts": {}, "memory": {"mem": "started"},
+        "users": {"mem": ["collect", "square"]},
+    }
+    # instances finish out of order; the results keep instance order
+    assert s.instance_done("square", 2, {"i": 2}) == []
+    assert s.instance_done("square", 0, {"i": 0}) == []
+    assert s.instance_done("square", 1, {"i": 1}) == [
+        Submit("collect", 0, {"square": [{"i": 0}, {"i": 1}, {"i": 2}]}),
+    ]
+    assert s.instance_done("collect", 0, {"total": 1}) == [StopMemory("mem"), Finish({"collect": [{"total": 1}]})]
+    assert s.snapshot()["memory"] == {"mem": "released"} and s.snapshot()["users"] == {"mem": []}
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+MAIN = "def main(params, action):\n    return {}\n"
+
+
+def test_independent_elements_are_ready_together_in_name_order(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "b.o.py": "#@ type: compute\n#@ dependents: [d]\n" + MAIN,
+        "a.o.py": "#@ type: compute\n#@ dependents: [d]\n" + MAIN,
+        "d.o.py": "#@ type: compute\n" + MAIN,
+        "m.o.yaml": "type: memory\ncorunning: [d]\n",
+        "unused.o.yaml": "type: memory\n",
+    })
+    s = Scheduler(load_program(tmp_path), {"x": 1})
+    assert s.start() == [Submit("a", 0, {"x": 1}), Submit("b", 0, {"x": 1})]
+    assert s.snapshot()["memory"] == {"m": "pending", "unused": "released"}
+    assert s.instance_done("b", 0, {"b": 1}) == []
+    # the memory element starts only when its first user is about to run
+    assert s.instance_done("a", 0, {"a": 1}) == [StartMemory("m"), Submit("d", 0, {"a": [{"a": 1}], "b": [{"b": 1}]})]
+    assert s.instance_done("d", 0, {}) == [StopMemory("m"), Finish({"d": [{}]})]
+
+
+def test_memory_is_released_after_its_last_user_not_at_the_end(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "a.o.py": "#@ type: compute\n#@ dependents: [b]\n#@ corunning: [m]\n" + MAIN,
+        "b.o.py": "#@ type: compute\n" + MAIN,
+        "m.o.yaml": "type: memory\n",
+    })
+    s = Scheduler(load_program(tmp_path))
+    assert s.start() == [StartMemory("m"), Submit("a", 0, {})]
+    assert s.instance_done("a", 0, {}) == [StopMemory("m"), Submit("b", 0, {"a": [{}]})]
+
+
+def test_retries_resubmit_with_the_same_params_then_abort() -> None:
+    s = Scheduler(load_program(EXAMPLES / "failing"), {}, retries=1)
+    assert s.start() == [Submit("first", 0, {})]
+    assert s.instance_done("first", 0, {"value": 42}) == [Submit("second", 0, {"first": [{"value": 42}]})]
+    failure = Failure("second", 0, "ValueError", "expected 0, got 42")
+    params = {"first": [{"value": 42}]}
+    assert s.instance_failed(failure, params) == [Submit("second", 0, params, attempt=1)]
+    assert s.instance_failed(failure, params) == [Abort(failure)]
+    assert s.snapshot()["attempts"] == {("second", 0): 2}
+    with pytest.raises(InternalError):
+        s.instance_done("second", 0, {})
+
+
+def test_event_for_an_instance_that_is_not_running_is_a_bug() -> None:
+    s = Scheduler(load_program(EXAMPLES / "chain"))
+    s.start()
+    with pytest.raises(InternalError, match="second"):
+        s.instance_done("second", 0, {})

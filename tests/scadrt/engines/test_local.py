@@ -1,0 +1,225 @@
+"""The local engine over real processes, shared memory and real memory servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from scadrt.dag import load_program
+from scadrt.engines.local import LocalEngine, RunFailed
+from scadrt.engines.memory import memory_backend
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples" / "elements"
+MAIN = "def main(params, action):\n"
+
+
+def shm_segments() -> set[str]:
+    return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("scad-")}
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind() -> object:
+    """Every test must leave no child process and no shared-memory segment behind."""
+    me = psutil.Process()
+    before_children = {p.pid for p in me.children(recursive=True)}
+    before_segments = shm_segments()
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        extra = [p for p in me.children(recursive=True) if p.pid not in before_children and p.is_running()
+                 and p.status() != psutil.STATUS_ZOMBIE]
+        if not extra:
+            break
+        time.sleep(0.05)
+    assert extra == [], [p.cmdline() for p in extra]
+    assert shm_segments() - before_segments == set()
+
+
+def run(program_dir: Path, transport: str = "shm", run_input: dict[str, object] | None = None,
+        **options: object) -> tuple[bytes, bytes, object]:
+    program = load_program(program_dir)
+    out, err = io.BytesIO(), io.BytesIO()
+    with LocalEngine(memory=memory_backend(transport, program), stdout=out, stderr=err, **options) as engine:  # type: ignore[arg-type]
+        try:
+            result: object = engine.run(program, run_input or {})
+        except RunFailed as failed:
+            result = failed
+    return out.getvalue(), err.getvalue(), result
+
+
+@pytest.mark.parametrize("transport", ["shm", "tcp"])
+def test_fanout_example(transport: str) -> None:
+    out, _, result = run(EXAMPLES / "fanout", transport, {"n": 3000})
+    assert not isinstance(result, RunFailed), result
+    total = sum(float(i * i) for i in range(3000))
+    assert out.decode() == (
+        "produce: wrote 3000 values (24000 bytes)\n"
+        "square[0]: squared values 0..999\n"
+        "square[1]: squared values 1000..1999\n"
+        "square[2]: squared values 2000..2999\n"
+        f"collect: 3 parts, sum of squares = {total:.0f}, parts agree: True\n"
+    )
+    report = result.report  # type: ignore[attr-defined]
+    assert [(m.element, m.transport, m.size) for m in report.memory] == [("mem", transport, 64 * 2**20)]
+    assert sorted((i.element, i.index, i.status) for i in report.instances) == [
+        ("collect", 0, "ok"), ("produce", 0, "ok"), ("square", 0, "ok"), ("square", 1, "ok"), ("square", 2, "ok"),
+    ]
+    produce = next(i for i in report.instances if i.element == "produce")
+    assert produce.transfer[transport]["written"] == 24000
+    assert all(i.peak_rss > 10 * 2**20 and i.pid > 0 for i in report.instances)  # numpy is loaded in each
+
+
+def test_chain_example_and_results() -> None:
+    out, _, result = run(EXAMPLES / "chain", run_input={"n": 4})
+    assert out == b"first: made 4 numbers\nsecond: squared 4 numbers\nthird: sum of squares = 30\n"
+    assert result.results == {"third": [{"total": 30}]}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("transport", ["shm", "tcp"])
+def test_failing_example_stops_the_run(transport: str) -> None:
+    out, _, result = run(EXAMPLES / "failing", transport)
+    assert isinstance(result, RunFailed)
+    assert out == b"first: ok\nsecond: checking the value\n"  # third never ran
+    failure = result.failure
+    assert (failure.element, failure.index, failure.kind) == ("second", 0, "ValueError")
+    assert failure.message == "expected 0, got 42"
+    assert 'second.o.py", line 9, in check' in failure.traceback
+    assert "worker.py" not in failure.traceback  # the engine's own frames are not the user's business
+    assert result.report.status == "failed"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_output_follows_program_order_not_timing(tmp_path: Path) -> None:
+    # 'a' is slow and 'b' fast; both are roots, so they run at once, but a's output comes first.
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\n#@ parallelism: 2\nimport time\n" + MAIN +
+                  "    time.sleep(1.5 - 1.0 * action.par_index)\n    print('a', action.par_index)\n    return {}\n",
+        "b.o.py": "#@ type: compute\nimport sys\n" + MAIN + "    print('b')\n    print('b-err', file=sys.stderr)\n"
+                  "    return {}\n",
+    })
+    out, err, result = run(prog, max_workers=3)
+    assert not isinstance(result, RunFailed)
+    assert out == b"a 0\na 1\nb\n" and err == b"b-err\n"
+    report = result.report  # type: ignore[attr-defined]
+    b = next(i for i in report.instances if i.element == "b")
+    a0 = next(i for i in report.instances if (i.element, i.index) == ("a", 0))
+    assert b.end < a0.end  # b really finished first
+
+
+def test_crash_is_reported_like_an_exception(tmp_path: Path) -> None:
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\nimport os, signal\n" + MAIN + "    os.kill(os.getpid(), signal.SIGKILL)\n",
+    })
+    _, _, result = run(prog)
+    assert isinstance(result, RunFailed)
+    assert result.failure.kind == "crash" and "SIGKILL" in result.failure.message
+    assert result.report.instances[0].status == "crashed"
+
+
+def test_retries_rerun_from_the_parents_results(tmp_path: Path) -> None:
+    marker = tmp_path / "attempts"
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\n#@ dependents: [b]\n" + MAIN + "    return {'x': 7}\n",
+        "b.o.py": "#@ type: compute\n" + MAIN +
+                  f"    with open({str(marker)!r}, 'a') as f:\n        f.write('.')\n"
+                  f"    if len(open({str(marker)!r}).read()) < 3:\n        raise RuntimeError('flaky')\n"
+                  "    print('b got', params['a'][0]['x'])\n    return {}\n",
+    })
+    _, _, failed = run(prog, retries=1)
+    assert isinstance(failed, RunFailed) and failed.failure.message == "flaky"
+    marker.unlink()
+    out, _, result = run(prog, retries=2)
+    assert out == b"b got 7\n"
+    assert [(i.element, i.attempt, i.status) for i in result.report.instances] == [  # type: ignore[attr-defined]
+        ("a", 0, "ok"), ("b", 0, "failed"), ("b", 1, "failed"), ("b", 2, "ok"),
+    ]
+
+
+def test_non_json_result_is_an_error(tmp_path: Path) -> None:
+    prog = write(tmp_path / "p", {"a.o.py": "#@ type: compute\n" + MAIN + "    return {'x': object()}\n"})
+    _, _, result = run(prog)
+    assert isinstance(result, RunFailed) and "not JSON-serialisable" in result.failure.message
+
+
+def test_parallel_memory_instances_are_addressed_by_index(tmp_path: Path) -> None:
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\nparallelism: 2\nlimits: {mem: 1 MB}\ncorunning: [w, r]\n",
+        "w.o.py": "#@ type: compute\n#@ parallelism: 2\n#@ dependents: [r]\n" + MAIN +
+                  "    t = action.get_transport(f'm@{action.par_index}', 'rdma')\n    t.reg(1)\n"
+                  "    t.buf[0] = 10 + action.par_index\n    t.write(1, 0)\n    return {}\n",
+        "r.o.py": "#@ type: compute\n" + MAIN +
+                  "    got = []\n    for i in range(2):\n        t = action.get_transport(f'm@{i}', 'rdma')\n"
+                  "        t.reg(1)\n        t.read(1, 0)\n        got.append(t.buf[0])\n    print(got)\n"
+                  "    return {}\n",
+    })
+    out, _, result = run(prog)
+    assert out == b"[10, 11]\n", result
+    assert sorted(m.instance for m in result.report.memory) == ["m@0", "m@1"]  # type: ignore[attr-defined]
+
+
+def scadc(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scadc", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+def test_cli_run_result_report_and_exit_codes(tmp_path: Path) -> None:
+    done = scadc("run", EXAMPLES / "chain", "--param", "n=3", "--quiet", "--result-json", tmp_path / "r.json",
+                 "--report", tmp_path / "run.json")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "first: made 3 numbers\nsecond: squared 3 numbers\nthird: sum of squares = 14\n"
+    assert done.stderr == ""
+    assert json.loads((tmp_path / "r.json").read_text()) == {"total": 14}
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["status"] == "ok" and report["order"] == ["first", "second", "third"]
+    assert report["totals"]["gib_seconds"] > 0
+
+    failed = scadc("run", EXAMPLES / "failing", "--transport", "tcp")
+    assert failed.returncode == 1
+    assert failed.stdout == "first: ok\nsecond: checking the value\n"
+    assert "element 'second' instance 0 failed" in failed.stderr
+    assert "ValueError: expected 0, got 42" in failed.stderr
+    assert "scadc: " in failed.stderr and "started" in failed.stderr  # plain progress lines when not a TTY
+
+    bad = scadc("run", EXAMPLES / "chain", "--param", "oops")
+    assert bad.returncode == 2 and "--param expects key=value" in bad.stderr
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("transport", ["shm", "tcp"])
+def test_interrupt_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals, status: int, transport: str) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\ncorunning: [a]\nlimits: {mem: 1 MB}\n",
+        "a.o.py": "#@ type: compute\n#@ parallelism: 2\nimport time\n" + MAIN +
+                  f"    open({str(marks)!r} + f'/{{action.par_index}}', 'w').close()\n    time.sleep(60)\n"
+                  "    return {}\n",
+    })
+    proc = subprocess.Popen([sys.executable, "-m", "scadc", "run", str(prog), "-t", transport],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    pids = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+    assert len(pids) >= 4  # 2 workers + 2 instances (+ a memory server for tcp)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == status, err
+    assert b"Traceback" not in err
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
