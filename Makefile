@@ -19,13 +19,17 @@ demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 	@echo "== scadc dag examples/elements/fanout (validate and draw the DAG)"
 	$(BIN)/scadc dag examples/elements/fanout
-	$(BIN)/scadc dag examples/elements/fanout --format json -o $(DEMO_OUT)/fanout.json
 	@if command -v dot >/dev/null; then \
 		$(BIN)/scadc dag examples/elements/fanout -o $(DEMO_OUT)/fanout.svg && echo "wrote $(DEMO_OUT)/fanout.svg"; \
 	else echo "(graphviz's dot is not installed: skipping the SVG drawing)"; fi
 	@echo "== scadc gen examples/elements/chain (Scad OpenWhisk JSON)"
 	$(BIN)/scadc gen examples/elements/chain -o $(DEMO_OUT)/chain.json
-	@echo "wrote $(DEMO_OUT)/chain.json"
+	@echo "== scadc run examples/elements/fanout (3 parallel instances sharing one memory element)"
+	$(BIN)/scadc run examples/elements/fanout --quiet --transport shm \
+		--report $(DEMO_OUT)/fanout-run.json --html $(DEMO_OUT)/fanout-run.html
+	@echo "== the same over tcp (a memory server on 127.0.0.1)"
+	$(BIN)/scadc run examples/elements/fanout --quiet --transport tcp
+	@echo "wrote $(DEMO_OUT)/chain.json, $(DEMO_OUT)/fanout-run.json and $(DEMO_OUT)/fanout-run.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -40,6 +44,8 @@ golden: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/dag.py $(BENCH_ARGS)
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/transports.py --quick
 
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(STAMP)

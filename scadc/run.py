@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from scadrt.engines.memory import TRANSPORT_CHOICES, memory_backend
-
-from scadrt import load_program
+from scadrt import ElementSpec, load_program
 from scadrt.engines.local import LocalEngine, RunFailed
-from scadrt.errors import UserError
+from scadrt.engines.memory import TRANSPORT_CHOICES, memory_backend
+from scadrt.errors import TransportConfigError, UserError
 
-__all__ = ["add_run", "parse_run_input"]
+__all__ = ["add_run", "add_run_element", "parse_run_input"]
 
 
 def parse_run_input(params: list[str], params_file: str | None) -> dict[str, Any]:
@@ -137,3 +136,80 @@ def add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: ar
     p.add_argument("--html", metavar="FILE", help="write the run report as a self-contained HTML page here")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.set_defaults(run=_cmd_run)
+
+
+def _parent_results(results_dir: Path, parent: ElementSpec) -> list[Any]:
+    """A parent's results from earlier run-element calls: ``P.json``, or ``P@0.json … P@N-1.json``."""
+    results = []
+    for name in parent.instance_names():
+        path = results_dir / f"{name}.json"
+        if not path.exists():
+            raise UserError(f"no result of parent {parent.name!r}: {path} is missing; run that element "
+                            "first with the same -d")
+        results.append(json.loads(path.read_text()))
+    return results
+
+
+def _cmd_run_element(args: argparse.Namespace) -> int:
+    from scadrt.engines.worker import execute_element, format_element_error
+    from scadrt.transports import parse_memory_spec
+
+    path = Path(args.element)
+    if not path.is_file() or not path.name.endswith(".o.py"):
+        raise UserError(f"{path}: expected a compute element file <name>.o.py")
+    program = load_program(path.parent)
+    spec = program.elements[path.name.partition(".")[0]]
+    if not 0 <= args.index < spec.parallelism:
+        raise UserError(f"-i {args.index}: element {spec.name!r} has instances 0..{spec.parallelism - 1}")
+    results_dir = Path(args.results_dir)
+    run_input = parse_run_input(args.param, args.params_file)
+    params = run_input
+    if spec.parents:
+        params = {p: _parent_results(results_dir, program.elements[p]) for p in spec.parents}
+    transports: dict[str, Any] = {}
+    for memory in args.memory:
+        for descriptor in parse_memory_spec(memory):
+            if descriptor.name in transports:
+                raise TransportConfigError(f"-m {memory}: a transport for {descriptor.name!r} is already given")
+            transports[descriptor.name] = descriptor
+    try:
+        result, _ = execute_element(str(path.resolve()), spec.name, args.index, params, transports)
+    except Exception as exc:
+        print(f"scadc: element {spec.name!r} instance {args.index} failed:", file=sys.stderr)
+        print(format_element_error(exc).rstrip(), file=sys.stderr)
+        return 1
+    results_dir.mkdir(parents=True, exist_ok=True)
+    name = spec.name if spec.parallelism == 1 else f"{spec.name}@{args.index}"
+    out = results_dir / f"{name}.json"
+    out.write_text(json.dumps(result) + "\n")
+    print(f"scadc: wrote {out}", file=sys.stderr)
+    return 0
+
+
+def add_run_element(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                    common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "run-element", parents=[common], help="run one compute element against memory servers started by hand",
+        description="Run one compute element in this process, like Scad's rundisagg: parents' results are read "
+                    "from the results directory (P.json or P@0.json, P@1.json, …, in instance order), the "
+                    "element's result is written there as NAME.json (NAME@I.json for a parallel element).",
+        epilog="example:\n  scadc memory-server --listen tcp://127.0.0.1:2333 --size 64MiB &\n"
+               "  scadc run-element examples/elements/fanout/produce.o.py -m mem:2333 -d results\n"
+               "  for i in 0 1 2; do scadc run-element examples/elements/fanout/square.o.py -m mem:2333 "
+               "-i $i -d results; done\n"
+               "  scadc run-element examples/elements/fanout/collect.o.py -m mem:2333 -d results\n"
+               "-m takes [N@]NAME:PORT or [N@]NAME:HOST:PORT[:IMPL[:KEY,VALUE…]] (N@: NAME@0…NAME@N-1 on "
+               "consecutive ports)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("element", help="the compute element file (<name>.o.py) inside its program directory")
+    p.add_argument("-m", "--memory", action="append", default=[], metavar="SPEC",
+                   help="a memory element to connect to, e.g. mem1:2333 (repeatable)")
+    p.add_argument("-i", "--index", type=int, default=0, help="the parallel instance index (default 0)")
+    p.add_argument("-d", "--results-dir", default="scad-results", metavar="DIR",
+                   help="where parents' results are read and this element's result is written "
+                        "(default ./scad-results)")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                   help="an input parameter (for a root element)")
+    p.add_argument("--params-file", metavar="FILE", help="the input as a JSON object (for a root element)")
+    p.set_defaults(run=_cmd_run_element)

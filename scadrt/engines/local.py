@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, Protocol
 
 from scadrt.dag import ElementSpec, Program
 from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
-from scadrt.engines.worker import Exited, Ready, Started, Task, read_frame, write_frame
+from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, read_frame, write_frame
 from scadrt.errors import InternalError
 from scadrt.report import InstanceRun, MemoryRun, RunReport
 
@@ -87,6 +87,10 @@ class _Worker:
     child: int = 0
     started: float = 0.0
     samples: list[tuple[float, int]] = field(default_factory=list)
+    #: bytes moved per transport kind, once the instance has finished successfully
+    transfer: dict[str, dict[str, int]] | None = None
+    #: the instance has finished; its process may still be exiting
+    finished: bool = False
 
 
 class _OutputSequencer:
@@ -158,7 +162,7 @@ class LocalEngine:
         )
         os.close(task_r)
         os.close(event_w)
-        worker = _Worker(proc, os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb"))
+        worker = _Worker(proc, os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb", buffering=0))
         self._selector.register(worker.events, selectors.EVENT_READ, worker)
         self._workers.append(worker)
         return worker
@@ -245,10 +249,17 @@ class _Run:
         computes = self.program.compute_elements()
         ok = False
         try:
-            engine.start_pool(min(engine.max_workers, sum(e.parallelism for e in computes)))
+            # One worker more than may run at once: a worker reaps its exiting child and forks the
+            # next one after each instance, and the spare takes the next instance meanwhile.
+            engine.start_pool(min(engine.max_workers, sum(e.parallelism for e in computes)) + 1)
+            # Memory elements start with the first submission; a cold pool would leave them idle.
+            while not any(w.ready for w in engine._workers):
+                self.wait_events()
             self.apply(self.scheduler.start())
             while self.finished is None:
                 self.dispatch()
+                self.wait_events()
+            while any(w.task is not None for w in engine._workers):  # the last processes' exit reports
                 self.wait_events()
             ok = True
         except RunFailed as failed:
@@ -309,11 +320,14 @@ class _Run:
         return transports
 
     def dispatch(self) -> None:
-        for worker in self.engine._workers:
-            if not self.queue:
+        workers = self.engine._workers
+        running = sum(w.task is not None and not w.finished for w in workers)
+        for worker in workers:
+            if not self.queue or running >= self.engine.max_workers:
                 return
             if not worker.ready or worker.task is not None:
                 continue
+            running += 1
             submit = self.queue.popleft()
             spec = self.program.elements[submit.element]
             self.next_id += 1
@@ -325,7 +339,7 @@ class _Run:
                 error_path=f"{stem}.error.json",
             )
             self.params[task.task_id] = submit
-            worker.task = task
+            worker.task, worker.finished = task, False
             write_frame(worker.tasks, task)
 
     # ------------------------------------------------------------------ events
@@ -344,7 +358,7 @@ class _Run:
             if worker.child:
                 worker.samples.append((now, _rss(worker.child)))
 
-    def on_frame(self, worker: _Worker, frame: Ready | Started | Exited) -> None:
+    def on_frame(self, worker: _Worker, frame: Ready | Started | Finished | Exited) -> None:
         if isinstance(frame, Ready):
             worker.ready = True
             return
@@ -352,39 +366,41 @@ class _Run:
         if task is None or frame.task_id != task.task_id:
             raise InternalError(f"worker {worker.proc.pid} reported {frame}, but runs {task}")
         if isinstance(frame, Started):
-            worker.child, worker.started, worker.samples = frame.pid, frame.start - self.t0, []
+            worker.child, worker.started, worker.samples, worker.transfer = frame.pid, frame.start - self.t0, [], None
             self.engine.on_event("started", task.element, task.index)
-            return
-        samples = tuple(worker.samples)
-        worker.task, worker.child = None, 0
-        self.instance_exited(task, frame, worker.started, samples)
+        elif isinstance(frame, Finished):
+            worker.finished = True
+            if frame.ok:  # the fast path: go on while the child's process is still exiting
+                worker.transfer = self.instance_succeeded(task)
+        else:
+            samples, transfer = tuple(worker.samples), worker.transfer
+            worker.task, worker.child, worker.transfer = None, 0, None
+            self.instance_exited(task, frame, worker.started, samples, transfer)
+
+    def instance_succeeded(self, task: Task) -> dict[str, dict[str, int]]:
+        payload = json.loads(Path(task.result_path).read_text())
+        self.engine.on_event("ok", task.element, task.index)
+        self.output.finished((task.element, task.index), task.stdout_path, task.stderr_path)
+        self.apply(self.scheduler.instance_done(task.element, task.index, payload["result"]))
+        return payload["transfer"]
 
     def instance_exited(self, task: Task, exited: Exited, start: float,
-                        samples: tuple[tuple[float, int], ...]) -> None:
+                        samples: tuple[tuple[float, int], ...], transfer: dict[str, dict[str, int]] | None) -> None:
+        """Record the instance; if it did not finish successfully, it failed or crashed (rule: failures
+        are handled here, after the exit, so the report has the failed instance's numbers)."""
         submit = self.params.pop(task.task_id)
-        key = (task.element, task.index)
-        result_path = Path(task.result_path)
-        status = exited.status
-        transfer: dict[str, dict[str, int]] = {}
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and result_path.exists():
-            payload = json.loads(result_path.read_text())
-            transfer = payload.get("transfer", {})
-            outcome = "ok"
-        else:
-            failure = self.failure_of(task, status)
-            outcome = "crashed" if failure.kind == "crash" else "failed"
+        failure = None if transfer is not None else self.failure_of(task, exited.status)
+        outcome = "ok" if failure is None else "crashed" if failure.kind == "crash" else "failed"
         self.instances.append(InstanceRun(
             task.element, task.index, submit.attempt, outcome, start, exited.end - self.t0, exited.pid,
-            exited.peak_rss, exited.cpu_user, exited.cpu_system, samples, transfer,
+            exited.peak_rss, exited.cpu_user, exited.cpu_system, samples, transfer or {},
         ))
-        self.engine.on_event(outcome, task.element, task.index)
-        if outcome == "ok":
-            self.output.finished(key, task.stdout_path, task.stderr_path)
-            self.apply(self.scheduler.instance_done(task.element, task.index, payload["result"]))
+        if failure is None:
             return
+        self.engine.on_event(outcome, task.element, task.index)
         commands = self.scheduler.instance_failed(failure, submit.params)
         if any(isinstance(c, Abort) for c in commands):
-            self.output.failed(key, task.stdout_path, task.stderr_path)
+            self.output.failed((task.element, task.index), task.stdout_path, task.stderr_path)
         self.apply(commands)
 
     def failure_of(self, task: Task, status: int) -> Failure:

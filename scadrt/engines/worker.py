@@ -1,11 +1,12 @@
 """A warm worker process of the local engine, and the code that runs one element instance.
 
 The engine starts a few workers (``python -c`` calling :func:`serve` with two pipe fds); each
-imports numpy and scadrt once, then waits for tasks. For every task it forks: the child runs
-the element and exits, so each instance has its own address space (its peak RSS is its own,
-and nothing leaks into the next instance), while the fork of a warm process costs about a
-millisecond instead of a Python start-up. The worker waits for the child with ``wait4``,
-which gives the child's exact peak RSS and CPU time, and reports to the engine.
+imports numpy and scadrt once, then waits for tasks. Every task runs in a child forked from the
+warm worker, so each instance has its own address space (its peak RSS is its own, and nothing
+leaks into the next instance), while a fork costs a millisecond or two instead of a Python
+start-up. The child for the next task is forked while the current one runs, and a child reports
+its outcome before it exits, so neither fork nor exit is on the engine's critical path. The
+worker then reaps the child with ``wait4``, which gives its exact peak RSS and CPU time.
 
 Frames on both pipes are a 4-byte big-endian length and a pickle (engine and worker are the
 same program; nothing else writes to these pipes). The child writes its result or its error as
@@ -24,11 +25,15 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["Exited", "Ready", "Started", "Task", "read_frame", "write_frame"]
+__all__ = [
+    "Exited", "Finished", "Ready", "Started", "Task", "execute_element", "format_element_error", "read_frame",
+    "serve", "write_frame",
+]
 
 _LENGTH = struct.Struct(">I")
 _PR_SET_PDEATHSIG = 1
@@ -70,6 +75,14 @@ class Started:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """The instance has written its result (``ok``) or its error; its process is still exiting."""
+
+    task_id: int
+    ok: bool
+
+
+@dataclass(frozen=True)
 class Exited:
     task_id: int
     pid: int
@@ -89,16 +102,29 @@ def write_frame(out: BinaryIO, obj: object) -> None:
     out.flush()
 
 
+def _read_exactly(inp: BinaryIO, size: int) -> bytes | None:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = inp.read(remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_frame(inp: BinaryIO) -> Any:
-    """The next frame, or None at end of file."""
-    head = inp.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
+    """The next frame, or None at end of file.
+
+    The engine reads with ``select``, so its pipes must be unbuffered (``buffering=0``): a
+    buffered reader could swallow the next frame, and select would not wake up for it.
+    """
+    head = _read_exactly(inp, _LENGTH.size)
+    if head is None:
         return None
     (length,) = _LENGTH.unpack(head)
-    data = inp.read(length)
-    if len(data) < length:
-        return None
-    return pickle.loads(data)
+    data = _read_exactly(inp, length)
+    return None if data is None else pickle.loads(data)
 
 
 def die_with_parent() -> None:
@@ -110,8 +136,36 @@ def die_with_parent() -> None:
         pass
 
 
-def _element_frames_only(exc: BaseException) -> str:
-    # Drop this module's frames so the traceback starts in the user's element.
+def execute_element(path: str, element: str, index: int, params: Any,
+                    transports: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """Run ``main(params, action)`` of the element file ``path`` in this process.
+
+    Returns the result (a JSON-ready dict) and the bytes moved per transport kind; raises
+    whatever the element raises, or TypeError when its result is not a JSON object.
+    """
+    from scadrt.action import Action  # imported here: the worker preloads it before forking
+
+    os.environ["__OW_PAR"] = str(index)
+    sys.path.insert(0, str(Path(path).parent))  # elements may import modules beside them
+    source = Path(path).read_text(encoding="utf-8")
+    namespace: dict[str, Any] = {"__name__": f"scad_element_{element}", "__file__": path}
+    exec(compile(source, path, "exec"), namespace)
+    with Action(element, transports, par_index=index) as action:
+        result = namespace["main"](params, action)
+        transfer = action.transfer_counts()
+    if result is None:
+        result = {}
+    if not isinstance(result, dict):
+        raise TypeError(f"main() must return a dict (a JSON object), not {type(result).__name__}")
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"main() returned a value that is not JSON-serialisable: {exc}") from exc
+    return result, transfer
+
+
+def format_element_error(exc: BaseException) -> str:
+    """The traceback from the element's own frames on (this module's frames dropped)."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
@@ -120,29 +174,12 @@ def _element_frames_only(exc: BaseException) -> str:
 
 def run_instance(task: Task) -> int:
     """Run one element instance in this process (a fresh fork); return the exit status."""
-    from scadrt.action import Action
-
     try:
-        os.environ["__OW_PAR"] = str(task.index)
-        sys.path.insert(0, str(Path(task.path).parent))
-        source = Path(task.path).read_text(encoding="utf-8")
-        namespace: dict[str, Any] = {"__name__": f"scad_element_{task.element}", "__file__": task.path}
-        exec(compile(source, task.path, "exec"), namespace)
-        with Action(task.element, task.transports, par_index=task.index) as action:
-            result = namespace["main"](task.params, action)
-            transfer = action.transfer_counts()
-        if result is None:
-            result = {}
-        if not isinstance(result, dict):
-            raise TypeError(f"main() must return a dict (a JSON object), not {type(result).__name__}")
-        try:
-            text = json.dumps({"result": result, "transfer": transfer})
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"main() returned a value that is not JSON-serialisable: {exc}") from exc
-        Path(task.result_path).write_text(text)
+        result, transfer = execute_element(task.path, task.element, task.index, task.params, task.transports)
+        Path(task.result_path).write_text(json.dumps({"result": result, "transfer": transfer}))
         return 0
     except BaseException as exc:
-        error = {"kind": type(exc).__name__, "message": str(exc), "traceback": _element_frames_only(exc)}
+        error = {"kind": type(exc).__name__, "message": str(exc), "traceback": format_element_error(exc)}
         Path(task.error_path).write_text(json.dumps(error))
         return 1
     finally:
@@ -150,20 +187,52 @@ def run_instance(task: Task) -> int:
         sys.stderr.flush()
 
 
-def _child(task: Task) -> None:
+def _standby(task_fd: int, done_fd: int, inherited: tuple[int, ...]) -> None:
+    """Body of a pre-forked child: wait for one task, run it, say how it went, exit."""
     code = 1
     try:
         die_with_parent()
+        for fd in inherited:  # the worker's pipes to the engine are not ours to hold open
+            os.close(fd)
+        with os.fdopen(task_fd, "rb") as tasks:
+            task = read_frame(tasks)
+        if task is None:  # the worker is shutting down
+            code = 0
+            return
         for fd, path in ((1, task.stdout_path), (2, task.stderr_path)):
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(target, fd)
             os.close(target)
         code = run_instance(task)
+        # Report before exiting: tearing down a forked address space takes milliseconds here.
+        os.write(done_fd, b"0" if code == 0 else b"1")
     finally:
         os._exit(code)
 
 
+@dataclass(frozen=True)
+class _Child:
+    pid: int
+    task_w: int
+    done_r: int
+
+
+def _fork_standby(inherited: tuple[int, ...]) -> _Child:
+    task_r, task_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(task_w)
+        os.close(done_r)
+        _standby(task_r, done_w, inherited)
+    os.close(task_r)
+    os.close(done_w)
+    return _Child(pid, task_w, done_r)
+
+
 def serve(task_fd: int, event_fd: int) -> None:
+    """The worker's loop. A child reports its outcome before it exits; only then does the
+    worker fork the next child and reap this one, so neither delays the engine."""
     die_with_parent()
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -172,14 +241,26 @@ def serve(task_fd: int, event_fd: int) -> None:
     import scadrt.action
     import scadrt.transports  # noqa: F401
 
+    inherited = (task_fd, event_fd)
     with os.fdopen(task_fd, "rb") as tasks, os.fdopen(event_fd, "wb") as events:
+        child = _fork_standby(inherited)
         write_frame(events, Ready(os.getpid()))
         while (task := read_frame(tasks)) is not None:
             start = time.time()
-            pid = os.fork()
-            if pid == 0:
-                _child(task)
-            write_frame(events, Started(task.task_id, pid, start))
-            _, status, usage = os.wait4(pid, 0)
-            write_frame(events, Exited(task.task_id, pid, status, time.time(),
+            with os.fdopen(child.task_w, "wb") as to_child:
+                write_frame(to_child, task)
+            write_frame(events, Started(task.task_id, child.pid, start))
+            running = child
+            outcome = os.read(running.done_r, 1)  # b"" when it died without a word
+            os.close(running.done_r)
+            if outcome:
+                write_frame(events, Finished(task.task_id, outcome == b"0"))
+            _, status, usage = os.wait4(running.pid, 0)
+            end = time.time()
+            # Fork the next child before saying Exited: until then the engine counts us busy.
+            child = _fork_standby(inherited)
+            write_frame(events, Exited(task.task_id, running.pid, status, end,
                                        usage.ru_maxrss * 1024, usage.ru_utime, usage.ru_stime))
+        os.close(child.task_w)  # the standby child reads EOF and exits
+        os.close(child.done_r)
+        os.waitpid(child.pid, 0)

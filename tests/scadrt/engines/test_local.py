@@ -179,7 +179,7 @@ def scadc(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[st
 
 def test_cli_run_result_report_and_exit_codes(tmp_path: Path) -> None:
     done = scadc("run", EXAMPLES / "chain", "--param", "n=3", "--quiet", "--result-json", tmp_path / "r.json",
-                 "--report", tmp_path / "run.json")
+                 "--report", tmp_path / "run.json", "--html", tmp_path / "run.html")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "first: made 3 numbers\nsecond: squared 3 numbers\nthird: sum of squares = 14\n"
     assert done.stderr == ""
@@ -187,6 +187,10 @@ def test_cli_run_result_report_and_exit_codes(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "run.json").read_text())
     assert report["status"] == "ok" and report["order"] == ["first", "second", "third"]
     assert report["totals"]["gib_seconds"] > 0
+    assert [(i["element"], i["status"]) for i in report["instances"]] == [("first", "ok"), ("second", "ok"),
+                                                                          ("third", "ok")]
+    page = (tmp_path / "run.html").read_text()
+    assert 'id="timeline"' in page and "third[0]" in page
 
     failed = scadc("run", EXAMPLES / "failing", "--transport", "tcp")
     assert failed.returncode == 1
@@ -223,3 +227,29 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals, st
     assert b"Traceback" not in err
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
+
+
+def test_run_element_against_a_memory_server_started_by_hand(tmp_path: Path) -> None:
+    from scadrt.transports.memory_server import spawn_memory_server
+
+    fanout = EXAMPLES / "fanout"
+    results = tmp_path / "results"
+    with spawn_memory_server("64MiB") as server:
+        port = server.url.rpartition(":")[2]
+        steps = [("produce", 0, ["-p", "n=30"]), *(("square", i, []) for i in range(3)), ("collect", 0, [])]
+        outputs = []
+        for element, index, extra in steps:
+            done = scadc("run-element", fanout / f"{element}.o.py", "-m", f"mem:{port}", "-i", str(index),
+                         "-d", results, *extra)
+            assert done.returncode == 0, done.stderr
+            outputs.append(done.stdout)
+    assert outputs[-1] == "collect: 3 parts, sum of squares = 8555, parts agree: True\n"
+    assert sorted(p.name for p in results.iterdir()) == [
+        "collect.json", "produce.json", "square@0.json", "square@1.json", "square@2.json",
+    ]
+    assert json.loads((results / "square@1.json").read_text())["start"] == 10
+
+    missing = scadc("run-element", fanout / "collect.o.py", "-m", "mem:1", "-d", tmp_path / "empty")
+    assert missing.returncode == 2 and "square@0.json is missing" in missing.stderr
+    bad_index = scadc("run-element", fanout / "collect.o.py", "-i", "3")
+    assert bad_index.returncode == 2 and "instances 0..0" in bad_index.stderr
