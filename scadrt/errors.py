@@ -8,14 +8,19 @@ where they occur, with ``raise ... from exc``::
     ├── UserError                     something the user gave us is wrong; the CLI prints it and exits 2
     │   ├── ProgramError              an element directory is invalid (carries every Problem found)
     │   ├── MissingToolError          an optional dependency or binary is absent (carries an install hint)
-    │   └── TransportConfigError      a transport descriptor, address, size, token or name is invalid
+    │   ├── TransportConfigError      a transport descriptor, address, size, token or name is invalid
+    │   ├── RegionFullError           no free gap of a memory element is large enough for an allocation
+    │   ├── AllocationError           free() of an address that is not allocated, or a bad alignment
+    │   └── RemoteMetadataError       metadata of remote data is malformed or refers to freed data
     ├── TransportError                moving bytes to or from a memory element failed
     │   ├── TransportClosedError      the transport was used after close()
     │   ├── OutOfBoundsError          a range (or a negative value) outside the remote region or the buffer
     │   ├── ConnectionLostError       the memory element did not answer within the timeout
     │   ├── AccessDeniedError         the memory server refused the request's token
     │   ├── ProtocolError             a peer sent a malformed or unexpected message
-    │   └── TransportUnavailableError the transport cannot work on this machine (no RDMA device)
+    │   ├── TransportUnavailableError the transport cannot work on this machine (no RDMA device)
+    │   ├── HeapFormatError           a region holds no valid heap (foreign data, newer version, corruption)
+    │   └── StagingBufferError        a staging buffer was re-registered while a pool held unwritten data
     └── InternalError                 a bug in scadc/scadrt itself, never the user's fault
 
 ``scadc`` defines its own compile errors on top of :class:`UserError`, so the CLI needs to
@@ -29,14 +34,19 @@ from dataclasses import dataclass
 
 __all__ = [
     "AccessDeniedError",
+    "AllocationError",
     "ConnectionLostError",
+    "HeapFormatError",
     "InternalError",
     "MissingToolError",
     "OutOfBoundsError",
     "Problem",
     "ProgramError",
     "ProtocolError",
+    "RegionFullError",
+    "RemoteMetadataError",
     "ScadError",
+    "StagingBufferError",
     "TransportClosedError",
     "TransportConfigError",
     "TransportError",
@@ -129,3 +139,23 @@ class ProtocolError(TransportError):
 
 class TransportUnavailableError(TransportError):
     """The transport cannot work on this machine (for example: no RDMA device)."""
+
+
+class RegionFullError(UserError):
+    """No free gap of the region is large enough for an allocation."""
+
+
+class AllocationError(UserError):
+    """``free`` of an address that is not an allocated block, or an invalid alignment."""
+
+
+class RemoteMetadataError(UserError):
+    """Metadata of remote data is malformed, or refers to data that is not there (freed, wrong element)."""
+
+
+class HeapFormatError(TransportError):
+    """The region holds something other than a valid heap (foreign data, a newer version, corruption)."""
+
+
+class StagingBufferError(TransportError):
+    """The transport's staging buffer was re-registered by someone else while the pool held unwritten data."""

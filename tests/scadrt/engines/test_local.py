@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -16,32 +17,17 @@ import pytest
 from scadrt.dag import load_program
 from scadrt.engines.local import LocalEngine, RunFailed
 from scadrt.engines.memory import memory_backend
+from tests.leftovers import nothing_left_behind
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples" / "elements"
 MAIN = "def main(params, action):\n"
 
 
-def shm_segments() -> set[str]:
-    return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("scad-")}
-
-
 @pytest.fixture(autouse=True)
-def nothing_left_behind() -> object:
-    """Every test must leave no child process and no shared-memory segment behind."""
-    me = psutil.Process()
-    before_children = {p.pid for p in me.children(recursive=True)}
-    before_segments = shm_segments()
-    yield
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        extra = [p for p in me.children(recursive=True) if p.pid not in before_children and p.is_running()
-                 and p.status() != psutil.STATUS_ZOMBIE]
-        if not extra:
-            break
-        time.sleep(0.05)
-    assert extra == [], [p.cmdline() for p in extra]
-    assert shm_segments() - before_segments == set()
+def no_leftovers() -> Iterator[None]:
+    with nothing_left_behind():
+        yield
 
 
 def run(program_dir: Path, transport: str = "shm", run_input: dict[str, object] | None = None,
