@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,20 +46,21 @@ def parse_run_input(params: list[str], params_file: str | None) -> dict[str, Any
 
 
 class _TextSink(io.RawIOBase):
-    """Bytes written to a text stream (so rich's live view can place element output above itself)."""
+    """Bytes written to a text stream looked up at each write, so that rich's live view, which
+    swaps sys.stdout/sys.stderr while it runs, can place element output above itself."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Callable[[], Any]) -> None:
         self.stream = stream
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self.stream.write(bytes(data).decode("utf-8", errors="replace"))
+        self.stream().write(bytes(data).decode("utf-8", errors="replace"))
         return len(data)
 
     def flush(self) -> None:
-        self.stream.flush()
+        self.stream().flush()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -74,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stdout: BinaryIO = sys.stdout.buffer
     stderr: BinaryIO = sys.stderr.buffer
     if isinstance(progress, RichProgress):
-        stdout, stderr = _TextSink(sys.stdout), _TextSink(sys.stderr)  # type: ignore[assignment]
+        stdout, stderr = _TextSink(lambda: sys.stdout), _TextSink(lambda: sys.stderr)  # type: ignore[assignment]
     engine = LocalEngine(memory=memory_backend(args.transport, program), max_workers=args.max_workers,
                          retries=args.retries, stdout=stdout, stderr=stderr, on_event=progress)
     try:
