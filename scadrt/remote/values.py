@@ -1,0 +1,121 @@
+"""Values that cross a cut between two compute elements, as generated elements pass them.
+
+An element returns a JSON object; every value live across a cut travels inside it as a
+*packed value*, a small JSON dict tagged with ``kind``:
+
+(1) ``json``   a value whose JSON round trip gives it back unchanged (same types all the way
+               down: no tuples, no non-string keys, no NaN): ``{"kind": "json", "value": …}``;
+(2) ``pickle`` any other small value, pickled and base64-encoded inline;
+(3) ``array``  a numpy array kept in a memory element as a :class:`RemoteArray`:
+               ``{"kind": "array", "meta": …}``;
+(4) ``object`` any other heavy value kept in a memory element as a remote object (pickle
+               protocol 5, out-of-band buffers).
+
+Heavy values (3, 4) are written only when the caller asks for a memory element; the compiler
+decides which values are heavy. Packing a heavy value that came from a memory element and was
+*not* changed costs nothing: pass ``previous`` (its packed form when it arrived) and
+``changed=False`` and the same packed form is returned. A changed array of the same dtype and
+shape is written back in place; anything else gets new space and the old space is freed.
+
+The global random generators (``random`` and ``numpy.random``) are hidden state that the
+original program carried from one statement to the next; :func:`capture_rng` and
+:func:`restore_rng` carry it across a cut as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import pickle
+import random
+from typing import Any
+
+import numpy as np
+
+from scadrt.errors import RemoteMetadataError
+from scadrt.remote.allocator import Target
+from scadrt.remote.array import RemoteArray
+from scadrt.remote.objects import free_object, load_object, store_object
+
+__all__ = ["capture_rng", "pack", "restore_rng", "unpack"]
+
+Packed = dict[str, Any]
+
+
+def _json_exact(value: Any) -> bool:
+    """True when ``json.loads(json.dumps(value)) == value`` with the same types (rule 1)."""
+    if value is None or isinstance(value, bool | str):
+        return True
+    if type(value) is int:
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_json_exact(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_exact(v) for k, v in value.items())
+    return False
+
+
+def pack(value: Any, target: Target | None = None, memory: str | None = None, *,
+         previous: Packed | None = None, changed: bool = True) -> Packed:
+    """Pack ``value`` for an element's result; into memory element ``memory`` when given."""
+    if memory is None:
+        if _json_exact(value):
+            return {"kind": "json", "value": value}
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"kind": "pickle", "data": base64.b64encode(data).decode("ascii")}
+    if target is None:
+        raise RemoteMetadataError(f"packing a value into memory element {memory!r} needs the element's action")
+    if previous is not None and previous.get("kind") in ("array", "object"):
+        if not changed:
+            return previous
+        if previous["kind"] == "array" and isinstance(value, np.ndarray):
+            old = RemoteArray.attach(target, previous["meta"])
+            if old.dtype == value.dtype and old.shape == value.shape and old.shape:
+                old[:] = value  # whole rows along axis 0: written without reading
+                return previous
+            old.free()
+        elif previous["kind"] == "object":
+            free_object(target, previous["meta"])
+        elif previous["kind"] == "array":
+            RemoteArray.attach(target, previous["meta"]).free()
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return {"kind": "array", "meta": RemoteArray.store(target, memory, value).metadata()}
+    return {"kind": "object", "meta": store_object(target, memory, value)}
+
+
+def unpack(packed: Packed, target: Target | None = None) -> Any:
+    """The value ``packed`` stands for (heavy values read from their memory element)."""
+    kind = packed.get("kind") if isinstance(packed, dict) else None
+    if kind == "json":
+        return packed["value"]
+    if kind == "pickle":
+        return pickle.loads(base64.b64decode(packed["data"]))
+    if kind in ("array", "object"):
+        if target is None:
+            raise RemoteMetadataError(f"unpacking a remote {kind} needs the element's action")
+        if kind == "array":
+            return RemoteArray.attach(target, packed["meta"]).materialize()
+        return load_object(target, packed["meta"])
+    raise RemoteMetadataError(f"not a packed value: {packed!r:.200}")
+
+
+def capture_rng() -> Packed:
+    """The state of the global ``random`` and ``numpy.random`` generators, as JSON."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "numpy": {"name": name, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached)},
+        "random": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+
+
+def restore_rng(state: Packed) -> None:
+    """Put the generators back into the state :func:`capture_rng` recorded."""
+    n = state["numpy"]
+    np.random.set_state((n["name"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    r = state["random"]
+    random.setstate((r["version"], tuple(r["internal"]), r["gauss"]))
