@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dag.py $(BENCH_ARGS)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/transports.py --quick
+	$(BIN)/python bench/remote.py --quick
 
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(STAMP)
