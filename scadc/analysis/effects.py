@@ -1,0 +1,456 @@
+"""Side effects of code: in-place mutation, aliasing, global RNG use, module-state changes.
+
+The same visitor reads an entry unit and a helper function's body; what it tracks are the
+*roots* of mutated objects (``x`` for ``x.a[i] = v``, also through view methods such as
+``x.reshape(...)[0] = v``) that live in one scope (the entry region, or the helper's own).
+
+Mutation rules:
+
+1. ``x[...] = v``, ``x.attr = v``, ``del x[...]``, ``x[...] += v`` mutate ``x``.
+2. ``x += v`` (a name) mutates ``x``'s object (in place for arrays and lists) and rebinds ``x``.
+3. A method in :data:`MUTATING_METHODS` (``append``, ``sort``, ``fill``, …) mutates its receiver.
+4. ``out=`` of any call, and numpy's in-place functions (:data:`NUMPY_INPLACE`: ``np.copyto``,
+   ``np.put``, ``np.add.at``, ``np.random.shuffle``, …) mutate the named argument.
+5. A call into a program helper mutates the arguments bound to the parameters the helper mutates
+   (its summary, computed to a fixed point so recursion and helper-calls-helper work); a program
+   class's constructor and methods likewise (``self`` is the receiver).
+6. A drawing method called on a random generator object (a local bound from
+   ``np.random.default_rng``/``Generator``/``RandomState``/``random.Random``) advances, i.e.
+   mutates, the generator.
+7. An unknown callee (a function of another library, a local callable, ``exec``) is assumed to
+   mutate every argument. numpy functions, pure builtins (:data:`PURE_BUILTINS`) and pure
+   standard modules (:data:`PURE_MODULES`) are known not to; ``next(it)`` mutates ``it``.
+8. Conservative gap, stated: a method that is not in :data:`MUTATING_METHODS`, called on a value
+   that is neither a generator nor an instance of a program class, is assumed not to mutate its
+   receiver or arguments (numpy methods dominate numeric programs and do not).
+
+Aliasing rules (pairs of names then merged into alias classes, flow-insensitively):
+
+A1. ``b = a``; A2. ``b = a[...]``, ``b = a.attr`` (views and contained objects); A3. ``b =
+a.view()/reshape()/ravel()/transpose()/squeeze()/swapaxes()``, ``np.asarray(a)`` and friends;
+A4. ``b = [a, …]``/``(a, …)``/``{k: a}`` (a container holds the object); A5. ``for b in a`` and
+``for i, b in enumerate(a)``/``zip(a, …)``; A6. ``with a as b``; A7. ``a.append(b)``,
+``a[k] = b`` (not a slice: ``a[i:j] = b`` copies), ``a.attr = b`` (``b`` becomes reachable from
+``a``); A8. ``b, c = a``; A9. ``b = C(a)`` for a program class ``C`` (an instance may keep ``a``).
+
+State rules: S1. calling ``numpy.random.*`` (not a generator factory) or ``random.*`` (not
+``random.Random``) uses a global RNG; S2. rebinding a module-level name (``global``) or mutating a
+module-level object changes module state; S3. both propagate through helper calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import Scope
+
+from scadc.analysis.names import PROGRAM, Names
+
+__all__ = ["MUTATING_METHODS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects", "Summary",
+           "collect_effects", "summarize_helpers"]
+
+MUTATING_METHODS = frozenset({
+    "append", "extend", "insert", "remove", "pop", "popitem", "clear", "sort", "reverse", "update",
+    "setdefault", "add", "discard", "difference_update", "intersection_update", "symmetric_difference_update",
+    "fill", "resize", "put", "itemset", "setfield", "setflags", "partition", "byteswap", "appendleft",
+    "extendleft", "rotate", "popleft", "write", "writelines", "seek", "truncate", "close", "send",
+})
+VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
+                          "flat", "base", "values", "keys", "items"})
+NUMPY_VIEW_FUNCTIONS = frozenset({"asarray", "asanyarray", "ravel", "reshape", "transpose", "squeeze",
+                                  "atleast_1d", "atleast_2d", "atleast_3d", "swapaxes", "moveaxis", "frombuffer",
+                                  "broadcast_to", "expand_dims"})
+ALIAS_METHODS = frozenset({"append", "extend", "insert", "add", "update", "setdefault", "appendleft"})
+#: qualified name -> index of the argument mutated in place (rule 4)
+NUMPY_INPLACE = {
+    "numpy.copyto": 0, "numpy.put": 0, "numpy.place": 0, "numpy.putmask": 0, "numpy.fill_diagonal": 0,
+    "numpy.put_along_axis": 0, "numpy.random.shuffle": 0, "random.shuffle": 0,
+}
+PURE_BUILTINS = frozenset({
+    "abs", "all", "any", "ascii", "bin", "bool", "bytes", "callable", "chr", "complex", "dict", "divmod",
+    "enumerate", "filter", "float", "format", "frozenset", "getattr", "hasattr", "hash", "hex", "id", "int",
+    "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "oct", "ord", "pow", "print",
+    "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple", "type", "zip",
+    "open", "ValueError", "TypeError", "KeyError", "RuntimeError", "Exception", "AssertionError",
+    "IndexError", "ZeroDivisionError", "NotImplementedError", "StopIteration", "SystemExit", "object",
+    "super", "vars", "dir", "memoryview", "bytearray",
+})
+PURE_MODULES = ("math", "statistics", "time", "json", "os.path", "string", "textwrap", "itertools", "functools",
+                "operator", "collections", "dataclasses", "typing", "heapq.nlargest", "heapq.nsmallest",
+                "bisect.bisect", "bisect.bisect_left", "bisect.bisect_right", "threading", "io", "socket", "sys")
+RNG_FACTORIES = frozenset({"default_rng", "Generator", "RandomState", "SeedSequence", "PCG64", "PCG64DXSM",
+                           "MT19937", "Philox", "SFC64", "BitGenerator"})
+#: methods of a generator object that do not advance it (rule 6)
+RNG_PURE_METHODS = frozenset({"spawn", "bit_generator", "__getstate__", "getstate"})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a program helper (or method) does to its caller's world."""
+
+    #: indices of the positional parameters it may mutate (``self`` is 0 for a method)
+    params: frozenset[int] = frozenset()
+    #: module-level names it rebinds or mutates (rule S2)
+    module_state: frozenset[str] = frozenset()
+    #: global RNGs it uses: ``numpy.random``, ``random`` (rule S1)
+    rng: frozenset[str] = frozenset()
+    #: it contains ``yield``: calling it makes a generator
+    generator: bool = False
+
+
+@dataclass
+class Effects:
+    """What one piece of code does (the raw facts; providers freeze them)."""
+
+    #: (root name, reason, line) for each mutation of a tracked object
+    mutations: list[tuple[str, str, int]] = field(default_factory=list)
+    aliases: list[tuple[str, str]] = field(default_factory=list)
+    module_state: set[str] = field(default_factory=set)
+    rng: set[str] = field(default_factory=set)
+    #: names bound from a call to a generator function (not transferable)
+    generator_calls: set[str] = field(default_factory=set)
+
+
+def _is_slice(target: cst.Subscript) -> bool:
+    return any(isinstance(el.slice, cst.Slice) for el in target.slice)
+
+
+def _unparse(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+class _Visitor(cst.CSTVisitor):
+    def __init__(self, names: Names, scope: Scope, summaries: dict[str, Summary], types: dict[str, str],
+                 positions: dict[cst.CSTNode, object]) -> None:
+        self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
+        self.positions = positions
+        self.out = Effects()
+
+    # -- where a root lives --------------------------------------------------------------------
+    def _where(self, node: cst.Name) -> str | None:
+        refs = [r for a in self.names._access.get(id(node), ()) for r in a.referents]  # type: ignore[attr-defined]
+        if not refs:  # a target without a read (``x += 1`` records no access in libcst): its binding
+            refs = list(self.names._assign.get(id(node), ()))
+        if any(r.scope is self.scope and (self.scope is not self.names.entry_scope
+                                          or self.names._is_entry(r.scope, node.value)) for r in refs):
+            return "tracked"
+        if any(r.scope is self.names.global_scope for r in refs):
+            return "module"
+        return None
+
+    def _root(self, expr: cst.BaseExpression) -> cst.Name | None:
+        while True:
+            if isinstance(expr, cst.Name):
+                return expr
+            if isinstance(expr, (cst.Attribute, cst.Subscript)):
+                expr = expr.value
+            elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
+                    expr.func.attr.value in VIEW_METHODS:
+                expr = expr.func.value
+            else:
+                return None
+
+    def _rebinds_global(self, node: cst.Name) -> bool:
+        """A helper binds a module-level name (after ``global``); the entry's own bindings are locals."""
+        return self.scope is not self.names.entry_scope and self.names.binds_global_from_function(node)
+
+    def _line(self, node: cst.CSTNode) -> int:
+        pos = self.positions.get(node)
+        return pos.start.line if pos is not None else 0  # type: ignore[attr-defined]
+
+    def mutate(self, expr: cst.BaseExpression, reason: str, at: cst.CSTNode) -> None:
+        root = self._root(expr)
+        if root is None:
+            return
+        where = self._where(root)
+        if where == "tracked":
+            self.out.mutations.append((root.value, reason, self._line(at)))
+        elif where == "module" and root.value not in self.summaries and not self.names.qualname(root):
+            self.out.module_state.add(root.value)  # rule S2
+
+    def alias(self, a: cst.BaseExpression | None, b: cst.BaseExpression | None) -> None:
+        ra = self._root(a) if a is not None else None
+        rb = self._root(b) if b is not None else None
+        if ra is not None and rb is not None and self._where(ra) == "tracked" and self._where(rb) == "tracked":
+            self.out.aliases.append((ra.value, rb.value))
+
+    # -- statements ----------------------------------------------------------------------------
+    def _targets(self, target: cst.BaseExpression) -> list[cst.BaseExpression]:
+        if isinstance(target, (cst.Tuple, cst.List)):
+            return [t for el in target.elements for t in self._targets(el.value)]
+        if isinstance(target, cst.StarredElement):
+            return self._targets(target.value)
+        return [target]
+
+    def _value_sources(self, value: cst.BaseExpression) -> list[cst.BaseExpression]:
+        """Expressions whose object ``value`` may be (or contain): rules A1-A4."""
+        if isinstance(value, (cst.Name, cst.Attribute, cst.Subscript)):
+            return [value]
+        if isinstance(value, (cst.Tuple, cst.List, cst.Set)):
+            return [s for el in value.elements for s in self._value_sources(el.value)]
+        if isinstance(value, cst.Dict):
+            return [s for el in value.elements if isinstance(el, cst.DictElement)
+                    for s in self._value_sources(el.value)]
+        if isinstance(value, cst.Call):
+            q = self.names.qualname(value.func) or ""
+            if q.startswith("numpy.") and q.rsplit(".", 1)[-1] in NUMPY_VIEW_FUNCTIONS and value.args:
+                return [value.args[0].value]
+            if isinstance(value.func, cst.Attribute) and value.func.attr.value in VIEW_METHODS:
+                return [value.func.value]
+        return []
+
+    def _assign(self, targets: list[cst.BaseExpression], value: cst.BaseExpression, at: cst.CSTNode) -> None:
+        for target in targets:
+            for t in self._targets(target):
+                if isinstance(t, (cst.Subscript, cst.Attribute)):
+                    kind = "item" if isinstance(t, cst.Subscript) else "attribute"
+                    self.mutate(t, f"{kind} assignment `{_unparse(t)} = ...`", at)  # rule 1
+                    if isinstance(t, cst.Attribute) or not _is_slice(t):
+                        # A7; ``x[a:b] = y`` copies into an array, so slices do not alias
+                        for src in self._value_sources(value):
+                            self.alias(t, src)
+                elif isinstance(t, cst.Name):
+                    if self._where(t) == "module" or self._rebinds_global(t):
+                        self.out.module_state.add(t.value)  # rule S2 (global x; x = ...)
+                    for src in self._value_sources(value):
+                        self.alias(t, src)  # A1-A4, A8
+                    if isinstance(value, cst.Call) and (self.names.qualname(value.func) or "").startswith(
+                            PROGRAM + ".") and value_type(self.names, value):
+                        for arg in value.args:
+                            self.alias(t, arg.value)  # A9: an instance may keep its arguments
+                    if isinstance(value, cst.Call) and self._is_generator_call(value):
+                        self.out.generator_calls.add(t.value)
+
+    def _is_generator_call(self, call: cst.Call) -> bool:
+        q = self.names.qualname(call.func) or ""
+        return q.startswith(PROGRAM + ".") and self.summaries.get(q[len(PROGRAM) + 1:], Summary()).generator
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._assign([t.target for t in node.targets], node.value, node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._assign([node.target], node.value, node)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        t = node.target
+        if isinstance(t, cst.Name):
+            if self._rebinds_global(t):
+                self.out.module_state.add(t.value)
+            else:
+                self.mutate(t, f"augmented assignment `{_unparse(node).strip()}` (in place for arrays, lists)",
+                            node)  # rule 2
+        else:
+            self.mutate(t, f"augmented assignment `{_unparse(t)} {_unparse(node.operator).strip()} ...`", node)
+
+    def visit_Del(self, node: cst.Del) -> None:
+        for t in self._targets(node.target):
+            if isinstance(t, (cst.Subscript, cst.Attribute)):
+                self.mutate(t, f"`del {_unparse(t)}`", node)  # rule 1
+
+    def visit_For(self, node: cst.For) -> None:
+        self._for(node.target, node.iter)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._for(node.target, node.iter)
+
+    def _for(self, target: cst.BaseExpression, it: cst.BaseExpression) -> None:
+        sources = [it]
+        if isinstance(it, cst.Call) and (self.names.qualname(it.func) or "") in (
+                "builtins.enumerate", "builtins.zip", "builtins.reversed", "builtins.sorted", "builtins.iter"):
+            sources = [a.value for a in it.args]
+        for t in self._targets(target):
+            for src in sources:
+                self.alias(t, src)  # A5
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None and isinstance(node.asname.name, cst.BaseExpression):
+            self.alias(node.asname.name, node.item)  # A6
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        # a nested def in the tracked scope: its body's effects on tracked objects count (closures)
+        return True
+
+    # -- calls ---------------------------------------------------------------------------------
+    def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call) -> None:
+        for index in sorted(summary.params):
+            if index < len(bound) and bound[index] is not None:
+                self.mutate(bound[index], f"{what} mutates its parameter {index}", at)  # type: ignore[arg-type]
+        self.out.module_state |= summary.module_state
+        self.out.rng |= summary.rng
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        positional = [a.value for a in node.args if not a.keyword and not a.star]
+        for a in node.args:
+            if a.keyword is not None and a.keyword.value == "out":
+                self.mutate(a.value, f"`out=` of `{_unparse(func)}(...)`", node)  # rule 4
+        q = self.names.qualname(func)
+        if q is not None:
+            self._qualified_call(q, node, positional)
+            return
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            receiver = func.value
+            root = self._root(receiver)
+            kind = self.types.get(root.value, "") if root is not None else ""
+            if kind.startswith("class:"):  # a program class: its method's summary decides (rule 5)
+                key = f"{kind[6:]}.{method}"
+                if key in self.summaries:
+                    self._apply(self.summaries[key], [receiver, *positional], f"method {key}()", node)
+                elif method in MUTATING_METHODS:
+                    self.mutate(receiver, f"`.{method}()`", node)
+            elif method in MUTATING_METHODS:
+                self.mutate(receiver, f"`.{method}()`", node)  # rule 3
+                if method in ALIAS_METHODS:
+                    for arg in positional:
+                        for src in self._value_sources(arg):
+                            self.alias(receiver, src)  # A7
+            elif kind == "rng" and method not in RNG_PURE_METHODS:
+                self.mutate(receiver, f"`.{method}()` advances the generator", node)  # rule 6
+                if method in ("shuffle", "permuted") and positional and method == "shuffle":
+                    self.mutate(positional[0], f"`{_unparse(func)}()` shuffles in place", node)
+            elif root is not None and self._where(root) == "module" and self.types.get(root.value) == "rng":
+                self.out.module_state.add(root.value)
+            return
+        # rule 7: a local callable or an expression: unknown
+        for arg in positional:
+            self.mutate(arg, f"passed to unknown callee `{_unparse(func)}`", node)
+
+    def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression]) -> None:
+        if q.startswith(PROGRAM + "."):
+            name = q[len(PROGRAM) + 1:]
+            if name in self.summaries:
+                self._apply(self.summaries[name], list(positional), f"helper {name}()", node)  # rule 5
+            elif f"{name}.__init__" in self.summaries:
+                self._apply(self.summaries[f"{name}.__init__"], [None, *positional], f"{name}()", node)
+            return
+        if q in NUMPY_INPLACE and positional:
+            self.mutate(positional[0], f"`{q}()` works in place", node)  # rule 4
+        parts = q.split(".")
+        if parts[0] == "numpy" and len(parts) >= 3 and parts[1] == "random" and parts[2] not in RNG_FACTORIES:
+            self.out.rng.add("numpy.random")  # rule S1
+        elif parts[0] == "random" and len(parts) == 2 and parts[1] not in ("Random", "SystemRandom"):
+            self.out.rng.add("random")
+        elif len(parts) >= 3 and parts[0] == "numpy" and parts[-1] == "at" and positional:
+            self.mutate(positional[0], f"`{q}()` works in place", node)  # ufunc.at
+        if parts[0] in ("numpy", "random") or q.startswith(PURE_MODULES):
+            return
+        if parts[0] == "builtins":
+            if parts[1] == "next" and positional:
+                self.mutate(positional[0], "`next()` advances the iterator", node)
+            elif parts[1] in ("setattr", "delattr") and positional:
+                self.mutate(positional[0], f"`{parts[1]}()`", node)
+            elif parts[1] not in PURE_BUILTINS:
+                for arg in positional:
+                    self.mutate(arg, f"passed to `{parts[1]}()`", node)
+            return
+        for arg in positional:
+            self.mutate(arg, f"passed to unknown callee `{q}`", node)  # rule 7
+
+
+def value_type(names: Names, value: cst.BaseExpression | None) -> str | None:
+    """``rng`` for a generator factory call, ``class:C`` for a program class instantiation."""
+    if not isinstance(value, cst.Call):
+        return None
+    q = names.qualname(value.func) or ""
+    parts = q.split(".")
+    if (parts[:2] == ["numpy", "random"] and parts[-1] in ("default_rng", "Generator", "RandomState")) or \
+            q in ("random.Random", "random.SystemRandom"):
+        return "rng"
+    if q.startswith(PROGRAM + ".") and len(parts) == 2 and any(
+            isinstance(s, cst.ClassDef) and s.name.value == parts[1] for s in names.program.module.body):
+        return f"class:{parts[1]}"
+    return None
+
+
+def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: dict[str, Summary], *,
+                    types: dict[str, str], positions: dict[cst.CSTNode, object]) -> Effects:
+    visitor = _Visitor(names, scope, summaries, types, positions)
+    node.visit(visitor)
+    return visitor.out
+
+
+def _helpers(module: cst.Module) -> dict[str, cst.FunctionDef]:
+    out: dict[str, cst.FunctionDef] = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            out[stmt.name.value] = stmt
+        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            for item in stmt.body.body:
+                if isinstance(item, cst.FunctionDef):
+                    out[f"{stmt.name.value}.{item.name.value}"] = item
+    return out
+
+
+def _has_yield(fn: cst.FunctionDef) -> bool:
+    found = False
+
+    class _Find(cst.CSTVisitor):
+        def visit_Yield(self, node: cst.Yield) -> None:
+            nonlocal found
+            found = True
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is fn
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return False
+
+    fn.visit(_Find())
+    return found
+
+
+def _union_find(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in parent}
+
+
+def summarize_helpers(names: Names, module_types: dict[str, str],
+                      positions: dict[cst.CSTNode, object]) -> dict[str, Summary]:
+    """Summaries of every module-level function and method, to a fixed point (rule 5, S3)."""
+    helpers = _helpers(names.program.module)
+    summaries = {name: Summary(generator=_has_yield(fn)) for name, fn in helpers.items()}
+    while True:
+        changed = False
+        for name, fn in helpers.items():
+            scope = names.program.scopes.get(fn.body.body[0] if isinstance(fn.body, cst.IndentedBlock)
+                                              and fn.body.body else fn.body)
+            if scope is None:
+                continue
+            params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+            types = dict(module_types)
+            if "." in name and params:
+                types[params[0]] = f"class:{name.split('.')[0]}"
+            fx = collect_effects(fn.body, names, scope, summaries, types=types, positions=positions)
+            classes = _union_find(fx.aliases)
+            mutated = {classes.get(m, m) for m, _, _ in fx.mutations}
+            indices = frozenset(i for i, p in enumerate(params) if classes.get(p, p) in mutated)
+            new = Summary(indices, frozenset(fx.module_state), frozenset(fx.rng), summaries[name].generator)
+            if new != summaries[name]:
+                summaries[name] = new
+                changed = True
+        if not changed:
+            return summaries
+
+
+def alias_classes(pairs: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
+    """Every name that shares an object with another, mapped to its whole class."""
+    roots = _union_find(pairs)
+    groups: dict[str, set[str]] = {}
+    for name, root in roots.items():
+        groups.setdefault(root, set()).add(name)
+    return {name: frozenset(groups[root]) for name, root in roots.items() if len(groups[root]) > 1}

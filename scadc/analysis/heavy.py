@@ -1,0 +1,436 @@
+"""Which locals are data-heavy (kept in a memory element rather than passed by value).
+
+A local is decided by the first rule that applies, in this order:
+
+1. Pragma: a binding statement ending with ``# scad: memory`` makes it heavy, ``# scad: local``
+   makes it small (a comment on the line just above the statement works too).
+2. Profile: the largest size measured after any unit (``scadc profile``) is compared with the
+   threshold (``--heavy-bytes``, default 1 MiB).
+3. Static allocation: a binding from an allocating numpy call whose element count is computable
+   from constants (``np.zeros/ones/empty/full``, ``np.arange``, ``np.linspace``, ``np.eye``,
+   ``np.random.*(size=...)``, ``rng.*(size=...)`` and the positional sizes of ``rand``/``random``/
+   ``permutation``/…): heavy iff count × itemsize ≥ threshold. Itemsize comes from ``dtype=``
+   (a scalar type, a type code, or a module-level ``np.dtype([...])`` of scalar fields), else 8.
+4. Loaders: ``np.loadtxt``, ``np.genfromtxt``, ``np.fromfile``, ``np.load``, ``pickle.load``, a
+   file's ``.read()`` and the like are heavy (size unknown until run).
+5. Comprehensions: a list/set/dict comprehension over ``range(N)`` with N × 8 ≥ threshold, or
+   over a heavy local, is heavy.
+8. Program functions and classes: a call of a module-level function whose first ``return``
+   returns (at that position) a value that rules 3-6 make heavy inside the function, or an
+   instantiation of a class whose ``__init__`` stores such a value in an attribute, is heavy;
+   ``a, b = f()`` maps positions to targets.
+6. Derived: a binding computed elementwise from a heavy local is heavy: arithmetic, slicing and
+   indexing, view attributes (``.T``), shape-preserving methods (``astype``, ``copy``, ``reshape``,
+   …), elementwise numpy functions (``np.exp``, ``np.where``, ``np.concatenate``, …), an alias.
+   Reductions (``sum``, ``mean``, ``dot`` …) and ``.shape``/``.size`` are not heavy.
+7. Otherwise the local is small.
+
+(Rule 8 is listed after 6 in the text but applied with the static rules 3-5.)
+
+A local bound in several places is heavy if any binding is (the decision is per name). Rule 6
+runs to a fixed point, so order of bindings does not matter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import libcst as cst
+
+from scadc.analysis.base import Provider, Results
+from scadc.analysis.defuse import DefUseProvider, NamesProvider
+from scadc.analysis.mutation import TypesProvider
+from scadc.analysis.names import PROGRAM, Names
+from scadc.analysis.program import Program
+
+__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "format_bytes"]
+
+DEFAULT_HEAVY_BYTES = 1 << 20
+
+_ALLOC_SHAPE_ARG = {"zeros": 0, "ones": 0, "empty": 0, "full": 0}
+#: generator/numpy.random methods -> index of the positional ``size`` argument ("*": all args are dims)
+_RNG_SIZE_ARG: dict[str, int | str] = {
+    "random": 0, "random_sample": 0, "standard_normal": 0, "rand": "*", "randn": "*", "normal": 2,
+    "uniform": 2, "integers": 2, "randint": 2, "choice": 1, "exponential": 1, "poisson": 1, "binomial": 2,
+    "lognormal": 2, "gamma": 2, "beta": 2, "permutation": 0, "standard_exponential": 0, "logistic": 2,
+}
+_LOADERS = ("numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "numpy.load", "numpy.memmap", "pickle.load",
+            "pickle.loads", "json.load", "numpy.lib.format.open_memmap")
+_READ_METHODS = frozenset({"read", "readlines", "read_bytes", "read_text"})
+_SHAPE_PRESERVING = frozenset({"copy", "astype", "reshape", "ravel", "flatten", "view", "transpose", "clip",
+                               "round", "cumsum", "cumprod", "argsort", "tolist", "swapaxes", "squeeze", "repeat",
+                               "take", "compress", "conj", "__getitem__", "T", "sorted", "filled"})
+_VIEW_ATTRS = frozenset({"T", "real", "imag", "flat", "mT"})
+_ELEMENTWISE = frozenset({
+    "exp", "log", "log1p", "expm1", "sqrt", "abs", "absolute", "where", "clip", "concatenate", "vstack", "hstack",
+    "stack", "column_stack", "row_stack", "sort", "argsort", "cumsum", "cumprod", "copy", "array", "asarray",
+    "ascontiguousarray", "square", "maximum", "minimum", "isin", "logical_and", "logical_or", "logical_not",
+    "floor", "ceil", "round", "rint", "sign", "tanh", "sin", "cos", "power", "multiply", "add", "subtract",
+    "divide", "true_divide", "repeat", "tile", "take", "lexsort", "nan_to_num", "zeros_like", "ones_like",
+    "empty_like", "full_like", "searchsorted", "digitize", "isnan", "isfinite", "diff", "roll", "flip",
+    "rec.fromarrays", "delete", "insert", "append", "take_along_axis", "reshape", "ravel", "transpose",
+})
+_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
+             "uint64": 8, "uint32": 4, "uint16": 2, "uint8": 1, "bool_": 1, "bool": 1, "complex128": 16,
+             "complex64": 8, "float": 8, "int": 8, "complex": 16, "intp": 8, "double": 8, "single": 4}
+
+
+@dataclass(frozen=True)
+class HeavyDecision:
+    """Whether a local is data-heavy, its size estimate when known, and which rule decided."""
+
+    heavy: bool
+    #: estimated or measured size in bytes; None when unknown
+    size: int | None
+    #: the rule and its evidence, e.g. ``static: np.zeros((1000, 1000)) = 7.6 MiB``
+    reason: str
+
+
+def format_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    if n < 1024:
+        return f"{n} B"
+    for unit, power in (("GiB", 3), ("MiB", 2), ("KiB", 1)):
+        if n >= 1024**power:
+            return f"{n / 1024**power:.1f} {unit}"
+    return f"{n} B"
+
+
+def _unparse(node: cst.CSTNode) -> str:
+    text = cst.Module([]).code_for_node(node)
+    return text if len(text) <= 50 else text[:47] + "..."
+
+
+class _Const:
+    """Evaluates integer/float arithmetic over literals and known constants (rule 3)."""
+
+    def __init__(self, env: dict[str, Any]) -> None:
+        self.env = env
+
+    def __call__(self, e: cst.BaseExpression | None) -> Any:
+        try:
+            return self._eval(e)
+        except (ArithmeticError, ValueError, TypeError, OverflowError):
+            return None
+
+    def _eval(self, e: cst.CSTNode | None) -> Any:
+        if isinstance(e, (cst.Integer, cst.Float)):
+            return e.evaluated_value
+        if isinstance(e, cst.Name):
+            return self.env.get(e.value)
+        if isinstance(e, (cst.Tuple, cst.List)):
+            items = [self._eval(el.value) for el in e.elements]
+            return None if any(i is None for i in items) else tuple(items)
+        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus):
+            v = self._eval(e.expression)
+            return None if v is None else -v
+        if isinstance(e, cst.BinaryOperation):
+            a, b = self._eval(e.left), self._eval(e.right)
+            if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+                return None
+            ops = {cst.Add: lambda: a + b, cst.Subtract: lambda: a - b, cst.Multiply: lambda: a * b,
+                   cst.FloorDivide: lambda: a // b, cst.Divide: lambda: a / b, cst.Power: lambda: a**b,
+                   cst.Modulo: lambda: a % b}
+            f = ops.get(type(e.operator))
+            return f() if f else None
+        if isinstance(e, cst.Call) and isinstance(e.func, cst.Name) and e.func.value == "int" and len(e.args) == 1:
+            v = self._eval(e.args[0].value)
+            return None if v is None else int(v)
+        return None
+
+    def count(self, e: cst.BaseExpression | None) -> int | None:
+        v = self(e)
+        if isinstance(v, (int, float)):
+            return int(v)
+        if isinstance(v, tuple) and all(isinstance(x, (int, float)) for x in v):
+            return int(math.prod(v))
+        return None
+
+
+class _Rules:
+    def __init__(self, program: Program, names: Names, types: Mapping[str, str], threshold: int) -> None:
+        self.program, self.names, self.types, self.threshold = program, names, types, threshold
+        self._unpack_targets: dict[int, list[str]] = {}
+        unpack = self._unpack_targets
+
+        class _Targets(cst.CSTVisitor):
+            def visit_Assign(self, node: cst.Assign) -> None:
+                for t in node.targets:
+                    if isinstance(t.target, (cst.Tuple, cst.List)):
+                        unpack[id(node.value)] = [el.value.value if isinstance(el.value, cst.Name) else ""
+                                                  for el in t.target.elements]
+
+        program.module.visit(_Targets())
+        env: dict[str, Any] = {}
+        self.dtypes: dict[str, int] = {}
+        for d in program.definitions:
+            if isinstance(d.node, cst.SimpleStatementLine) and isinstance(d.node.body[0], cst.Assign):
+                small = d.node.body[0]
+                value = _Const(env)(small.value) if d.kind == "constant" else None
+                size = self._struct_itemsize(small.value)
+                for n in d.names:
+                    if value is not None:
+                        env[n] = value
+                    if size is not None:
+                        self.dtypes[n] = size
+        self.const = _Const(env)
+        #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
+        self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
+        for stmt in program.module.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value != program.entry.name:
+                self.returns[stmt.name.value] = self._helper_returns(stmt)
+            elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+                init = next((f for f in stmt.body.body if isinstance(f, cst.FunctionDef)
+                             and f.name.value == "__init__"), None)
+                if init is not None:
+                    self.returns[stmt.name.value] = self._helper_returns(init, instance=True)
+
+    def _helper_returns(self, fn: cst.FunctionDef, instance: bool = False) -> list[tuple[int | None, str] | None]:
+        """Rule 8: which values a program function returns (or an instance holds) are heavy."""
+        local: dict[str, tuple[int | None, str]] = {}
+        returns: list[cst.BaseExpression] = []
+        attrs: list[tuple[int | None, str]] = []
+        rules = self
+
+        class _Walk(cst.CSTVisitor):
+            def visit_Assign(self, node: cst.Assign) -> None:
+                found = rules.static(node.value)
+                if found is None:
+                    src = rules.derived_from(node.value, set(local))
+                    found = local[src] if src else None
+                for t in node.targets:
+                    if isinstance(t.target, cst.Name) and found is not None:
+                        local[t.target.value] = found
+                    elif instance and isinstance(t.target, cst.Attribute) and found is not None:
+                        attrs.append(found)
+
+            def visit_Return(self, node: cst.Return) -> None:
+                if node.value is not None:
+                    returns.append(node.value)
+
+        fn.body.visit(_Walk())
+        name = fn.name.value
+        if instance:
+            sizes = [a[0] for a in attrs]
+            total = None if not attrs or None in sizes else sum(s for s in sizes if s is not None)
+            return [(total, f"an instance holding heavy attributes (its __init__ allocates {len(attrs)})")] \
+                if attrs else []
+        out: list[tuple[int | None, str] | None] = []
+        for r in returns[:1]:
+            items = [el.value for el in r.elements] if isinstance(r, cst.Tuple) else [r]
+            for item in items:
+                src = item.value if isinstance(item, cst.Name) else None
+                hit = local.get(src) if src else rules.static(item)
+                out.append((hit[0], f"returned by {name}() ({hit[1].split(' (line')[0]})") if hit else None)
+        return out
+
+    def _struct_itemsize(self, e: cst.BaseExpression) -> int | None:
+        """``np.dtype([("a", "i8"), ("b", np.float64)])`` -> 16 (scalar fields only)."""
+        if not (isinstance(e, cst.Call) and (self.names.qualname(e.func) or "") == "numpy.dtype" and e.args):
+            return None
+        fields = e.args[0].value
+        if not isinstance(fields, cst.List):
+            return self._itemsize(fields)
+        total = 0
+        for el in fields.elements:
+            if not isinstance(el.value, cst.Tuple) or len(el.value.elements) < 2:
+                return None
+            size = self._itemsize(el.value.elements[1].value)
+            if size is None:
+                return None
+            total += size
+        return total
+
+    def _itemsize(self, e: cst.BaseExpression | None) -> int | None:
+        if e is None:
+            return None
+        if isinstance(e, cst.SimpleString):
+            code = e.evaluated_value.lstrip("<>=|")
+            if code[:1] in ("U",) and code[1:].isdigit():
+                return 4 * int(code[1:])
+            if code[:1] in ("S", "a", "V") and code[1:].isdigit():
+                return int(code[1:])
+            if code[:1] in ("i", "u", "f", "c", "b") and code[1:].isdigit():
+                return int(code[1:])
+            return _ITEMSIZE.get(code)
+        if isinstance(e, cst.Name) and e.value in self.dtypes:
+            return self.dtypes[e.value]
+        q = self.names.qualname(e) or ""
+        return _ITEMSIZE.get(q.rsplit(".", 1)[-1]) if q else None
+
+    def static(self, value: cst.CSTNode | None) -> tuple[int | None, str] | None:
+        """Rules 3-5 for one bound value: (size or None, reason), or None if no rule applies."""
+        if isinstance(value, (cst.ListComp, cst.SetComp, cst.DictComp)):
+            it = value.for_in.iter
+            if isinstance(it, cst.Call) and (self.names.qualname(it.func) or "") == "builtins.range" and it.args:
+                n = self.const.count(it.args[-1].value if len(it.args) < 3 else None) if len(it.args) <= 2 else None
+                if n is not None:
+                    return n * 8, f"comprehension over range({n}) ≈ {format_bytes(n * 8)}"  # rule 5
+            return None
+        if isinstance(value, cst.BinaryOperation):  # rule 3 through arithmetic: the larger operand
+            found = [f for f in (self.static(value.left), self.static(value.right)) if f is not None]
+            return max(found, key=lambda f: f[0] or 0) if found else None
+        if not isinstance(value, cst.Call):
+            return None
+        q = self.names.qualname(value.func) or ""
+        if q.startswith(PROGRAM + ".") and q[len(PROGRAM) + 1:] in self.returns:
+            found = self.returns[q[len(PROGRAM) + 1:]]
+            if found and found[0] is not None:
+                return found[0]
+        func = value.func
+        args = [a.value for a in value.args if a.keyword is None and not a.star]
+        kwargs = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
+        if q in _LOADERS or (isinstance(func, cst.Attribute) and func.attr.value in _READ_METHODS and not q):
+            return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4
+        parts = q.split(".")
+        method = func.attr.value if isinstance(func, cst.Attribute) else ""
+        is_rng = (parts[:2] == ["numpy", "random"]) or (
+            not q and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+            and self.types.get(func.value.value) == "rng")
+        count: int | None = None
+        shape: cst.BaseExpression | None = None
+        if parts[0] == "numpy" and len(parts) == 2 and parts[1] in _ALLOC_SHAPE_ARG:
+            shape = kwargs.get("shape", args[0] if args else None)
+        elif q in ("numpy.arange",) and args:
+            nums = [self.const(a) for a in args[:3]]
+            if all(isinstance(x, (int, float)) for x in nums):
+                start, stop, step = (0, nums[0], 1) if len(nums) == 1 else (*nums[:2], nums[2] if len(nums) > 2 else 1)
+                count = max(0, math.ceil((stop - start) / step))
+        elif q == "numpy.linspace":
+            count = self.const.count(kwargs.get("num", args[2] if len(args) > 2 else None)) or 50
+        elif q in ("numpy.eye", "numpy.identity") and args:
+            n = self.const.count(args[0])
+            count = None if n is None else n * n
+        elif is_rng:
+            name = parts[-1] if q else method
+            if "size" in kwargs:
+                shape = kwargs["size"]
+            elif _RNG_SIZE_ARG.get(name) == "*":
+                dims = [self.const.count(a) for a in args]
+                count = None if not dims or None in dims else math.prod(d for d in dims if d is not None)
+            elif isinstance(_RNG_SIZE_ARG.get(name), int) and len(args) > int(_RNG_SIZE_ARG[name]):
+                shape = args[int(_RNG_SIZE_ARG[name])]
+            else:
+                return None
+        else:
+            return None
+        if shape is not None:
+            count = self.const.count(shape)
+        itemsize = self._itemsize(kwargs.get("dtype")) or 8
+        text = _unparse(value)
+        if count is None:
+            return None  # the size depends on run-time values: no static decision
+        size = count * itemsize
+        return size, f"static: {text} = {count} × {itemsize} B = {format_bytes(size)}"  # rule 3
+
+    def unpacked(self, b: Any) -> tuple[int | None, str] | None:
+        """Rule 8 for ``a, b = helper(...)``: the heavy returned value at the target's position."""
+        value = b.value
+        if not isinstance(value, cst.Call):
+            return None
+        q = self.names.qualname(value.func) or ""
+        found = self.returns.get(q[len(PROGRAM) + 1:]) if q.startswith(PROGRAM + ".") else None
+        stmt_targets = self._unpack_targets.get(id(value))
+        if not found or stmt_targets is None or b.name not in stmt_targets:
+            return None
+        index = stmt_targets.index(b.name)
+        return found[index] if index < len(found) else None
+
+    def derived_from(self, value: cst.CSTNode | None, heavy: set[str]) -> str | None:
+        """Rule 6: the heavy local ``value`` is computed elementwise from, if any."""
+        if value is None:
+            return None
+        if isinstance(value, cst.Name):
+            return value.value if value.value in heavy else None
+        if isinstance(value, (cst.BinaryOperation,)):
+            return self.derived_from(value.left, heavy) or self.derived_from(value.right, heavy)
+        if isinstance(value, cst.UnaryOperation):
+            return self.derived_from(value.expression, heavy)
+        if isinstance(value, cst.Comparison):
+            return self.derived_from(value.left, heavy) or next(
+                (f for c in value.comparisons if (f := self.derived_from(c.comparator, heavy))), None)
+        if isinstance(value, cst.Subscript):
+            return self.derived_from(value.value, heavy)
+        if isinstance(value, cst.Attribute):
+            if value.attr.value in _VIEW_ATTRS:
+                return self.derived_from(value.value, heavy)
+            root = value.value
+            if isinstance(root, cst.Name) and root.value in heavy and self.types.get(root.value, "").startswith(
+                    "class:"):
+                return root.value  # an attribute of a heavy program object
+            return None
+        if isinstance(value, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
+            return self.derived_from(value.for_in.iter, heavy)
+        if isinstance(value, (cst.Tuple, cst.List)):
+            for el in value.elements:
+                found = self.derived_from(el.value, heavy)
+                if found:
+                    return found
+            return None
+        if isinstance(value, cst.Call):
+            q = self.names.qualname(value.func) or ""
+            if isinstance(value.func, cst.Attribute) and not q and value.func.attr.value in _SHAPE_PRESERVING:
+                return self.derived_from(value.func.value, heavy)
+            if q.startswith("numpy.") and q[len("numpy."):] in _ELEMENTWISE:
+                for a in value.args:
+                    found = self.derived_from(a.value, heavy)
+                    if found:
+                        return found
+        return None
+
+
+class HeavyProvider(Provider[str, HeavyDecision]):
+    """Every local of the entry region -> :class:`HeavyDecision` (rules 1-7)."""
+
+    DEPENDENCIES = (NamesProvider, DefUseProvider, TypesProvider)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, HeavyDecision]:
+        options = results.options
+        threshold = getattr(options, "heavy_bytes", DEFAULT_HEAVY_BYTES)
+        profile = getattr(options, "profile", None)
+        rules = _Rules(program, results.get(NamesProvider)["names"], results.get(TypesProvider), threshold)
+        bindings = [b for du in results.get(DefUseProvider).values() for b in du.bindings]
+        measured: dict[str, tuple[int, str]] = {}
+        for key, unit in (profile or {}).get("units", {}).items():
+            for name, size in unit.get("live_bytes", {}).items():
+                if size > measured.get(name, (-1, ""))[0]:
+                    measured[name] = (size, key)
+        out: dict[str, HeavyDecision] = {}
+        for b in bindings:  # rule 1
+            if b.pragma is not None and b.name not in out:
+                out[b.name] = HeavyDecision(b.pragma == "memory", None, f"pragma: # scad: {b.pragma} (line {b.line})")
+        for name, (size, key) in measured.items():  # rule 2
+            if name not in out and any(b.name == name for b in bindings):
+                heavy = size >= threshold
+                out[name] = HeavyDecision(heavy, size, f"profile: {format_bytes(size)} after the unit at {key}")
+        for b in bindings:  # rules 3-5, 8
+            if b.name in out or b.kind not in ("assign", "walrus", "unpack"):
+                continue
+            found = rules.static(b.value) if b.kind != "unpack" else rules.unpacked(b)
+            if found is not None:
+                size, reason = found
+                if (size is None and reason.startswith("loader")) or (size is not None and size >= threshold):
+                    out[b.name] = HeavyDecision(True, size, f"{reason} (line {b.line})")
+        changed = True
+        while changed:  # rule 6
+            changed = False
+            heavy = {n for n, d in out.items() if d.heavy}
+            for b in bindings:
+                if b.name in out or b.kind not in ("assign", "walrus", "unpack", "for", "augassign"):
+                    continue
+                source = rules.derived_from(b.value if b.kind != "augassign" else None, heavy)
+                if source is not None and b.kind != "for":
+                    out[b.name] = HeavyDecision(True, out[source].size,
+                                                f"derived from heavy {source} (line {b.line})")
+                    changed = True
+        for b in bindings:  # rule 7
+            if b.name not in out:
+                static = rules.static(b.value) if b.kind in ("assign", "walrus") else None
+                size = static[0] if static else None
+                out[b.name] = HeavyDecision(False, size, "below the threshold" if size is not None
+                                            else "no rule applies")
+        return out

@@ -1,0 +1,419 @@
+"""The program model: the parsed file, its entry region, its units and its module-level definitions.
+
+Rules:
+
+1. The file is read as UTF-8 and parsed with libcst, which keeps comments and formatting, so
+   ``Unit.code`` and ``Definition.code`` are the user's text, leading comments included.
+2. The entry region is, in order: ``--entry NAME`` (a module-level function with no required
+   parameters); else ``main()`` when the module ends its work in an ``if __name__ == "__main__":``
+   block that only calls ``main()`` (optionally through ``sys.exit``/``raise SystemExit``); else
+   the module body itself (a script).
+3. The units are the top-level statements of the entry region, in order. A docstring of the
+   entry function is not a unit.
+4. In a function entry every other module-level statement is a :class:`Definition`. In a script,
+   imports, ``def``/``class`` statements and constants (names bound to literal arithmetic) are
+   definitions unless a unit rebinds one of their names; every other statement is a unit.
+5. ``Definition.refs`` are the module-level names its text reads; :meth:`Program.needs` closes a
+   set of names over ``refs`` transitively, so codegen copies exactly what an element needs.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import libcst as cst
+from libcst.metadata import (
+    CodeRange,
+    ExpressionContextProvider,
+    MetadataWrapper,
+    PositionProvider,
+    Scope,
+    ScopeProvider,
+)
+
+from scadc.errors import CompileError
+from scadc.source import Span
+
+__all__ = ["Definition", "DefinitionKind", "Entry", "Program", "Unit", "load_program", "read_source"]
+
+DefinitionKind = Literal["import", "function", "class", "constant", "data", "statement"]
+
+
+@dataclass(eq=False)
+class Unit:
+    """One top-level statement of the entry region; identity-equal (a key of provider maps)."""
+
+    #: position in the entry region, 0-based
+    index: int
+    #: the statement itself (its first token to its last), without leading comments
+    span: Span
+    #: the statement's exact source text, dedented to the entry region, leading comments included
+    code: str
+    #: first line of ``code`` (1-based): where leading comments start
+    first_line: int
+    node: cst.BaseStatement = field(repr=False)
+
+    @property
+    def summary(self) -> str:
+        """The statement's first line, for tables."""
+        lines = [ln for ln in self.code.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        text = lines[0].strip() if lines else ""
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(eq=False)
+class Definition:
+    """A module-level statement that elements copy when they need one of ``names``."""
+
+    kind: DefinitionKind
+    #: names this statement binds at module level (empty for a bare statement)
+    names: tuple[str, ...]
+    #: module-level names the statement reads (directly)
+    refs: frozenset[str]
+    span: Span
+    code: str
+    node: cst.BaseStatement = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where the program's work happens."""
+
+    kind: Literal["main", "function", "script"]
+    #: the function's name; ``<module>`` for a script
+    name: str
+    span: Span
+
+
+@dataclass(eq=False)
+class Program:
+    """A parsed program: source, libcst module and metadata, entry, units, definitions."""
+
+    path: str
+    source: str
+    wrapper: MetadataWrapper = field(repr=False)
+    entry: Entry
+    #: the libcst scope of the entry region (the function's, or the module's for a script)
+    scope: Scope = field(repr=False)
+    units: tuple[Unit, ...]
+    definitions: tuple[Definition, ...]
+    positions: dict[cst.CSTNode, CodeRange] = field(repr=False)
+    scopes: dict[cst.CSTNode, Scope | None] = field(repr=False)
+    contexts: dict[cst.CSTNode, object] = field(repr=False)
+
+    @property
+    def module(self) -> cst.Module:
+        return self.wrapper.module
+
+    def span_of(self, node: cst.CSTNode) -> Span:
+        pos = self.positions[node]
+        return Span(self.path, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
+
+    def error(self, message: str, node: cst.CSTNode, hint: str | None = None) -> CompileError:
+        return CompileError(message, self.span_of(node), self.source, hint=hint)
+
+    @property
+    def module_names(self) -> frozenset[str]:
+        """Every name a definition binds."""
+        return frozenset(n for d in self.definitions for n in d.names)
+
+    def definitions_of(self, names: Iterable[str]) -> tuple[Definition, ...]:
+        wanted = set(names)
+        return tuple(d for d in self.definitions if wanted.intersection(d.names))
+
+    def needs(self, names: Iterable[str]) -> frozenset[str]:
+        """``names`` closed over the definitions' references (rule 5)."""
+        todo = [n for n in names if n in self.module_names]
+        seen: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for d in self.definitions_of([name]):
+                todo.extend(r for r in d.refs if r not in seen)
+        return frozenset(seen)
+
+
+def read_source(path: str) -> str:
+    """The file's text; a missing file or a non-UTF-8 byte is a :class:`CompileError` (rule 1)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CompileError("no such file", Span(path)) from None
+    except OSError as exc:
+        raise CompileError(f"cannot read: {exc.strerror}", Span(path)) from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1)
+        text = data.decode("utf-8", errors="replace")
+        raise CompileError(f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded",
+                           Span(path, line, column, line, column + 1), text,
+                           hint="save the file as UTF-8") from None
+
+
+def _parse(path: str, source: str) -> cst.Module:
+    # Python's own parser words syntax errors best ("'(' was never closed"); libcst's is the fallback
+    try:
+        compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        line = exc.lineno or 1
+        column = max((exc.offset or 1) - 1, 0)
+        end = (exc.end_offset or 0) - 1 if exc.end_lineno == exc.lineno else column + 1
+        raise CompileError(f"syntax error: {exc.msg}", Span(path, line, column, line, max(end, column + 1)),
+                           source) from None
+    except ValueError as exc:  # null bytes
+        raise CompileError(f"cannot parse: {exc}", Span(path), source) from None
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        line, column = exc.raw_line, exc.raw_column
+        raise CompileError(f"syntax error: {exc.message}", Span(path, line, column, line, column + 1),
+                           source) from None
+
+
+def _is_main_guard(stmt: cst.BaseStatement) -> bool:
+    if not isinstance(stmt, cst.If) or not isinstance(stmt.test, cst.Comparison):
+        return False
+    test = stmt.test
+    if len(test.comparisons) != 1 or not isinstance(test.comparisons[0].operator, cst.Equal):
+        return False
+    sides = [test.left, test.comparisons[0].comparator]
+    names = [s.value for s in sides if isinstance(s, cst.Name)]
+    strings = [s.evaluated_value for s in sides if isinstance(s, cst.SimpleString)]
+    return names == ["__name__"] and strings == ["__main__"]
+
+
+def _guard_calls(stmt: cst.If, name: str) -> bool:
+    """The guard's body is exactly ``name()``, ``sys.exit(name())`` or ``raise SystemExit(name())`` (rule 2)."""
+    if stmt.orelse is not None or not isinstance(stmt.body, cst.IndentedBlock) or len(stmt.body.body) != 1:
+        return False
+    line = stmt.body.body[0]
+    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+        return False
+    small = line.body[0]
+    expr = small.value if isinstance(small, cst.Expr) else small.exc if isinstance(small, cst.Raise) else None
+    if isinstance(expr, cst.Call) and not (isinstance(expr.func, cst.Name) and expr.func.value == name):
+        code = cst.Module([]).code_for_node(expr.func)
+        if code in ("sys.exit", "SystemExit") and len(expr.args) == 1:
+            expr = expr.args[0].value
+    return (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == name
+            and not expr.args)
+
+
+def _required_params(fn: cst.FunctionDef) -> list[cst.Param]:
+    p = fn.params
+    return [x for x in (*p.posonly_params, *p.params) if x.default is None] + \
+        [x for x in p.kwonly_params if x.default is None]
+
+
+def _body(stmt: cst.FunctionDef) -> list[cst.BaseStatement]:
+    body = list(stmt.body.body) if isinstance(stmt.body, cst.IndentedBlock) else []
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    return body  # type: ignore[return-value]
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+            and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, (cst.SimpleString,
+                                                                                    cst.ConcatenatedString)))
+
+
+_CONST_NODES = (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString,
+                cst.BinaryOperation, cst.UnaryOperation, cst.Tuple, cst.Element, cst.Name,
+                cst.Comma, cst.LeftParen, cst.RightParen, cst.BaseBinaryOp, cst.BaseUnaryOp,
+                cst.ParenthesizedWhitespace, cst.SimpleWhitespace)
+
+
+def _is_constant(stmt: cst.BaseStatement, known: set[str]) -> bool:
+    """``NAME = <literal arithmetic over earlier constants>`` (rule 4): copying it is harmless."""
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return False
+    small = stmt.body[0]
+    if isinstance(small, cst.Assign) and all(isinstance(t.target, cst.Name) for t in small.targets):
+        value: cst.BaseExpression | None = small.value
+    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+        value = small.value
+    else:
+        return False
+    if value is None:
+        return False
+    ok = True
+
+    class _Check(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            nonlocal ok
+            if not isinstance(node, _CONST_NODES) or (isinstance(node, cst.Name) and node.value not in known):
+                ok = False
+            return ok
+
+    value.visit(_Check())
+    return ok
+
+
+def _kinds(stmts: list[cst.BaseStatement]) -> dict[int, DefinitionKind]:
+    """The kind of each module-level statement; constants may only use earlier constants."""
+    known: set[str] = {"True", "False", "None"}
+    kinds: dict[int, DefinitionKind] = {}
+    for s in stmts:
+        kinds[id(s)] = _kind(s, known)
+        if kinds[id(s)] == "constant":
+            known |= _binds(s)
+    return kinds
+
+
+def _kind(stmt: cst.BaseStatement, known: set[str]) -> DefinitionKind:
+    if isinstance(stmt, cst.FunctionDef):
+        return "function"
+    if isinstance(stmt, cst.ClassDef):
+        return "class"
+    if isinstance(stmt, cst.SimpleStatementLine) and stmt.body and all(
+            isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
+        return "import"
+    if _is_constant(stmt, known):
+        return "constant"
+    if isinstance(stmt, cst.SimpleStatementLine) and any(
+            isinstance(s, (cst.Assign, cst.AnnAssign, cst.AugAssign)) for s in stmt.body):
+        return "data"
+    return "statement"
+
+
+def load_program(path: str, *, entry: str | None = None) -> Program:
+    """Read, parse and index ``path`` (rules 1-5); raises :class:`CompileError` for bad input."""
+    source = read_source(path)
+    wrapper = MetadataWrapper(_parse(path, source))
+    module = wrapper.module
+    positions = dict(wrapper.resolve(PositionProvider))
+    scopes = dict(wrapper.resolve(ScopeProvider))
+    contexts = dict(wrapper.resolve(ExpressionContextProvider))
+    top = list(module.body)
+
+    def span(node: cst.CSTNode) -> Span:
+        pos = positions[node]
+        return Span(path, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
+
+    functions = {s.name.value: s for s in top if isinstance(s, cst.FunctionDef)}
+    fn: cst.FunctionDef | None = None
+    kind: Literal["main", "function", "script"] = "script"
+    if entry is not None:  # rule 2: --entry NAME
+        fn = functions.get(entry)
+        if fn is None:
+            raise CompileError(f"--entry {entry}: no module-level function named {entry!r}", Span(path), source)
+        kind = "function"
+    elif "main" in functions and any(_is_main_guard(s) and _guard_calls(s, "main") for s in top):  # type: ignore[arg-type]
+        fn, kind = functions["main"], "main"
+    if fn is not None:
+        required = _required_params(fn)
+        if required:
+            raise CompileError(f"the entry function {fn.name.value}() must not require arguments",
+                               span(required[0]), source)
+        body = _body(fn)
+        scope = scopes[body[0]] if body else scopes[fn.body]
+        defs_stmts = [s for s in top if s is not fn and not (_is_main_guard(s) and kind == "main")
+                      and not (s is top[0] and _is_docstring(s))]
+        unit_stmts = body
+        entry_info = Entry(kind, fn.name.value, span(fn))
+    else:  # rule 4 for scripts
+        scope = scopes[module]
+        stmts = [s for s in top if not (s is top[0] and _is_docstring(s))]
+        kinds = _kinds(stmts)
+        candidates = {id(s) for s in stmts if kinds[id(s)] in ("import", "function", "class", "constant")}
+        while True:
+            unit_bound = {a.name for a in scope.assignments
+                          if not any(_contains(s, a.node) for s in stmts if id(s) in candidates)}
+            demoted = {id(s) for s in stmts if id(s) in candidates and _binds(s) & unit_bound}
+            if not demoted:
+                break
+            candidates -= demoted
+        defs_stmts = [s for s in stmts if id(s) in candidates]
+        unit_stmts = [s for s in stmts if id(s) not in candidates]
+        entry_info = Entry("script", "<module>", Span(path, 1, 0, 1, 0))
+    if not unit_stmts:
+        raise CompileError("the entry region has no statements", entry_info.span, source)
+    global_scope = scopes[module]
+    assert global_scope is not None and scope is not None
+    kinds = _kinds(defs_stmts)
+    definitions = tuple(
+        Definition(kinds[id(s)], tuple(sorted(_binds(s))), _refs(s, scopes, global_scope, positions), span(s),
+                   module.code_for_node(s), s)
+        for s in defs_stmts)
+    units = []
+    for i, s in enumerate(unit_stmts):
+        leading = getattr(s, "leading_lines", ())
+        first = positions[s].start.line - sum(1 for _ in leading)
+        units.append(Unit(i, span(s), module.code_for_node(s), max(first, 1), s))
+    return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts)
+
+
+def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
+    found = False
+
+    class _Find(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            nonlocal found
+            if node is target:
+                found = True
+            return not found
+
+    root.visit(_Find())
+    return found
+
+
+def _binds(stmt: cst.BaseStatement) -> set[str]:
+    """Module-level names a definition statement binds."""
+    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+        return {stmt.name.value}
+    names: set[str] = set()
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for small in stmt.body:
+            if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                for alias in small.names:
+                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                        names.add(alias.asname.name.value)
+                    else:
+                        names.add(cst.Module([]).code_for_node(alias.name).split(".")[0])
+            elif isinstance(small, cst.Assign):
+                for t in small.targets:
+                    names |= _target_names(t.target)
+            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+                names |= _target_names(small.target)
+    return names
+
+
+def _target_names(target: cst.BaseExpression) -> set[str]:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: set[str] = set()
+        for el in target.elements:
+            out |= _target_names(el.value)
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return set()
+
+
+def _refs(stmt: cst.CSTNode, scopes: dict[cst.CSTNode, Scope | None], global_scope: Scope,
+          positions: dict[cst.CSTNode, CodeRange]) -> frozenset[str]:
+    """Module-level names read anywhere inside ``stmt`` (function bodies included)."""
+    found: set[str] = set()
+
+    class _Names(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            scope = scopes.get(node)
+            if scope is None:
+                return
+            for access in scope.accesses[node]:
+                if any(r.scope is global_scope for r in access.referents):
+                    found.add(node.value)
+
+    stmt.visit(_Names())
+    return frozenset(found)

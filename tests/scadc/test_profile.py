@@ -1,0 +1,111 @@
+"""``scadc profile``: unit-boundary measurements, the program's output untouched, stable JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scadc.cli
+from scadc.analysis import analyze
+from scadc.profile import deep_size, dumps, profile_program
+from tests.scadc.datadriven import ROOT
+
+EXAMPLES = sorted((ROOT / "examples" / "monolithic").glob("*.py"))
+
+PROGRAM = """\
+import numpy as np
+
+def main():
+    big = np.zeros((512, 512))  # 2 MiB
+    small = [1, 2, 3]
+    for i in range(3):
+        big[i] = i
+    print("sum", big.sum())
+    del big
+    print(len(small))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_units_sizes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.py"
+    path.write_text(PROGRAM)
+    profile, status = profile_program(str(path))
+    assert status == 0
+    assert capsys.readouterr().out == "sum 1536.0\n3\n"
+    units = profile["units"]
+    assert sorted(units, key=lambda k: units[k]["index"]) == ["4:4", "5:4", "6:4", "8:4", "9:4", "10:4"]
+    assert units["4:4"]["live_bytes"] == {"big": 512 * 512 * 8}
+    assert units["9:4"]["live_bytes"] == {"i": 28, "small": deep_size([1, 2, 3])}  # big is gone after del
+    assert all(u["rss_bytes"] > 0 and u["wall_s"] >= 0 and u["cpu_s"] >= 0 for u in units.values())
+    assert json.loads(dumps(profile)) == profile and dumps(profile).endswith("}\n")
+
+
+def test_a_loop_is_one_unit_however_many_iterations(tmp_path: Path) -> None:
+    path = tmp_path / "app.py"
+    path.write_text(PROGRAM)
+    profile, _ = profile_program(str(path))
+    assert [u["index"] for u in profile["units"].values()].count(2) == 1
+
+
+def test_script_and_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "script.py"
+    path.write_text("import sys\nx = [0] * 1000\nprint('hi')\nsys.exit(3)\n")
+    profile, status = profile_program(str(path))
+    assert status == 3 and capsys.readouterr().out == "hi\n"
+    assert profile["units"]["2:0"]["live_bytes"]["x"] == deep_size([0] * 1000)
+    assert set(profile["units"]) == {"2:0", "3:0", "4:0"}
+
+
+def test_a_failing_program_reports_status_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.py"
+    path.write_text("def main():\n    x = 1\n    raise ValueError('boom')\n\nif __name__ == '__main__':\n    main()\n")
+    _, status = profile_program(str(path))
+    assert status == 1 and "ValueError: boom" in capsys.readouterr().err
+
+
+def test_deep_size_is_bounded() -> None:
+    arrays = [np.zeros(100) for _ in range(5000)]
+    size = deep_size(arrays)
+    assert 5000 * 800 <= size <= 5000 * 800 * 1.2
+    assert deep_size({"a": np.zeros(10)}) > 80
+
+
+def test_analysis_uses_the_measured_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "app.py"
+    path.write_text(PROGRAM.replace("np.zeros((512, 512))", "np.zeros(n * n)").replace(
+        "def main():\n", "def main():\n    n = int('512')\n"))
+    profile, _ = profile_program(str(path))
+    assert not analyze(str(path)).heavy["big"].heavy  # the size is not computable statically
+    decided = analyze(str(path), profile=profile).heavy["big"]
+    assert decided.heavy and decided.size == 512 * 512 * 8 and decided.reason.startswith("profile:")
+
+
+def test_profile_of_another_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "app.py"
+    path.write_text(PROGRAM)
+    profile, _ = profile_program(str(path))
+    path.write_text("\n\n" + PROGRAM)
+    with pytest.raises(Exception, match="does not match"):
+        analyze(str(path), profile=profile)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_profile_runs_on_every_example(example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI writes the profile and the program prints exactly what it prints unprofiled."""
+    out = tmp_path / "p.json"
+    assert scadc.cli.main(["profile", str(example), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    plain = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, check=True).stdout
+    assert printed == plain
+    profile = json.loads(out.read_text())
+    analysis = analyze(str(example), profile=profile)
+    assert {u.span.key for u in analysis.units} >= set(profile["units"])
+    assert any(d.heavy for d in analysis.heavy.values())
