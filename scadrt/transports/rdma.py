@@ -29,7 +29,7 @@ import base64
 import contextlib
 import ctypes
 import importlib
-import random
+import secrets
 import struct
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -223,7 +223,7 @@ class _Connection:
             attr = v["qp"].QPAttr(port_num=device.port)
             attr.qp_access_flags = e.IBV_ACCESS_LOCAL_WRITE | e.IBV_ACCESS_REMOTE_READ | e.IBV_ACCESS_REMOTE_WRITE
             self.qp = v["qp"].QP(device.pd, init, attr)  # created in INIT (pyverbs moves it there)
-        self.psn = random.getrandbits(24)
+        self.psn = secrets.randbits(24)
 
     def info(self, mr: Any = None, size: int = 0) -> ConnInfo:
         return ConnInfo(qpn=int(self.qp.qp_num), psn=self.psn, lid=self.device.lid, gid=self.device.gid,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import random
+import secrets
 import socket
 import time
 from collections.abc import Mapping
@@ -88,8 +88,9 @@ class TcpTransport(Transport):
         self.timeout = timeout
         self._window = window
         self._head = memoryview(bytearray(HEADER_SIZE))  # reply headers on the stream channel land here
-        # random start: ids of a new transport never match late replies meant for an older one
-        self._ids = itertools.count(random.getrandbits(48))
+        # random start (from secrets: the global `random` is the user program's state, never ours):
+        # ids of a new transport never match late replies meant for an older one
+        self._ids = itertools.count(secrets.randbits(48))
         self._where = f"{self} at {url}"
         with map_zmq_errors(self._where):
             sock = zmq.Context.instance().socket(zmq.DEALER)
