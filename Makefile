@@ -17,6 +17,14 @@ install: $(STAMP)
 DEMO_OUT := build/demo
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
+	@echo "== scadc split examples/monolithic/tpcds_q1.py: a TPC-DS Q1-like query, compiled into elements"
+	$(BIN)/scadc split examples/monolithic/tpcds_q1.py -o $(DEMO_OUT)/q1 --force
+	$(BIN)/scadc dag $(DEMO_OUT)/q1 --format json -o $(DEMO_OUT)/q1-dag.json
+	@echo "== scadc run $(DEMO_OUT)/q1 (shared memory), next to python examples/monolithic/tpcds_q1.py"
+	$(BIN)/scadc run $(DEMO_OUT)/q1 --quiet --report $(DEMO_OUT)/q1-run.json --html $(DEMO_OUT)/q1-run.html \
+		| tee $(DEMO_OUT)/q1-split.out
+	$(BIN)/python examples/monolithic/tpcds_q1.py > $(DEMO_OUT)/q1-original.out
+	cmp $(DEMO_OUT)/q1-original.out $(DEMO_OUT)/q1-split.out && echo "== identical output (split vs original)"
 	@echo "== scadc dag examples/elements/fanout (validate and draw the DAG)"
 	$(BIN)/scadc dag examples/elements/fanout
 	@if command -v dot >/dev/null; then \
@@ -29,7 +37,7 @@ demo: $(STAMP)
 		--report $(DEMO_OUT)/fanout-run.json --html $(DEMO_OUT)/fanout-run.html
 	@echo "== the same over tcp (a memory server on 127.0.0.1)"
 	$(BIN)/scadc run examples/elements/fanout --quiet --transport tcp
-	@echo "wrote $(DEMO_OUT)/chain.json, $(DEMO_OUT)/fanout-run.json and $(DEMO_OUT)/fanout-run.html"
+	@echo "wrote $(DEMO_OUT)/: q1/ (the split program), q1-run.html and fanout-run.html (run reports), chain.json"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -38,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 golden: $(STAMP)
-	$(BIN)/python -m pytest -q tests/test_golden.py --update-golden
+	$(BIN)/python -m pytest -q tests/test_golden.py tests/scadc/test_split_golden.py tests/scadc/test_analysis_data.py --update-golden
 
 # Bounded defaults; raise with e.g. `make bench BENCH_ARGS="--elements 2000"`.
 BENCH_ARGS ?=

@@ -14,7 +14,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from scadc.cli_analysis import add_analyze, add_profile
 from scadc.run import add_run, add_run_element
+from scadc.split import add_split
 from scadrt import __version__, load_program
 from scadrt.errors import UserError
 from scadrt.export import RENDERED_FORMATS, render_graphviz, to_dot, to_graph_json, to_openwhisk
@@ -115,7 +117,9 @@ def _add_memory_server(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.set_defaults(run=memory_server.run_from_args)
 
 
-_COMMANDS: tuple[Callable[..., None], ...] = (_add_dag, _add_gen, add_run, add_run_element, _add_memory_server)
+_COMMANDS: tuple[Callable[..., None], ...] = (
+    add_split, add_profile, add_analyze, _add_dag, _add_gen, add_run, add_run_element, _add_memory_server,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, Star
 from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, read_frame, write_frame
 from scadrt.errors import InternalError
 from scadrt.report import InstanceRun, MemoryRun, RunReport
+from scadrt.sourcemap import load_sourcemap
 
 __all__ = ["LocalEngine", "MemoryBackend", "RunFailed", "RunResult", "Terminated"]
 
@@ -228,6 +229,7 @@ class _Run:
     def __init__(self, engine: LocalEngine, program: Program, run_input: Any, tmp: Path) -> None:
         self.engine, self.program, self.tmp = engine, program, tmp
         self.scheduler = Scheduler(program, run_input, retries=engine.retries)
+        self.sourcemap = load_sourcemap(program.path)
         order = [(name, i) for name in self.scheduler.order for i in range(program.elements[name].parallelism)]
         self.output = _OutputSequencer(order, engine.stdout, engine.stderr)
         self.queue: deque[Submit] = deque()
@@ -407,7 +409,10 @@ class _Run:
         error_path = Path(task.error_path)
         if os.WIFEXITED(status) and error_path.exists():
             error = json.loads(error_path.read_text())
-            return Failure(task.element, task.index, error["kind"], error["message"], error["traceback"])
+            traceback = error["traceback"]
+            if self.sourcemap is not None:  # a generated program: point at the original's lines
+                traceback = self.sourcemap.rewrite(traceback)
+            return Failure(task.element, task.index, error["kind"], error["message"], traceback)
         if os.WIFSIGNALED(status):
             sig = signal.Signals(os.WTERMSIG(status))
             hint = " (out of memory?)" if sig == signal.SIGKILL else ""

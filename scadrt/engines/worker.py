@@ -25,6 +25,7 @@ import struct
 import sys
 import time
 import traceback
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 _LENGTH = struct.Struct(">I")
+#: the module name element code runs under (not "__main__": an element is not a script)
+PROGRAM_MODULE = "__scad_program__"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -148,7 +151,13 @@ def execute_element(path: str, element: str, index: int, params: Any,
     os.environ["__OW_PAR"] = str(index)
     sys.path.insert(0, str(Path(path).parent))  # elements may import modules beside them
     source = Path(path).read_text(encoding="utf-8")
-    namespace: dict[str, Any] = {"__name__": f"scad_element_{element}", "__file__": path}
+    # One module name for every element of a program, importable while the element runs: a class
+    # defined in the program pickles as __scad_program__.Name in one element and unpickles in the
+    # next, which defines the same class under the same name.
+    module = types.ModuleType(PROGRAM_MODULE)
+    module.__file__ = path
+    sys.modules[PROGRAM_MODULE] = module
+    namespace = module.__dict__
     exec(compile(source, path, "exec"), namespace)
     with Action(element, transports, par_index=index) as action:
         result = namespace["main"](params, action)

@@ -1,0 +1,222 @@
+"""Writing a partition plan as an element directory.
+
+Decisions are made here in Python; the templates in ``templates/`` only lay out text. Each
+compute element gets: its ``#@ `` header; a comment naming the original file and lines; only
+the imports and module-level definitions its statements need (transitively), verbatim; and a
+``main(params, action)`` whose body is a short prologue (unpack what the parent sent), the
+user's statements verbatim with their comments, and an epilogue (pack what the next element
+needs). The body is assembled with libcst, not by re-indenting text, so multi-line strings
+keep their exact contents.
+
+Beside the elements: ``split.json`` (policy, decisions, sizes) and ``sourcemap.json`` (for each
+element, runs of generated lines and the original lines they came from, for tracebacks).
+The directory is written next to its final place and renamed into it only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from scadc.analysis import Analysis
+from scadc.errors import CompileError
+from scadc.partition.plan import ComputePlan, PartitionPlan
+from scadc.source import Span
+from scadrt.sizes import format_size
+
+__all__ = ["render_program", "write_program"]
+
+_MiB = 2**20
+_RUNTIME = "_scad"  # the name generated code imports scadrt.remote.values as (not a user name)
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("scadc.codegen", "templates"), keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined, autoescape=False,
+)
+
+
+class _EarlyExit(cst.CSTTransformer):
+    """``return X`` of the entry function becomes ``return _scad.early_exit(X)``: X is still
+    evaluated, and main() returns a JSON object as elements must."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.depth += 1
+        return True
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.depth -= 1
+        return updated
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def leave_Return(self, original: cst.Return, updated: cst.Return) -> cst.Return:
+        if self.depth:
+            return updated
+        value = updated.value if updated.value is not None else cst.Name("None")
+        call = cst.Call(cst.Attribute(cst.Name(_RUNTIME), cst.Name("early_exit")), [cst.Arg(value)])
+        return updated.with_changes(value=call)
+
+
+def _prologue(compute: ComputePlan, parent: str | None) -> list[str]:
+    lines = []
+    if parent is not None:
+        lines += [f"(_scad_in,) = params[{parent!r}]", "_scad_values = _scad_in['values']"]
+    if compute.restore_rng:
+        lines.append(f"{_RUNTIME}.restore_rng(_scad_in['rng'])")
+    for name in compute.unpack:
+        lines.append(f"{name} = {_RUNTIME}.unpack(_scad_values[{name!r}], action)")
+    for name in compute.placeholders:
+        lines.append(f"{name} = None  # only deleted below: not loaded")
+    return lines
+
+
+def _epilogue(compute: ComputePlan) -> list[str]:
+    if not compute.send and not compute.capture_rng:
+        return ["return {}"]
+    items = []
+    for value in compute.send:
+        if value.how == "forward":
+            items.append(f"{value.name!r}: _scad_values[{value.name!r}],")
+        elif value.heavy:
+            previous = f"_scad_values.get({value.name!r})" if value.name in compute.unpack else "None"
+            items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}, action, {value.memory!r}, "
+                         f"previous={previous}, changed={value.changed}),")
+        else:
+            items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}),")
+    rng = [f"'rng': {_RUNTIME}.capture_rng(),"] if compute.capture_rng else []
+    return ["return {", "    'values': {", *(f"        {i}" for i in items), "    },", *(f"    {r}" for r in rng), "}"]
+
+
+def _main(analysis: Analysis, compute: ComputePlan, parent: str | None) -> tuple[str, int]:
+    """The text of main() and the 1-based line (within it) where the user's statements start."""
+    prologue = [cst.parse_statement(line + "\n") for line in _prologue(compute, parent)]
+    units = [analysis.units[i].unit.node for i in compute.units]
+    if any(analysis.units[i].exits for i in compute.units):
+        units = [u.visit(_EarlyExit()) for u in units]
+    epilogue = list(cst.parse_module("\n".join(_epilogue(compute)) + "\n").body)
+    first_unit = units[0].with_changes(leading_lines=[
+        cst.EmptyLine(comment=cst.Comment(f"# ---- {Path(analysis.program.path).name}, from line "
+                                          f"{compute.lines[0]}")),
+        *getattr(units[0], "leading_lines", ()),
+    ]) if hasattr(units[0], "leading_lines") else units[0]
+    marker = cst.EmptyLine(comment=cst.Comment("# ---- values for the next element"))
+    epilogue[0] = epilogue[0].with_changes(leading_lines=[cst.EmptyLine(indent=False), marker])
+    function = cst.parse_statement("def main(params, action):\n    pass\n")
+    assert isinstance(function, cst.FunctionDef)
+    body = [*prologue, first_unit, *units[1:], *epilogue]
+    module = cst.Module(body=[function.with_changes(body=function.body.with_changes(body=body))])
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    start = positions[first_unit].start.line
+    return module.code, start
+
+
+def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, str], dict[str, Any]]:
+    """File name → text for every element, and the source map."""
+    source = Path(analysis.program.path).name
+    files: dict[str, str] = {}
+    sourcemap: dict[str, Any] = {"source": analysis.program.path, "elements": {}}
+    computes = plan.computes
+    template = _ENV.get_template("compute.o.py.j2")
+    for k, compute in enumerate(computes):
+        parent = computes[k - 1].name if k else None
+        child = computes[k + 1].name if k + 1 < len(computes) else None
+        header = ["type: compute"]
+        if parent:
+            header.append(f"parents: [{parent}]")
+        if child:
+            header.append(f"dependents: [{child}]")
+        if compute.memories:
+            header.append("corunning:")
+            header += [f"  {m}: {{trans: {m}, type: rdma}}" for m in compute.memories]
+        request = max(256 * _MiB, -(-(2 * compute.holds + 128 * _MiB) // _MiB) * _MiB)
+        header.append(f"limits: {{cpu: 1, mem: {format_size(request)}}}")
+        needs = set().union(*(analysis.units[i].needs for i in compute.units))
+        if compute.unpack or compute.send:
+            # values that cross a cut may be instances of the program's classes: unpickling needs them
+            classes = [n for d in analysis.program.definitions if d.kind == "class" for n in d.names]
+            needs |= analysis.program.needs(classes)
+        definitions = [d for d in analysis.program.definitions_of(needs) if d.kind != "statement"]
+        blocks = [f"import scadrt.remote.values as {_RUNTIME}", *(d.code.strip("\n") for d in definitions)]
+        main, unit_line = _main(analysis, compute, parent)
+        text = template.render(header=header, source=source, first_line=compute.lines[0],
+                               last_line=compute.lines[1], name=compute.name, position=k + 1,
+                               count=len(computes), definitions="\n\n\n".join(blocks), main=main)
+        main_line = text.splitlines().index("def main(params, action):") + 1
+        files[f"{compute.name}.o.py"] = text
+        runs = [_unit_run(analysis, compute, main_line + unit_line - 1)]
+        for definition in definitions:  # the helpers, copied verbatim: map them too
+            block = definition.code.strip("\n")
+            generated = text[: text.index(block)].count("\n") + 1
+            count = block.count("\n") + 1
+            runs.append([generated, definition.span.end_line - count + 1, count])
+        sourcemap["elements"][compute.name] = sorted(runs)
+    memory_template = _ENV.get_template("memory.o.yaml.j2")
+    for memory in plan.memories:
+        files[f"{memory.name}.o.yaml"] = memory_template.render(
+            source=source, value=memory.value, reason=memory.reason, corunning=memory.corunning,
+            size=format_size(memory.size))
+    return files, sourcemap
+
+
+def _unit_run(analysis: Analysis, compute: ComputePlan, generated_start: int) -> list[int]:
+    """[generated first line, original first line, line count] of the element's statements."""
+    first = analysis.units[compute.units[0]].unit.first_line
+    return [generated_start, first, compute.lines[1] - first + 1]
+
+
+def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:
+    return {
+        "source": analysis.program.path,
+        "entry": analysis.program.entry.name,
+        "policy": plan.policy,
+        "units": plan.unit_count,
+        "heavy": {name: {"heavy": d.heavy, "size": d.size, "reason": d.reason}
+                  for name, d in sorted(analysis.heavy.items())},
+        "decisions": [{"boundary": i, "decision": why} for i, why in plan.decisions],
+        "computes": [asdict(c) for c in plan.computes],
+        "memories": [asdict(m) for m in plan.memories],
+    }
+
+
+def write_program(analysis: Analysis, plan: PartitionPlan, out: str | Path, *, force: bool = False) -> Path:
+    """Write the element directory ``out`` atomically: all of it, or (on any error) nothing."""
+    target = Path(out)
+    if target.exists() and not force:
+        raise CompileError(f"{target} exists; pass --force to replace it", Span(str(target)))
+    if target.exists() and not target.is_dir():
+        raise CompileError(f"{target} exists and is not a directory", Span(str(target)))
+    files, sourcemap = render_program(analysis, plan)
+    files["split.json"] = json.dumps(split_report(analysis, plan), indent=2) + "\n"
+    files["sourcemap.json"] = json.dumps(sourcemap, indent=2) + "\n"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, text in sorted(files.items()):
+            (staging / name).write_text(text, encoding="utf-8")
+        os.chmod(staging, 0o755)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.rename(target, old / "prog")
+            os.rename(staging, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,115 @@
+"""Partition policies: named, typed, frozen; each chooses cuts among the allowed ones.
+
+``--policy NAME`` selects one; options map onto its fields (``--max-elements``). An unknown
+name fails fast and lists the known ones.
+
+resource (default)
+    Cut where the set of heavy values a unit works on changes, so that each element holds only
+    the heavy data its statements use (rule R1); then, while there are more than
+    ``max_elements`` elements, drop the cut whose two sides share the most heavy bytes (R2), as
+    that cut moves the most data for the least memory saved.
+every
+    Cut at every allowed boundary (one element per statement where possible): the strictest test
+    that what crosses a cut arrives intact.
+single
+    No cut: one compute element, like the original program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import libcst as cst
+
+from scadc.analysis import Analysis, UnitFacts
+from scadc.errors import CompileError
+from scadc.source import Span
+
+__all__ = ["POLICIES", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy", "make_policy", "reads_of"]
+
+
+class Policy(Protocol):
+    name: ClassVar[str]
+
+    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
+        """The cuts to take (from ``allowed``) and, per boundary considered, why."""
+        ...
+
+
+def reads_of(facts: UnitFacts) -> frozenset[str]:
+    """The locals a unit needs the values of: what it uses or changes, but not what a plain
+    ``del x`` statement names (the analysis counts that as a use; it needs no data)."""
+    node = facts.unit.node
+    if isinstance(node, cst.SimpleStatementLine) and all(isinstance(s, cst.Del) for s in node.body):
+        return facts.mutated
+    return facts.uses | facts.mutated
+
+
+def _working_set(analysis: Analysis, index: int) -> frozenset[str]:
+    u = analysis.units[index]
+    names = reads_of(u) | u.defs
+    return frozenset(n for n in names if (d := analysis.heavy.get(n)) is not None and d.heavy)
+
+
+def _bytes(analysis: Analysis, names: frozenset[str]) -> int:
+    return sum((analysis.heavy[n].size or 0) for n in names)
+
+
+@dataclass(frozen=True)
+class ResourcePolicy:
+    name: ClassVar[str] = "resource"
+    max_elements: int = 8
+
+    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
+        reasons: dict[int, str] = {}
+        cuts = []
+        for i in allowed:  # R1
+            before, after = _working_set(analysis, i - 1), _working_set(analysis, i)
+            if before != after and (before or after):
+                cuts.append(i)
+                reasons[i] = (f"cut (R1): heavy working set changes from [{', '.join(sorted(before))}] "
+                              f"to [{', '.join(sorted(after))}]")
+            else:
+                reasons[i] = "not cut: the heavy working set does not change"
+        while len(cuts) + 1 > self.max_elements:  # R2
+            shared = {i: _bytes(analysis, analysis.boundaries[i].names & frozenset(analysis.heavy)) for i in cuts}
+            drop = max(cuts, key=lambda i: (shared[i], -i))
+            cuts.remove(drop)
+            reasons[drop] = f"not cut (R2): more than {self.max_elements} elements; {shared[drop]} heavy bytes cross it"
+        return cuts, reasons
+
+
+@dataclass(frozen=True)
+class EveryPolicy:
+    name: ClassVar[str] = "every"
+
+    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
+        return list(allowed), {i: "cut: policy 'every'" for i in allowed}
+
+
+@dataclass(frozen=True)
+class SinglePolicy:
+    name: ClassVar[str] = "single"
+
+    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
+        return [], {i: "not cut: policy 'single'" for i in allowed}
+
+
+POLICIES: dict[str, type] = {p.name: p for p in (ResourcePolicy, EveryPolicy, SinglePolicy)}
+
+
+def make_policy(name: str, *, max_elements: int | None = None) -> Policy:
+    """The policy ``name`` with its options; a user error for unknown names and bad options."""
+    cls = POLICIES.get(name)
+    if cls is None:
+        raise CompileError(f"unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}", Span("--policy"))
+    if max_elements is not None:
+        if cls is not ResourcePolicy:
+            raise CompileError(f"--max-elements applies to the 'resource' policy, not {name!r}", Span("--policy"))
+        if max_elements < 1:
+            raise CompileError("--max-elements must be at least 1", Span("--max-elements"))
+        return ResourcePolicy(max_elements=max_elements)
+    policy: Policy = cls()
+    return policy

@@ -1,0 +1,67 @@
+"""``scadc split``: analyse a monolithic program, partition it, write the element directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from scadc.analysis import DEFAULT_HEAVY_BYTES, analyze
+from scadc.codegen.emit import write_program
+from scadc.partition.build import build_plan
+from scadc.partition.policies import POLICIES, make_policy
+from scadrt.sizes import parse_size
+
+__all__ = ["add_split"]
+
+
+def _explain(analysis: object, plan: object) -> str:
+    lines = [plan.format(), "decisions:"]  # type: ignore[attr-defined]
+    lines += [f"  boundary {i}: {why}" for i, why in plan.decisions]  # type: ignore[attr-defined]
+    lines.append("heavy objects:")
+    for name, d in sorted(analysis.heavy.items()):  # type: ignore[attr-defined]
+        lines.append(f"  {name}: {'heavy' if d.heavy else 'small'} ({d.reason})")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    try:
+        heavy_bytes = parse_size(args.heavy_bytes)
+    except ValueError as exc:
+        from scadrt.errors import UserError
+
+        raise UserError(f"--heavy-bytes: {exc}") from exc
+    policy = make_policy(args.policy, max_elements=args.max_elements)
+    analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
+    plan = build_plan(analysis, policy)
+    if args.explain:
+        sys.stderr.write(_explain(analysis, plan))
+    out = write_program(analysis, plan, args.output, force=args.force)
+    print(f"scadc: wrote {out}/ ({len(plan.computes)} compute, {len(plan.memories)} memory elements)",
+          file=sys.stderr)
+    return 0
+
+
+def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "split", parents=[common], help="compile a monolithic Python program into an element directory",
+        description="Analyse a monolithic Python program, cut it into compute elements where the heavy data "
+                    "it works on changes, keep heavy values that cross a cut in memory elements, and write "
+                    "the element directory (all of it, or nothing).",
+        epilog="examples:\n  scadc split examples/monolithic/logreg_cv.py -o build/logreg\n"
+               "  scadc split app.py -o prog --policy every --explain --force\n"
+               "  scadc run build/logreg",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("program", help="the Python program to split")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="the element directory to write")
+    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--policy", default="resource", choices=sorted(POLICIES),
+                   help="how to choose cuts (default resource)")
+    p.add_argument("--max-elements", type=int, default=None, metavar="N",
+                   help="at most N compute elements (resource policy; default 8)")
+    p.add_argument("--heavy-bytes", default=str(DEFAULT_HEAVY_BYTES), metavar="SIZE",
+                   help="values at least this large are heavy (default 1 MiB)")
+    p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` for measured sizes")
+    p.add_argument("--entry", metavar="NAME", help="the entry function (default main(), else the module body)")
+    p.add_argument("--explain", action="store_true", help="print every cut decision and heavy object to stderr")
+    p.set_defaults(run=_cmd_split)

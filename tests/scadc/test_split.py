@@ -1,0 +1,140 @@
+"""scadc split end to end: the split program prints exactly what the original prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from scadc.analysis import analyze
+from scadc.partition.build import allowed_cuts, build_plan
+from scadc.partition.plan import ComputePlan, PartitionPlan
+from scadc.partition.policies import make_policy
+from tests.leftovers import nothing_left_behind
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples" / "monolithic").glob("*.py"))
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    with nothing_left_behind():
+        yield
+
+
+def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    done = subprocess.run([sys.executable, *map(str, argv)], capture_output=True, cwd=ROOT, timeout=300, check=False)
+    if check and done.returncode != 0:
+        pytest.fail(f"{argv} exited {done.returncode}:\n{done.stderr.decode()}")
+    return done
+
+
+@cache
+def original_output(example: Path) -> bytes:
+    return run(example).stdout
+
+
+@pytest.mark.parametrize("transport", ["shm", "tcp"])
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_split_program_prints_what_the_original_prints(example: Path, transport: str, tmp_path: Path) -> None:
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", example.relative_to(ROOT), "-o", prog)
+    split = run("-m", "scadc", "run", prog, "--transport", transport, "--quiet")
+    assert split.stdout == original_output(example)
+    assert split.stdout  # every example prints its results
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_every_allowed_cut_preserves_the_output(example: Path, tmp_path: Path) -> None:
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", example.relative_to(ROOT), "-o", prog, "--policy", "every")
+    assert len(list(prog.glob("*.o.py"))) > 2
+    assert run("-m", "scadc", "run", prog, "--quiet").stdout == original_output(example)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("policy", ["resource", "every", "single"])
+def test_plans_are_valid(example: Path, policy: str) -> None:
+    analysis = analyze(str(example))
+    plan = build_plan(analysis, make_policy(policy))
+    assert plan.validate() == []
+    allowed = allowed_cuts(analysis)
+    cuts = [c.units[0] for c in plan.computes[1:]]
+    assert all(allowed[i] == "" for i in cuts)  # only allowed cuts are taken
+    if policy == "single":
+        assert len(plan.computes) == 1 and plan.memories == ()
+
+
+def test_validate_reports_a_broken_plan() -> None:
+    analysis = analyze(str(ROOT / "examples" / "monolithic" / "global_rng.py"))
+    plan = build_plan(analysis, make_policy("every"))
+    first, second, *rest = plan.computes
+    broken = PartitionPlan(plan.policy, (first, ComputePlan(**{**second.__dict__, "unpack": ("ghost",)}), *rest),
+                           plan.memories, plan.decisions, plan.unit_count + 1)
+    problems = broken.validate()
+    assert any("units are not each in exactly one element" in p for p in problems)
+    assert any("unpacks 'ghost'" in p for p in problems)
+
+
+def test_split_writes_all_or_nothing(tmp_path: Path) -> None:
+    example = ROOT / "examples" / "monolithic" / "script.py"
+    prog = tmp_path / "prog"
+    prog.mkdir()
+    (prog / "keep.txt").write_text("mine")
+    refused = run("-m", "scadc", "split", example, "-o", prog, check=False)
+    assert refused.returncode == 2 and b"--force" in refused.stderr
+    assert sorted(p.name for p in prog.iterdir()) == ["keep.txt"]
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("def main():\n    global g\n    g = 1\n\nif __name__ == '__main__':\n    main()\n")
+    failed = run("-m", "scadc", "split", bad, "-o", prog, "--force", check=False)
+    assert failed.returncode == 2 and b"global" in failed.stderr and b"Traceback" not in failed.stderr
+    assert sorted(p.name for p in prog.iterdir()) == ["keep.txt"]  # the old directory is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.py", "prog"]  # no staging left behind
+
+    assert run("-m", "scadc", "split", example, "-o", prog, "--force").returncode == 0
+    assert "keep.txt" not in {p.name for p in prog.iterdir()}
+    report = json.loads((prog / "split.json").read_text())
+    assert report["policy"] == "resource" and report["computes"]
+
+
+FAILING = '''import numpy as np
+
+
+def check(values):
+    if values.sum() > 10:
+        raise ValueError(f"sum too large: {values.sum():.1f}")
+
+
+def main():
+    data = np.ones(1_000_000)
+    print("made", data.size)
+    small = data[:20].copy()
+    del data
+    check(small)
+    print("never printed")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_failing_split_program_names_the_original_lines(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(FAILING)
+    original = run(app, check=False)
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
+    split = run("-m", "scadc", "run", prog, "--quiet", check=False)
+    assert split.returncode == 1 and original.returncode == 1
+    assert split.stdout == original.stdout == b"made 1000000\n"
+    err = split.stderr.decode()
+    assert f'File "{app}", line 14, in main (step' in err  # check(small)
+    assert f'File "{app}", line 6, in check (step' in err  # the helper's raise
+    assert err.rstrip().endswith("ValueError: sum too large: 20.0")
