@@ -120,13 +120,15 @@ def main() -> None:
     print(f"local engine, {cores} cores, median of {args.repeats}")
     print(f"{'measure':<44} | {'value':>10} | yardstick")
     print("-" * 96)
-    print(f"{'warm dispatch per element (chain of %d)' % args.chain:<44} | {per_warm * 1e3:>7.2f} ms | "
+    chain_label = f"warm dispatch per element (chain of {args.chain})"
+    print(f"{chain_label:<44} | {per_warm * 1e3:>7.2f} ms | "
           f"target ≤ 5 ms: {'met' if per_warm <= 0.005 else 'NOT met'}; bare fork+wait {floor * 1e3:.2f} ms "
           f"({per_warm / floor:.1f}×)")
     print(f"{'cold run per element (fresh engine)':<44} | {per_cold * 1e3:>7.2f} ms | "
           f"cold `python -c 'import numpy'` {python * 1e3:.0f} ms")
     fan_median = statistics.median(fan)
-    print(f"{'fan-out %d × %.0f ms CPU' % (args.instances, args.seconds * 1e3):<44} | {fan_median:>8.3f} s | "
+    fan_label = f"fan-out {args.instances} × {args.seconds * 1e3:.0f} ms CPU"
+    print(f"{fan_label:<44} | {fan_median:>8.3f} s | "
           f"ideal {ideal:.3f} s → {fan_median / ideal:.2f}× "
           f"(target ≤ 1.15×: {'met' if fan_median <= 1.15 * ideal else 'NOT met'}); "
           f"min–max {min(fan):.3f}–{max(fan):.3f} s")
