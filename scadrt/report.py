@@ -2,7 +2,8 @@
 
 Times are seconds since the run started (floats); sizes are bytes. GB·s is memory × time
 summed over everything that held memory: compute instances (peak RSS × duration) and memory
-elements (region size × lifetime), in GiB·s (2**30 bytes × s).
+elements (resident bytes at release × lifetime; regions are allocated lazily, so the declared
+size overstates them), in GiB·s (2**30 bytes × s).
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ class MemoryRun:
     end: float
     #: where it was served (a tcp URL or a shared-memory segment name)
     address: str = ""
+    #: bytes of the region actually in memory at release (regions are allocated lazily); 0: unknown
+    used: int = 0
 
     @property
     def gib_seconds(self) -> float:
-        return self.size / _GiB * (self.end - self.start)
+        """Memory × time of what the region really occupied (its size when that is unknown)."""
+        return (self.used or self.size) / _GiB * (self.end - self.start)
 
 
 @dataclass(frozen=True)

@@ -250,7 +250,7 @@ def _memory_steps(report: RunReport) -> list[tuple[float, int]]:
     """(time, bytes in use from then on): memory elements' sizes plus running instances' RSS."""
     deltas: list[tuple[float, int]] = []
     for m in report.memory:
-        deltas += [(m.start, m.size), (m.end, -m.size)]
+        deltas += [(m.start, m.used or m.size), (m.end, -(m.used or m.size))]  # resident, when measured
     for i in report.instances:
         # outside [start, end] a sample belongs to no bar, so it would draw memory nobody held
         samples = sorted((t, rss) for t, rss in i.rss_samples if i.start <= t <= i.end)

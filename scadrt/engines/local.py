@@ -51,7 +51,9 @@ class MemoryBackend(Protocol):
         """Start every instance of ``spec``; return instance name → transport descriptor."""
         ...
 
-    def stop(self, name: str) -> None: ...
+    def stop(self, name: str) -> list[int]:
+        """Free every instance of memory element ``name``; return the bytes each really used."""
+        ...
 
     def close(self) -> None:
         """Stop everything still running (idempotent)."""
@@ -303,12 +305,13 @@ class _Run:
 
     def stop_memory(self, name: str) -> None:
         self.live_memory.discard(name)
-        if self.engine.memory is not None:
-            self.engine.memory.stop(name)
+        used = self.engine.memory.stop(name) if self.engine.memory is not None else []
         end = self.now()
+        runs = self.memory_runs[name]
+        used += [0] * (len(runs) - len(used))
         self.memory_runs[name] = [
-            MemoryRun(m.element, m.instance, m.transport, m.size, m.start, end, m.address)
-            for m in self.memory_runs[name]
+            MemoryRun(m.element, m.instance, m.transport, m.size, m.start, end, m.address, u)
+            for m, u in zip(runs, used, strict=True)
         ]
 
     def transports_for(self, spec: ElementSpec) -> dict[str, str]:

@@ -12,6 +12,7 @@ compute element asks for it (its corunning ``trans``), so the element code never
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from scadrt.dag import ElementSpec, Program
@@ -39,9 +40,16 @@ class ShmMemory:
         return {instance: f"shm;segment,{region.name};"
                 for instance, region in zip(spec.instance_names(), regions, strict=True)}
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str) -> list[int]:
+        """Free every instance; return the bytes each had resident (tmpfs blocks in use)."""
+        used = []
         for region in self.regions.pop(name, []):
+            try:
+                used.append(os.stat(f"/dev/shm/{region.name}").st_blocks * 512)
+            except OSError:
+                used.append(0)
             region.close()
+        return used
 
     def close(self) -> None:
         for name in list(self.regions):
@@ -64,13 +72,28 @@ class TcpMemory:
         return {instance: f"tcp;url,{server.url};"
                 for instance, server in zip(spec.instance_names(), servers, strict=True)}
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str) -> list[int]:
+        """Stop every instance; return each server's peak resident bytes (VmHWM)."""
+        used = []
         for server in self.servers.pop(name, []):
+            used.append(_peak_rss(server.pid))
             server.stop()
+        return used
 
     def close(self) -> None:
         for name in list(self.servers):
             self.stop(name)
+
+
+def _peak_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def memory_backend(transport: str, program: Program) -> ShmMemory | TcpMemory | None:
