@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scadc.analysis import DEFAULT_HEAVY_BYTES, analyze
-from scadc.codegen.emit import write_program
-from scadc.partition.build import build_plan
-from scadc.partition.policies import POLICIES, make_policy
+from scadrt.errors import UserError
 from scadrt.sizes import parse_size
 
 __all__ = ["add_split"]
@@ -24,11 +21,15 @@ def _explain(analysis: object, plan: object) -> str:
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
+    # imported here: libcst and friends take most of a second, which `scadc run` should not pay
+    from scadc.analysis import analyze
+    from scadc.codegen.emit import write_program
+    from scadc.partition.build import build_plan
+    from scadc.partition.policies import make_policy
+
     try:
         heavy_bytes = parse_size(args.heavy_bytes)
     except ValueError as exc:
-        from scadrt.errors import UserError
-
         raise UserError(f"--heavy-bytes: {exc}") from exc
     policy = make_policy(args.policy, max_elements=args.max_elements)
     analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
@@ -55,11 +56,11 @@ def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
     p.add_argument("program", help="the Python program to split")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the element directory to write")
     p.add_argument("--force", action="store_true", help="replace DIR if it exists")
-    p.add_argument("--policy", default="resource", choices=sorted(POLICIES),
-                   help="how to choose cuts (default resource)")
+    p.add_argument("--policy", default="resource", metavar="NAME",
+                   help="how to choose cuts: resource (default), every, single")
     p.add_argument("--max-elements", type=int, default=None, metavar="N",
                    help="at most N compute elements (resource policy; default 8)")
-    p.add_argument("--heavy-bytes", default=str(DEFAULT_HEAVY_BYTES), metavar="SIZE",
+    p.add_argument("--heavy-bytes", default="1MiB", metavar="SIZE",
                    help="values at least this large are heavy (default 1 MiB)")
     p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` for measured sizes")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default main(), else the module body)")

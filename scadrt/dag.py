@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import heapq
 import io
 import re
 import tokenize
@@ -35,12 +36,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import networkx as nx
 import yaml
 
 from scadrt.errors import Problem, ProgramError
+
+if TYPE_CHECKING:  # networkx is imported only by graph(): loading a program must stay fast
+    import networkx as nx
 from scadrt.sizes import parse_size
 
 __all__ = [
@@ -147,6 +150,8 @@ class Program:
         Dependent edges run parent → child. Corunning edges are symmetric; they are stored
         once, memory → compute, or between two compute elements in name order.
         """
+        import networkx as nx
+
         graph = nx.DiGraph()
         for spec in self.elements.values():
             graph.add_node(spec.name, spec=spec)
@@ -160,11 +165,19 @@ class Program:
 
     def topological_order(self) -> tuple[str, ...]:
         """Compute elements in dependency order; ties broken by name."""
-        graph = nx.DiGraph()
-        for spec in self.compute_elements():
-            graph.add_node(spec.name)
-            graph.add_edges_from((spec.name, child) for child in spec.dependents)
-        return tuple(nx.lexicographical_topological_sort(graph))
+        computes = self.compute_elements()
+        indegree = {spec.name: len(spec.parents) for spec in computes}
+        ready = [name for name, degree in indegree.items() if degree == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            name = heapq.heappop(ready)
+            order.append(name)
+            for child in self.elements[name].dependents:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    heapq.heappush(ready, child)
+        return tuple(order)
 
     def format(self) -> str:
         return "\n".join([f"program {self.name}", *(e.format() for e in self.elements.values())])
@@ -579,9 +592,11 @@ def _link(raws: dict[str, _RawElement], problems: list[Problem]) -> dict[str, El
 
     _check_contradictions(raws, edges, problems)
     _check_corunning(raws, corun, problems)
-    graph = nx.DiGraph(sorted(edges))
-    _check_cycles(raws, graph, problems)
-    _check_corun_vs_order(raws, graph, corun, problems)
+    successors: dict[str, list[str]] = {}
+    for parent, child in sorted(edges):
+        successors.setdefault(parent, []).append(child)
+    if not _check_cycles(raws, successors, problems):
+        _check_corun_vs_order(raws, successors, corun, problems)
     specs = {}
     for raw in raws.values():
         links = []
@@ -632,25 +647,53 @@ def _check_corunning(raws: dict[str, _RawElement], corun: dict[frozenset[str], d
             )))
 
 
-def _check_cycles(raws: dict[str, _RawElement], graph: nx.DiGraph, problems: list[Problem]) -> None:
-    for component in sorted(nx.strongly_connected_components(graph), key=min):
-        if len(component) < 2:
+def _check_cycles(raws: dict[str, _RawElement], successors: dict[str, list[str]], problems: list[Problem]) -> bool:
+    """Report each dependency cycle once, starting at its smallest name; return whether any exists."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    found: set[frozenset[str]] = set()
+    for root in sorted(successors):
+        if state.get(root):
             continue
-        start = min(component)
-        cycle = nx.find_cycle(graph.subgraph(component), source=start)
-        path = " → ".join([start, *(v for _, v in cycle)])
-        raw = raws[start]
-        problems.append(Problem(raw.path, raw.key_lines.get("dependents") or raw.key_lines.get("parents", 1),
-                                f"dependency cycle: {path}"))
+        path, stack = [root], [iter(successors.get(root, ()))]
+        state[root] = 1
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                cycle = path[path.index(child):]
+                if frozenset(cycle) not in found:
+                    found.add(frozenset(cycle))
+                    first = cycle.index(min(cycle))
+                    cycle = cycle[first:] + cycle[:first]
+                    raw = raws[cycle[0]]
+                    line = raw.key_lines.get("dependents") or raw.key_lines.get("parents", 1)
+                    problems.append(Problem(raw.path, line, f"dependency cycle: {' → '.join([*cycle, cycle[0]])}"))
+            elif not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append(iter(successors.get(child, ())))
+    return bool(found)
 
 
-def _check_corun_vs_order(raws: dict[str, _RawElement], graph: nx.DiGraph,
+def _reaches(successors: dict[str, list[str]], start: str, goal: str) -> bool:
+    seen, todo = {start}, [start]
+    while todo:
+        for child in successors.get(todo.pop(), ()):
+            if child == goal:
+                return True
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return False
+
+
+def _check_corun_vs_order(raws: dict[str, _RawElement], successors: dict[str, list[str]],
                           corun: dict[frozenset[str], dict[str, Corun]], problems: list[Problem]) -> None:
-    if not nx.is_directed_acyclic_graph(graph):
-        return  # reported as a cycle already
     for pair in sorted(corun, key=sorted):
         a, b = sorted(pair)
-        if a in graph and b in graph and (nx.has_path(graph, a, b) or nx.has_path(graph, b, a)):
+        if _reaches(successors, a, b) or _reaches(successors, b, a):
             writer = raws[min(corun[pair])]
             problems.append(Problem(writer.path, writer.key_lines["corunning"], (
                 f"{a!r} and {b!r} are corunning, but one depends on the other, so they cannot run at once"

@@ -248,6 +248,7 @@ def serve(task_fd: int, event_fd: int) -> None:
     import numpy  # noqa: F401 - warm: every fork inherits it already imported
 
     import scadrt.action
+    import scadrt.remote.values  # what generated elements import
     import scadrt.transports  # noqa: F401
 
     inherited = (task_fd, event_fd)

@@ -138,3 +138,12 @@ def test_a_failing_split_program_names_the_original_lines(tmp_path: Path) -> Non
     assert f'File "{app}", line 14, in main (step' in err  # check(small)
     assert f'File "{app}", line 6, in check (step' in err  # the helper's raise
     assert err.rstrip().endswith("ValueError: sum too large: 20.0")
+
+
+def test_split_cli_default_heavy_bytes_is_the_analysis_default() -> None:
+    from scadc.analysis import DEFAULT_HEAVY_BYTES
+    from scadc.cli import build_parser
+    from scadrt.sizes import parse_size
+
+    args = build_parser().parse_args(["split", "app.py", "-o", "prog"])
+    assert parse_size(args.heavy_bytes) == DEFAULT_HEAVY_BYTES

@@ -76,6 +76,12 @@ INVALID: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, str]]]] = 
          "c.o.py": compute("type: compute\nparents: [b]")},
         [("a.o.py", 2, "dependency cycle: a → b → c → a")],
     ),
+    "two_cycles_each_reported_once": (
+        {"a.o.py": compute("type: compute\nparents: [b, e]"), "b.o.py": compute("type: compute\nparents: [a]"),
+         "c.o.py": compute("type: compute\nparents: [d]"), "d.o.py": compute("type: compute\nparents: [c]"),
+         "e.o.py": compute("type: compute")},
+        [("a.o.py", 2, "dependency cycle: a → b → a"), ("c.o.py", 2, "dependency cycle: c → d → c")],
+    ),
     "self_dependency": (
         {"a.o.py": compute("type: compute\nparents: [a]")},
         [("a.o.py", 2, "element 'a' lists itself in 'parents'")],
