@@ -65,7 +65,9 @@ __all__ = [
 BytesLike = bytes | bytearray | memoryview | np.ndarray
 
 DEFAULT_PAGE_SIZE = 64 << 10
-DEFAULT_CAPACITY = 32 << 20
+#: small on purpose: every memory element an element touches gets its own pool, and large values
+#: stream through it, so the cache bounds the memory an element spends on staging
+DEFAULT_CAPACITY = 8 << 20
 #: largest single transport read or write of a run: big enough to amortise a round trip, small
 #: enough that the copy out of the staging buffer still finds the bytes in the CPU caches
 DEFAULT_MAX_TRANSFER = 8 << 20
