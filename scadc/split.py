@@ -31,7 +31,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
         heavy_bytes = parse_size(args.heavy_bytes)
     except ValueError as exc:
         raise UserError(f"--heavy-bytes: {exc}") from exc
-    policy = make_policy(args.policy, max_elements=args.max_elements)
+    policy = make_policy(args.policy, max_elements=args.max_elements, min_element_ms=args.min_element_ms)
     analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
     plan = build_plan(analysis, policy)
     if args.explain:
@@ -60,6 +60,8 @@ def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
                    help="how to choose cuts: resource (default), every, single")
     p.add_argument("--max-elements", type=int, default=None, metavar="N",
                    help="at most N compute elements (resource policy; default 8)")
+    p.add_argument("--min-element-ms", type=float, default=None, metavar="MS",
+                   help="with --profile: merge elements that would run shorter than MS milliseconds")
     p.add_argument("--heavy-bytes", default="1MiB", metavar="SIZE",
                    help="values at least this large are heavy (default 1 MiB)")
     p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` for measured sizes")

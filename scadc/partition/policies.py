@@ -5,9 +5,11 @@ name fails fast and lists the known ones.
 
 resource (default)
     Cut where the set of heavy values a unit works on changes, so that each element holds only
-    the heavy data its statements use (rule R1); then, while there are more than
-    ``max_elements`` elements, drop the cut whose two sides share the most heavy bytes (R2), as
-    that cut moves the most data for the least memory saved.
+    the heavy data its statements use (rule R1); with a profile, drop cuts that would leave an
+    element shorter than ``min_element_ms`` (R3: its start-up and data movement would cost more
+    than its memory saves); then, while there are more than ``max_elements`` elements, drop
+    the cut whose two sides share the most heavy bytes (R2), as that cut moves the most data
+    for the least memory saved.
 every
     Cut at every allowed boundary (one element per statement where possible): the strictest test
     that what crosses a cut arrives intact.
@@ -17,6 +19,7 @@ single
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -57,10 +60,20 @@ def _bytes(analysis: Analysis, names: frozenset[str]) -> int:
     return sum((analysis.heavy[n].size or 0) for n in names)
 
 
+def _unit_ms(analysis: Analysis) -> list[float] | None:
+    """Measured wall time of each unit (ms), from the profile; None without one."""
+    profile = analysis.options.profile
+    if profile is None:
+        return None
+    units = profile.get("units", {})
+    return [1000.0 * float(units.get(u.span.key, {}).get("wall_s", 0.0)) for u in analysis.units]
+
+
 @dataclass(frozen=True)
 class ResourcePolicy:
     name: ClassVar[str] = "resource"
     max_elements: int = 8
+    min_element_ms: float = 0.0
 
     def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
         reasons: dict[int, str] = {}
@@ -73,6 +86,21 @@ class ResourcePolicy:
                               f"to [{', '.join(sorted(after))}]")
             else:
                 reasons[i] = "not cut: the heavy working set does not change"
+        times = _unit_ms(analysis)
+        if times is not None and self.min_element_ms > 0:  # R3, shortest element first
+            while True:
+                edges = [0, *cuts, len(times)]
+                spans = [(sum(times[a:b]), k) for k, (a, b) in enumerate(itertools.pairwise(edges))]
+                shortest, k = min(spans, default=(self.min_element_ms, 0))
+                if shortest >= self.min_element_ms or not cuts:
+                    break
+                # merge the short element with its shorter neighbour, so that elements grow evenly
+                left = spans[k - 1][0] if k > 0 else float("inf")
+                right = spans[k + 1][0] if k + 1 < len(spans) else float("inf")
+                drop = cuts[k - 1] if left <= right else cuts[k]
+                cuts.remove(drop)
+                reasons[drop] = (f"not cut (R3): an element of {shortest:.1f} ms (profiled) is shorter than "
+                                 f"--min-element-ms {self.min_element_ms:g}")
         while len(cuts) + 1 > self.max_elements:  # R2
             shared = {i: _bytes(analysis, analysis.boundaries[i].names & frozenset(analysis.heavy)) for i in cuts}
             drop = max(cuts, key=lambda i: (shared[i], -i))
@@ -100,16 +128,21 @@ class SinglePolicy:
 POLICIES: dict[str, type] = {p.name: p for p in (ResourcePolicy, EveryPolicy, SinglePolicy)}
 
 
-def make_policy(name: str, *, max_elements: int | None = None) -> Policy:
+def make_policy(name: str, *, max_elements: int | None = None, min_element_ms: float | None = None) -> Policy:
     """The policy ``name`` with its options; a user error for unknown names and bad options."""
     cls = POLICIES.get(name)
     if cls is None:
         raise CompileError(f"unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}", Span("--policy"))
-    if max_elements is not None:
-        if cls is not ResourcePolicy:
-            raise CompileError(f"--max-elements applies to the 'resource' policy, not {name!r}", Span("--policy"))
-        if max_elements < 1:
-            raise CompileError("--max-elements must be at least 1", Span("--max-elements"))
-        return ResourcePolicy(max_elements=max_elements)
-    policy: Policy = cls()
-    return policy
+    if max_elements is None and min_element_ms is None:
+        policy: Policy = cls()
+        return policy
+    if cls is not ResourcePolicy:
+        raise CompileError(f"--max-elements and --min-element-ms apply to the 'resource' policy, not {name!r}",
+                           Span("--policy"))
+    if max_elements is not None and max_elements < 1:
+        raise CompileError("--max-elements must be at least 1", Span("--max-elements"))
+    if min_element_ms is not None and min_element_ms < 0:
+        raise CompileError("--min-element-ms cannot be negative", Span("--min-element-ms"))
+    defaults = ResourcePolicy()
+    return ResourcePolicy(max_elements=max_elements or defaults.max_elements,
+                          min_element_ms=min_element_ms or defaults.min_element_ms)

@@ -147,3 +147,17 @@ def test_split_cli_default_heavy_bytes_is_the_analysis_default() -> None:
 
     args = build_parser().parse_args(["split", "app.py", "-o", "prog"])
     assert parse_size(args.heavy_bytes) == DEFAULT_HEAVY_BYTES
+
+
+def test_min_element_ms_merges_short_elements_using_the_profile() -> None:
+    example = str(ROOT / "examples" / "monolithic" / "tpcds_q1.py")
+    plain = analyze(example)
+    # a synthetic profile: every unit took 10 ms, so 25 ms needs at least three units per element
+    profile = {"units": {u.span.key: {"wall_s": 0.010} for u in plain.units}}
+    analysis = analyze(example, profile=profile)
+    unmerged = build_plan(analysis, make_policy("resource"))
+    merged = build_plan(analysis, make_policy("resource", min_element_ms=25))
+    assert len(merged.computes) < len(unmerged.computes)
+    assert all(len(c.units) >= 3 for c in merged.computes)
+    assert merged.validate() == []
+    assert any("(R3)" in why for _, why in merged.decisions)
