@@ -99,7 +99,15 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str,
     groups = [tuple(range(a, b)) for a, b in itertools.pairwise(edges) if b > a]
     rng_used = any(u.hidden & _RNG for u in units)
     names = [f"step{k + 1:02d}" for k in range(len(groups))]
-    crossing = {name for i in cuts for name in analysis.boundaries[i].names}
+    # what each element loads: the values live on entry that its statements read or change
+    unpacks = [
+        tuple(sorted((units[g[0]].live_in if k else frozenset()) & set().union(*(reads_of(units[i]) for i in g))))
+        for k, g in enumerate(groups)
+    ]
+    # a value live across a cut but loaded by no later element is live only for a `del`:
+    # it is not sent at all (the `del` gets a placeholder), so it never costs a memory element
+    loaded_later = [set().union(*unpacks[k + 1:]) for k in range(len(groups))]
+    crossing = {name for k, i in enumerate(cuts) for name in analysis.boundaries[i].names & loaded_later[k]}
     memory_of = {name: f"mem_{name}" for name in sorted(crossing) if _heavy(analysis, name)}
 
     computes: list[ComputePlan] = []
@@ -112,12 +120,12 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str,
         defined = set().union(*(u.defs for u in (units[i] for i in group)))
         changed = set().union(*(u.mutated | u.defs for u in (units[i] for i in group)))
         live_in = first.live_in if k else frozenset()
-        unpack = tuple(sorted(live_in & touched))
+        unpack = unpacks[k]
         # only deleted here: the name must exist for `del`, but its value need not be loaded
         placeholders = tuple(sorted((live_in & deleted) - touched))
         send: list[ValuePlan] = []
         if k < len(groups) - 1:
-            for name in sorted(last.live_out):
+            for name in sorted(last.live_out & loaded_later[k]):
                 memory = memory_of.get(name)
                 forward = name in received and name not in unpack and name not in defined
                 how = "forward" if forward else "unpacked"

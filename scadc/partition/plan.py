@@ -6,9 +6,10 @@ parent of element ``k+1``); every value live across a cut is listed on the eleme
 
 Validation (:meth:`PartitionPlan.validate`) returns a list of problems; an empty list means:
 (1) every unit is in exactly one compute element, in order; (2) the element graph is acyclic;
-(3) every value live across a cut is sent by the element before it and received by the one after
-(directly or passed on); (4) every heavy value that crosses a cut lives in a memory element that
-coruns with every element that reads or writes it.
+(3) every value an element loads was sent by the element before it, and every value an element
+passes on it received (a value live across a cut only for a later ``del`` is not sent at all);
+(4) every heavy value that crosses a cut lives in a memory element that coruns with every
+element that reads or writes it.
 """
 
 from __future__ import annotations
