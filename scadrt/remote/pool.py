@@ -100,6 +100,7 @@ class BufferPool:
         nframes = capacity // page_size
         self.capacity = nframes * page_size
         self._run_max = max(1, min(nframes, max_transfer // page_size))
+        self.max_transfer = max_transfer
         self._buf: memoryview | None = transport.reg(self.capacity)
         self._frame_page = np.full(nframes, -1, dtype=np.int64)  # page held by each frame, -1: free
         self._stamp = np.zeros(nframes, dtype=np.int64)  # last use (LRU clock); 0: free, so chosen first
@@ -137,6 +138,13 @@ class BufferPool:
         addr = self._check_range("read", addr, len(out))
         if not len(out):
             return
+        if self._direct(len(out)):
+            # a large read bypasses the cache: one copy from the transport instead of two; flushing
+            # first makes the region current, and clean cached pages stay valid
+            self.flush(addr, len(out))
+            for pos in range(0, len(out), self.max_transfer):
+                self.transport.read_into(out[pos : pos + self.max_transfer], addr + pos)
+            return
         buf = self._staging()
         for pos, offset, length in self._walk(addr, len(out), write=False):
             copy_bytes(out[pos : pos + length], buf[offset : offset + length])
@@ -147,9 +155,21 @@ class BufferPool:
         addr = self._check_range("write", addr, len(src))
         if not len(src):
             return
+        if self._direct(len(src)):
+            # a large write goes straight to the region (written through, not at flush); cached
+            # pages of the range would be stale, so they are written back and dropped first
+            self.invalidate(addr, len(src))
+            for pos in range(0, len(src), self.max_transfer):
+                self.transport.write_from(src[pos : pos + self.max_transfer], addr + pos)
+            return
         buf = self._staging()
         for pos, offset, length in self._walk(addr, len(src), write=True):
             copy_bytes(buf[offset : offset + length], src[pos : pos + length])
+
+    def _direct(self, nbytes: int) -> bool:
+        """A transfer larger than the whole cache skips it (it would only stream through, evicting
+        everything), when the transport can move any buffer (not RDMA)."""
+        return self.transport.direct_io and nbytes > self.capacity
 
     def flush(self, addr: int = 0, nbytes: int | None = None) -> None:
         """Write back the dirty bytes of the pages overlapping ``[addr, addr+nbytes)`` (default: all)."""

@@ -39,7 +39,7 @@ import abc
 import operator
 from collections.abc import Mapping
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -139,6 +139,44 @@ class Transport(abc.ABC):
         if len(view):
             self._write(addr, view)
             self.bytes_written += len(view)
+
+    #: whether :meth:`read_into`/:meth:`write_from` move bytes straight between any buffer and the
+    #: region; False where only registered memory works (RDMA), so they go through ``buf``
+    direct_io: ClassVar[bool] = True
+
+    def read_into(self, dst: Any, addr: int) -> None:
+        """Copy ``len(dst)`` bytes from remote ``addr`` into the writable buffer ``dst`` (any size).
+
+        Not part of Scad's API: for large transfers by the remote-data layer, which would
+        otherwise copy every byte once more through the staging buffer.
+        """
+        out = self._direct_span("read", dst, addr)
+        if len(out):
+            self._direct(out, addr, self._read, "read")
+            self.bytes_read += len(out)
+
+    def write_from(self, src: Any, addr: int) -> None:
+        """Copy the buffer ``src`` (any size) to remote ``addr``; see :meth:`read_into`."""
+        data = self._direct_span("write", src, addr)
+        if len(data):
+            self._direct(data, addr, self._write, "write")
+            self.bytes_written += len(data)
+
+    def _direct_span(self, op: str, data: Any, addr: int) -> memoryview:
+        self._check_open()
+        view = memoryview(data).cast("B")
+        if op == "read" and view.readonly:
+            raise TypeError("read_into needs a writable buffer")
+        addr = _non_negative(f"{op} address", addr)
+        if addr + len(view) > self.size:
+            raise OutOfBoundsError(f"{self}: {op} of {len(view)} B at address {addr} overruns the region "
+                                   f"({self.size} B)")
+        return view
+
+    def _direct(self, view: memoryview, addr: int, move: Any, op: str) -> None:
+        if not self.direct_io:
+            raise TransportError(f"{self} moves only registered memory: use reg() and {op}() instead")
+        move(addr, view)
 
     def close(self) -> None:
         """Release the connection (or mapping). Idempotent; the remote region is not affected."""

@@ -300,6 +300,8 @@ class RdmaTransport(Transport):
     def size(self) -> int:
         return self._peer.size
 
+    direct_io = False  # RDMA reads and writes only registered memory: large ones go through buf
+
     def _allocate(self, nbytes: int) -> memoryview:
         if self._mr is not None:
             self._mr.close()

@@ -204,3 +204,19 @@ def test_pool_behaves_like_a_bytearray(ops: list[tuple[str, int, int, int]], pag
     pool.flush()
     assert region == model
     assert pool.dirty_pages == 0
+
+
+def test_transfers_larger_than_the_cache_go_direct_and_stay_coherent() -> None:
+    region = np.zeros(1 << 20, dtype=np.uint8)
+    transport = CountingTransport(region)
+    pool = BufferPool(transport, capacity=16 << 10, page_size=4096)
+    pool.write(100, b"\7" * 10)  # dirty in the cache only
+    assert not region[100:110].any()
+    big = bytearray(64 << 10)
+    pool.readinto(0, big)  # larger than the cache: read straight from the region, after a flush
+    assert big[100:110] == b"\7" * 10 and pool.dirty_pages == 0
+    assert pool.read(96, 8) == b"\0" * 4 + b"\7" * 4  # now cached (clean)
+    data = pattern(64 << 10, 9)
+    pool.write(0, data)  # larger than the cache: written through at once, cached copies dropped
+    assert region[: len(data)].tobytes() == data
+    assert pool.read(96, 8) == data[96:104]

@@ -107,6 +107,28 @@ class TransportConformance:
                 put(t, data, addr)
                 assert np.array_equal(get(t, min(addr, 16), addr - min(addr, 16)), before)
 
+    def test_direct_io_round_trip_and_bounds(self, endpoint: Endpoint) -> None:
+        """read_into/write_from move any buffer, staging buffer untouched (or refuse, e.g. RDMA)."""
+        data = pattern(REGION // 2 + 3, seed=11)
+        with endpoint.open() as t:
+            if not t.direct_io:
+                with pytest.raises(TransportError):
+                    t.read_into(bytearray(8), 0)
+                return
+            t.reg(4)
+            t.buf[:] = b"keep"
+            t.write_from(data, 5)
+            out = np.zeros(len(data), dtype=np.uint8)
+            t.read_into(out, 5)
+            assert np.array_equal(out, data) and bytes(t.buf) == b"keep"
+            assert np.array_equal(get(t, 16, 5), data[:16])  # the staging path sees the same bytes
+            with pytest.raises(OutOfBoundsError):
+                t.read_into(bytearray(2), REGION - 1)
+            with pytest.raises(TypeError):
+                t.read_into(b"readonly", 0)
+        with pytest.raises(TransportClosedError):
+            t.write_from(b"x", 0)
+
     def test_writes_are_visible_to_other_clients(self, endpoint: Endpoint) -> None:
         data = pattern(10_000, seed=1)
         with endpoint.open() as writer, endpoint.open() as reader:
