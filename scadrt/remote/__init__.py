@@ -36,8 +36,9 @@ from scadrt.errors import (
     RemoteMetadataError,
     StagingBufferError,
 )
-from scadrt.remote.allocator import Allocator, RemoteMemory, remote_memory
+from scadrt.remote.allocator import Allocator
 from scadrt.remote.array import ArrayMeta, RemoteArray
+from scadrt.remote.memory import RemoteMemory, remote_memory
 from scadrt.remote.objects import ObjectMeta, free_object, load_object, store_object
 from scadrt.remote.pool import BufferPool, PoolStats
 

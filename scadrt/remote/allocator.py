@@ -32,40 +32,21 @@ Rules:
    other in a DAG; elements running *concurrently* must not allocate in the same memory element
    (transports offer no atomic operation to lock with): give each its own instance (``mem@i``).
 6. The table's CRC detects a torn update (a crash between writing the table and the header).
-
-This module also defines :class:`RemoteMemory`, a memory element as the high-level APIs use it
-(transport + :class:`~scadrt.remote.pool.BufferPool` + :class:`Allocator`), and
-:func:`remote_memory`, which finds or makes the one handle of a transport.
 """
 
 from __future__ import annotations
 
 import secrets
 import struct
-import weakref
 import zlib
-from typing import Any
 
 import numpy as np
 
-from scadrt.action import Action
-from scadrt.errors import AllocationError, HeapFormatError, RegionFullError, RemoteMetadataError, UserError
-from scadrt.remote.pool import DEFAULT_CAPACITY, DEFAULT_MAX_TRANSFER, DEFAULT_PAGE_SIZE, BufferPool
+from scadrt.errors import AllocationError, HeapFormatError, RegionFullError
+from scadrt.remote.pool import BufferPool
 from scadrt.sizes import format_size
-from scadrt.transports.base import Transport
 
-__all__ = [
-    "GRANULE",
-    "HEADER_SIZE",
-    "AllocationError",
-    "Allocator",
-    "HeapFormatError",
-    "RegionFullError",
-    "RemoteMemory",
-    "RemoteMetadataError",
-    "Target",
-    "remote_memory",
-]
+__all__ = ["GRANULE", "HEADER_SIZE", "Allocator"]
 
 MAGIC = b"SCADHEAP"
 VERSION = 1
@@ -228,63 +209,3 @@ class Allocator:
         if blocks.get(table_addr, 0) < capacity * _ENTRY.itemsize:
             raise HeapFormatError(f"{self._where()}: corrupt table (its own block is missing)")
         self._blocks, self._table, self._key = blocks, (table_addr, capacity), (heap_id, generation)
-
-
-class RemoteMemory:
-    """One memory element as the high-level APIs use it: its transport, a buffer pool over the
-    transport's staging buffer, and the allocator of its region. Get one with :func:`remote_memory`.
-
-    ``name`` is the memory element's name as element code asks for it (``action.get_transport(name)``);
-    it is recorded in the metadata of the data stored here. A new RemoteMemory becomes the handle
-    :func:`remote_memory` returns for its transport. :meth:`close` flushes the pool (the transport
-    stays open: whoever opened it closes it).
-    """
-
-    def __init__(self, transport: Transport, name: str | None = None, *, capacity: int = DEFAULT_CAPACITY,
-                 page_size: int = DEFAULT_PAGE_SIZE, max_transfer: int = DEFAULT_MAX_TRANSFER) -> None:
-        self.transport = transport
-        self.name = name or transport.name
-        self.pool = BufferPool(transport, capacity=capacity, page_size=page_size, max_transfer=max_transfer)
-        self.allocator = Allocator(self.pool)
-        _handles[id(transport)] = self  # the transport's handle from now on (one pool per staging buffer)
-
-    @property
-    def closed(self) -> bool:
-        return self.pool.closed or self.transport.closed
-
-    def close(self) -> None:
-        self.pool.close()
-
-    def __repr__(self) -> str:
-        return f"<RemoteMemory {self.name!r} via {self.transport!r}>"
-
-
-#: the handle of each transport, while someone holds it (keyed by id: the handle keeps its transport alive)
-_handles: weakref.WeakValueDictionary[int, RemoteMemory] = weakref.WeakValueDictionary()
-
-#: what the high-level APIs accept as "where": see :func:`remote_memory`
-Target = Action | Transport | RemoteMemory
-
-
-def remote_memory(target: Target, name: str | None = None, **options: Any) -> RemoteMemory:
-    """The :class:`RemoteMemory` of ``target``: an Action (with the memory element ``name``), a
-    transport, or a RemoteMemory (returned as is).
-
-    One transport has one handle at a time (so one pool owns its staging buffer, pool rule 1): the
-    handle is reused while anyone holds it. ``options`` (``capacity``, ``page_size``,
-    ``max_transfer``) apply when a handle is made.
-    """
-    if isinstance(target, RemoteMemory):
-        return target
-    if isinstance(target, Action):
-        if not name:
-            raise UserError(f"element {target.name!r}: say which memory element to use (a transport name)")
-        transport = target.get_transport(name)
-    elif isinstance(target, Transport):
-        transport = target
-    else:
-        raise TypeError(f"expected an Action, a Transport or a RemoteMemory, got {type(target).__name__}")
-    handle = _handles.get(id(transport))
-    if handle is None or handle.transport is not transport or handle.closed:
-        handle = RemoteMemory(transport, name, **options)
-    return handle

@@ -45,7 +45,7 @@ import numpy as np
 from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
 from scadrt.errors import AllocationError, RemoteMetadataError
-from scadrt.remote.allocator import RemoteMemory, Target, remote_memory
+from scadrt.remote.memory import RemoteMemory, Target, remote_memory
 from scadrt.remote.pool import DEFAULT_MAX_TRANSFER
 
 __all__ = ["ArrayMeta", "RemoteArray", "dtype_from_json", "dtype_to_json"]

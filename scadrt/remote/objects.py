@@ -31,14 +31,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from scadrt.remote.allocator import (
-    GRANULE,
-    AllocationError,
-    RemoteMemory,
-    RemoteMetadataError,
-    Target,
-    remote_memory,
-)
+from scadrt.errors import AllocationError, RemoteMetadataError
+from scadrt.remote.allocator import GRANULE
+from scadrt.remote.memory import RemoteMemory, Target, remote_memory
 
 __all__ = ["ObjectMeta", "free_object", "load_object", "store_object"]
 

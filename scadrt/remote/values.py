@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from scadrt.errors import RemoteMetadataError
-from scadrt.remote.allocator import Target
 from scadrt.remote.array import RemoteArray
+from scadrt.remote.memory import Target
 from scadrt.remote.objects import free_object, load_object, store_object
 
 __all__ = ["capture_rng", "early_exit", "pack", "restore_rng", "unpack"]
