@@ -18,6 +18,13 @@ from scadrt.errors import TransportConfigError, UserError
 __all__ = ["add_run", "add_run_element", "parse_run_input"]
 
 
+def _add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """--param and --params-file: the input of root elements (read by :func:`parse_run_input`)."""
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                   help="an input parameter for root elements (value parsed as JSON when it is JSON)")
+    p.add_argument("--params-file", metavar="FILE", help="the input of root elements as a JSON object")
+
+
 def parse_run_input(params: list[str], params_file: str | None) -> dict[str, Any]:
     """The run's input: ``--params-file`` first, then each ``--param key=value`` on top.
 
@@ -124,9 +131,7 @@ def add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: ar
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("program", help="the element directory")
-    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                   help="an input parameter for the root elements (value parsed as JSON when it is JSON)")
-    p.add_argument("--params-file", metavar="FILE", help="the run's input as a JSON object")
+    _add_input_arguments(p)
     p.add_argument("--transport", "-t", choices=TRANSPORT_CHOICES, default="auto",
                    help="how compute elements reach memory elements (default auto: shm on this host)")
     p.add_argument("--max-workers", type=int, default=None, metavar="N",
@@ -211,7 +216,5 @@ def add_run_element(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("-d", "--results-dir", default="scad-results", metavar="DIR",
                    help="where parents' results are read and this element's result is written "
                         "(default ./scad-results)")
-    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                   help="an input parameter (for a root element)")
-    p.add_argument("--params-file", metavar="FILE", help="the input as a JSON object (for a root element)")
+    _add_input_arguments(p)
     p.set_defaults(run=_cmd_run_element)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from scadrt.errors import UserError
 from scadrt.sizes import parse_size
 
+if TYPE_CHECKING:  # the compiler itself is imported when split runs (see _cmd_split)
+    from scadc.analysis import Analysis
+    from scadc.partition.plan import PartitionPlan
+
 __all__ = ["add_split"]
 
 
-def _explain(analysis: object, plan: object) -> str:
-    lines = [plan.format(), "decisions:"]  # type: ignore[attr-defined]
-    lines += [f"  boundary {i}: {why}" for i, why in plan.decisions]  # type: ignore[attr-defined]
+def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
+    lines = [plan.format(), "decisions:"]
+    lines += [f"  boundary {i}: {why}" for i, why in plan.decisions]
     lines.append("heavy objects:")
-    for name, d in sorted(analysis.heavy.items()):  # type: ignore[attr-defined]
+    for name, d in sorted(analysis.heavy.items()):
         lines.append(f"  {name}: {'heavy' if d.heavy else 'small'} ({d.reason})")
     return "\n".join(lines) + "\n"
 

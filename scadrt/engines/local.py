@@ -76,6 +76,14 @@ class RunFailed(Exception):
         self.report = report
 
 
+class _Aborted(Exception):
+    """Raised inside a run when the scheduler aborts; becomes RunFailed once everything is down."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.format())
+        self.failure = failure
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived during a run; it unwinds like Ctrl-C so that teardown runs."""
 
@@ -266,10 +274,10 @@ class _Run:
             while any(w.task is not None for w in engine._workers):  # the last processes' exit reports
                 self.wait_events()
             ok = True
-        except RunFailed as failed:
-            self.teardown(ok=False)
-            failed.report = self.report("failed", failed.failure.format())
-            raise
+        except _Aborted as aborted:
+            self.teardown(ok=False)  # first, so the report has every memory element's end
+            failure = aborted.failure
+            raise RunFailed(failure, self.report("failed", failure.format())) from None
         finally:
             if not ok:
                 self.teardown(ok=False)
@@ -289,7 +297,7 @@ class _Run:
             elif isinstance(command, Finish):
                 self.finished = command
             elif isinstance(command, Abort):
-                raise RunFailed(command.failure, self.report("failed", command.failure.format()))
+                raise _Aborted(command.failure)
 
 
     def start_memory(self, spec: ElementSpec) -> None:

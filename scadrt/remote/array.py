@@ -45,7 +45,7 @@ import numpy as np
 from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
 from scadrt.errors import AllocationError, RemoteMetadataError
-from scadrt.remote.memory import RemoteMemory, Target, remote_memory
+from scadrt.remote.memory import RemoteMemory, Target, check_metadata_header, remote_memory
 from scadrt.remote.pool import DEFAULT_MAX_TRANSFER
 
 __all__ = ["ArrayMeta", "RemoteArray", "dtype_from_json", "dtype_to_json"]
@@ -123,11 +123,7 @@ class ArrayMeta:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArrayMeta:
-        if not isinstance(data, Mapping) or data.get("kind") != cls.KIND:
-            raise RemoteMetadataError(f"not remote-array metadata (kind {cls.KIND!r} expected): {data!r:.200}")
-        if data.get("version") != cls.VERSION:
-            raise RemoteMetadataError(f"remote-array metadata version {data.get('version')!r}; "
-                                      f"this scadrt reads version {cls.VERSION}")
+        check_metadata_header(data, cls.KIND, cls.VERSION, "remote-array")
         try:
             shape = tuple(operator.index(n) for n in data["shape"])
             meta = cls(str(data["memory"]), operator.index(data["addr"]), operator.index(data["nbytes"]), shape,

@@ -8,15 +8,16 @@ staging buffer (pool rule 1); RemoteArray, remote objects and packed values all 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from scadrt.action import Action
-from scadrt.errors import UserError
+from scadrt.errors import RemoteMetadataError, UserError
 from scadrt.remote.allocator import Allocator
 from scadrt.remote.pool import DEFAULT_CAPACITY, DEFAULT_MAX_TRANSFER, DEFAULT_PAGE_SIZE, BufferPool
 from scadrt.transports.base import Transport
 
-__all__ = ["RemoteMemory", "Target", "remote_memory"]
+__all__ = ["RemoteMemory", "Target", "check_metadata_header", "remote_memory"]
 
 
 class RemoteMemory:
@@ -77,3 +78,13 @@ def remote_memory(target: Target, name: str | None = None, **options: Any) -> Re
     if handle is None or handle.transport is not transport or handle.closed:
         handle = RemoteMemory(transport, name, **options)
     return handle
+
+
+def check_metadata_header(data: Any, kind: str, version: int, what: str) -> Mapping[str, Any]:
+    """``data`` as metadata of ``kind`` (e.g. ``scad.remote_array``) at ``version``, or a clear error."""
+    if not isinstance(data, Mapping) or data.get("kind") != kind:
+        raise RemoteMetadataError(f"not {what} metadata (kind {kind!r} expected): {data!r:.200}")
+    if data.get("version") != version:
+        raise RemoteMetadataError(f"{what} metadata version {data.get('version')!r}; "
+                                  f"this scadrt reads version {version}")
+    return data

@@ -33,7 +33,7 @@ import numpy as np
 
 from scadrt.errors import AllocationError, RemoteMetadataError
 from scadrt.remote.allocator import GRANULE
-from scadrt.remote.memory import RemoteMemory, Target, remote_memory
+from scadrt.remote.memory import RemoteMemory, Target, check_metadata_header, remote_memory
 
 __all__ = ["ObjectMeta", "free_object", "load_object", "store_object"]
 
@@ -63,11 +63,7 @@ class ObjectMeta:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ObjectMeta:
-        if not isinstance(data, Mapping) or data.get("kind") != cls.KIND:
-            raise RemoteMetadataError(f"not remote-object metadata (kind {cls.KIND!r} expected): {data!r:.200}")
-        if data.get("version") != cls.VERSION:
-            raise RemoteMetadataError(f"remote-object metadata version {data.get('version')!r}; "
-                                      f"this scadrt reads version {cls.VERSION}")
+        check_metadata_header(data, cls.KIND, cls.VERSION, "remote-object")
         try:
             def piece(pair: Any) -> tuple[int, int]:
                 offset, length = pair
