@@ -65,7 +65,7 @@ def format_analysis(a: Analysis, *, explain: bool = False) -> str:
     if a.aliases:
         out.append("aliases: " + "  ".join("{" + ", ".join(sorted(c)) + "}" for c in a.aliases))
     effects = [(name, s) for name, s in sorted(a.helpers.items())
-               if name != p.entry.name and (s.params or s.module_state or s.rng or s.generator)]
+               if name != p.entry.name and (s.params or s.module_state or s.rng or s.generator or s.io)]
     if effects:
         out.append("helpers:")
         for name, s in effects:
@@ -78,6 +78,8 @@ def format_analysis(a: Analysis, *, explain: bool = False) -> str:
                 bits.append("rng " + _names(s.rng))
             if s.generator:
                 bits.append("generator")
+            if s.io:
+                bits.append("io " + ", ".join(sorted(s.io)))
             out.append(f"  {name}: {'; '.join(bits)}")
     if p.definitions:
         out.append("definitions:")

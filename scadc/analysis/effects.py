@@ -35,7 +35,13 @@ A4. ``b = [a, …]``/``(a, …)``/``{k: a}`` (a container holds the object); A5.
 
 State rules: S1. calling ``numpy.random.*`` (not a generator factory) or ``random.*`` (not
 ``random.Random``) uses a global RNG; S2. rebinding a module-level name (``global``) or mutating a
-module-level object changes module state; S3. both propagate through helper calls.
+module-level object changes module state; S3. both propagate through helper calls; S4. the code
+may touch the world outside the process (``io``): ``open``/``input``/``exec``, a call into a
+module that reads or writes files, processes or sockets (:data:`IO_MODULES`), numpy's file
+functions (:data:`NUMPY_IO`), a file method (:data:`IO_METHODS`: ``.write``, ``.tofile`` …),
+``print(file=...)`` to anything but ``sys.stdout``/``sys.stderr``, or any other library's
+function (unknown: it may); S4 also propagates through helper calls. Printing to stdout and
+stderr is not ``io``: the engine writes every element's output in program order.
 """
 
 from __future__ import annotations
@@ -79,6 +85,20 @@ PURE_BUILTINS = frozenset({
 PURE_MODULES = ("math", "statistics", "time", "json", "os.path", "string", "textwrap", "itertools", "functools",
                 "operator", "collections", "dataclasses", "typing", "heapq.nlargest", "heapq.nsmallest",
                 "bisect.bisect", "bisect.bisect_left", "bisect.bisect_right", "threading", "io", "socket", "sys")
+#: modules whose functions may read or write files, processes or sockets (S4); ``os.path`` is pure
+IO_MODULES = ("os", "shutil", "pathlib", "subprocess", "socket", "io", "tempfile", "glob", "csv", "sqlite3",
+              "urllib", "http", "pickle.dump", "pickle.load", "json.dump", "json.load", "marshal.dump",
+              "marshal.load", "sys.stdin", "gzip", "zipfile", "tarfile", "mmap", "multiprocessing")
+#: modules (beyond :data:`PURE_MODULES`) whose other functions stay inside the process (S4)
+NO_IO_MODULES = ("pickle", "copy", "re", "struct", "base64", "hashlib", "decimal", "fractions", "array", "enum",
+                 "abc", "numbers", "warnings", "contextlib", "bisect", "heapq", "zlib", "binascii", "uuid")
+IO_BUILTINS = frozenset({"open", "input", "exec", "eval", "compile", "breakpoint", "__import__"})
+NUMPY_IO = frozenset({"save", "savez", "savez_compressed", "savetxt", "load", "loadtxt", "genfromtxt", "fromfile",
+                      "memmap", "fromregex", "open_memmap", "recfromcsv", "recfromtxt"})
+IO_METHODS = frozenset({"write", "writelines", "read", "readline", "readlines", "flush", "tofile", "dump",
+                        "truncate", "seek", "read_text", "write_text", "read_bytes", "write_bytes", "unlink",
+                        "mkdir", "rmdir", "touch", "rename", "to_csv", "to_parquet", "to_pickle", "to_json",
+                        "savefig"})
 RNG_FACTORIES = frozenset({"default_rng", "Generator", "RandomState", "SeedSequence", "PCG64", "PCG64DXSM",
                            "MT19937", "Philox", "SFC64", "BitGenerator"})
 #: methods of a generator object that do not advance it (rule 6)
@@ -97,6 +117,8 @@ class Summary:
     rng: frozenset[str] = frozenset()
     #: it contains ``yield``: calling it makes a generator
     generator: bool = False
+    #: why it may touch the world outside the process (rule S4); empty if it does not
+    io: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -110,6 +132,8 @@ class Effects:
     rng: set[str] = field(default_factory=set)
     #: names bound from a call to a generator function (not transferable)
     generator_calls: set[str] = field(default_factory=set)
+    #: why the code may touch the world outside the process (rule S4)
+    io: set[str] = field(default_factory=set)
 
 
 def _is_slice(target: cst.Subscript) -> bool:
@@ -279,6 +303,7 @@ class _Visitor(cst.CSTVisitor):
                 self.mutate(bound[index], f"{what} mutates its parameter {index}", at)  # type: ignore[arg-type]
         self.out.module_state |= summary.module_state
         self.out.rng |= summary.rng
+        self.out.io |= summary.io
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -292,6 +317,8 @@ class _Visitor(cst.CSTVisitor):
             return
         if isinstance(func, cst.Attribute):
             method = func.attr.value
+            if method in IO_METHODS:
+                self.out.io.add(f"`.{method}()`")  # S4
             receiver = func.value
             root = self._root(receiver)
             kind = self.types.get(root.value, "") if root is not None else ""
@@ -315,6 +342,7 @@ class _Visitor(cst.CSTVisitor):
                 self.out.module_state.add(root.value)
             return
         # rule 7: a local callable or an expression: unknown
+        self.out.io.add(f"unknown callee `{_unparse(func)}`")  # S4
         for arg in positional:
             self.mutate(arg, f"passed to unknown callee `{_unparse(func)}`", node)
 
@@ -326,6 +354,7 @@ class _Visitor(cst.CSTVisitor):
             elif f"{name}.__init__" in self.summaries:
                 self._apply(self.summaries[f"{name}.__init__"], [None, *positional], f"{name}()", node)
             return
+        self._io_call(q, node)
         if q in NUMPY_INPLACE and positional:
             self.mutate(positional[0], f"`{q}()` works in place", node)  # rule 4
         parts = q.split(".")
@@ -348,6 +377,26 @@ class _Visitor(cst.CSTVisitor):
             return
         for arg in positional:
             self.mutate(arg, f"passed to unknown callee `{q}`", node)  # rule 7
+
+
+    def _io_call(self, q: str, node: cst.Call) -> None:
+        """Rule S4 for a call of a qualified (non-program) name."""
+        parts = q.split(".")
+        if parts[0] == "builtins":
+            if parts[1] in IO_BUILTINS:
+                self.out.io.add(f"`{parts[1]}()`")
+            elif parts[1] == "print":
+                for a in node.args:
+                    if a.keyword is not None and a.keyword.value == "file" and \
+                            self.names.qualname(a.value) not in ("sys.stdout", "sys.stderr"):
+                        self.out.io.add(f"`print(file={_unparse(a.value)})`")
+        elif parts[0] == "numpy":
+            if parts[-1] in NUMPY_IO:
+                self.out.io.add(f"`{q}()`")
+        elif any(q == m or q.startswith(m + ".") for m in IO_MODULES) and not q.startswith("os.path"):
+            self.out.io.add(f"`{q}()`")
+        elif parts[0] != "random" and not q.startswith(PURE_MODULES) and parts[0] not in NO_IO_MODULES:
+            self.out.io.add(f"unknown callee `{q}`")
 
 
 def value_type(names: Names, value: cst.BaseExpression | None) -> str | None:
@@ -439,7 +488,8 @@ def summarize_helpers(names: Names, module_types: dict[str, str],
             classes = _union_find(fx.aliases)
             mutated = {classes.get(m, m) for m, _, _ in fx.mutations}
             indices = frozenset(i for i, p in enumerate(params) if classes.get(p, p) in mutated)
-            new = Summary(indices, frozenset(fx.module_state), frozenset(fx.rng), summaries[name].generator)
+            new = Summary(indices, frozenset(fx.module_state), frozenset(fx.rng), summaries[name].generator,
+                          frozenset(fx.io))
             if new != summaries[name]:
                 summaries[name] = new
                 changed = True

@@ -13,6 +13,10 @@ Rules (see :mod:`scadc.analysis.effects` S1-S3):
 4. ``module:NAME`` also marks every unit that reads (directly or through the definitions it needs)
    a module-level name that some unit changes by rule 3: it must see the changed value.
 
+5. ``io``: the unit may touch the world outside the process (files, processes, sockets; rule S4),
+   directly or through helpers. Cuts may divide such units, but the elements holding them run
+   one after another, in program order.
+
 Seeding counts as use: the state written by ``seed`` is read by later draws.
 """
 
@@ -29,7 +33,7 @@ __all__ = ["HiddenStateProvider"]
 
 
 class HiddenStateProvider(Provider[Unit, frozenset[str]]):
-    """Per unit: the hidden state it touches (``numpy.random``, ``random``, ``module:NAME``)."""
+    """Per unit: the hidden state it touches (``numpy.random``, ``random``, ``module:NAME``, ``io``)."""
 
     DEPENDENCIES = (EffectsProvider, DefUseProvider)
 
@@ -40,4 +44,5 @@ class HiddenStateProvider(Provider[Unit, frozenset[str]]):
         return {u: frozenset(effects[u].rng)  # rules 1-2
                 | frozenset(f"module:{n}" for n in effects[u].module_state)  # rule 3
                 | frozenset(f"module:{n}" for n in du[u].needs & changed)  # rule 4
+                | (frozenset({"io"}) if effects[u].io else frozenset())  # rule 5
                 for u in program.units}
