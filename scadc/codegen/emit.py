@@ -72,14 +72,19 @@ class _EarlyExit(cst.CSTTransformer):
         return updated.with_changes(value=call)
 
 
-def _prologue(compute: ComputePlan, parent: str | None) -> list[str]:
+def _received(parent: str) -> str:
+    """The local holding what ``parent`` sent (its result's values)."""
+    return f"_scad_{parent}"
+
+
+def _prologue(compute: ComputePlan) -> list[str]:
     lines = []
-    if parent is not None:
-        lines += [f"(_scad_in,) = params[{parent!r}]", "_scad_values = _scad_in['values']"]
-    if compute.restore_rng:
-        lines.append(f"{_RUNTIME}.restore_rng(_scad_in['rng'])")
-    for name in compute.unpack:
-        lines.append(f"{name} = {_RUNTIME}.unpack(_scad_values[{name!r}], action)")
+    for parent in sorted({r.source for r in compute.unpack}):
+        lines.append(f"{_received(parent)} = params[{parent!r}][0]['values']")
+    if compute.rng_from is not None:
+        lines.append(f"{_RUNTIME}.restore_rng(params[{compute.rng_from!r}][0]['rng'])")
+    for received in compute.unpack:
+        lines.append(f"{received.name} = {_RUNTIME}.unpack({_received(received.source)}[{received.name!r}], action)")
     for name in compute.placeholders:
         lines.append(f"{name} = None  # only deleted below: not loaded")
     return lines
@@ -90,21 +95,20 @@ def _epilogue(compute: ComputePlan) -> list[str]:
         return ["return {}"]
     items = []
     for value in compute.send:
-        if value.how == "forward":
-            items.append(f"{value.name!r}: _scad_values[{value.name!r}],")
-        elif value.heavy:
-            previous = f"_scad_values.get({value.name!r})" if value.name in compute.unpack else "None"
-            items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}, action, {value.memory!r}, "
-                         f"previous={previous}, changed={value.changed}),")
+        if value.heavy:
+            received = compute.received(value.name)
+            # the version it loaded: written over in place when the shape allows, else freed
+            previous = f", previous={_received(received.source)}[{value.name!r}]" if received else ""
+            items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}, action, {value.memory!r}{previous}),")
         else:
             items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}),")
     rng = [f"'rng': {_RUNTIME}.capture_rng(),"] if compute.capture_rng else []
     return ["return {", "    'values': {", *(f"        {i}" for i in items), "    },", *(f"    {r}" for r in rng), "}"]
 
 
-def _main(analysis: Analysis, compute: ComputePlan, parent: str | None) -> tuple[str, int]:
+def _main(analysis: Analysis, compute: ComputePlan) -> tuple[str, int]:
     """The text of main() and the 1-based line (within it) where the user's statements start."""
-    prologue = [cst.parse_statement(line + "\n") for line in _prologue(compute, parent)]
+    prologue = [cst.parse_statement(line + "\n") for line in _prologue(compute)]
     units = [analysis.units[i].unit.node for i in compute.units]
     if any(analysis.units[i].exits for i in compute.units):
         units = [u.visit(_EarlyExit()) for u in units]
@@ -133,13 +137,11 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     computes = plan.computes
     template = _ENV.get_template("compute.o.py.j2")
     for k, compute in enumerate(computes):
-        parent = computes[k - 1].name if k else None
-        child = computes[k + 1].name if k + 1 < len(computes) else None
         header = ["type: compute"]
-        if parent:
-            header.append(f"parents: [{parent}]")
-        if child:
-            header.append(f"dependents: [{child}]")
+        if parents := plan.parents(compute.name):
+            header.append(f"parents: [{', '.join(parents)}]")
+        if dependents := plan.dependents(compute.name):
+            header.append(f"dependents: [{', '.join(dependents)}]")
         if compute.memories:
             header.append("corunning:")
             header += [f"  {m}: {{trans: {m}, type: rdma}}" for m in compute.memories]
@@ -152,7 +154,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
             needs |= analysis.program.needs(classes)
         definitions = [d for d in analysis.program.definitions_of(needs) if d.kind != "statement"]
         blocks = [f"import scadrt.remote.values as {_RUNTIME}", *(d.code.strip("\n") for d in definitions)]
-        main, unit_line = _main(analysis, compute, parent)
+        main, unit_line = _main(analysis, compute)
         text = template.render(header=header, source=source, first_line=compute.lines[0],
                                last_line=compute.lines[1], name=compute.name, position=k + 1,
                                count=len(computes), definitions="\n\n\n".join(blocks), main=main)
@@ -189,6 +191,7 @@ def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:
                   for name, d in sorted(analysis.heavy.items())},
         "decisions": [{"boundary": i, "decision": why} for i, why in plan.decisions],
         "computes": [asdict(c) for c in plan.computes],
+        "edges": [asdict(e) for e in plan.edges],
         "memories": [asdict(m) for m in plan.memories],
     }
 

@@ -12,6 +12,20 @@ Where a cut is *allowed* (boundary ``i`` lies between unit ``i-1`` and unit ``i`
 (5) the global RNGs may be touched on both sides: their state is carried across the cut.
 
 Which allowed cuts are *taken* is the policy's choice (:mod:`scadc.partition.policies`).
+
+How the elements depend on each other (the plan's edges):
+
+(V) an element loads each value from the element that made or changed it last (a value edge,
+    as Scad delivers results only to dependents); the global RNG state likewise, from the last
+    element before it that touched a global RNG;
+(O) two elements that use the same memory element, at least one of them writing it, or that
+    both may touch the world outside the process (``io``), run in program order (an order
+    edge, left out when another path already orders them).
+
+Elements with no path between them are siblings: the engine may run them at the same time.
+Each runs in its own process on its own copies of the values it loads, so nothing else can
+tell them apart from a run in program order (stdout and stderr are written in program order
+by the engine).
 """
 
 from __future__ import annotations
@@ -19,10 +33,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import networkx as nx
 
 from scadc.analysis import Analysis
 from scadc.errors import InternalCompilerError
-from scadc.partition.plan import ComputePlan, MemoryPlan, PartitionPlan, ValuePlan
+from scadc.partition.plan import ComputePlan, ElementEdge, MemoryPlan, PartitionPlan, Received, ValuePlan
 from scadc.partition.policies import Policy, reads_of
 
 __all__ = ["allowed_cuts", "build_plan"]
@@ -97,52 +114,73 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str,
     n = len(units)
     edges = [0, *cuts, n]
     groups = [tuple(range(a, b)) for a, b in itertools.pairwise(edges) if b > a]
-    rng_used = any(u.hidden & _RNG for u in units)
     names = [f"step{k + 1:02d}" for k in range(len(groups))]
-    # what each element loads: the values live on entry that its statements read or change
-    unpacks = [
-        tuple(sorted((units[g[0]].live_in if k else frozenset()) & set().union(*(reads_of(units[i]) for i in g))))
-        for k, g in enumerate(groups)
-    ]
-    # a value live across a cut but loaded by no later element is live only for a `del`:
-    # it is not sent at all (the `del` gets a placeholder), so it never costs a memory element
-    loaded_later = [set().union(*unpacks[k + 1:]) for k in range(len(groups))]
-    crossing = {name for k, i in enumerate(cuts) for name in analysis.boundaries[i].names & loaded_later[k]}
-    memory_of = {name: f"mem_{name}" for name in sorted(crossing) if _heavy(analysis, name)}
+    facts = [_GroupFacts.of(analysis, g, first=k == 0) for k, g in enumerate(groups)]
+
+    # (V) each value an element loads comes from the element that made or changed it last
+    sources: list[dict[str, int]] = []
+    for k, f in enumerate(facts):
+        source = {}
+        for name in sorted(f.loads):
+            earlier = [j for j in range(k) if name in facts[j].changed]
+            if not earlier:
+                raise InternalCompilerError(f"{names[k]} loads {name!r}, which no earlier element makes")
+            source[name] = earlier[-1]
+        sources.append(source)
+    sent: list[set[str]] = [set() for _ in groups]
+    for source in sources:
+        for name, j in source.items():
+            sent[j].add(name)
+    memory_of = {name: f"mem_{name}" for name in sorted(set().union(*sent)) if _heavy(analysis, name)}
+
+    # what conflicts (plan rule 5): memory elements read / written, and state beyond the process
+    reads = [frozenset(v for v in s if v in memory_of) for s in sources]
+    writes = [frozenset(v for v in sent[k] if v in memory_of) | {f"@{h}" for h in facts[k].hidden}
+              for k in range(len(groups))]
+    rng = [k for k, f in enumerate(facts) if f.hidden & _RNG]
+    rng_from = {k: rng[i - 1] for i, k in enumerate(rng) if i}
+
+    delivered: dict[tuple[int, int], set[str]] = {}
+    for k, source in enumerate(sources):
+        for name, j in source.items():
+            delivered.setdefault((j, k), set()).add(name)
+    for k, j in rng_from.items():
+        delivered.setdefault((j, k), set()).add("rng")
+    ordered: dict[tuple[int, int], str] = {}
+    for k in range(len(groups)):
+        for j in range(k):
+            conflict = (writes[j] & (reads[k] | writes[k])) | (reads[j] & writes[k])
+            if conflict and (j, k) not in delivered:
+                ordered[(j, k)] = _conflict_reason(sorted(conflict)[0], names[j], names[k], writes[j], writes[k])
+    # an order edge that another path implies adds nothing; value edges stay: results go to parents only
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(groups)))
+    graph.add_edges_from([*delivered, *ordered])
+    implied = set(graph.edges) - set(nx.transitive_reduction(graph).edges)
+    element_edges = [ElementEdge(names[j], names[k], tuple(sorted(delivered[(j, k)])), "")
+                     for j, k in sorted(delivered)]
+    element_edges += [ElementEdge(names[j], names[k], (), why)
+                      for (j, k), why in sorted(ordered.items()) if (j, k) not in implied]
+    element_edges.sort(key=lambda e: (e.source, e.target))
 
     computes: list[ComputePlan] = []
     users: dict[str, list[str]] = {m: [] for m in memory_of.values()}
-    received: set[str] = set()
-    for k, group in enumerate(groups):
+    for k, (group, f) in enumerate(zip(groups, facts, strict=True)):
         first, last = units[group[0]], units[group[-1]]
-        touched = set().union(*(reads_of(units[i]) for i in group))
-        deleted = set().union(*(u.deletes for u in (units[i] for i in group)))
-        defined = set().union(*(u.defs for u in (units[i] for i in group)))
-        changed = set().union(*(u.mutated | u.defs for u in (units[i] for i in group)))
-        live_in = first.live_in if k else frozenset()
-        unpack = unpacks[k]
-        # only deleted here: the name must exist for `del`, but its value need not be loaded
-        placeholders = tuple(sorted((live_in & deleted) - touched))
-        send: list[ValuePlan] = []
-        if k < len(groups) - 1:
-            for name in sorted(last.live_out & loaded_later[k]):
-                memory = memory_of.get(name)
-                forward = name in received and name not in unpack and name not in defined
-                how = "forward" if forward else "unpacked"
-                send.append(ValuePlan(name, memory is not None, memory, how, name in changed))
-        memories = sorted({memory_of[v] for v in unpack if v in memory_of}
-                          | {v.memory for v in send if v.memory and v.how == "unpacked"})
+        send = tuple(ValuePlan(v, v in memory_of, memory_of.get(v)) for v in sorted(sent[k]))
+        memories = sorted({memory_of[v] for v in reads[k]} | {memory_of[v] for v in sent[k] if v in memory_of})
         for memory in memories:
             users[memory].append(names[k])
-        holds = sum(_size(analysis, v) or 0 for v in set(unpack) | (defined & set(analysis.heavy))
-                    if _heavy(analysis, v))
+        holds = sum(_size(analysis, v) or 0 for v in f.loads | (f.defined & set(analysis.heavy)) if _heavy(analysis, v))
         computes.append(ComputePlan(
-            name=names[k], units=group, unpack=unpack, placeholders=placeholders, send=tuple(send),
-            memories=tuple(memories),
-            restore_rng=rng_used and k > 0, capture_rng=rng_used and k < len(groups) - 1,
+            name=names[k], units=group,
+            unpack=tuple(Received(v, names[j]) for v, j in sorted(sources[k].items())),
+            placeholders=tuple(sorted(f.placeholders)), send=send, memories=tuple(memories),
+            rng_from=names[rng_from[k]] if k in rng_from else None,
+            capture_rng=k in rng and k != rng[-1],
+            reads=tuple(sorted(reads[k])), writes=tuple(sorted(writes[k])),
             lines=(first.unit.first_line, last.unit.span.end_line or last.unit.span.line), holds=holds,
         ))
-        received = {v.name for v in send}
 
     memories = []
     for name, memory in sorted(memory_of.items()):
@@ -159,4 +197,48 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str,
             region = max(256 * _MiB, math.ceil(size * 4 / _MiB) * _MiB)
             reason = f"static estimate {size} B × 4, at least 256 MiB (profile for a tighter size)"
         memories.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
-    return PartitionPlan(policy, tuple(computes), tuple(memories), decisions, n)
+    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memories), decisions, n)
+
+
+def _conflict_reason(what: str, a: str, b: str, writes_a: frozenset[str], writes_b: frozenset[str]) -> str:
+    if what == "@io":
+        return "both may touch files, processes or sockets"
+    if what.startswith("@"):
+        return f"both touch {what[1:]}"
+    if what in writes_a and what in writes_b:
+        return f"both write {what!r} into its memory element"
+    if what in writes_a:
+        return f"{b} reads the {what!r} that {a} writes"
+    return f"{b} writes {what!r} over the version {a} reads"
+
+
+@dataclass(frozen=True)
+class _GroupFacts:
+    """What the units of one element do, together."""
+
+    #: values it loads on entry: live there and read or changed, or possibly (not surely) rebound
+    #: and live after it, so that the old value is there on the paths that do not rebind it
+    loads: frozenset[str]
+    placeholders: frozenset[str]
+    defined: frozenset[str]
+    #: made or changed here: later loads of these come from this element
+    changed: frozenset[str]
+    hidden: frozenset[str]
+
+    @classmethod
+    def of(cls, analysis: Analysis, group: tuple[int, ...], *, first: bool) -> _GroupFacts:
+        facts = [analysis.units[i] for i in group]
+        touched = frozenset().union(*(reads_of(u) for u in facts))
+        defined = frozenset().union(*(u.defs for u in facts))
+        killed = frozenset().union(*(u.kills for u in facts))
+        deleted = frozenset().union(*(u.deletes for u in facts))
+        live_in = frozenset() if first else facts[0].live_in
+        maybe_rebound = live_in & facts[-1].live_out & (defined - killed)
+        loads = (live_in & touched) | maybe_rebound
+        return cls(
+            loads=loads,
+            placeholders=(live_in & deleted) - loads,
+            defined=defined,
+            changed=frozenset().union(*(u.mutated | u.defs for u in facts)),
+            hidden=frozenset().union(*(u.hidden for u in facts)),
+        )

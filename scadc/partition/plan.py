@@ -1,15 +1,20 @@
-"""The partition plan: which units form which compute element, and which memory elements exist.
+"""The partition plan: which units form which compute element, how they depend on each other,
+and which memory elements exist.
 
 A plan is the boundary between the partitioner and code generation: plain frozen values, no
-networkx, no libcst. Compute elements form a chain in program order (element ``k`` is the only
-parent of element ``k+1``); every value live across a cut is listed on the element that sends it.
+libcst. Compute elements are named in program order (``step01``, ``step02`` …) and form a DAG:
+an edge ``a → b`` either delivers values (``b`` loads what ``a`` made or changed last) or only
+orders the two (they touch the same memory element, the outside world, or a global RNG). Elements
+with no path between them are siblings and may run at the same time.
 
 Validation (:meth:`PartitionPlan.validate`) returns a list of problems; an empty list means:
-(1) every unit is in exactly one compute element, in order; (2) the element graph is acyclic;
-(3) every value an element loads was sent by the element before it, and every value an element
-passes on it received (a value live across a cut only for a later ``del`` is not sent at all);
-(4) every heavy value that crosses a cut lives in a memory element that coruns with every
-element that reads or writes it.
+(1) every unit is in exactly one compute element, in order; (2) every edge goes forward in program
+order (so the graph is acyclic, and program order is a topological order); (3) every value an
+element loads comes over an edge from the element that sends it, and the RNG state from the
+element that captured it; (4) every heavy value that crosses an edge lives in a memory element
+that coruns with every element that sends or loads it; (5) two elements whose effects conflict
+(:attr:`ComputePlan.writes` of one meets the reads or writes of the other) have a path between
+them.
 """
 
 from __future__ import annotations
@@ -18,22 +23,25 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-__all__ = ["ComputePlan", "MemoryPlan", "PartitionPlan", "ValuePlan"]
+__all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "PartitionPlan", "Received", "ValuePlan"]
+
+
+@dataclass(frozen=True)
+class Received:
+    """A value an element loads, and the element it comes from."""
+
+    name: str
+    source: str
 
 
 @dataclass(frozen=True)
 class ValuePlan:
-    """How one value crosses the cut after an element."""
+    """A value an element sends to the later elements that load it."""
 
     name: str
     #: heavy values travel through memory element ``memory``; small ones inline in the result
     heavy: bool
     memory: str | None
-    #: ``unpacked``: the element holds it as a local (it came in and is packed again, or it was made here);
-    #: ``forward``: the element does not touch it and passes the packed form on unchanged
-    how: str
-    #: the element may have changed it in place (a heavy value is written back only then)
-    changed: bool
 
 
 @dataclass(frozen=True)
@@ -41,30 +49,51 @@ class ComputePlan:
     name: str
     #: unit indices, consecutive, in program order
     units: tuple[int, ...]
-    #: values received from the parent and unpacked into locals (sorted)
-    unpack: tuple[str, ...]
+    #: values loaded on entry, each from the element that made or changed it last (sorted by name)
+    unpack: tuple[Received, ...]
     #: values received only to be deleted: bound to None, never loaded
     placeholders: tuple[str, ...]
-    #: values sent on to the next element (empty for the last)
+    #: values it sends (sorted): it made or changed them, and a later element loads them
     send: tuple[ValuePlan, ...]
     #: memory elements this element reads or writes
     memories: tuple[str, ...]
-    #: restore the global RNG state on entry / capture it on exit
-    restore_rng: bool
+    #: restore the global RNG state captured by this element on entry; capture it on exit
+    rng_from: str | None
     capture_rng: bool
+    #: what conflicts with other elements (rule 5): remote values it reads / writes, and state
+    #: (``@io``, ``@numpy.random``, ``@module:NAME``) it touches, counted as written
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
     #: lines of the original file this element's statements come from (first, last)
     lines: tuple[int, int]
     #: estimated bytes of heavy values the element holds at once
     holds: int
 
+    def received(self, name: str) -> Received | None:
+        return next((r for r in self.unpack if r.name == name), None)
+
     def format(self) -> str:
-        send = ", ".join(
-            f"{v.name}{'*' if v.heavy else ''}{'>' if v.how == 'forward' else ''}{'!' if v.changed else ''}"
-            for v in self.send)
-        rng = ("restore " if self.restore_rng else "") + ("capture" if self.capture_rng else "")
+        unpack = ", ".join(f"{r.name}<{r.source}" for r in self.unpack)
+        send = ", ".join(f"{v.name}{'*' if v.heavy else ''}" for v in self.send)
+        rng = (f"restore<{self.rng_from} " if self.rng_from else "") + ("capture" if self.capture_rng else "")
         return (f"{self.name}: units {self.units[0]}-{self.units[-1]} (lines {self.lines[0]}-{self.lines[1]})"
-                f" unpack [{', '.join(self.unpack)}] send [{send}] memories [{', '.join(self.memories)}]"
+                f" unpack [{unpack}] send [{send}] memories [{', '.join(self.memories)}]"
                 f"{' rng ' + rng.strip() if rng else ''}")
+
+
+@dataclass(frozen=True)
+class ElementEdge:
+    """``source`` runs before ``target``; ``values`` are what it delivers (``rng``: the RNG state)."""
+
+    source: str
+    target: str
+    values: tuple[str, ...]
+    #: why they are ordered, when no value is delivered
+    reason: str
+
+    def format(self) -> str:
+        what = f"values [{', '.join(self.values)}]" if self.values else f"order: {self.reason}"
+        return f"{self.source} -> {self.target}: {what}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,7 @@ class MemoryPlan:
 class PartitionPlan:
     policy: str
     computes: tuple[ComputePlan, ...]
+    edges: tuple[ElementEdge, ...]
     memories: tuple[MemoryPlan, ...]
     #: boundary index → why it was cut (or not)
     decisions: tuple[tuple[int, str], ...]
@@ -94,13 +124,20 @@ class PartitionPlan:
     def format(self) -> str:
         lines = [f"plan ({self.policy}): {len(self.computes)} compute, {len(self.memories)} memory"]
         lines += [f"  {c.format()}" for c in self.computes]
+        lines += [f"  {e.format()}" for e in self.edges]
         lines += [f"  {m.format()}" for m in self.memories]
         return "\n".join(lines)
+
+    def parents(self, name: str) -> tuple[str, ...]:
+        return tuple(e.source for e in self.edges if e.target == name)
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        return tuple(e.target for e in self.edges if e.source == name)
 
     def graph(self) -> nx.DiGraph:
         graph = nx.DiGraph()
         graph.add_nodes_from(c.name for c in self.computes)
-        graph.add_edges_from((a.name, b.name) for a, b in zip(self.computes, self.computes[1:], strict=False))
+        graph.add_edges_from((e.source, e.target) for e in self.edges)
         return graph
 
     def validate(self) -> list[str]:
@@ -108,18 +145,29 @@ class PartitionPlan:
         units = [u for c in self.computes for u in c.units]
         if units != list(range(self.unit_count)):  # (1)
             problems.append(f"units are not each in exactly one element, in order: {units}")
+        position = {c.name: k for k, c in enumerate(self.computes)}
+        for edge in self.edges:  # (2)
+            if edge.source not in position or edge.target not in position:
+                problems.append(f"edge {edge.format()} names an unknown element")
+            elif position[edge.source] >= position[edge.target]:
+                problems.append(f"edge {edge.format()} does not go forward in program order")
+        if any(p.startswith("edge ") for p in problems):
+            return problems  # the rules below assume a DAG of known elements
         graph = self.graph()
-        if not nx.is_directed_acyclic_graph(graph):  # (2)
-            problems.append(f"element graph has a cycle: {nx.find_cycle(graph)}")
+        delivered = {(e.source, e.target): set(e.values) for e in self.edges}
+        computes = {c.name: c for c in self.computes}
+        for compute in self.computes:  # (3)
+            for value in compute.unpack:
+                source = computes.get(value.source)
+                if source is None or value.name not in {v.name for v in source.send}:
+                    problems.append(f"{compute.name} loads {value.name!r} from {value.source}, which does not send it")
+                if value.name not in delivered.get((value.source, compute.name), ()):
+                    problems.append(f"{compute.name} loads {value.name!r}, but no edge from {value.source} delivers it")
+            if compute.rng_from is not None and (
+                    "rng" not in delivered.get((compute.rng_from, compute.name), ())
+                    or compute.rng_from not in computes or not computes[compute.rng_from].capture_rng):
+                problems.append(f"{compute.name} restores the RNG state, which {compute.rng_from} does not deliver")
         memories = {m.name: m for m in self.memories}
-        for before, after in zip(self.computes, self.computes[1:], strict=False):  # (3)
-            sent = {v.name for v in before.send}
-            for name in after.unpack:
-                if name not in sent:
-                    problems.append(f"{after.name} unpacks {name!r}, which {before.name} does not send")
-            for value in after.send:
-                if value.how == "forward" and value.name not in sent:
-                    problems.append(f"{after.name} forwards {value.name!r}, which it never received")
         for compute in self.computes:  # (4)
             for value in compute.send:
                 if not value.heavy:
@@ -127,10 +175,15 @@ class PartitionPlan:
                 memory = memories.get(value.memory or "")
                 if memory is None:
                     problems.append(f"heavy {value.name!r} sent by {compute.name} has no memory element")
-                elif value.how == "unpacked" and compute.name not in memory.corunning:
+                elif compute.name not in memory.corunning:
                     problems.append(f"{compute.name} writes {value.name!r} but does not corun with {memory.name}")
-            for name in compute.unpack:
-                memory = next((m for m in self.memories if m.value == name), None)
+            for received in compute.unpack:
+                memory = next((m for m in self.memories if m.value == received.name), None)
                 if memory is not None and compute.name not in memory.corunning:
-                    problems.append(f"{compute.name} reads {name!r} but does not corun with {memory.name}")
+                    problems.append(f"{compute.name} reads {received.name!r} but does not corun with {memory.name}")
+        for k, a in enumerate(self.computes):  # (5)
+            for b in self.computes[k + 1:]:
+                conflict = (set(a.writes) & (set(b.reads) | set(b.writes))) | (set(a.reads) & set(b.writes))
+                if conflict and not nx.has_path(graph, a.name, b.name):
+                    problems.append(f"{a.name} and {b.name} both touch {sorted(conflict)} but are not ordered")
         return problems

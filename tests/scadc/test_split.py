@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from scadc.analysis import analyze
 from scadc.partition.build import allowed_cuts, build_plan
-from scadc.partition.plan import ComputePlan, PartitionPlan
+from scadc.partition.plan import ElementEdge, Received
 from scadc.partition.policies import make_policy
 from tests.leftovers import nothing_left_behind
 
@@ -74,11 +75,15 @@ def test_validate_reports_a_broken_plan() -> None:
     analysis = analyze(str(ROOT / "examples" / "monolithic" / "global_rng.py"))
     plan = build_plan(analysis, make_policy("every"))
     first, second, *rest = plan.computes
-    broken = PartitionPlan(plan.policy, (first, ComputePlan(**{**second.__dict__, "unpack": ("ghost",)}), *rest),
-                           plan.memories, plan.decisions, plan.unit_count + 1)
+    ghost = replace(second, unpack=(*second.unpack, Received("ghost", first.name)))
+    broken = replace(plan, computes=(first, ghost, *rest), unit_count=plan.unit_count + 1)
     problems = broken.validate()
     assert any("units are not each in exactly one element" in p for p in problems)
-    assert any("unpacks 'ghost'" in p for p in problems)
+    assert f"{second.name} loads 'ghost' from {first.name}, which does not send it" in problems
+    assert f"{second.name} loads 'ghost', but no edge from {first.name} delivers it" in problems
+    backwards = replace(plan, edges=(*plan.edges, ElementEdge(second.name, first.name, (), "test")))
+    assert backwards.validate() == [f"edge {second.name} -> {first.name}: order: test does not go forward "
+                                    "in program order"]
 
 
 def test_split_writes_all_or_nothing(tmp_path: Path) -> None:

@@ -13,19 +13,15 @@ SIZE = 400_000
 
 
 def main(params, action):
-    (_scad_in,) = params['step03']
-    _scad_values = _scad_in['values']
-    _scad.restore_rng(_scad_in['rng'])
-    local = _scad.unpack(_scad_values['local'], action)
+    _scad_step03 = params['step03'][0]['values']
+    local = _scad.unpack(_scad_step03['local'], action)
     # ---- global_rng.py, from line 40
     jitter = local.uniform(-1.0, 1.0, size=SIZE)
 
     # ---- values for the next element
     return {
         'values': {
-            'jitter': _scad.pack(jitter, action, 'mem_jitter', previous=None, changed=True),
-            'shifted': _scad_values['shifted'],
+            'jitter': _scad.pack(jitter, action, 'mem_jitter'),
         },
-        'rng': _scad.capture_rng(),
     }
 

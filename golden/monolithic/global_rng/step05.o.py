@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step04]
+#@ parents: [step02, step04]
 #@ dependents: [step06]
 #@ corunning:
 #@   mem_combined: {trans: mem_combined, type: rdma}
@@ -11,19 +11,17 @@ import scadrt.remote.values as _scad
 
 
 def main(params, action):
-    (_scad_in,) = params['step04']
-    _scad_values = _scad_in['values']
-    _scad.restore_rng(_scad_in['rng'])
-    jitter = _scad.unpack(_scad_values['jitter'], action)
-    shifted = _scad.unpack(_scad_values['shifted'], action)
+    _scad_step02 = params['step02'][0]['values']
+    _scad_step04 = params['step04'][0]['values']
+    jitter = _scad.unpack(_scad_step04['jitter'], action)
+    shifted = _scad.unpack(_scad_step02['shifted'], action)
     # ---- global_rng.py, from line 41
     combined = shifted + jitter
 
     # ---- values for the next element
     return {
         'values': {
-            'combined': _scad.pack(combined, action, 'mem_combined', previous=None, changed=True),
+            'combined': _scad.pack(combined, action, 'mem_combined'),
         },
-        'rng': _scad.capture_rng(),
     }
 

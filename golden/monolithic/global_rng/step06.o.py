@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step05]
+#@ parents: [step03, step05]
 #@ dependents: [step07]
 #@ corunning:
 #@   mem_combined: {trans: mem_combined, type: rdma}
@@ -13,10 +13,9 @@ import numpy as np
 
 
 def main(params, action):
-    (_scad_in,) = params['step05']
-    _scad_values = _scad_in['values']
-    _scad.restore_rng(_scad_in['rng'])
-    combined = _scad.unpack(_scad_values['combined'], action)
+    _scad_step05 = params['step05'][0]['values']
+    _scad.restore_rng(params['step03'][0]['rng'])
+    combined = _scad.unpack(_scad_step05['combined'], action)
     # ---- global_rng.py, from line 42
     print(f"combined std: {combined.std():.6f}")
 

@@ -10,9 +10,7 @@ import random
 
 
 def main(params, action):
-    (_scad_in,) = params['step06']
-    _scad_values = _scad_in['values']
-    _scad.restore_rng(_scad_in['rng'])
+    _scad.restore_rng(params['step06'][0]['rng'])
     # ---- global_rng.py, from line 46
     print(f"random.random after all: {random.random():.6f}")
 

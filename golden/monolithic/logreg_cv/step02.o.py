@@ -1,6 +1,6 @@
 #@ type: compute
 #@ parents: [step01]
-#@ dependents: [step03]
+#@ dependents: [step03, step04]
 #@ corunning:
 #@   mem_X: {trans: mem_X, type: rdma}
 #@ limits: {cpu: 1, mem: 256 MiB}
@@ -26,16 +26,15 @@ SPREADS = (3.4, 32.0, 19.4, 16.0, 115.2, 7.9, 0.33, 11.8)
 
 
 def main(params, action):
-    (_scad_in,) = params['step01']
-    _scad_values = _scad_in['values']
-    rng = _scad.unpack(_scad_values['rng'], action)
+    _scad_step01 = params['step01'][0]['values']
+    rng = _scad.unpack(_scad_step01['rng'], action)
     # ---- logreg_cv.py, from line 42
     X = rng.normal(size=(N_ROWS, N_FEATURES)) * np.array(SPREADS) + np.array(MEANS)
 
     # ---- values for the next element
     return {
         'values': {
-            'X': _scad.pack(X, action, 'mem_X', previous=None, changed=True),
+            'X': _scad.pack(X, action, 'mem_X'),
             'rng': _scad.pack(rng),
         },
     }

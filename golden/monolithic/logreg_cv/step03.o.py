@@ -11,9 +11,8 @@ N_FEATURES = 8
 
 
 def main(params, action):
-    (_scad_in,) = params['step02']
-    _scad_values = _scad_in['values']
-    rng = _scad.unpack(_scad_values['rng'], action)
+    _scad_step02 = params['step02'][0]['values']
+    rng = _scad.unpack(_scad_step02['rng'], action)
     # ---- logreg_cv.py, from line 43
     # a hidden linear rule decides the label, with noise
     true_w = rng.normal(size=N_FEATURES)
@@ -21,7 +20,6 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'X': _scad_values['X'],
             'rng': _scad.pack(rng),
             'true_w': _scad.pack(true_w),
         },

@@ -1,6 +1,6 @@
 #@ type: compute
-#@ parents: [step03]
-#@ dependents: [step05]
+#@ parents: [step02, step03]
+#@ dependents: [step05, step07]
 #@ corunning:
 #@   mem_X: {trans: mem_X, type: rdma}
 #@   mem_y: {trans: mem_y, type: rdma}
@@ -27,11 +27,11 @@ SPREADS = (3.4, 32.0, 19.4, 16.0, 115.2, 7.9, 0.33, 11.8)
 
 
 def main(params, action):
-    (_scad_in,) = params['step03']
-    _scad_values = _scad_in['values']
-    X = _scad.unpack(_scad_values['X'], action)
-    rng = _scad.unpack(_scad_values['rng'], action)
-    true_w = _scad.unpack(_scad_values['true_w'], action)
+    _scad_step02 = params['step02'][0]['values']
+    _scad_step03 = params['step03'][0]['values']
+    X = _scad.unpack(_scad_step02['X'], action)
+    rng = _scad.unpack(_scad_step03['rng'], action)
+    true_w = _scad.unpack(_scad_step03['true_w'], action)
     # ---- logreg_cv.py, from line 45
     logits = ((X - np.array(MEANS)) / np.array(SPREADS)) @ true_w + rng.normal(scale=0.5, size=N_ROWS)
     y = (logits > 0).astype(np.float64)
@@ -50,10 +50,10 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'X': _scad.pack(X, action, 'mem_X', previous=_scad_values.get('X'), changed=True),
+            'X': _scad.pack(X, action, 'mem_X', previous=_scad_step02['X']),
             'folds': _scad.pack(folds),
             'scores': _scad.pack(scores),
-            'y': _scad.pack(y, action, 'mem_y', previous=None, changed=True),
+            'y': _scad.pack(y, action, 'mem_y'),
         },
     }
 

@@ -40,12 +40,11 @@ def accuracy(w, X, y):
 
 
 def main(params, action):
-    (_scad_in,) = params['step04']
-    _scad_values = _scad_in['values']
-    X = _scad.unpack(_scad_values['X'], action)
-    folds = _scad.unpack(_scad_values['folds'], action)
-    scores = _scad.unpack(_scad_values['scores'], action)
-    y = _scad.unpack(_scad_values['y'], action)
+    _scad_step04 = params['step04'][0]['values']
+    X = _scad.unpack(_scad_step04['X'], action)
+    folds = _scad.unpack(_scad_step04['folds'], action)
+    scores = _scad.unpack(_scad_step04['scores'], action)
+    y = _scad.unpack(_scad_step04['y'], action)
     # ---- logreg_cv.py, from line 58
     for k, test_idx in enumerate(folds):
         train_idx = np.concatenate([f for j, f in enumerate(folds) if j != k])
@@ -57,9 +56,7 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'X': _scad.pack(X, action, 'mem_X', previous=_scad_values.get('X'), changed=False),
             'scores': _scad.pack(scores),
-            'y': _scad.pack(y, action, 'mem_y', previous=_scad_values.get('y'), changed=False),
         },
     }
 

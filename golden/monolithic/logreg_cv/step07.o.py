@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step06]
+#@ parents: [step04]
 #@ dependents: [step08]
 #@ corunning:
 #@   mem_X: {trans: mem_X, type: rdma}
@@ -35,10 +35,9 @@ def train(X, y, epochs, lr):
 
 
 def main(params, action):
-    (_scad_in,) = params['step06']
-    _scad_values = _scad_in['values']
-    X = _scad.unpack(_scad_values['X'], action)
-    y = _scad.unpack(_scad_values['y'], action)
+    _scad_step04 = params['step04'][0]['values']
+    X = _scad.unpack(_scad_step04['X'], action)
+    y = _scad.unpack(_scad_step04['y'], action)
     # ---- logreg_cv.py, from line 67
     final = train(X, y, EPOCHS, LEARNING_RATE)
 

@@ -7,9 +7,8 @@ import scadrt.remote.values as _scad
 
 
 def main(params, action):
-    (_scad_in,) = params['step07']
-    _scad_values = _scad_in['values']
-    final = _scad.unpack(_scad_values['final'], action)
+    _scad_step07 = params['step07'][0]['values']
+    final = _scad.unpack(_scad_step07['final'], action)
     # ---- logreg_cv.py, from line 68
     print("weights:", " ".join(f"{v:.4f}" for v in final))
 

@@ -31,16 +31,15 @@ class Stats:
 
 
 def main(params, action):
-    (_scad_in,) = params['step01']
-    _scad_values = _scad_in['values']
-    rng = _scad.unpack(_scad_values['rng'], action)
+    _scad_step01 = params['step01'][0]['values']
+    rng = _scad.unpack(_scad_step01['rng'], action)
     # ---- mutate_helpers.py, from line 46
     data = rng.normal(size=(ROWS, COLS))
 
     # ---- values for the next element
     return {
         'values': {
-            'data': _scad.pack(data, action, 'mem_data', previous=None, changed=True),
+            'data': _scad.pack(data, action, 'mem_data'),
         },
     }
 

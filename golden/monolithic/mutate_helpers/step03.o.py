@@ -48,9 +48,8 @@ class Stats:
 
 
 def main(params, action):
-    (_scad_in,) = params['step02']
-    _scad_values = _scad_in['values']
-    data = _scad.unpack(_scad_values['data'], action)
+    _scad_step02 = params['step02'][0]['values']
+    data = _scad.unpack(_scad_step02['data'], action)
     # ---- mutate_helpers.py, from line 47
     view = data[:, :2]  # a view: changing data changes view
     print(f"before: {data.sum():.6f}")

@@ -19,9 +19,8 @@ COLS = 256
 
 
 def main(params, action):
-    (_scad_in,) = params['step01']
-    _scad_values = _scad_in['values']
-    rng = _scad.unpack(_scad_values['rng'], action)
+    _scad_step01 = params['step01'][0]['values']
+    rng = _scad.unpack(_scad_step01['rng'], action)
     # ---- script.py, from line 24
     data = rng.standard_normal((ROWS, COLS))
     norms = np.linalg.norm(data, axis=1, keepdims=True)
@@ -31,7 +30,7 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'unit': _scad.pack(unit, action, 'mem_unit', previous=None, changed=True),
+            'unit': _scad.pack(unit, action, 'mem_unit'),
         },
     }
 

@@ -1,6 +1,6 @@
 #@ type: compute
 #@ parents: [step02]
-#@ dependents: [step04]
+#@ dependents: [step04, step06, step08]
 #@ corunning:
 #@   mem_sim: {trans: mem_sim, type: rdma}
 #@   mem_unit: {trans: mem_unit, type: rdma}
@@ -11,16 +11,15 @@ import scadrt.remote.values as _scad
 
 
 def main(params, action):
-    (_scad_in,) = params['step02']
-    _scad_values = _scad_in['values']
-    unit = _scad.unpack(_scad_values['unit'], action)
+    _scad_step02 = params['step02'][0]['values']
+    unit = _scad.unpack(_scad_step02['unit'], action)
     # ---- script.py, from line 28
     sim = unit @ unit.T  # ROWS x ROWS similarities, about 17 MiB
 
     # ---- values for the next element
     return {
         'values': {
-            'sim': _scad.pack(sim, action, 'mem_sim', previous=None, changed=True),
+            'sim': _scad.pack(sim, action, 'mem_sim'),
         },
     }
 

@@ -21,9 +21,8 @@ def top_pairs(sim, k):
 
 
 def main(params, action):
-    (_scad_in,) = params['step03']
-    _scad_values = _scad_in['values']
-    sim = _scad.unpack(_scad_values['sim'], action)
+    _scad_step03 = params['step03'][0]['values']
+    sim = _scad.unpack(_scad_step03['sim'], action)
     # ---- script.py, from line 29
     pairs = top_pairs(sim, 5)
 
@@ -31,7 +30,6 @@ def main(params, action):
     return {
         'values': {
             'pairs': _scad.pack(pairs),
-            'sim': _scad.pack(sim, action, 'mem_sim', previous=_scad_values.get('sim'), changed=False),
         },
     }
 

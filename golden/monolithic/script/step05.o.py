@@ -8,9 +8,8 @@ import scadrt.remote.values as _scad
 
 
 def main(params, action):
-    (_scad_in,) = params['step04']
-    _scad_values = _scad_in['values']
-    pairs = _scad.unpack(_scad_values['pairs'], action)
+    _scad_step04 = params['step04'][0]['values']
+    pairs = _scad.unpack(_scad_step04['pairs'], action)
     # ---- script.py, from line 30
     for i, j, s in pairs:
         print(f"rows {i:4d} and {j:4d}: cosine {s:.6f}")
@@ -20,7 +19,6 @@ def main(params, action):
     return {
         'values': {
             'counts': _scad.pack(counts),
-            'sim': _scad_values['sim'],
         },
     }
 

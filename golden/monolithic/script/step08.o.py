@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step07]
+#@ parents: [step03]
 #@ corunning:
 #@   mem_sim: {trans: mem_sim, type: rdma}
 #@ limits: {cpu: 1, mem: 256 MiB}
@@ -9,9 +9,8 @@ import scadrt.remote.values as _scad
 
 
 def main(params, action):
-    (_scad_in,) = params['step07']
-    _scad_values = _scad_in['values']
-    sim = _scad.unpack(_scad_values['sim'], action)
+    _scad_step03 = params['step03'][0]['values']
+    sim = _scad.unpack(_scad_step03['sim'], action)
     # ---- script.py, from line 36
     print(f"mean similarity: {sim.mean():.6f}")
 

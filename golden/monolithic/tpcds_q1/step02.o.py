@@ -1,6 +1,6 @@
 #@ type: compute
 #@ parents: [step01]
-#@ dependents: [step03]
+#@ dependents: [step03, step04, step05]
 #@ corunning:
 #@   mem_customer: {trans: mem_customer, type: rdma}
 #@   mem_in_2000: {trans: mem_in_2000, type: rdma}
@@ -67,9 +67,8 @@ def make_tables(rng):
 
 
 def main(params, action):
-    (_scad_in,) = params['step01']
-    _scad_values = _scad_in['values']
-    rng = _scad.unpack(_scad_values['rng'], action)
+    _scad_step01 = params['step01'][0]['values']
+    rng = _scad.unpack(_scad_step01['rng'], action)
     # ---- tpcds_q1.py, from line 49
     date_dim, store_returns, customer, store = make_tables(rng)
     print(f"store_returns: {len(store_returns)} rows, {store_returns.nbytes} bytes")
@@ -82,8 +81,8 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'customer': _scad.pack(customer, action, 'mem_customer', previous=None, changed=True),
-            'in_2000': _scad.pack(in_2000, action, 'mem_in_2000', previous=None, changed=True),
+            'customer': _scad.pack(customer, action, 'mem_customer'),
+            'in_2000': _scad.pack(in_2000, action, 'mem_in_2000'),
             'store': _scad.pack(store),
         },
     }

@@ -16,9 +16,8 @@ N_STORES = 12
 
 
 def main(params, action):
-    (_scad_in,) = params['step02']
-    _scad_values = _scad_in['values']
-    in_2000 = _scad.unpack(_scad_values['in_2000'], action)
+    _scad_step02 = params['step02'][0]['values']
+    in_2000 = _scad.unpack(_scad_step02['in_2000'], action)
     # ---- tpcds_q1.py, from line 56
     keys = in_2000["sr_customer_sk"] * (N_STORES + 1) + in_2000["sr_store_sk"]
     groups, inverse = np.unique(keys, return_inverse=True)
@@ -28,9 +27,7 @@ def main(params, action):
     return {
         'values': {
             'ctr_total': _scad.pack(ctr_total),
-            'customer': _scad_values['customer'],
             'groups': _scad.pack(groups),
-            'store': _scad_values['store'],
         },
     }
 

@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step04]
+#@ parents: [step02, step04]
 #@ dependents: [step06]
 #@ corunning:
 #@   mem_customer: {trans: mem_customer, type: rdma}
@@ -11,19 +11,18 @@ import scadrt.remote.values as _scad
 
 
 def main(params, action):
-    (_scad_in,) = params['step04']
-    _scad_values = _scad_in['values']
-    ctr_customer = _scad.unpack(_scad_values['ctr_customer'], action)
-    customer = _scad.unpack(_scad_values['customer'], action)
-    keep = _scad.unpack(_scad_values['keep'], action)
+    _scad_step02 = params['step02'][0]['values']
+    _scad_step04 = params['step04'][0]['values']
+    ctr_customer = _scad.unpack(_scad_step04['ctr_customer'], action)
+    customer = _scad.unpack(_scad_step02['customer'], action)
+    keep = _scad.unpack(_scad_step04['keep'], action)
     # ---- tpcds_q1.py, from line 71
     ids = customer["c_customer_id"][ctr_customer[keep] - 1]
 
     # ---- values for the next element
     return {
         'values': {
-            'ids': _scad.pack(ids, action, 'mem_ids', previous=None, changed=True),
-            'keep': _scad.pack(keep),
+            'ids': _scad.pack(ids, action, 'mem_ids'),
         },
     }
 

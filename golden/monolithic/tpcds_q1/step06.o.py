@@ -1,6 +1,6 @@
 #@ type: compute
 #@ parents: [step05]
-#@ dependents: [step07]
+#@ dependents: [step08]
 #@ corunning:
 #@   mem_ids: {trans: mem_ids, type: rdma}
 #@   mem_result: {trans: mem_result, type: rdma}
@@ -14,17 +14,15 @@ import numpy as np
 
 
 def main(params, action):
-    (_scad_in,) = params['step05']
-    _scad_values = _scad_in['values']
-    ids = _scad.unpack(_scad_values['ids'], action)
+    _scad_step05 = params['step05'][0]['values']
+    ids = _scad.unpack(_scad_step05['ids'], action)
     # ---- tpcds_q1.py, from line 72
     result = np.sort(ids)[:100]
 
     # ---- values for the next element
     return {
         'values': {
-            'keep': _scad_values['keep'],
-            'result': _scad.pack(result, action, 'mem_result', previous=None, changed=True),
+            'result': _scad.pack(result, action, 'mem_result'),
         },
     }
 

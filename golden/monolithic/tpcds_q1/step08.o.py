@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step07]
+#@ parents: [step06]
 #@ corunning:
 #@   mem_result: {trans: mem_result, type: rdma}
 #@ limits: {cpu: 1, mem: 256 MiB}
@@ -9,9 +9,8 @@ import scadrt.remote.values as _scad
 
 
 def main(params, action):
-    (_scad_in,) = params['step07']
-    _scad_values = _scad_in['values']
-    result = _scad.unpack(_scad_values['result'], action)
+    _scad_step06 = params['step06'][0]['values']
+    result = _scad.unpack(_scad_step06['result'], action)
     # ---- tpcds_q1.py, from line 74
     for i, cid in enumerate(result):
         if i < 10 or i == len(result) - 1:

@@ -69,7 +69,7 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'tables': _scad.pack(tables, action, 'mem_tables', previous=None, changed=True),
+            'tables': _scad.pack(tables, action, 'mem_tables'),
         },
     }
 

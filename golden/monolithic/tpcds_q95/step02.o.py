@@ -1,6 +1,6 @@
 #@ type: compute
 #@ parents: [step01]
-#@ dependents: [step03]
+#@ dependents: [step03, step04, step05]
 #@ corunning:
 #@   mem_from_pri: {trans: mem_from_pri, type: rdma}
 #@   mem_in_illinois: {trans: mem_in_illinois, type: rdma}
@@ -81,9 +81,8 @@ def multi_warehouse_orders(order, warehouse):
 
 
 def main(params, action):
-    (_scad_in,) = params['step01']
-    _scad_values = _scad_in['values']
-    tables = _scad.unpack(_scad_values['tables'], action)
+    _scad_step01 = params['step01'][0]['values']
+    tables = _scad.unpack(_scad_step01['tables'], action)
     # ---- tpcds_q95.py, from line 57
     sales = tables.web_sales
     print(f"web_sales: {len(sales)} rows, {sales.nbytes} bytes")
@@ -100,11 +99,11 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'from_pri': _scad.pack(from_pri, action, 'mem_from_pri', previous=None, changed=True),
-            'in_illinois': _scad.pack(in_illinois, action, 'mem_in_illinois', previous=None, changed=True),
-            'in_window': _scad.pack(in_window, action, 'mem_in_window', previous=None, changed=True),
+            'from_pri': _scad.pack(from_pri, action, 'mem_from_pri'),
+            'in_illinois': _scad.pack(in_illinois, action, 'mem_in_illinois'),
+            'in_window': _scad.pack(in_window, action, 'mem_in_window'),
             'returned': _scad.pack(returned),
-            'sales': _scad.pack(sales, action, 'mem_sales', previous=None, changed=True),
+            'sales': _scad.pack(sales, action, 'mem_sales'),
             'ws_wh': _scad.pack(ws_wh),
         },
     }

@@ -67,21 +67,17 @@ class Tables:
 
 
 def main(params, action):
-    (_scad_in,) = params['step02']
-    _scad_values = _scad_in['values']
-    from_pri = _scad.unpack(_scad_values['from_pri'], action)
-    in_illinois = _scad.unpack(_scad_values['in_illinois'], action)
-    in_window = _scad.unpack(_scad_values['in_window'], action)
+    _scad_step02 = params['step02'][0]['values']
+    from_pri = _scad.unpack(_scad_step02['from_pri'], action)
+    in_illinois = _scad.unpack(_scad_step02['in_illinois'], action)
+    in_window = _scad.unpack(_scad_step02['in_window'], action)
     # ---- tpcds_q95.py, from line 68
     mask = in_window & in_illinois & from_pri
 
     # ---- values for the next element
     return {
         'values': {
-            'mask': _scad.pack(mask, action, 'mem_mask', previous=None, changed=True),
-            'returned': _scad_values['returned'],
-            'sales': _scad_values['sales'],
-            'ws_wh': _scad_values['ws_wh'],
+            'mask': _scad.pack(mask, action, 'mem_mask'),
         },
     }
 

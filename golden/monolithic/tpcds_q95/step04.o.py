@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step03]
+#@ parents: [step02, step03]
 #@ dependents: [step05]
 #@ corunning:
 #@   mem_mask: {trans: mem_mask, type: rdma}
@@ -65,12 +65,12 @@ class Tables:
 
 
 def main(params, action):
-    (_scad_in,) = params['step03']
-    _scad_values = _scad_in['values']
-    mask = _scad.unpack(_scad_values['mask'], action)
-    returned = _scad.unpack(_scad_values['returned'], action)
-    sales = _scad.unpack(_scad_values['sales'], action)
-    ws_wh = _scad.unpack(_scad_values['ws_wh'], action)
+    _scad_step02 = params['step02'][0]['values']
+    _scad_step03 = params['step03'][0]['values']
+    mask = _scad.unpack(_scad_step03['mask'], action)
+    returned = _scad.unpack(_scad_step02['returned'], action)
+    sales = _scad.unpack(_scad_step02['sales'], action)
+    ws_wh = _scad.unpack(_scad_step02['ws_wh'], action)
     # ---- tpcds_q95.py, from line 69
     mask &= np.isin(sales["ws_order_number"], ws_wh)
     mask &= np.isin(sales["ws_order_number"], returned)
@@ -78,8 +78,7 @@ def main(params, action):
     # ---- values for the next element
     return {
         'values': {
-            'mask': _scad.pack(mask, action, 'mem_mask', previous=_scad_values.get('mask'), changed=True),
-            'sales': _scad.pack(sales, action, 'mem_sales', previous=_scad_values.get('sales'), changed=False),
+            'mask': _scad.pack(mask, action, 'mem_mask', previous=_scad_step03['mask']),
         },
     }
 

@@ -1,5 +1,5 @@
 #@ type: compute
-#@ parents: [step04]
+#@ parents: [step02, step04]
 #@ dependents: [step06]
 #@ corunning:
 #@   mem_chosen: {trans: mem_chosen, type: rdma}
@@ -66,17 +66,17 @@ class Tables:
 
 
 def main(params, action):
-    (_scad_in,) = params['step04']
-    _scad_values = _scad_in['values']
-    mask = _scad.unpack(_scad_values['mask'], action)
-    sales = _scad.unpack(_scad_values['sales'], action)
+    _scad_step02 = params['step02'][0]['values']
+    _scad_step04 = params['step04'][0]['values']
+    mask = _scad.unpack(_scad_step04['mask'], action)
+    sales = _scad.unpack(_scad_step02['sales'], action)
     # ---- tpcds_q95.py, from line 71
     chosen = sales[mask]
 
     # ---- values for the next element
     return {
         'values': {
-            'chosen': _scad.pack(chosen, action, 'mem_chosen', previous=None, changed=True),
+            'chosen': _scad.pack(chosen, action, 'mem_chosen'),
         },
     }
 

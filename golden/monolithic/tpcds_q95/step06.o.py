@@ -64,9 +64,8 @@ class Tables:
 
 
 def main(params, action):
-    (_scad_in,) = params['step05']
-    _scad_values = _scad_in['values']
-    chosen = _scad.unpack(_scad_values['chosen'], action)
+    _scad_step05 = params['step05'][0]['values']
+    chosen = _scad.unpack(_scad_step05['chosen'], action)
     # ---- tpcds_q95.py, from line 72
 
     order_count = len(np.unique(chosen["ws_order_number"]))

@@ -61,11 +61,10 @@ class Tables:
 
 
 def main(params, action):
-    (_scad_in,) = params['step06']
-    _scad_values = _scad_in['values']
-    net_profit = _scad.unpack(_scad_values['net_profit'], action)
-    order_count = _scad.unpack(_scad_values['order_count'], action)
-    ship_cost = _scad.unpack(_scad_values['ship_cost'], action)
+    _scad_step06 = params['step06'][0]['values']
+    net_profit = _scad.unpack(_scad_step06['net_profit'], action)
+    order_count = _scad.unpack(_scad_step06['order_count'], action)
+    ship_cost = _scad.unpack(_scad_step06['ship_cost'], action)
     # ---- tpcds_q95.py, from line 76
     print(f"order count: {order_count}")
     print(f"total shipping cost: {ship_cost:.2f}")

@@ -1,0 +1,171 @@
+"""The element DAG: value edges, order edges, siblings that run at the same time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from scadc.analysis import analyze
+from scadc.partition.build import build_plan
+from scadc.partition.plan import PartitionPlan
+from scadc.partition.policies import make_policy
+from tests.leftovers import nothing_left_behind
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Two independent heavy branches: a/sa and b/sb share nothing until the print.
+BRANCHES = """\
+import time
+
+import numpy as np
+
+
+def slow_sum(values):
+    time.sleep(0.5)
+    return float(values.sum())
+
+
+def main():
+    a = np.arange(1_000_000, dtype=np.float64)
+    b = np.ones(1_000_000)
+    sa = slow_sum(a)
+    sb = slow_sum(b)
+    print(sa, sb)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+# Files written and read back in different statements: the elements that touch them stay in order.
+FILES = """\
+import numpy as np
+
+
+def main():
+    data = np.arange(1_000_000)
+    with open("scad-io-test.txt", "w") as f:
+        f.write("first\\n")
+    doubled = data * 2
+    with open("scad-io-test.txt", "a") as f:
+        f.write("second\\n")
+    with open("scad-io-test.txt") as f:
+        text = f.read()
+    print(text, doubled.sum())
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+# `x` is rebound on one path only: the element that may rebind it must also load the old value.
+MAYBE_REBOUND = """\
+import numpy as np
+
+
+def main():
+    x = np.zeros(10)
+    big = len(x) > 100
+    if big:
+        x = np.ones(10)
+    print(x.sum())
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    with nothing_left_behind():
+        yield
+
+
+def write(tmp_path: Path, source: str) -> Path:
+    path = tmp_path / "app.py"
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def plan_of(path: Path, policy: str = "every") -> PartitionPlan:
+    plan = build_plan(analyze(str(path)), make_policy(policy))
+    assert plan.validate() == []
+    return plan
+
+
+def run(tmp_path: Path, *argv: str | Path) -> bytes:
+    done = subprocess.run([sys.executable, *map(str, argv)], capture_output=True, cwd=tmp_path, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def split_and_run(tmp_path: Path, app: Path, policy: str, *run_args: str) -> bytes:
+    prog = tmp_path / f"prog-{policy}"
+    run(tmp_path, "-m", "scadc", "split", app, "-o", prog, "--policy", policy)
+    return run(tmp_path, "-m", "scadc", "run", prog, "--quiet", *run_args)
+
+
+def element_of(plan: PartitionPlan, line: int) -> str:
+    return next(c.name for c in plan.computes if c.lines[0] <= line <= c.lines[1])
+
+
+def test_independent_branches_become_siblings_and_run_at_the_same_time(tmp_path: Path) -> None:
+    app = write(tmp_path, BRANCHES)
+    plan = plan_of(app, "resource")
+    graph = plan.graph()
+    a, b = element_of(plan, 12), element_of(plan, 13)  # `a = ...`, `b = ...`
+    sa, sb = element_of(plan, 14), element_of(plan, 15)
+    assert len({a, b, sa, sb}) == 4, plan.format()
+    assert not nx.has_path(graph, a, b) and not nx.has_path(graph, sa, sb) and not nx.has_path(graph, a, sb)
+    assert nx.has_path(graph, a, sa) and nx.has_path(graph, b, sb)
+
+    report = tmp_path / "run.json"
+    out = split_and_run(tmp_path, app, "resource", "--max-workers", "2", "--report", str(report))
+    assert out == run(tmp_path, app)
+    spans = {i["element"]: (i["start"], i["end"]) for i in json.loads(report.read_text())["instances"]}
+    (start_a, end_a), (start_b, end_b) = spans[sa], spans[sb]
+    assert start_a < end_b and start_b < end_a, spans  # the two sleeping sums overlapped
+
+
+def test_elements_that_touch_files_run_in_program_order(tmp_path: Path) -> None:
+    app = write(tmp_path, FILES)
+    plan = plan_of(app)
+    graph = plan.graph()
+    touching = [element_of(plan, line) for line in (6, 9, 11)]
+    assert nx.has_path(graph, touching[0], touching[1]) and nx.has_path(graph, touching[1], touching[2])
+    assert any(e.reason == "both may touch files, processes or sockets" for e in plan.edges)
+    # without the order edges, validation notices that the file's users could run in any order
+    unordered = replace(plan, edges=tuple(e for e in plan.edges if e.values))
+    assert any("['@io'] but are not ordered" in p for p in unordered.validate())
+    assert split_and_run(tmp_path, app, "every") == run(tmp_path, app) == b"first\nsecond\n 999999000000\n"
+
+
+def test_a_value_rebound_on_one_path_keeps_its_old_value_on_the_other(tmp_path: Path) -> None:
+    app = write(tmp_path, MAYBE_REBOUND)
+    plan = plan_of(app)
+    rebinding = next(c for c in plan.computes if c.lines[0] == 7)
+    assert [r.name for r in rebinding.unpack] == ["big", "x"]
+    assert split_and_run(tmp_path, app, "every") == run(tmp_path, app) == b"0.0\n"
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples" / "monolithic").glob("*.py")), ids=lambda p: p.stem)
+def test_every_edge_is_needed(example: Path) -> None:
+    """Value edges deliver something; an order edge is there only when no other path orders its ends."""
+    plan = plan_of(example)
+    graph = plan.graph()
+    for edge in plan.edges:
+        if edge.values:
+            continue
+        graph.remove_edge(edge.source, edge.target)
+        assert not nx.has_path(graph, edge.source, edge.target), edge.format()
+        graph.add_edge(edge.source, edge.target)
