@@ -20,6 +20,7 @@ State
 ``attempts`` (element, instance) → how many times it has failed so far
 ``memory``   memory element → ``pending`` | ``started`` | ``released``
 ``users``    memory element → corunning compute elements that are not done yet
+``failing``  the failure a run in program order would have stopped at, or None
 
 Program order is :meth:`Program.topological_order` (dependency order, ties by name); ``ready``
 is drained in it, so submissions, and so stdout, follow it whatever the timing.
@@ -28,7 +29,11 @@ Rules: (1) a compute element is ready when all its parents are done; a root rece
 input, any other element ``{parent: [result of instance 0, 1, …]}``; (2) before a ready element
 is submitted, every memory element it coruns with is started; (3) a memory element is stopped
 as soon as no compute element it coruns with remains undone; (4) a failed instance is submitted
-again with the same params while it has failed at most ``retries`` times, else the run aborts.
+again with the same params while it has failed at most ``retries`` times, else the run stops as
+a run in program order would have: (5) every instance before the failed one in program order
+still runs (and may fail first, which then becomes the failure), none after it is submitted,
+and :class:`Abort` comes when the instances before it are all done. So what a failed run prints
+does not depend on which of two siblings happened to fail first.
 """
 
 from __future__ import annotations
@@ -110,6 +115,7 @@ class Scheduler:
         self.memory: dict[str, MemoryState] = {m.name: "pending" for m in self.program.memory_elements()}
         self.users: dict[str, set[str]] = {m.name: set(m.corunning_names) for m in self.program.memory_elements()}
         self._partial: dict[str, list[JSON]] = {}
+        self.failing: Failure | None = None
         self.aborted = False
 
     # ------------------------------------------------------------------ events
@@ -147,6 +153,8 @@ class Scheduler:
                 self.ready.append(child)
         self.ready.sort(key=self.order.index)
         commands += self._submit_ready()
+        if self.failing is not None:
+            return commands + self._settle()
         if len(self.done) == len(self.order):
             sinks = [n for n in self.order if not specs[n].dependents]
             commands.append(Finish({n: self.done[n] for n in sinks}))
@@ -159,8 +167,10 @@ class Scheduler:
         self.attempts[key] = self.attempts.get(key, 0) + 1
         if self.attempts[key] <= self.retries:  # (4)
             return [Submit(element, index, params, self.attempts[key])]
-        self.aborted = True
-        return [Abort(failure)]
+        self.running[element].discard(index)  # (5): it stays not done
+        if self.failing is None or self._position(key) < self._position((self.failing.element, self.failing.index)):
+            self.failing = failure
+        return self._settle()
 
     # ------------------------------------------------------------------ helpers
 
@@ -170,10 +180,39 @@ class Scheduler:
             return self.run_input
         return {parent: self.done[parent] for parent in parents}
 
+    def still_needed(self, element: str, index: int) -> bool:
+        """False for an instance after the failure (rule 5): a submitted one need not run."""
+        failing = self.failing
+        return failing is None or self._position((element, index)) < self._position((failing.element, failing.index))
+
+    def _position(self, key: tuple[str, int]) -> tuple[int, int]:
+        return self.order.index(key[0]), key[1]
+
+    def _settle(self) -> list[Command]:
+        """(5) Abort once no instance before the failing one is running or about to be submitted."""
+        assert self.failing is not None
+        limit = self._position((self.failing.element, self.failing.index))
+        if any(self._position((e, i)) < limit for e, indices in self.running.items() for i in indices):
+            return []
+        self.aborted = True
+        return [Abort(self.failing)]
+
     def _submit_ready(self) -> list[Command]:
         commands: list[Command] = []
+        if self.failing is not None:  # (5): only what comes before the failure still runs
+            limit = self.order.index(self.failing.element)
+            runnable = [e for e in self.ready if self.order.index(e) < limit]
+            self.ready = [e for e in self.ready if e not in runnable]
+            commands += self._submit(runnable)
+            return commands
+        commands += self._submit(self.ready)
+        self.ready = []
+        return commands
+
+    def _submit(self, elements: list[str]) -> list[Command]:
+        commands: list[Command] = []
         specs = self.program.elements
-        for element in self.ready:
+        for element in elements:
             for peer in specs[element].corunning_names:  # (2)
                 if self.memory.get(peer) == "pending":
                     self.memory[peer] = "started"
@@ -183,7 +222,6 @@ class Scheduler:
             self.running[element] = set(range(count))
             self._partial[element] = [None] * count
             commands += [Submit(element, i, params) for i in range(count)]
-        self.ready = []
         return commands
 
     def _check_running(self, element: str, index: int) -> None:
@@ -200,4 +238,5 @@ class Scheduler:
             "attempts": dict(sorted(self.attempts.items())),
             "memory": dict(sorted(self.memory.items())),
             "users": {k: sorted(v) for k, v in sorted(self.users.items())},
+            "failing": self.failing.format() if self.failing else None,
         }

@@ -249,6 +249,8 @@ class _Run:
         self.torn_down = False
         self.instances: list[InstanceRun] = []
         self.params: dict[int, Submit] = {}
+        #: captured output of instances that failed for good: written when the run stops
+        self.failed_output: dict[tuple[str, int], tuple[str, str]] = {}
         self.t0 = time.time()
         self.next_id = 0
         self.finished: Finish | None = None
@@ -275,6 +277,10 @@ class _Run:
                 self.wait_events()
             ok = True
         except _Aborted as aborted:
+            # instances that finished just before the abort are exiting: their numbers belong in the report
+            deadline = time.monotonic() + 2.0
+            while any(w.task is not None and w.finished for w in engine._workers) and time.monotonic() < deadline:
+                self.wait_events()
             self.teardown(ok=False)  # first, so the report has every memory element's end
             failure = aborted.failure
             raise RunFailed(failure, self.report("failed", failure.format())) from None
@@ -297,6 +303,8 @@ class _Run:
             elif isinstance(command, Finish):
                 self.finished = command
             elif isinstance(command, Abort):
+                key = (command.failure.element, command.failure.index)
+                self.output.failed(key, *self.failed_output[key])
                 raise _Aborted(command.failure)
 
 
@@ -333,6 +341,8 @@ class _Run:
         return transports
 
     def dispatch(self) -> None:
+        if self.scheduler.failing is not None:
+            self.queue = deque(s for s in self.queue if self.scheduler.still_needed(s.element, s.index))
         workers = self.engine._workers
         running = sum(w.task is not None and not w.finished for w in workers)
         for worker in workers:
@@ -384,18 +394,18 @@ class _Run:
         elif isinstance(frame, Finished):
             worker.finished = True
             if frame.ok:  # the fast path: go on while the child's process is still exiting
-                worker.transfer = self.instance_succeeded(task)
+                self.instance_succeeded(worker, task)
         else:
             samples, transfer = tuple(worker.samples), worker.transfer
             worker.task, worker.child, worker.transfer = None, 0, None
             self.instance_exited(task, frame, worker.started, samples, transfer)
 
-    def instance_succeeded(self, task: Task) -> dict[str, dict[str, int]]:
+    def instance_succeeded(self, worker: _Worker, task: Task) -> None:
         payload = json.loads(Path(task.result_path).read_text())
+        worker.transfer = payload["transfer"]  # first: the commands below may stop the run
         self.engine.on_event("ok", task.element, task.index)
         self.output.finished((task.element, task.index), task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_done(task.element, task.index, payload["result"]))
-        return payload["transfer"]
 
     def instance_exited(self, task: Task, exited: Exited, start: float,
                         samples: tuple[tuple[float, int], ...], transfer: dict[str, dict[str, int]] | None) -> None:
@@ -408,13 +418,11 @@ class _Run:
             task.element, task.index, submit.attempt, outcome, start, exited.end - self.t0, exited.pid,
             exited.peak_rss, exited.cpu_user, exited.cpu_system, samples, transfer or {},
         ))
-        if failure is None:
+        if failure is None or self.scheduler.aborted:  # after the abort: only recorded, for the report
             return
         self.engine.on_event(outcome, task.element, task.index)
-        commands = self.scheduler.instance_failed(failure, submit.params)
-        if any(isinstance(c, Abort) for c in commands):
-            self.output.failed((task.element, task.index), task.stdout_path, task.stderr_path)
-        self.apply(commands)
+        self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
+        self.apply(self.scheduler.instance_failed(failure, submit.params))
 
     def failure_of(self, task: Task, status: int) -> Failure:
         error_path = Path(task.error_path)
@@ -446,11 +454,11 @@ class _Run:
                 raise InternalError(f"a worker exited with status {code} before it was ready")
             return
         failure = Failure(task.element, task.index, "crash", f"its worker process died (exit status {code})")
-        self.params.pop(task.task_id)
-        self.instances.append(InstanceRun(task.element, task.index, 0, "crashed", worker.started, self.now(),
-                                          worker.child, 0, 0.0, 0.0, tuple(worker.samples)))
-        self.output.failed((task.element, task.index), task.stdout_path, task.stderr_path)
-        self.apply([Abort(failure)])
+        submit = self.params.pop(task.task_id)
+        self.instances.append(InstanceRun(task.element, task.index, submit.attempt, "crashed", worker.started,
+                                          self.now(), worker.child, 0, 0.0, 0.0, tuple(worker.samples)))
+        self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
+        self.apply(self.scheduler.instance_failed(failure, submit.params))
 
     # ------------------------------------------------------------------ end
 

@@ -18,6 +18,7 @@ def test_fanout_state_after_each_step() -> None:
     assert s.snapshot() == {
         "waiting": {"collect": ["square"], "square": ["produce"]}, "ready": ["produce"], "running": {},
         "done": {}, "attempts": {}, "memory": {"mem": "pending"}, "users": {"mem": ["collect", "produce", "square"]},
+        "failing": None,
     }
     assert s.start() == [StartMemory("mem"), Submit("produce", 0, {"n": 6})]
     assert s.snapshot()["running"] == {"produce": [0]}
@@ -30,7 +31,7 @@ def test_fanout_state_after_each_step() -> None:
     assert s.snapshot() == {
         "waiting": {"collect": ["square"]}, "ready": [], "running": {"square": [0, 1, 2]},
         "done": {"produce": [produced]}, "attempts": {}, "memory": {"mem": "started"},
-        "users": {"mem": ["collect", "square"]},
+        "users": {"mem": ["collect", "square"]}, "failing": None,
     }
     # instances finish out of order; the results keep instance order
     assert s.instance_done("square", 2, {"i": 2}) == []
@@ -97,3 +98,36 @@ def test_event_for_an_instance_that_is_not_running_is_a_bug() -> None:
     s.start()
     with pytest.raises(InternalError, match="second"):
         s.instance_done("second", 0, {})
+
+
+def siblings(tmp_path: Path) -> Scheduler:
+    """a → (b → b2) and a → c: c comes after b and b2 in program order."""
+    write(tmp_path, {
+        "a.o.py": "#@ type: compute\n#@ dependents: [b, c]\n" + MAIN,
+        "b.o.py": "#@ type: compute\n#@ dependents: [b2]\n" + MAIN,
+        "b2.o.py": "#@ type: compute\n" + MAIN,
+        "c.o.py": "#@ type: compute\n#@ dependents: [d]\n" + MAIN,
+        "d.o.py": "#@ type: compute\n" + MAIN,
+    })
+    s = Scheduler(load_program(tmp_path))
+    assert s.order == ("a", "b", "b2", "c", "d")
+    assert s.start() == [Submit("a", 0, {})]
+    assert s.instance_done("a", 0, {}) == [Submit("b", 0, {"a": [{}]}), Submit("c", 0, {"a": [{}]})]
+    return s
+
+
+def test_a_failure_waits_for_what_comes_before_it_in_program_order(tmp_path: Path) -> None:
+    s = siblings(tmp_path)
+    failure = Failure("c", 0, "ValueError", "late sibling")
+    assert s.instance_failed(failure, {}) == []  # b, and b2 after it, would have run first
+    assert s.snapshot()["failing"] == "c[0]: ValueError: late sibling"
+    assert s.instance_done("b", 0, {}) == [Submit("b2", 0, {"b": [{}]})]
+    assert s.still_needed("b2", 0) and not s.still_needed("d", 0)
+    assert s.instance_done("b2", 0, {}) == [Abort(failure)]
+
+
+def test_the_earliest_failure_in_program_order_is_the_one_reported(tmp_path: Path) -> None:
+    s = siblings(tmp_path)
+    assert s.instance_failed(Failure("c", 0, "ValueError", "late"), {}) == []
+    early = Failure("b", 0, "KeyError", "early")
+    assert s.instance_failed(early, {}) == [Abort(early)]  # b2 depends on b: nothing else before c runs

@@ -107,6 +107,24 @@ def test_output_follows_program_order_not_timing(tmp_path: Path) -> None:
     assert b.end < a0.end  # b really finished first
 
 
+def test_a_failing_sibling_stops_the_run_where_program_order_would(tmp_path: Path) -> None:
+    # 'b' fails at once while 'a' (before it in program order) is still working: a sequential run
+    # would have printed all of a's output and then failed in b. 'c' may have started before b
+    # failed, but nothing it printed is written.
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\nimport time\n" + MAIN + "    time.sleep(1.0)\n    print('a done')\n"
+                  "    return {}\n",
+        "b.o.py": "#@ type: compute\n" + MAIN + "    print('b starts')\n    raise ValueError('b fails')\n",
+        "c.o.py": "#@ type: compute\n" + MAIN + "    print('c ran')\n    return {}\n",
+    })
+    out, _, result = run(prog, max_workers=2)
+    assert isinstance(result, RunFailed)
+    assert (result.failure.element, result.failure.kind) == ("b", "ValueError")
+    assert out == b"a done\nb starts\n"
+    statuses = {i.element: i.status for i in result.report.instances}
+    assert statuses["a"] == "ok" and statuses["b"] == "failed"
+
+
 def test_crash_is_reported_like_an_exception(tmp_path: Path) -> None:
     prog = write(tmp_path / "p", {
         "a.o.py": "#@ type: compute\nimport os, signal\n" + MAIN + "    os.kill(os.getpid(), signal.SIGKILL)\n",
