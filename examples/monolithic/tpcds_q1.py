@@ -4,13 +4,15 @@
     of the same store, for stores in Tennessee; ordered by customer id, first 100.
 
 The four tables (date_dim, store_returns, customer, store) are generated from a seeded generator.
+SCALE multiplies the row counts (``bench/e2e.py --scale`` runs a copy with a larger one).
 """
 
 import numpy as np
 
+SCALE = 1
 N_DAYS = 3 * 365
-N_RETURNS = 400_000
-N_CUSTOMERS = 50_000
+N_RETURNS = 400_000 * SCALE
+N_CUSTOMERS = 50_000 * SCALE
 N_STORES = 12
 FIRST_YEAR = 1999
 STATES = ("TN", "GA", "AL", "KY")

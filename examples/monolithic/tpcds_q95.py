@@ -5,14 +5,16 @@
     and total net profit.
 
 The tables (web_sales, web_returns, customer_address, web_site) are generated from a seed.
+SCALE multiplies the row counts (``bench/e2e.py --scale`` runs a copy with a larger one).
 """
 
 import numpy as np
 
-N_SALES = 300_000
-N_ORDERS = 60_000
-N_RETURNS = 30_000
-N_ADDRESSES = 20_000
+SCALE = 1
+N_SALES = 300_000 * SCALE
+N_ORDERS = 60_000 * SCALE
+N_RETURNS = 30_000 * SCALE
+N_ADDRESSES = 20_000 * SCALE
 N_SITES = 30
 N_WAREHOUSES = 5
 N_DAYS = 730

@@ -16,7 +16,8 @@ A local is decided by the first rule that applies, in this order:
 5. Comprehensions: a list/set/dict comprehension over ``range(N)`` with N × 8 ≥ threshold, or
    over a heavy local, is heavy.
 8. Program functions and classes: a call of a module-level function whose first ``return``
-   returns (at that position) a value that rules 3-6 make heavy inside the function, or an
+   returns (at that position) a value that rules 3-6 make heavy inside the function (with its
+   parameters bound to the call's constant arguments, when it needs them), or an
    instantiation of a class whose ``__init__`` stores such a value in an attribute, is heavy;
    ``a, b = f()`` maps positions to targets.
 6. Derived: a binding computed elementwise from a heavy local is heavy: arithmetic, slicing and
@@ -180,6 +181,7 @@ class _Rules:
         self.const = _Const(env)
         #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
         self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
+        self._functions = {stmt.name.value: stmt for stmt in program.module.body if isinstance(stmt, cst.FunctionDef)}
         for stmt in program.module.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value != program.entry.name:
                 self.returns[stmt.name.value] = self._helper_returns(stmt)
@@ -279,6 +281,8 @@ class _Rules:
         q = self.names.qualname(value.func) or ""
         if q.startswith(PROGRAM + ".") and q[len(PROGRAM) + 1:] in self.returns:
             found = self.returns[q[len(PROGRAM) + 1:]]
+            if not (found and found[0] is not None):
+                found = self._specialized(q[len(PROGRAM) + 1:], value)
             if found and found[0] is not None:
                 return found[0]
         func = value.func
@@ -326,6 +330,25 @@ class _Rules:
             return None  # the size depends on run-time values: no static decision
         size = count * itemsize
         return size, f"static: {text} = {count} × {itemsize} B = {format_bytes(size)}"  # rule 3
+
+    def _specialized(self, name: str, call: cst.Call) -> list[tuple[int | None, str] | None]:
+        """Rule 8 again for one call, with the helper's parameters bound to the call's constant
+        arguments (``load(rows=N)`` allocating ``np.empty(rows)``)."""
+        fn = self._functions.get(name)
+        if fn is None or any(a.star for a in call.args):
+            return []
+        params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+        bound = dict(zip(params, (a.value for a in call.args if a.keyword is None), strict=False))
+        bound |= {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        values = {p: v for p, e in bound.items() if p in params and (v := self.const(e)) is not None}
+        if not values:
+            return []
+        outer = self.const
+        self.const = _Const({**outer.env, **values})
+        try:
+            return self._helper_returns(fn)
+        finally:
+            self.const = outer
 
     def unpacked(self, b: Any) -> tuple[int | None, str] | None:
         """Rule 8 for ``a, b = helper(...)``: the heavy returned value at the target's position."""

@@ -157,12 +157,12 @@ def test_split_cli_default_heavy_bytes_is_the_analysis_default() -> None:
 def test_min_element_ms_merges_short_elements_using_the_profile() -> None:
     example = str(ROOT / "examples" / "monolithic" / "tpcds_q1.py")
     plain = analyze(example)
-    # a synthetic profile: every unit took 10 ms, so 25 ms needs at least three units per element
+    # a synthetic profile: every unit took 10 ms, so 35 ms needs at least four units per element
     profile = {"units": {u.span.key: {"wall_s": 0.010} for u in plain.units}}
     analysis = analyze(example, profile=profile)
     unmerged = build_plan(analysis, make_policy("resource"))
-    merged = build_plan(analysis, make_policy("resource", min_element_ms=25))
+    merged = build_plan(analysis, make_policy("resource", min_element_ms=35))
     assert len(merged.computes) < len(unmerged.computes)
-    assert all(len(c.units) >= 3 for c in merged.computes)
+    assert all(len(c.units) >= 4 for c in merged.computes)
     assert merged.validate() == []
     assert any("(R3)" in why for _, why in merged.decisions)

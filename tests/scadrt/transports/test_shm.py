@@ -124,3 +124,26 @@ def test_from_config() -> None:
             open_descriptor(f"m;shm;segment,{region.name};size,100;")
         with pytest.raises(TransportConfigError, match="needs segment"):
             open_descriptor("m;shm;")
+
+
+def _rss_shmem() -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("RssShmem:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_large_transfers_keep_the_segment_out_of_the_resident_set() -> None:
+    # pread/pwrite: the segment's pages are the memory element's, not the compute element's
+    size = 64 << 20
+    with SharedRegion(size + 4096) as region, ShmTransport(region.name, name="mem") as transport:
+        before = _rss_shmem()
+        data = bytes(range(256)) * (size // 256)
+        transport.write_from(data, 4096)
+        back = bytearray(size)
+        transport.read_into(back, 4096)
+        assert back == data
+        assert _rss_shmem() - before < 8 << 20
+        # small transfers still go through the mapping, and both see the same bytes
+        transport.reg(16)
+        transport.read(16, 4096 + 256)
+        assert bytes(transport.buf[:16]) == bytes(range(16))
