@@ -4,12 +4,18 @@
 name fails fast and lists the known ones.
 
 resource (default)
-    Cut where the set of heavy values a unit works on changes, so that each element holds only
-    the heavy data its statements use (rule R1); with a profile, drop cuts that would leave an
-    element shorter than ``min_element_ms`` (R3: its start-up and data movement would cost more
-    than its memory saves); then, while there are more than ``max_elements`` elements, drop
-    the cut whose two sides share the most heavy bytes (R2), as that cut moves the most data
-    for the least memory saved.
+    Grow each element statement by statement and cut before a statement when (rule R1):
+    (a) it works on heavy data, the element has some, and they share none: an independent
+    phase, which becomes its own element (a sibling, when nothing else orders them); or
+    (b) more of the element's heavy bytes die there than stay live: the element's process ends
+    and frees them, while the live ones move to memory elements. Otherwise a statement stays
+    with the element before it, as does any statement after an element that has used no heavy
+    data yet. Sizes are
+    the analysis's (an unknown size counts as ``--heavy-bytes``). With a profile, drop cuts
+    that would leave an element shorter than ``min_element_ms`` (R3: its start-up and data
+    movement would cost more than its memory saves); then, while there are more than
+    ``max_elements`` elements, drop the cut whose two sides share the most heavy bytes (R2), as
+    that cut moves the most data for the least memory saved.
 every
     Cut at every allowed boundary (one element per statement where possible): the strictest test
     that what crosses a cut arrives intact.
@@ -57,7 +63,9 @@ def _working_set(analysis: Analysis, index: int) -> frozenset[str]:
 
 
 def _bytes(analysis: Analysis, names: frozenset[str]) -> int:
-    return sum((analysis.heavy[n].size or 0) for n in names)
+    """Estimated heavy bytes of ``names``; an unknown size counts as the heavy threshold."""
+    sizes = (analysis.heavy[n].size for n in names if n in analysis.heavy and analysis.heavy[n].heavy)
+    return sum(size if size is not None else analysis.options.heavy_bytes for size in sizes)
 
 
 def _unit_ms(analysis: Analysis) -> list[float] | None:
@@ -78,14 +86,31 @@ class ResourcePolicy:
     def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
         reasons: dict[int, str] = {}
         cuts = []
-        for i in allowed:  # R1
-            before, after = _working_set(analysis, i - 1), _working_set(analysis, i)
-            if before != after and (before or after):
-                cuts.append(i)
-                reasons[i] = (f"cut (R1): heavy working set changes from [{', '.join(sorted(before))}] "
-                              f"to [{', '.join(sorted(after))}]")
+        allowed_set = set(allowed)
+        held = _working_set(analysis, 0)  # the heavy data the current element has worked on
+        for i in range(1, len(analysis.units)):  # R1
+            works_on = _working_set(analysis, i)
+            live = analysis.boundaries[i].names & held
+            dead, kept = _bytes(analysis, held - live), _bytes(analysis, live)
+            if not held:
+                why = "not cut: the element before it has used no heavy data yet"
+            elif works_on and not works_on & held:
+                why = (f"cut (R1a): works on [{', '.join(sorted(works_on))}], none of the element's "
+                       f"[{', '.join(sorted(held))}]")
+            elif dead > kept:
+                why = f"cut (R1b): {dead} B of heavy data die here, {kept} B stay live"
+            elif not works_on:
+                why = "not cut: the statement uses no heavy data"
             else:
-                reasons[i] = "not cut: the heavy working set does not change"
+                why = f"not cut: {dead} B of heavy data die here, {kept} B stay live"
+            if why.startswith("cut") and i in allowed_set:
+                cuts.append(i)
+                reasons[i] = why
+                held = works_on
+            else:
+                if i in allowed_set:
+                    reasons[i] = why
+                held = held | works_on
         times = _unit_ms(analysis)
         if times is not None and self.min_element_ms > 0:  # R3, shortest element first
             while True:
