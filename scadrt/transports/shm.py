@@ -17,6 +17,12 @@ about a "leak"; it also starts a tracker process. Un-registering after attaching
 processes sharing one tracker, also drops the owner's registration. So both sides call
 ``shm_open(3)`` through ``_posixshmem`` (the same call SharedMemory makes, without the tracker) and
 ``mmap`` the descriptor; the owner's cleanup is explicit, as described above.
+
+Large transfers (:meth:`ShmTransport.read_into`/:meth:`~ShmTransport.write_from` of at least
+:data:`SYSCALL_COPY_BYTES`) use ``pread``/``pwrite`` on the segment instead of the mapping: the
+kernel copies the bytes, and the segment's pages never enter the compute element's resident set.
+They belong to the memory element; counting them in the compute element too would count the
+same pages twice (and a compute element on another host would not hold them at all).
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ from scadrt.sizes import parse_size
 from scadrt.transports.base import InProcessRegionTransport
 
 __all__ = ["SEGMENT_PREFIX", "SharedRegion", "ShmTransport", "unlink_segment"]
+
+#: transfers at least this large go through pread/pwrite rather than the mapping
+SYSCALL_COPY_BYTES = 1 << 20
+#: Linux moves at most this much in one read/write call
+_MAX_SYSCALL = 0x7FFFF000
 
 #: every segment scadrt creates is named ``scad-…`` (so leftovers are easy to find in /dev/shm)
 SEGMENT_PREFIX = "scad-"
@@ -151,6 +162,7 @@ class ShmTransport(InProcessRegionTransport):
             ) from exc
         self.segment = segment
         self._region: memoryview | None = memoryview(self._mmap) if self._mmap is not None else memoryview(b"")
+        self._fd = _posixshmem.shm_open(_posix_name(segment), os.O_RDWR, mode=0o600)
 
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, str]) -> ShmTransport:
@@ -176,7 +188,33 @@ class ShmTransport(InProcessRegionTransport):
     def size(self) -> int:
         return self._size
 
+    def read_into(self, dst: object, addr: int) -> None:
+        view = memoryview(dst).cast("B")  # type: ignore[arg-type]
+        if len(view) < SYSCALL_COPY_BYTES:
+            super().read_into(view, addr)
+            return
+        out = self._direct_span("read", view, addr)
+        done = 0
+        while done < len(out):
+            n = os.preadv(self._fd, [out[done : done + _MAX_SYSCALL]], addr + done)
+            if n <= 0:
+                raise ConnectionLostError(f"{self}: the segment ended at {addr + done} (was it truncated?)")
+            done += n
+        self.bytes_read += len(out)
+
+    def write_from(self, src: object, addr: int) -> None:
+        view = memoryview(src).cast("B")  # type: ignore[arg-type]
+        if len(view) < SYSCALL_COPY_BYTES:
+            super().write_from(view, addr)
+            return
+        data = self._direct_span("write", view, addr)
+        done = 0
+        while done < len(data):
+            done += os.pwritev(self._fd, [data[done : done + _MAX_SYSCALL]], addr + done)
+        self.bytes_written += len(data)
+
     def _close(self) -> None:
         region, self._region = self._region, None
         _release(self._mmap, region)
         self._mmap = None
+        os.close(self._fd)
