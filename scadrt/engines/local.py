@@ -18,7 +18,6 @@ import os
 import selectors
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from typing import Any, BinaryIO, Protocol
 
 from scadrt.dag import ElementSpec, Program
 from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
-from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, read_frame, write_frame
+from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, fork_worker, read_frame, warm_up, write_frame
 from scadrt.errors import InternalError
 from scadrt.report import InstanceRun, MemoryRun, RunReport
 from scadrt.sourcemap import load_sourcemap
@@ -88,9 +87,35 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived during a run; it unwinds like Ctrl-C so that teardown runs."""
 
 
+class _Process:
+    """A child process of the engine, by pid (a forked worker: no Popen to wait on)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.status: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Its exit code (negative: killed by that signal); TimeoutError if it runs on."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG if deadline is not None else 0)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(status)
+            elif deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"process {self.pid} is still running")
+            elif deadline is not None:
+                time.sleep(0.005)
+        return self.status
+
+    def kill(self) -> None:
+        if self.status is None:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
 @dataclass(eq=False)
 class _Worker:
-    proc: subprocess.Popen[bytes]
+    proc: _Process
     tasks: BinaryIO
     events: BinaryIO
     ready: bool = False
@@ -166,14 +191,13 @@ class LocalEngine:
     def _start_worker(self) -> _Worker:
         task_r, task_w = os.pipe()
         event_r, event_w = os.pipe()
-        proc = subprocess.Popen(
-            # not `-m scadrt.engines.worker`: frames must pickle as scadrt.engines.worker.*, not __main__.*
-            [sys.executable, "-c", f"from scadrt.engines.worker import serve; serve({task_r}, {event_w})"],
-            pass_fds=(task_r, event_w), stdin=subprocess.DEVNULL, close_fds=True,
-        )
-        os.close(task_r)
-        os.close(event_w)
-        worker = _Worker(proc, os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb", buffering=0))
+        warm_up()  # once: every worker forked from this process inherits it
+        try:
+            pid = fork_worker(task_r, event_w)
+        finally:
+            os.close(task_r)
+            os.close(event_w)
+        worker = _Worker(_Process(pid), os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb", buffering=0))
         self._selector.register(worker.events, selectors.EVENT_READ, worker)
         self._workers.append(worker)
         return worker
@@ -195,7 +219,7 @@ class LocalEngine:
         for worker in self._workers:
             try:
                 worker.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            except TimeoutError:
                 worker.proc.kill()
                 worker.proc.wait()
             with suppress(KeyError, ValueError):

@@ -16,6 +16,7 @@ be confused with the worker's frames.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -239,17 +240,56 @@ def _fork_standby(inherited: tuple[int, ...]) -> _Child:
     return _Child(pid, task_w, done_r)
 
 
+def warm_up() -> None:
+    """Import what every element needs, so that processes forked afterwards start warm."""
+    import numpy  # noqa: F401
+
+    import scadrt.action
+    import scadrt.remote.values  # what generated elements import
+    import scadrt.transports  # noqa: F401
+
+
+def fork_worker(task_fd: int, event_fd: int) -> int:
+    """Fork a worker that serves tasks from ``task_fd``; return its pid (in the caller).
+
+    Forking the engine, which has imported what workers need (:func:`warm_up`), costs a few
+    milliseconds; starting a fresh interpreter that imports numpy costs a few hundred, times
+    the pool size, on the cores the first element needs. The child keeps only its two pipes
+    and the standard streams, gets fresh stream objects (another thread of the engine may have
+    held their locks at the fork) and default signal handlers, and never returns.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        keep = {0, 1, 2, task_fd, event_fd}
+        for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+            if fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        serve(task_fd, event_fd)
+        code = 0
+    except BaseException:  # the engine sees the pipe close, and reports the worker's death
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 def serve(task_fd: int, event_fd: int) -> None:
     """The worker's loop. A child reports its outcome before it exits; only then does the
     worker fork the next child and reap this one, so neither delays the engine."""
     die_with_parent()
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import numpy  # noqa: F401 - warm: every fork inherits it already imported
-
-    import scadrt.action
-    import scadrt.remote.values  # what generated elements import
-    import scadrt.transports  # noqa: F401
+    warm_up()  # every fork of this worker inherits it already imported
 
     inherited = (task_fd, event_fd)
     with os.fdopen(task_fd, "rb") as tasks, os.fdopen(event_fd, "wb") as events:
