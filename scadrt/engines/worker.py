@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import pickle
@@ -255,22 +256,27 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
     Forking the engine, which has imported what workers need (:func:`warm_up`), costs a few
     milliseconds; starting a fresh interpreter that imports numpy costs a few hundred, times
     the pool size, on the cores the first element needs. The child keeps only its two pipes
-    and the standard streams, gets fresh stream objects (another thread of the engine may have
-    held their locks at the fork) and default signal handlers, and never returns.
+    and stdout/stderr (every other fd reads /dev/null), gets fresh stream objects (another
+    thread of the engine may have held their locks at the fork) and default signal handlers,
+    and never returns.
     """
+    # The engine's file objects come along; one collected in the child would close its fd
+    # number, by then perhaps reused for one of the worker's pipes. So nothing inherited is
+    # collected (gc.freeze), and every inherited fd is pointed at /dev/null rather than closed,
+    # which keeps its number taken.
+    gc.freeze()
     pid = os.fork()
     if pid:
+        gc.unfreeze()
         return pid
     code = 1
     try:
-        keep = {0, 1, 2, task_fd, event_fd}
-        for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
-            if fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        keep = {1, 2, task_fd, event_fd}
         devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
+        for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+            if fd not in keep and fd != devnull:
+                with contextlib.suppress(OSError):
+                    os.dup2(devnull, fd)
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):

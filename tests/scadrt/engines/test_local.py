@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from scadrt.dag import load_program
 from scadrt.engines.local import LocalEngine, RunFailed
 from scadrt.engines.memory import memory_backend
+from scadrt.engines.worker import Ready, read_frame
 from tests.leftovers import nothing_left_behind
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -123,6 +125,22 @@ def test_a_failing_sibling_stops_the_run_where_program_order_would(tmp_path: Pat
     assert out == b"a done\nb starts\n"
     statuses = {i.element: i.status for i in result.report.instances}
     assert statuses["a"] == "ok" and statuses["b"] == "failed"
+
+
+def test_a_forked_worker_keeps_no_engine_fd_but_keeps_its_number_taken() -> None:
+    # A worker is a fork of the engine. The engine's file objects come along; one finalized in
+    # the worker would close its fd *number*, by then perhaps reused for a pipe of the worker's.
+    # So every inherited fd must stay taken, pointed at /dev/null, and none may stay open on
+    # what it was (a pipe end held by a worker would hide EOF from its reader).
+    engine_fds = {int(fd) for fd in os.listdir("/proc/self/fd")}
+    with LocalEngine() as engine:
+        engine.start_pool(1)
+        worker = engine._workers[0]
+        pid = worker.proc.pid
+        assert isinstance(read_frame(worker.events), Ready)  # it has set itself up
+        fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    inherited = {fd: target for fd, target in fds.items() if fd in engine_fds and fd > 2}
+    assert inherited and all(target == "/dev/null" for target in inherited.values()), inherited
 
 
 def test_crash_is_reported_like_an_exception(tmp_path: Path) -> None:
