@@ -6,6 +6,8 @@ the largest compute element's peak RSS, GiB·s from the run report: every instan
 its duration plus every memory element's resident bytes × its lifetime). Medians of
 ``--repeats`` runs. ``--scale N`` runs copies of the examples that have a ``SCALE = 1`` line
 with ``SCALE = N`` (more rows, same program); the others run as they are (marked 1×).
+``--profile`` splits with sizes measured by ``scadc profile`` (untimed, as compiling is)
+rather than the static estimates.
 Targets on the data-heavy examples: wall ≤ 1.3× with shm, largest element ≤ 60 % of the
 monolithic peak, GiB·s ≤ 60 %. Prints a table; measures, does not assert.
 """
@@ -53,11 +55,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--transport", default="shm", choices=["shm", "tcp"])
     parser.add_argument("--scale", type=int, default=1, help="SCALE for examples that have one (default 1)")
+    parser.add_argument("--profile", action="store_true", help="split with a measured profile (scadc profile)")
     parser.add_argument("examples", nargs="*", help="example names (default: all)")
     args = parser.parse_args()
     names = args.examples or sorted(p.stem for p in (ROOT / "examples" / "monolithic").glob("*.py"))
     python = sys.executable
-    print(f"split ({args.transport}) vs monolithic, median of {args.repeats}, scale {args.scale}")
+    sizes = "profiled sizes" if args.profile else "static size estimates"
+    print(f"split ({args.transport}, {sizes}) vs monolithic, median of {args.repeats}, scale {args.scale}")
     print(f"{'example':<15} | {'mono s':>6} | {'split s':>7} | {'wall':>5} | {'mono peak':>9} | "
           f"{'largest el.':>11} | {'peak':>5} | {'mono GiB·s':>10} | {'split GiB·s':>11} | {'GiB·s':>5}")
     print("-" * 112)
@@ -65,8 +69,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             source, scaled = scaled_copy(ROOT / "examples" / "monolithic" / f"{name}.py", args.scale, Path(tmp))
             prog = Path(tmp) / "prog"
-            subprocess.run([python, "-m", "scadc", "split", source, "-o", str(prog)], check=True, cwd=ROOT,
-                           capture_output=True)
+            command = [python, "-m", "scadc", "split", source, "-o", str(prog)]
+            if args.profile:
+                profile = Path(tmp) / "app.profile.json"
+                subprocess.run([python, "-m", "scadc", "profile", source, "-o", str(profile)], check=True,
+                               cwd=ROOT, capture_output=True)
+                command += ["--profile", str(profile)]
+            subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
             mono, split, reports = [], [], []
             for _ in range(args.repeats):
                 mono.append(timed([python, source]))
