@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,3 +23,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def no_leftovers() -> Iterator[None]:
+    """No process, shared-memory segment or temporary directory the test started outlives it
+    (``pytestmark = pytest.mark.usefixtures("no_leftovers")`` in a module that wants it)."""
+    from tests.leftovers import nothing_left_behind
+
+    with nothing_left_behind():
+        yield

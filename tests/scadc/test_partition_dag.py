@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from scadc.analysis import analyze
 from scadc.partition.build import build_plan
 from scadc.partition.plan import PartitionPlan
 from scadc.partition.policies import make_policy
-from tests.leftovers import nothing_left_behind
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,12 +82,6 @@ def main():
 if __name__ == "__main__":
     main()
 """
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers() -> Iterator[None]:
-    with nothing_left_behind():
-        yield
 
 
 def write(tmp_path: Path, source: str) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -16,16 +15,11 @@ from scadc.analysis import analyze
 from scadc.partition.build import allowed_cuts, build_plan
 from scadc.partition.plan import ElementEdge, Received
 from scadc.partition.policies import make_policy
-from tests.leftovers import nothing_left_behind
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "monolithic").glob("*.py"))
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers() -> Iterator[None]:
-    with nothing_left_behind():
-        yield
 
 
 def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[bytes]:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -19,17 +18,12 @@ from scadrt.dag import load_program
 from scadrt.engines.local import LocalEngine, RunFailed
 from scadrt.engines.memory import memory_backend
 from scadrt.engines.worker import Ready, read_frame
-from tests.leftovers import nothing_left_behind
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples" / "elements"
 MAIN = "def main(params, action):\n"
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers() -> Iterator[None]:
-    with nothing_left_behind():
-        yield
 
 
 def run(program_dir: Path, transport: str = "shm", run_input: dict[str, object] | None = None,
