@@ -19,6 +19,9 @@ __all__ = ["add_split"]
 def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
     lines = [plan.format(), "decisions:"]
     lines += [f"  boundary {i}: {why}" for i, why in plan.decisions]
+    if plan.loops:
+        lines.append("loops:")
+        lines += [f"  unit {i}: {why}" for i, why in plan.loops]
     lines.append("heavy objects:")
     for name, d in sorted(analysis.heavy.items()):
         lines.append(f"  {name}: {'heavy' if d.heavy else 'small'} ({d.reason})")
@@ -38,7 +41,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
         raise UserError(f"--heavy-bytes: {exc}") from exc
     policy = make_policy(args.policy, max_elements=args.max_elements, min_element_ms=args.min_element_ms)
     analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
-    plan = build_plan(analysis, policy)
+    plan = build_plan(analysis, policy, parallel=args.parallel)
     if args.explain:
         sys.stderr.write(_explain(analysis, plan))
     out = write_program(analysis, plan, args.output, force=args.force)
@@ -71,5 +74,9 @@ def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
                    help="values at least this large are heavy (default 1 MiB)")
     p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` for measured sizes")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default main(), else the module body)")
-    p.add_argument("--explain", action="store_true", help="print every cut decision and heavy object to stderr")
+    p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
+                   help="run each loop whose iterations are independent as one element with an instance per "
+                        "iteration (default: on)")
+    p.add_argument("--explain", action="store_true",
+                   help="print every cut decision, loop and heavy object to stderr")
     p.set_defaults(run=_cmd_split)

@@ -55,7 +55,8 @@ def main():
     order = rng.permutation(N_ROWS)
     folds = np.array_split(order, N_FOLDS)
     scores = []
-    for k, test_idx in enumerate(folds):
+    for k in range(N_FOLDS):
+        test_idx = folds[k]
         train_idx = np.concatenate([f for j, f in enumerate(folds) if j != k])
         w = train(X[train_idx], y[train_idx], EPOCHS, LEARNING_RATE)
         score = accuracy(w, X[test_idx], y[test_idx])

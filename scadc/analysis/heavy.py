@@ -47,7 +47,7 @@ from scadc.analysis.mutation import TypesProvider
 from scadc.analysis.names import PROGRAM, Names
 from scadc.analysis.program import Program
 
-__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "format_bytes"]
+__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "constant_value", "format_bytes"]
 
 DEFAULT_HEAVY_BYTES = 1 << 20
 
@@ -150,6 +150,23 @@ class _Const:
         if isinstance(v, tuple) and all(isinstance(x, (int, float)) for x in v):
             return int(math.prod(v))
         return None
+
+
+def _module_constants(program: Program) -> dict[str, Any]:
+    env: dict[str, Any] = {}
+    for d in program.definitions:
+        if d.kind == "constant" and isinstance(d.node, cst.SimpleStatementLine) and \
+                isinstance(d.node.body[0], cst.Assign):
+            value = _Const(env)(d.node.body[0].value)
+            for n in d.names:
+                if value is not None:
+                    env[n] = value
+    return env
+
+
+def constant_value(program: Program, expr: cst.BaseExpression) -> Any:
+    """``expr`` evaluated from literals and the module's constants (rule 3's arithmetic), or None."""
+    return _Const(_module_constants(program))(expr)
 
 
 class _Rules:

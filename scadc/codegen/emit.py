@@ -77,17 +77,29 @@ def _received(parent: str) -> str:
     return f"_scad_{parent}"
 
 
-def _prologue(compute: ComputePlan) -> list[str]:
+def _prologue(compute: ComputePlan, parallel: set[str]) -> list[str]:
+    """Load what the element needs; ``parallel``: the parallel-loop elements, whose instances'
+    parts of an accumulator are concatenated in instance order."""
     lines = []
-    for parent in sorted({r.source for r in compute.unpack}):
+    for parent in sorted({r.source for r in compute.unpack} - parallel):
         lines.append(f"{_received(parent)} = params[{parent!r}][0]['values']")
     if compute.rng_from is not None:
         lines.append(f"{_RUNTIME}.restore_rng(params[{compute.rng_from!r}][0]['rng'])")
-    for received in compute.unpack:
-        lines.append(f"{received.name} = {_RUNTIME}.unpack({_received(received.source)}[{received.name!r}], action)")
+    for r in compute.unpack:
+        if r.source in parallel:
+            lines.append(f"{r.name} = {_RUNTIME}.gather([{_RUNTIME}.unpack(part['values'][{r.name!r}], action) "
+                         f"for part in params[{r.source!r}]])")
+        else:
+            lines.append(f"{r.name} = {_RUNTIME}.unpack({_received(r.source)}[{r.name!r}], action)")
     for name in compute.placeholders:
         lines.append(f"{name} = None  # only deleted below: not loaded")
+    if compute.loop is not None:
+        lines += [f"{_start(name)} = len({name}) if action.par_index else 0" for name in compute.loop.accumulators]
     return lines
+
+
+def _start(accumulator: str) -> str:
+    return f"_scad_{accumulator}_start"
 
 
 def _epilogue(compute: ComputePlan) -> list[str]:
@@ -100,16 +112,29 @@ def _epilogue(compute: ComputePlan) -> list[str]:
             # the version it loaded: written over in place when the shape allows, else freed
             previous = f", previous={_received(received.source)}[{value.name!r}]" if received else ""
             items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}, action, {value.memory!r}{previous}),")
+        elif compute.loop is not None:
+            items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}[{_start(value.name)}:]),")
         else:
             items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}),")
     rng = [f"'rng': {_RUNTIME}.capture_rng(),"] if compute.capture_rng else []
     return ["return {", "    'values': {", *(f"        {i}" for i in items), "    },", *(f"    {r}" for r in rng), "}"]
 
 
-def _main(analysis: Analysis, compute: ComputePlan) -> tuple[str, int]:
+def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple[str, int]:
     """The text of main() and the 1-based line (within it) where the user's statements start."""
-    prologue = [cst.parse_statement(line + "\n") for line in _prologue(compute)]
+    lines = _prologue(compute, parallel)
+    prologue = [cst.parse_statement(line + "\n") for line in lines]
+    if compute.loop is not None and compute.loop.accumulators:
+        first = len(lines) - len(compute.loop.accumulators)
+        note = cst.EmptyLine(comment=cst.Comment(
+            "# one iteration per instance: each sends what it appends, the first also what was there"))
+        prologue[first] = prologue[first].with_changes(leading_lines=[note])
     units = [analysis.units[i].unit.node for i in compute.units]
+    if compute.loop is not None:  # the loop over this instance's one-iteration slice of its range
+        loop = units[0]
+        assert isinstance(loop, cst.For)
+        mine = cst.parse_expression(f"{compute.loop.iterable}[action.par_index : action.par_index + 1]")
+        units = [loop.with_changes(iter=mine)]
     if any(analysis.units[i].exits for i in compute.units):
         units = [u.visit(_EarlyExit()) for u in units]
     epilogue = list(cst.parse_module("\n".join(_epilogue(compute)) + "\n").body)
@@ -136,12 +161,15 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     sourcemap: dict[str, Any] = {"source": analysis.program.path, "elements": {}}
     computes = plan.computes
     template = _ENV.get_template("compute.o.py.j2")
+    parallel = {c.name for c in computes if c.loop is not None}
     for k, compute in enumerate(computes):
         header = ["type: compute"]
         if parents := plan.parents(compute.name):
             header.append(f"parents: [{', '.join(parents)}]")
         if dependents := plan.dependents(compute.name):
             header.append(f"dependents: [{', '.join(dependents)}]")
+        if compute.loop is not None:
+            header.append(f"parallelism: {compute.loop.count}")
         if compute.memories:
             header.append("corunning:")
             header += [f"  {m}: {{trans: {m}, type: rdma}}" for m in compute.memories]
@@ -154,7 +182,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
             needs |= analysis.program.needs(classes)
         definitions = [d for d in analysis.program.definitions_of(needs) if d.kind != "statement"]
         blocks = [f"import scadrt.remote.values as {_RUNTIME}", *(d.code.strip("\n") for d in definitions)]
-        main, unit_line = _main(analysis, compute)
+        main, unit_line = _main(analysis, compute, parallel)
         text = template.render(header=header, source=source, first_line=compute.lines[0],
                                last_line=compute.lines[1], name=compute.name, position=k + 1,
                                count=len(computes), definitions="\n\n\n".join(blocks), main=main)
@@ -190,6 +218,7 @@ def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:
         "heavy": {name: {"heavy": d.heavy, "size": d.size, "reason": d.reason}
                   for name, d in sorted(analysis.heavy.items())},
         "decisions": [{"boundary": i, "decision": why} for i, why in plan.decisions],
+        "loops": [{"unit": i, "verdict": why} for i, why in plan.loops],
         "computes": [asdict(c) for c in plan.computes],
         "edges": [asdict(e) for e in plan.edges],
         "memories": [asdict(m) for m in plan.memories],

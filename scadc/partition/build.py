@@ -39,7 +39,8 @@ import networkx as nx
 
 from scadc.analysis import Analysis
 from scadc.errors import InternalCompilerError
-from scadc.partition.plan import ComputePlan, ElementEdge, MemoryPlan, PartitionPlan, Received, ValuePlan
+from scadc.partition.loops import parallel_loop
+from scadc.partition.plan import ComputePlan, ElementEdge, MemoryPlan, ParallelLoop, PartitionPlan, Received, ValuePlan
 from scadc.partition.policies import Policy, reads_of
 
 __all__ = ["allowed_cuts", "build_plan"]
@@ -91,8 +92,10 @@ def _size(analysis: Analysis, name: str) -> int | None:
     return decision.size if decision else None
 
 
-def build_plan(analysis: Analysis, policy: Policy) -> PartitionPlan:
-    """Cut where ``policy`` says, among the allowed cuts, and describe the resulting elements."""
+def build_plan(analysis: Analysis, policy: Policy, *, parallel: bool = True) -> PartitionPlan:
+    """Cut where ``policy`` says, among the allowed cuts, and describe the resulting elements.
+    With ``parallel``, every parallel loop (:mod:`scadc.partition.loops`) is cut out on both
+    sides, where both cuts are allowed, and becomes an element with one instance per iteration."""
     allowed = allowed_cuts(analysis)
     cuts, reasons = policy.choose(analysis, sorted(i for i, why in allowed.items() if not why))
     decisions = dict(allowed)
@@ -101,15 +104,43 @@ def build_plan(analysis: Analysis, policy: Policy) -> PartitionPlan:
     for i, why in allowed.items():
         if why:
             decisions[i] = f"not cut: {why}"
-    plan = _describe(analysis, sorted(cuts), policy.name, tuple(sorted(decisions.items())))
+    loops, verdicts = _parallel_loops(analysis, allowed, enabled=parallel and policy.name != "single")
+    for loop in loops.values():
+        for i in (loop.unit, loop.unit + 1):
+            if 0 < i < len(analysis.units) and i not in cuts:
+                cuts.append(i)
+                decisions[i] = f"cut: around the parallel loop at unit {loop.unit}"
+    plan = _describe(analysis, sorted(cuts), policy.name, tuple(sorted(decisions.items())), loops=loops,
+                     verdicts=tuple(sorted(verdicts.items())))
     problems = plan.validate()
     if problems:
         raise InternalCompilerError("the partition plan is invalid:\n  " + "\n  ".join(problems))
     return plan
 
 
-def _describe(analysis: Analysis, cuts: Sequence[int], policy: str,
-              decisions: tuple[tuple[int, str], ...]) -> PartitionPlan:
+def _parallel_loops(analysis: Analysis, allowed: dict[int, str], *,
+                    enabled: bool) -> tuple[dict[int, ParallelLoop], dict[int, str]]:
+    """The loops that become parallel elements, and for every loop unit why (or why not)."""
+    loops: dict[int, ParallelLoop] = {}
+    verdicts: dict[int, str] = {}
+    for i in range(len(analysis.units)):
+        found = parallel_loop(analysis, i)
+        if found == "":
+            continue
+        if isinstance(found, str):
+            verdicts[i] = f"sequential: {found}"
+        elif not enabled:
+            verdicts[i] = "sequential: parallel loops are off (--no-parallel, or the single policy)"
+        elif blocked := next((allowed[b] for b in (i, i + 1) if allowed.get(b)), ""):
+            verdicts[i] = f"sequential: it cannot be cut out: {blocked}"
+        else:
+            loops[i] = found
+            verdicts[i] = f"parallel: {found.format()}"
+    return loops, verdicts
+
+
+def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: tuple[tuple[int, str], ...], *,
+              loops: dict[int, ParallelLoop], verdicts: tuple[tuple[int, str], ...]) -> PartitionPlan:
     units = analysis.units
     n = len(units)
     edges = [0, *cuts, n]
@@ -180,6 +211,7 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str,
             capture_rng=k in rng and k != rng[-1],
             reads=tuple(sorted(reads[k])), writes=tuple(sorted(writes[k])),
             lines=(first.unit.first_line, last.unit.span.end_line or last.unit.span.line), holds=holds,
+            loop=loops.get(group[0]) if len(group) == 1 else None,
         ))
 
     memories = []
@@ -197,7 +229,7 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str,
             region = max(256 * _MiB, math.ceil(size * 4 / _MiB) * _MiB)
             reason = f"static estimate {size} B × 4, at least 256 MiB (profile for a tighter size)"
         memories.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
-    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memories), decisions, n)
+    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memories), decisions, n, verdicts)
 
 
 def _conflict_reason(what: str, a: str, b: str, writes_a: frozenset[str], writes_b: frozenset[str]) -> str:

@@ -14,7 +14,8 @@ element loads comes over an edge from the element that sends it, and the RNG sta
 element that captured it; (4) every heavy value that crosses an edge lives in a memory element
 that coruns with every element that sends or loads it; (5) two elements whose effects conflict
 (:attr:`ComputePlan.writes` of one meets the reads or writes of the other) have a path between
-them.
+them; (6) a parallel loop's element is its loop unit alone, sends only its accumulators and
+carries no RNG state.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-__all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "PartitionPlan", "Received", "ValuePlan"]
+__all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received", "ValuePlan"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,22 @@ class ValuePlan:
     #: heavy values travel through memory element ``memory``; small ones inline in the result
     heavy: bool
     memory: str | None
+
+
+@dataclass(frozen=True)
+class ParallelLoop:
+    """A loop unit that runs as one element with ``count`` instances (:mod:`scadc.partition.loops`)."""
+
+    unit: int
+    count: int
+    #: the loop's iterable, as written (``range(N_FOLDS)``)
+    iterable: str
+    #: names the loop appends to (sorted): all that its element sends
+    accumulators: tuple[str, ...]
+
+    def format(self) -> str:
+        return (f"unit {self.unit}: {self.count} iterations of {self.iterable}, appending to "
+                f"[{', '.join(self.accumulators)}]")
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,12 @@ class ComputePlan:
     lines: tuple[int, int]
     #: estimated bytes of heavy values the element holds at once
     holds: int
+    #: the element is a parallel loop: one instance per iteration
+    loop: ParallelLoop | None = None
+
+    @property
+    def parallelism(self) -> int:
+        return self.loop.count if self.loop is not None else 1
 
     def received(self, name: str) -> Received | None:
         return next((r for r in self.unpack if r.name == name), None)
@@ -78,7 +101,8 @@ class ComputePlan:
         rng = (f"restore<{self.rng_from} " if self.rng_from else "") + ("capture" if self.capture_rng else "")
         return (f"{self.name}: units {self.units[0]}-{self.units[-1]} (lines {self.lines[0]}-{self.lines[1]})"
                 f" unpack [{unpack}] send [{send}] memories [{', '.join(self.memories)}]"
-                f"{' rng ' + rng.strip() if rng else ''}")
+                f"{' rng ' + rng.strip() if rng else ''}"
+                f"{f' parallel {self.loop.count}' if self.loop else ''}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,8 @@ class PartitionPlan:
     #: boundary index → why it was cut (or not)
     decisions: tuple[tuple[int, str], ...]
     unit_count: int
+    #: loop unit index → why it runs in parallel, or not
+    loops: tuple[tuple[int, str], ...] = ()
 
     def format(self) -> str:
         lines = [f"plan ({self.policy}): {len(self.computes)} compute, {len(self.memories)} memory"]
@@ -186,4 +212,14 @@ class PartitionPlan:
                 conflict = (set(a.writes) & (set(b.reads) | set(b.writes))) | (set(a.reads) & set(b.writes))
                 if conflict and not nx.has_path(graph, a.name, b.name):
                     problems.append(f"{a.name} and {b.name} both touch {sorted(conflict)} but are not ordered")
+        for compute in self.computes:  # (6)
+            loop = compute.loop
+            if loop is None:
+                continue
+            if compute.units != (loop.unit,):
+                problems.append(f"{compute.name} is a parallel loop but holds units {list(compute.units)}")
+            if not {v.name for v in compute.send} <= set(loop.accumulators):
+                problems.append(f"{compute.name} is a parallel loop but sends more than its accumulators")
+            if compute.rng_from is not None or compute.capture_rng:
+                problems.append(f"{compute.name} is a parallel loop but carries the RNG state")
         return problems

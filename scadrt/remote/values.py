@@ -37,7 +37,7 @@ from scadrt.remote.array import RemoteArray
 from scadrt.remote.memory import Target
 from scadrt.remote.objects import free_object, load_object, store_object
 
-__all__ = ["capture_rng", "early_exit", "pack", "restore_rng", "unpack"]
+__all__ = ["capture_rng", "early_exit", "gather", "pack", "restore_rng", "unpack"]
 
 Packed = dict[str, Any]
 
@@ -99,6 +99,11 @@ def unpack(packed: Packed, target: Target | None = None) -> Any:
             return RemoteArray.attach(target, packed["meta"]).materialize()
         return load_object(target, packed["meta"])
     raise RemoteMetadataError(f"not a packed value: {packed!r:.200}")
+
+
+def gather(parts: list[list[Any]]) -> list[Any]:
+    """One list from the parts the instances of a parallel loop appended, in instance order."""
+    return [item for part in parts for item in part]
 
 
 def capture_rng() -> Packed:
