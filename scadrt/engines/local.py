@@ -383,7 +383,7 @@ class _Run:
                 task_id=self.next_id, element=submit.element, index=submit.index, parallelism=spec.parallelism,
                 path=str(Path(spec.path).resolve()), params=submit.params, transports=self.transports_for(spec),
                 stdout_path=f"{stem}.out", stderr_path=f"{stem}.err", result_path=f"{stem}.result.json",
-                error_path=f"{stem}.error.json",
+                error_path=f"{stem}.error.json", cpu=spec.limits.cpu,
             )
             self.params[task.task_id] = submit
             worker.task, worker.finished = task, False

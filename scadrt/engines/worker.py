@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from scadrt.engines.threads import limit_threads
+
 __all__ = [
     "Exited", "Finished", "Ready", "Started", "Task", "execute_element", "format_element_error", "read_frame",
     "serve", "write_frame",
@@ -61,6 +63,8 @@ class Task:
     stderr_path: str
     result_path: str
     error_path: str
+    #: the element's limits.cpu: how many threads its numeric libraries may use
+    cpu: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,7 @@ def format_element_error(exc: BaseException) -> str:
 def run_instance(task: Task) -> int:
     """Run one element instance in this process (a fresh fork); return the exit status."""
     try:
+        limit_threads(task.cpu)
         result, transfer = execute_element(task.path, task.element, task.index, task.params, task.transports)
         Path(task.result_path).write_text(json.dumps({"result": result, "transfer": transfer}))
         return 0

@@ -137,6 +137,18 @@ def test_a_forked_worker_keeps_no_engine_fd_but_keeps_its_number_taken() -> None
     assert inherited and all(target == "/dev/null" for target in inherited.values()), inherited
 
 
+def test_numeric_libraries_get_the_threads_of_limits_cpu(tmp_path: Path) -> None:
+    # several instances at once must not each run a BLAS thread per core (they spin and fight)
+    report = "    from scadrt.engines.threads import thread_counts\n    print(sorted(set(thread_counts().values())))\n"
+    prog = write(tmp_path / "p", {
+        "one.o.py": "#@ type: compute\n#@ limits: {cpu: 1}\nimport numpy\n" + MAIN + report + "    return {}\n",
+        "two.o.py": "#@ type: compute\n#@ limits: {cpu: 1.5}\nimport numpy\n" + MAIN + report + "    return {}\n",
+    })
+    out, _, result = run(prog)
+    assert not isinstance(result, RunFailed)
+    assert out == b"[1]\n[2]\n"
+
+
 def test_crash_is_reported_like_an_exception(tmp_path: Path) -> None:
     prog = write(tmp_path / "p", {
         "a.o.py": "#@ type: compute\nimport os, signal\n" + MAIN + "    os.kill(os.getpid(), signal.SIGKILL)\n",
