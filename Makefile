@@ -17,14 +17,18 @@ install: $(STAMP)
 DEMO_OUT := build/demo
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
-	@echo "== scadc split examples/monolithic/tpcds_q1.py: a TPC-DS Q1-like query, compiled into elements"
-	$(BIN)/scadc split examples/monolithic/tpcds_q1.py -o $(DEMO_OUT)/q1 --force
-	$(BIN)/scadc dag $(DEMO_OUT)/q1 --format json -o $(DEMO_OUT)/q1-dag.json
-	@echo "== scadc run $(DEMO_OUT)/q1 (shared memory), next to python examples/monolithic/tpcds_q1.py"
-	$(BIN)/scadc run $(DEMO_OUT)/q1 --quiet --report $(DEMO_OUT)/q1-run.json --html $(DEMO_OUT)/q1-run.html \
-		| tee $(DEMO_OUT)/q1-split.out
-	$(BIN)/python examples/monolithic/tpcds_q1.py > $(DEMO_OUT)/q1-original.out
-	cmp $(DEMO_OUT)/q1-original.out $(DEMO_OUT)/q1-split.out && echo "== identical output (split vs original)"
+	@echo "== scadc split examples/monolithic/channel_report.py: three sales channels, compiled into elements"
+	$(BIN)/scadc split examples/monolithic/channel_report.py -o $(DEMO_OUT)/channels --force
+	$(BIN)/scadc dag $(DEMO_OUT)/channels --format json -o $(DEMO_OUT)/channels-dag.json
+	@echo "== scadc run $(DEMO_OUT)/channels (shared memory; the three channels run as siblings)"
+	$(BIN)/scadc run $(DEMO_OUT)/channels --quiet --report $(DEMO_OUT)/channels-run.json \
+		--html $(DEMO_OUT)/channels-run.html | tee $(DEMO_OUT)/channels-split.out
+	$(BIN)/python examples/monolithic/channel_report.py > $(DEMO_OUT)/channels-original.out
+	cmp $(DEMO_OUT)/channels-original.out $(DEMO_OUT)/channels-split.out && echo "== identical output (split vs original)"
+	@echo "== scadc split + run examples/monolithic/logreg_cv.py (its 5 folds run as one parallel element)"
+	$(BIN)/scadc split examples/monolithic/logreg_cv.py -o $(DEMO_OUT)/logreg --force
+	$(BIN)/scadc run $(DEMO_OUT)/logreg --quiet > $(DEMO_OUT)/logreg-split.out
+	$(BIN)/python examples/monolithic/logreg_cv.py | cmp - $(DEMO_OUT)/logreg-split.out && echo "== identical output"
 	@echo "== scadc dag examples/elements/fanout (validate and draw the DAG)"
 	$(BIN)/scadc dag examples/elements/fanout
 	@if command -v dot >/dev/null; then \
@@ -37,7 +41,7 @@ demo: $(STAMP)
 		--report $(DEMO_OUT)/fanout-run.json --html $(DEMO_OUT)/fanout-run.html
 	@echo "== the same over tcp (a memory server on 127.0.0.1)"
 	$(BIN)/scadc run examples/elements/fanout --quiet --transport tcp
-	@echo "wrote $(DEMO_OUT)/: q1/ (the split program), q1-run.html and fanout-run.html (run reports), chain.json"
+	@echo "wrote $(DEMO_OUT)/: channels/ and logreg/ (split programs), channels-run.html and fanout-run.html (run reports), chain.json"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
