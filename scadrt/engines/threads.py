@@ -8,15 +8,18 @@ caps the thread pools of the BLAS and OpenMP libraries it has loaded at its elem
 ``limits.cpu`` (rounded up), as a container's CPU quota would.
 
 The libraries are found in ``/proc/self/maps`` and capped through their own C functions;
-a library without one is left alone (nothing here is required for correctness).
+a library without one is left alone (nothing here is required for correctness). A worker caps
+them at one thread before it forks any instance, so an element of ``cpu: 1`` pays nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 from contextlib import suppress
+from typing import Any
 
 __all__ = ["limit_threads", "thread_counts"]
 
@@ -52,36 +55,40 @@ def _kind(path: str) -> str | None:
     return None
 
 
-def _call(path: str, symbols: tuple[str, ...], *args: int) -> int | None:
-    try:
-        library = ctypes.CDLL(path)
-    except OSError:
-        return None
-    for symbol in symbols:
-        function = getattr(library, symbol, None)
-        if function is not None:
-            function.argtypes = [ctypes.c_int] * len(args)
-            function.restype = ctypes.c_int
-            return int(function(*args))
-    return None
+@functools.cache
+def _libraries() -> tuple[tuple[str, Any, Any], ...]:
+    """(file name, getter, setter) of each loaded BLAS/OpenMP library that has both. Cached: a
+    worker finds them once, and the instances forked from it inherit the list."""
+    found = []
+    for path in _loaded_libraries():
+        kind = _kind(path)
+        if kind is None:
+            continue
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        getter = next((f for name in _GETTERS[kind] if (f := getattr(library, name, None)) is not None), None)
+        setter = next((f for name in _SETTERS[kind] if (f := getattr(library, name, None)) is not None), None)
+        if getter is not None and setter is not None:
+            getter.argtypes, getter.restype = [], ctypes.c_int
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            found.append((os.path.basename(path), getter, setter))
+    return tuple(found)
 
 
 def thread_counts() -> dict[str, int]:
     """Loaded BLAS/OpenMP library → the threads it may use now."""
-    counts = {}
-    for path in _loaded_libraries():
-        kind = _kind(path)
-        if kind is not None and (count := _call(path, _GETTERS[kind])) is not None:
-            counts[os.path.basename(path)] = count
-    return counts
+    return {name: int(getter()) for name, getter, _ in _libraries()}
 
 
 def limit_threads(cpu: float) -> list[str]:
-    """Cap the loaded BLAS/OpenMP thread pools at ``ceil(cpu)`` threads; return the libraries capped."""
+    """Cap the loaded BLAS/OpenMP thread pools at ``ceil(cpu)`` threads; return the libraries
+    changed. A pool already at that size is left alone: setting it can start its threads."""
     count = max(1, math.ceil(cpu))
-    capped = []
-    for path in _loaded_libraries():
-        kind = _kind(path)
-        if kind is not None and _call(path, _SETTERS[kind], count) is not None:
-            capped.append(os.path.basename(path))
-    return capped
+    changed = []
+    for name, getter, setter in _libraries():
+        if getter() != count:
+            setter(count)
+            changed.append(name)
+    return changed

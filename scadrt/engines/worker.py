@@ -301,6 +301,7 @@ def serve(task_fd: int, event_fd: int) -> None:
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()  # every fork of this worker inherits it already imported
+    limit_threads(1)  # what most elements ask for: their instances then change nothing
 
     inherited = (task_fd, event_fd)
     with os.fdopen(task_fd, "rb") as tasks, os.fdopen(event_fd, "wb") as events:
