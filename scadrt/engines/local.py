@@ -452,10 +452,16 @@ class _Run:
         error_path = Path(task.error_path)
         if os.WIFEXITED(status) and error_path.exists():
             error = json.loads(error_path.read_text())
-            traceback = error["traceback"]
+            traceback, message = error["traceback"], error["message"]
             if self.sourcemap is not None:  # a generated program: point at the original's lines
                 traceback = self.sourcemap.rewrite(traceback)
-            return Failure(task.element, task.index, error["kind"], error["message"], traceback)
+                if error["kind"] == "RegionFullError":  # its memory elements were sized by estimate
+                    hint = (f"hint: scadc split sized the memory elements from static estimates; measure "
+                            f"them with `scadc profile {self.sourcemap.source} -o app.profile.json` and split "
+                            f"again with `--profile app.profile.json`")
+                    message = f"{message} ({hint})"
+                    traceback = f"{traceback.rstrip()}\n{hint}\n"
+            return Failure(task.element, task.index, error["kind"], message, traceback)
         if os.WIFSIGNALED(status):
             sig = signal.Signals(os.WTERMSIG(status))
             hint = " (out of memory?)" if sig == signal.SIGKILL else ""

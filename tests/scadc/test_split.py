@@ -139,6 +139,20 @@ def test_a_failing_split_program_names_the_original_lines(tmp_path: Path) -> Non
     assert err.rstrip().endswith("ValueError: sum too large: 20.0")
 
 
+def test_a_memory_element_too_small_for_its_value_suggests_a_profile(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("import numpy as np\n\n\ndef main():\n    big = np.ones(1_000_000)\n    n = 3\n"
+                   "    print(big.sum() + n)\n\n\nif __name__ == '__main__':\n    main()\n")
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
+    memory = prog / "mem_big.o.yaml"  # as if the estimate had been far too low
+    memory.write_text(memory.read_text().replace("limits: {mem: 256 MiB}", "limits: {mem: 1 MiB}"))
+    split = run("-m", "scadc", "run", prog, "--quiet", check=False)
+    assert split.returncode == 1
+    err = split.stderr.decode()
+    assert "RegionFullError" in err and f"scadc profile {app} -o app.profile.json" in err
+
+
 def test_split_cli_default_heavy_bytes_is_the_analysis_default() -> None:
     from scadc.analysis import DEFAULT_HEAVY_BYTES
     from scadc.cli import build_parser
