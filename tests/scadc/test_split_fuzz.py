@@ -1,0 +1,158 @@
+"""Random straight-line programs: split at every allowed cut (the most siblings and parallel loops)
+and run, they print exactly what they print as one program.
+
+The statements mix what orders elements: heavy arrays made, derived, changed in place (directly,
+by item, through a helper), viewed and aliased, deleted; the global RNG seeded and drawn from; a
+file appended to and read back; loops that append to a list; prints. A quick run is part of
+`make test`; `make fuzz` runs more examples.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scadc.analysis import analyze
+from scadc.codegen.emit import write_program
+from scadc.partition.build import build_plan
+from scadc.partition.policies import make_policy
+from scadrt.dag import load_program
+from scadrt.engines.local import LocalEngine, RunFailed
+from scadrt.engines.memory import memory_backend
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+VARIABLES = ("a", "b", "c", "d")
+HEADER = '''import numpy as np
+
+N = 200_000
+LOG = {log!r}
+
+
+def bump(values):
+    values[1] += 1.0
+
+
+def main():
+    np.random.seed(0)  # unseeded draws differ from run to run: only deterministic programs compare
+'''
+FOOTER = '''    print("end")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> list[str]:
+    """Statements (each a list of lines) of main()'s body."""
+    defined: list[str] = []
+    statements: list[str] = []
+    logged = False
+    for _ in range(draw(st.integers(3, 14))):
+        kinds = ["new", "seed", "draw"]
+        if defined:
+            kinds += ["derive", "inplace", "item", "helper", "print", "loop", "del", "alias", "view", "log"]
+        if logged:
+            kinds.append("read")
+        kind = draw(st.sampled_from(kinds))
+        x = draw(st.sampled_from(VARIABLES))
+        y = draw(st.sampled_from(defined)) if defined else "a"
+        k = draw(st.integers(1, 9))
+        if kind == "new":
+            statements.append(f"{x} = np.arange(N, dtype=np.float64) * {k}")
+        elif kind == "seed":
+            statements.append(f"np.random.seed({k})")
+            continue
+        elif kind == "draw":
+            statements.append(f"{x} = np.random.random(N)")
+        elif kind == "derive":
+            z = draw(st.sampled_from(defined))
+            statements.append(f"{x} = {y} * {k} + {z}")
+        elif kind == "inplace":
+            statements.append(f"{y} += {k}")
+            continue
+        elif kind == "item":
+            statements.append(f"{y}[{k}] = {k}.5")
+            continue
+        elif kind == "helper":
+            statements.append(f"bump({y})")
+            continue
+        elif kind == "print":
+            statements.append(f"print('{y}', round(float({y}[:1000].sum()), 6), float({y}[1]))")
+            continue
+        elif kind == "loop":
+            statements.append(f"acc = []\nfor i in range({k % 4 + 2}):\n    acc.append(float({y}[i]) * i)\n"
+                              f"print('acc', acc)")
+            continue
+        elif kind == "del":
+            statements.append(f"del {y}")
+            defined.remove(y)
+            continue
+        elif kind == "alias":
+            statements.append(f"{x} = {y}")
+        elif kind == "view":
+            statements.append(f"{x} = {y}[:]")
+        elif kind == "log":
+            statements.append(f"with open(LOG, 'a') as log:\n    log.write(str(float({y}[1])) + '\\n')")
+            logged = True
+            continue
+        elif kind == "read":
+            statements.append("with open(LOG) as log:\n    print('log', log.read().split())")
+            continue
+        if x not in defined:
+            defined.append(x)
+    return statements
+
+
+def source(statements: list[str], log: Path) -> str:
+    body = "".join("".join(f"    {line}\n" for line in s.split("\n")) for s in statements)
+    return HEADER.format(log=str(log)) + body + FOOTER
+
+
+def check(statements: list[str], tmp: Path) -> None:
+    log = tmp / "log.txt"
+    app = tmp / "app.py"
+    app.write_text(source(statements, log))
+    log.unlink(missing_ok=True)
+    original = subprocess.run([sys.executable, str(app)], capture_output=True, timeout=120, check=False)
+    assert original.returncode == 0, original.stderr.decode()
+    for policy in ("every", "resource"):
+        log.unlink(missing_ok=True)
+        prog = tmp / f"prog-{policy}"
+        analysis = analyze(str(app))
+        plan = build_plan(analysis, make_policy(policy))
+        assert plan.validate() == []
+        write_program(analysis, plan, prog, force=True)
+        program = load_program(prog)
+        out, err = io.BytesIO(), io.BytesIO()
+        with LocalEngine(memory=memory_backend("shm", program), stdout=out, stderr=err) as engine:
+            try:
+                engine.run(program)
+            except RunFailed as failed:  # pragma: no cover - the assertion below shows it
+                pytest.fail(f"{policy}: {failed.failure.format()}\n{failed.failure.traceback}\n{app.read_text()}")
+        assert out.getvalue() == original.stdout, f"{policy}:\n{app.read_text()}"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(programs())
+def test_random_programs_split_and_run_print_the_same(tmp_path: Path, statements: list[str]) -> None:
+    check(statements, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@settings(max_examples=min(300, max(1, int(os.environ.get("SCAD_FUZZ") or 1))), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(programs())
+def test_random_programs_split_and_run_print_the_same_fuzz(tmp_path: Path, statements: list[str]) -> None:
+    check(statements, tmp_path)
