@@ -51,64 +51,44 @@ if __name__ == "__main__":
 '''
 
 
+#: statement kind → its template; {x} is bound by it, {y} and {z} are bound before, {k} is 1..9
+BINDING = {
+    "new": "{x} = np.arange(N, dtype=np.float64) * {k}",
+    "draw": "{x} = np.random.random(N)",
+    "derive": "{x} = {y} * {k} + {z}",
+    "alias": "{x} = {y}",
+    "view": "{x} = {y}[:]",
+}
+EFFECT = {
+    "seed": "np.random.seed({k})",
+    "inplace": "{y} += {k}",
+    "item": "{y}[{k}] = {k}.5",
+    "helper": "bump({y})",
+    "print": "print('{y}', round(float({y}[:1000].sum()), 6), float({y}[1]))",
+    "loop": "acc = []\nfor i in range({n}):\n    acc.append(float({y}[i]) * i)\nprint('acc', acc)",
+    "del": "del {y}",
+    "log": "with open(LOG, 'a') as log:\n    log.write(str(float({y}[1])) + '\\n')",
+    "read": "with open(LOG) as log:\n    print('log', log.read().split())",
+}
+NEEDS_A_VALUE = {"derive", "alias", "view", "inplace", "item", "helper", "print", "loop", "del", "log"}
+
+
 @st.composite
 def programs(draw: st.DrawFn) -> list[str]:
-    """Statements (each a list of lines) of main()'s body."""
+    """Statements (each one or more lines) of main()'s body."""
     defined: list[str] = []
     statements: list[str] = []
-    logged = False
     for _ in range(draw(st.integers(3, 14))):
-        kinds = ["new", "seed", "draw"]
-        if defined:
-            kinds += ["derive", "inplace", "item", "helper", "print", "loop", "del", "alias", "view", "log"]
-        if logged:
-            kinds.append("read")
+        kinds = [k for k in (*BINDING, *EFFECT) if (defined or k not in NEEDS_A_VALUE)
+                 and (k != "read" or any("LOG, 'a'" in s for s in statements))]
         kind = draw(st.sampled_from(kinds))
         x = draw(st.sampled_from(VARIABLES))
-        y = draw(st.sampled_from(defined)) if defined else "a"
+        y, z = (draw(st.sampled_from(defined)) for _ in range(2)) if defined else ("a", "a")
         k = draw(st.integers(1, 9))
-        if kind == "new":
-            statements.append(f"{x} = np.arange(N, dtype=np.float64) * {k}")
-        elif kind == "seed":
-            statements.append(f"np.random.seed({k})")
-            continue
-        elif kind == "draw":
-            statements.append(f"{x} = np.random.random(N)")
-        elif kind == "derive":
-            z = draw(st.sampled_from(defined))
-            statements.append(f"{x} = {y} * {k} + {z}")
-        elif kind == "inplace":
-            statements.append(f"{y} += {k}")
-            continue
-        elif kind == "item":
-            statements.append(f"{y}[{k}] = {k}.5")
-            continue
-        elif kind == "helper":
-            statements.append(f"bump({y})")
-            continue
-        elif kind == "print":
-            statements.append(f"print('{y}', round(float({y}[:1000].sum()), 6), float({y}[1]))")
-            continue
-        elif kind == "loop":
-            statements.append(f"acc = []\nfor i in range({k % 4 + 2}):\n    acc.append(float({y}[i]) * i)\n"
-                              f"print('acc', acc)")
-            continue
-        elif kind == "del":
-            statements.append(f"del {y}")
+        statements.append({**BINDING, **EFFECT}[kind].format(x=x, y=y, z=z, k=k, n=k % 4 + 2))
+        if kind == "del":
             defined.remove(y)
-            continue
-        elif kind == "alias":
-            statements.append(f"{x} = {y}")
-        elif kind == "view":
-            statements.append(f"{x} = {y}[:]")
-        elif kind == "log":
-            statements.append(f"with open(LOG, 'a') as log:\n    log.write(str(float({y}[1])) + '\\n')")
-            logged = True
-            continue
-        elif kind == "read":
-            statements.append("with open(LOG) as log:\n    print('log', log.read().split())")
-            continue
-        if x not in defined:
+        elif kind in BINDING and x not in defined:
             defined.append(x)
     return statements
 
