@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +46,9 @@ class MemoryBackend(Protocol):
 
     kind: str
 
-    def start(self, spec: ElementSpec) -> dict[str, str]:
-        """Start every instance of ``spec``; return instance name → transport descriptor."""
+    def start(self, specs: Sequence[ElementSpec]) -> dict[str, dict[str, str]]:
+        """Start every instance of each of ``specs`` (at once where that is faster); return
+        element name → instance name → transport descriptor."""
         ...
 
     def stop(self, name: str) -> list[int]:
@@ -317,10 +318,14 @@ class _Run:
     # ------------------------------------------------------------------ commands
 
     def apply(self, commands: list[Command]) -> None:
+        # memory elements the commands start are started together, before anything else they say
+        starting = [self.program.elements[c.name] for c in commands if isinstance(c, StartMemory)]
+        if starting:
+            self.start_memories(starting)
         for command in commands:
             if isinstance(command, StartMemory):
-                self.start_memory(self.program.elements[command.name])
-            elif isinstance(command, StopMemory):
+                continue
+            if isinstance(command, StopMemory):
                 self.stop_memory(command.name)
             elif isinstance(command, Submit):
                 self.queue.append(command)
@@ -332,16 +337,18 @@ class _Run:
                 raise _Aborted(command.failure)
 
 
-    def start_memory(self, spec: ElementSpec) -> None:
+    def start_memories(self, specs: list[ElementSpec]) -> None:
         if self.engine.memory is None:
             raise InternalError("a memory element started, but the engine has no memory backend")
         start = self.now()
-        self.live_memory.add(spec.name)
-        self.descriptors[spec.name] = self.engine.memory.start(spec)
-        self.memory_runs[spec.name] = [
-            MemoryRun(spec.name, instance, self.engine.memory.kind, spec.limits.mem, start, start, descriptor)
-            for instance, descriptor in self.descriptors[spec.name].items()
-        ]
+        self.live_memory.update(spec.name for spec in specs)
+        started = self.engine.memory.start(specs)
+        for spec in specs:
+            self.descriptors[spec.name] = started[spec.name]
+            self.memory_runs[spec.name] = [
+                MemoryRun(spec.name, instance, self.engine.memory.kind, spec.limits.mem, start, start, descriptor)
+                for instance, descriptor in started[spec.name].items()
+            ]
 
     def stop_memory(self, name: str) -> None:
         self.live_memory.discard(name)

@@ -13,6 +13,7 @@ compute element asks for it (its corunning ``trans``), so the element code never
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from scadrt.dag import ElementSpec, Program
@@ -33,12 +34,15 @@ class ShmMemory:
     def __init__(self) -> None:
         self.regions: dict[str, list[SharedRegion]] = {}
 
-    def start(self, spec: ElementSpec) -> dict[str, str]:
-        regions = self.regions.setdefault(spec.name, [])
-        for _ in spec.instance_names():
-            regions.append(SharedRegion(spec.limits.mem))
-        return {instance: f"shm;segment,{region.name};"
-                for instance, region in zip(spec.instance_names(), regions, strict=True)}
+    def start(self, specs: Sequence[ElementSpec]) -> dict[str, dict[str, str]]:
+        started = {}
+        for spec in specs:
+            regions = self.regions.setdefault(spec.name, [])
+            for _ in spec.instance_names():
+                regions.append(SharedRegion(spec.limits.mem))
+            started[spec.name] = {instance: f"shm;segment,{region.name};"
+                                  for instance, region in zip(spec.instance_names(), regions, strict=True)}
+        return started
 
     def stop(self, name: str) -> list[int]:
         """Free every instance; return the bytes each had resident (tmpfs blocks in use)."""
@@ -62,27 +66,45 @@ class TcpMemory:
     def __init__(self) -> None:
         # pyzmq is imported only when a run really uses tcp
         self.servers: dict[str, list[ServerProcess]] = {}
+        #: servers told to stop, not yet reaped
+        self.stopping: list[ServerProcess] = []
 
-    def start(self, spec: ElementSpec) -> dict[str, str]:
-        from scadrt.transports.memory_server import spawn_memory_server
+    def start(self, specs: Sequence[ElementSpec]) -> dict[str, dict[str, str]]:
+        from scadrt.transports.memory_server import launch_memory_server
 
-        servers = self.servers.setdefault(spec.name, [])
-        for _ in spec.instance_names():
-            servers.append(spawn_memory_server(spec.limits.mem))
-        return {instance: f"tcp;url,{server.url};"
-                for instance, server in zip(spec.instance_names(), servers, strict=True)}
+        # all at once: each server is an interpreter importing zmq and numpy (~0.3 s)
+        for spec in specs:
+            self.servers.setdefault(spec.name, []).extend(
+                launch_memory_server(spec.limits.mem) for _ in spec.instance_names())
+        for spec in specs:
+            for server in self.servers[spec.name]:
+                if not server.url:
+                    server.wait_ready()
+        return {spec.name: {instance: f"tcp;url,{server.url};"
+                            for instance, server in zip(spec.instance_names(), self.servers[spec.name], strict=True)}
+                for spec in specs}
 
     def stop(self, name: str) -> list[int]:
-        """Stop every instance; return each server's peak resident bytes (VmHWM)."""
+        """Stop every instance; return each server's peak resident bytes (VmHWM). The servers
+        get SIGTERM and are reaped later (at the next stop, or at close): waiting for each to
+        exit would hold up the next element."""
         used = []
         for server in self.servers.pop(name, []):
             used.append(_peak_rss(server.pid))
-            server.stop()
+            server.process.terminate()
+            self.stopping.append(server)
+        exited = [s for s in self.stopping if s.process.poll() is not None]
+        for server in exited:
+            server.stop()  # only closes its pipe
+        self.stopping = [s for s in self.stopping if s not in exited]
         return used
 
     def close(self) -> None:
         for name in list(self.servers):
             self.stop(name)
+        for server in self.stopping:
+            server.stop()  # waits, then SIGKILL
+        self.stopping = []
 
 
 def _peak_rss(pid: int) -> int:

@@ -499,6 +499,17 @@ class ServerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait for the "listening on" line and learn the url; TransportError (and the server
+        stopped) if it exits or stays silent for ``timeout`` seconds."""
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("listening on "):
+            status = self.stop(timeout=1.0)
+            raise TransportError(f"memory server did not start (exit status {status}, said {line!r})")
+        self.url = line.removeprefix("listening on ")
+
     def stop(self, timeout: float = 5.0) -> int:
         """SIGTERM, wait up to ``timeout`` s (then SIGKILL); return the exit status."""
         if self.process.poll() is None:
@@ -529,6 +540,17 @@ def spawn_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", t
     users could read it in the process list. Raise :class:`TransportError` if the server exits or
     stays silent for ``ready_timeout`` seconds.
     """
+    server = launch_memory_server(size, listen=listen, token=token, max_request=max_request, rdma=rdma,
+                                  no_stream=no_stream, log_level=log_level)
+    server.wait_ready(ready_timeout)
+    return server
+
+
+def launch_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", token: str | None = None,
+                         max_request: int | None = None, rdma: str | None = None, no_stream: bool = False,
+                         log_level: str = "warning") -> ServerProcess:
+    """Start a memory server without waiting for it (:meth:`ServerProcess.wait_ready` does), so
+    that several can start at once; see :func:`spawn_memory_server`."""
     argv = [sys.executable, "-m", "scadrt.transports.memory_server", "--listen", listen,
             "--size", str(size), "--log-level", log_level]
     if max_request is not None:
@@ -541,16 +563,7 @@ def spawn_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", t
     env.pop("SCAD_TOKEN", None)
     if token is not None:
         env["SCAD_TOKEN"] = token
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
-    server = ServerProcess(process, url="")
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], ready_timeout)
-    line = process.stdout.readline().decode().strip() if ready else ""
-    if not line.startswith("listening on "):
-        status = server.stop(timeout=1.0)
-        raise TransportError(f"memory server did not start (exit status {status}, said {line!r})")
-    server.url = line.removeprefix("listening on ")
-    return server
+    return ServerProcess(subprocess.Popen(argv, stdout=subprocess.PIPE, env=env), url="")
 
 
 if __name__ == "__main__":

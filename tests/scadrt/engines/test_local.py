@@ -200,6 +200,27 @@ def test_parallel_memory_instances_are_addressed_by_index(tmp_path: Path) -> Non
     assert sorted(m.instance for m in result.report.memory) == ["m@0", "m@1"]  # type: ignore[attr-defined]
 
 
+def test_tcp_memory_starts_servers_together_and_reaps_them_at_close(tmp_path: Path) -> None:
+    prog = write(tmp_path / "p", {
+        "a.o.yaml": "type: memory\nlimits: {mem: 1 MB}\ncorunning: [c]\n",
+        "b.o.yaml": "type: memory\nparallelism: 2\nlimits: {mem: 1 MB}\ncorunning: [c]\n",
+        "c.o.py": "#@ type: compute\n" + MAIN + "    return {}\n",
+    })
+    program = load_program(prog)
+    backend = memory_backend("tcp", program)
+    assert backend is not None
+    try:
+        started = backend.start([program.elements["a"], program.elements["b"]])
+        assert sorted(started) == ["a", "b"] and sorted(started["b"]) == ["b@0", "b@1"]
+        urls = {d for descriptors in started.values() for d in descriptors.values()}
+        assert len(urls) == 3 and all(d.startswith("tcp;url,tcp://127.0.0.1:") for d in urls)
+        pids = [server.pid for servers in backend.servers.values() for server in servers]
+        assert len(backend.stop("b")) == 2 and len(backend.servers) == 1  # told to stop; not waited for
+    finally:
+        backend.close()
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+
+
 def scadc(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "scadc", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, timeout=120, check=False, **kwargs)  # type: ignore[call-overload]
