@@ -183,19 +183,13 @@ class _Rules:
                                                   for el in t.target.elements]
 
         program.module.visit(_Targets())
-        env: dict[str, Any] = {}
         self.dtypes: dict[str, int] = {}
         for d in program.definitions:
             if isinstance(d.node, cst.SimpleStatementLine) and isinstance(d.node.body[0], cst.Assign):
-                small = d.node.body[0]
-                value = _Const(env)(small.value) if d.kind == "constant" else None
-                size = self._struct_itemsize(small.value)
-                for n in d.names:
-                    if value is not None:
-                        env[n] = value
-                    if size is not None:
-                        self.dtypes[n] = size
-        self.const = _Const(env)
+                size = self._struct_itemsize(d.node.body[0].value)
+                if size is not None:
+                    self.dtypes.update(dict.fromkeys(d.names, size))
+        self.const = _Const(_module_constants(program))
         #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
         self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
         self._functions = {stmt.name.value: stmt for stmt in program.module.body if isinstance(stmt, cst.FunctionDef)}

@@ -40,7 +40,16 @@ import networkx as nx
 from scadc.analysis import Analysis
 from scadc.errors import InternalCompilerError
 from scadc.partition.loops import parallel_loop
-from scadc.partition.plan import ComputePlan, ElementEdge, MemoryPlan, ParallelLoop, PartitionPlan, Received, ValuePlan
+from scadc.partition.plan import (
+    ComputePlan,
+    ElementEdge,
+    MemoryPlan,
+    ParallelLoop,
+    PartitionPlan,
+    Received,
+    ValuePlan,
+    conflict,
+)
 from scadc.partition.policies import Policy, reads_of
 
 __all__ = ["allowed_cuts", "build_plan"]
@@ -159,9 +168,11 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             source[name] = earlier[-1]
         sources.append(source)
     sent: list[set[str]] = [set() for _ in groups]
-    for source in sources:
+    delivered: dict[tuple[int, int], set[str]] = {}
+    for k, source in enumerate(sources):
         for name, j in source.items():
             sent[j].add(name)
+            delivered.setdefault((j, k), set()).add(name)
     memory_of = {name: f"mem_{name}" for name in sorted(set().union(*sent)) if _heavy(analysis, name)}
 
     # what conflicts (plan rule 5): memory elements read / written, and state beyond the process
@@ -171,18 +182,14 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
     rng = [k for k, f in enumerate(facts) if f.hidden & _RNG]
     rng_from = {k: rng[i - 1] for i, k in enumerate(rng) if i}
 
-    delivered: dict[tuple[int, int], set[str]] = {}
-    for k, source in enumerate(sources):
-        for name, j in source.items():
-            delivered.setdefault((j, k), set()).add(name)
     for k, j in rng_from.items():
         delivered.setdefault((j, k), set()).add("rng")
     ordered: dict[tuple[int, int], str] = {}
     for k in range(len(groups)):
         for j in range(k):
-            conflict = (writes[j] & (reads[k] | writes[k])) | (reads[j] & writes[k])
-            if conflict and (j, k) not in delivered:
-                ordered[(j, k)] = _conflict_reason(sorted(conflict)[0], names[j], names[k], writes[j], writes[k])
+            both = conflict(reads[j], writes[j], reads[k], writes[k])
+            if both and (j, k) not in delivered:
+                ordered[(j, k)] = _conflict_reason(sorted(both)[0], names[j], names[k], writes[j], writes[k])
     # an order edge that another path implies adds nothing; value edges stay: results go to parents only
     graph = nx.DiGraph()
     graph.add_nodes_from(range(len(groups)))

@@ -20,11 +20,21 @@ carries no RNG state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import networkx as nx
 
-__all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received", "ValuePlan"]
+__all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received", "ValuePlan",
+           "conflict"]
+
+
+def conflict(reads_a: Iterable[str], writes_a: Iterable[str], reads_b: Iterable[str],
+             writes_b: Iterable[str]) -> set[str]:
+    """What two elements both touch with at least one of them writing it (rule 5): they must be
+    ordered."""
+    writes_a, writes_b = set(writes_a), set(writes_b)
+    return (writes_a & (set(reads_b) | writes_b)) | (set(reads_a) & writes_b)
 
 
 @dataclass(frozen=True)
@@ -209,9 +219,9 @@ class PartitionPlan:
                     problems.append(f"{compute.name} reads {received.name!r} but does not corun with {memory.name}")
         for k, a in enumerate(self.computes):  # (5)
             for b in self.computes[k + 1:]:
-                conflict = (set(a.writes) & (set(b.reads) | set(b.writes))) | (set(a.reads) & set(b.writes))
-                if conflict and not nx.has_path(graph, a.name, b.name):
-                    problems.append(f"{a.name} and {b.name} both touch {sorted(conflict)} but are not ordered")
+                both = conflict(a.reads, a.writes, b.reads, b.writes)
+                if both and not nx.has_path(graph, a.name, b.name):
+                    problems.append(f"{a.name} and {b.name} both touch {sorted(both)} but are not ordered")
         for compute in self.computes:  # (6)
             loop = compute.loop
             if loop is None:

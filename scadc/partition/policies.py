@@ -10,8 +10,7 @@ resource (default)
     (b) more of the element's heavy bytes die there than stay live: the element's process ends
     and frees them, while the live ones move to memory elements. Otherwise a statement stays
     with the element before it, as does any statement after an element that has used no heavy
-    data yet. Sizes are
-    the analysis's (an unknown size counts as ``--heavy-bytes``). With a profile, drop cuts
+    data yet. Sizes are the analysis's (an unknown size counts as ``--heavy-bytes``). With a profile, drop cuts
     that would leave an element shorter than ``min_element_ms`` (R3: its start-up and data
     movement would cost more than its memory saves); then, while there are more than
     ``max_elements`` elements, drop the cut whose two sides share the most heavy bytes (R2), as

@@ -168,7 +168,7 @@ class Scheduler:
         if self.attempts[key] <= self.retries:  # (4)
             return [Submit(element, index, params, self.attempts[key])]
         self.running[element].discard(index)  # (5): it stays not done
-        if self.failing is None or self._position(key) < self._position((self.failing.element, self.failing.index)):
+        if self.still_needed(element, index):  # it comes before the failure so far, if any
             self.failing = failure
         return self._settle()
 
@@ -190,24 +190,16 @@ class Scheduler:
 
     def _settle(self) -> list[Command]:
         """(5) Abort once no instance before the failing one is running or about to be submitted."""
-        assert self.failing is not None
-        limit = self._position((self.failing.element, self.failing.index))
-        if any(self._position((e, i)) < limit for e, indices in self.running.items() for i in indices):
+        if any(self.still_needed(e, i) for e, indices in self.running.items() for i in indices):
             return []
         self.aborted = True
         return [Abort(self.failing)]
 
     def _submit_ready(self) -> list[Command]:
-        commands: list[Command] = []
-        if self.failing is not None:  # (5): only what comes before the failure still runs
-            limit = self.order.index(self.failing.element)
-            runnable = [e for e in self.ready if self.order.index(e) < limit]
-            self.ready = [e for e in self.ready if e not in runnable]
-            commands += self._submit(runnable)
-            return commands
-        commands += self._submit(self.ready)
-        self.ready = []
-        return commands
+        # (5): after a failure, only elements before it still run (index 0: their first instance)
+        runnable = [e for e in self.ready if self.still_needed(e, 0)]
+        self.ready = [e for e in self.ready if e not in runnable]
+        return self._submit(runnable)
 
     def _submit(self, elements: list[str]) -> list[Command]:
         commands: list[Command] = []

@@ -195,6 +195,10 @@ class LocalEngine:
         warm_up()  # once: every worker forked from this process inherits it
         try:
             pid = fork_worker(task_r, event_w)
+        except BaseException:
+            os.close(task_w)
+            os.close(event_r)
+            raise
         finally:
             os.close(task_r)
             os.close(event_w)

@@ -35,7 +35,7 @@ import secrets
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from scadrt.errors import ConnectionLostError, TransportClosedError, TransportConfigError
 from scadrt.sizes import parse_size
@@ -188,30 +188,18 @@ class ShmTransport(InProcessRegionTransport):
     def size(self) -> int:
         return self._size
 
-    def read_into(self, dst: object, addr: int) -> None:
-        view = memoryview(dst).cast("B")  # type: ignore[arg-type]
+    def _direct(self, view: memoryview, addr: int, move: Any, op: str) -> None:
+        """read_into/write_from: from :data:`SYSCALL_COPY_BYTES` on, the kernel copies."""
         if len(view) < SYSCALL_COPY_BYTES:
-            super().read_into(view, addr)
+            super()._direct(view, addr, move, op)
             return
-        out = self._direct_span("read", view, addr)
+        syscall = os.preadv if op == "read" else os.pwritev
         done = 0
-        while done < len(out):
-            n = os.preadv(self._fd, [out[done : done + _MAX_SYSCALL]], addr + done)
-            if n <= 0:
+        while done < len(view):
+            moved = syscall(self._fd, [view[done : done + _MAX_SYSCALL]], addr + done)
+            if moved <= 0:
                 raise ConnectionLostError(f"{self}: the segment ended at {addr + done} (was it truncated?)")
-            done += n
-        self.bytes_read += len(out)
-
-    def write_from(self, src: object, addr: int) -> None:
-        view = memoryview(src).cast("B")  # type: ignore[arg-type]
-        if len(view) < SYSCALL_COPY_BYTES:
-            super().write_from(view, addr)
-            return
-        data = self._direct_span("write", view, addr)
-        done = 0
-        while done < len(data):
-            done += os.pwritev(self._fd, [data[done : done + _MAX_SYSCALL]], addr + done)
-        self.bytes_written += len(data)
+            done += moved
 
     def _close(self) -> None:
         region, self._region = self._region, None
