@@ -18,6 +18,7 @@ from scadc.cli_analysis import add_analyze, add_profile
 from scadc.run import add_run, add_run_element
 from scadc.split import add_split
 from scadrt import __version__, load_program
+from scadrt.dag import DEFAULT_MAX_PARALLELISM
 from scadrt.errors import UserError
 from scadrt.export import RENDERED_FORMATS, render_graphviz, to_dot, to_graph_json, to_openwhisk
 from scadrt.transports import memory_server
@@ -55,7 +56,7 @@ def _cmd_dag(args: argparse.Namespace) -> int:
     if fmt is None:  # infer from -o's extension, else DOT
         suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
         fmt = suffix if suffix in _DAG_FORMATS else "dot"
-    program = load_program(args.program)
+    program = load_program(args.program, max_parallelism=args.max_parallelism)
     if fmt == "json":
         write_output(args.output, to_graph_json(program).encode())
     elif fmt == "dot":
@@ -66,7 +67,7 @@ def _cmd_dag(args: argparse.Namespace) -> int:
 
 
 def _cmd_gen(args: argparse.Namespace) -> int:
-    program = load_program(args.program)
+    program = load_program(args.program, max_parallelism=args.max_parallelism)
     write_output(args.output, to_openwhisk(program).encode())
     return 0
 
@@ -85,6 +86,8 @@ def _add_dag(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--format", "-f", choices=_DAG_FORMATS,
                    help="output format (default: from -o's extension, else dot); svg and png need graphviz")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--max-parallelism", type=int, default=DEFAULT_MAX_PARALLELISM, metavar="N",
+                   help=f"largest parallelism an element may ask for (default {DEFAULT_MAX_PARALLELISM})")
     p.set_defaults(run=_cmd_dag)
 
 
@@ -98,6 +101,8 @@ def _add_gen(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     )
     p.add_argument("program", help="the element directory")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--max-parallelism", type=int, default=DEFAULT_MAX_PARALLELISM, metavar="N",
+                   help=f"largest parallelism an element may ask for (default {DEFAULT_MAX_PARALLELISM})")
     p.set_defaults(run=_cmd_gen)
 
 

@@ -21,7 +21,9 @@ relations are complete and consistent, or raises :class:`~scadrt.errors.ProgramE
     ancestor or descendant (it would have to run before and alongside it at once);
 (6) dependent edges form no cycle;
 (7) a compute element parses and defines ``main(params, action)`` at module level
-    (checked with ``ast``, never by importing the code).
+    (checked with ``ast``, never by importing the code);
+(8) ``parallelism`` is at most ``max_parallelism`` (default :data:`DEFAULT_MAX_PARALLELISM`,
+    ``--max-parallelism`` on the command line).
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from scadrt.errors import Problem, ProgramError
+from scadrt.errors import Problem, ProgramError, UserError
 
 if TYPE_CHECKING:  # networkx is imported only by graph(): loading a program must stay fast
     import networkx as nx
 from scadrt.sizes import parse_size
 
 __all__ = [
+    "DEFAULT_MAX_PARALLELISM",
     "TRANSPORT_KINDS",
     "Corun",
     "ElementSpec",
@@ -60,6 +63,9 @@ MiB = 1024**2
 #: the transport kinds a corunning link may ask for; ``rdma`` is Scad's name for "remote memory
 #: access, whatever carries it" and is what every original program writes
 TRANSPORT_KINDS = ("local", "rdma", "shm", "tcp")
+#: the largest ``parallelism`` an element may ask for unless the caller raises it (rule 8): every
+#: instance is a process or a memory region, so a typo of a few digits must not reach the engine
+DEFAULT_MAX_PARALLELISM = 1024
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _EXTENSIONS: dict[str, Kind] = {"py": "compute", "yaml": "memory"}
 _KEYS = ("corunning", "dependents", "limits", "parallelism", "parents", "type", "withMerged")
@@ -192,17 +198,21 @@ def _corun_edge(a: ElementSpec, b: ElementSpec) -> tuple[str, str]:
 # --------------------------------------------------------------------------- loading
 
 
-def load_program(directory: str | Path) -> Program:
+def load_program(directory: str | Path, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> Program:
     """Load and validate the element directory ``directory``.
 
-    Raises :class:`~scadrt.errors.ProgramError` listing every problem found.
+    Raises :class:`~scadrt.errors.ProgramError` listing every problem found, and
+    :class:`~scadrt.errors.UserError` when ``max_parallelism`` is not a whole number ≥ 1.
     """
+    if isinstance(max_parallelism, bool) or not isinstance(max_parallelism, int) or max_parallelism < 1:
+        raise UserError(f"the parallelism bound (--max-parallelism) must be a whole number ≥ 1, "
+                        f"not {_shorten(max_parallelism)}")
     root = Path(directory)
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a directory"
         raise ProgramError([Problem(str(root), 0, f"program directory {what}")])
     problems: list[Problem] = []
-    raws = _read_elements(root, problems)
+    raws = _read_elements(root, problems, max_parallelism)
     if not raws and not problems:
         problems.append(Problem(str(root), 0, "no elements found (expected <name>.o.py or <name>.o.yaml files)"))
     specs = _link(raws, problems)
@@ -238,7 +248,7 @@ class _RawElement:
     code: str | None = None
 
 
-def _read_elements(root: Path, problems: list[Problem]) -> dict[str, _RawElement]:
+def _read_elements(root: Path, problems: list[Problem], max_parallelism: int) -> dict[str, _RawElement]:
     raws: dict[str, _RawElement] = {}
     seen: dict[str, str] = {}
     for path in sorted(root.iterdir()):
@@ -262,13 +272,14 @@ def _read_elements(root: Path, problems: list[Problem]) -> dict[str, _RawElement
             problems.append(Problem(shown, 0, f"duplicate element name {stem!r} (also defined by {seen[stem]})"))
             continue
         seen[stem] = shown
-        raw = _read_element(path, stem, _EXTENSIONS[ext], problems)
+        raw = _read_element(path, stem, _EXTENSIONS[ext], problems, max_parallelism)
         if raw is not None:
             raws[stem] = raw
     return raws
 
 
-def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem]) -> _RawElement | None:
+def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem],
+                  max_parallelism: int) -> _RawElement | None:
     shown = str(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -291,7 +302,7 @@ def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem]) ->
         return None
     # Kept even when its keys have problems, so its references are checked too (report everything).
     raw = _RawElement(name=name, kind=kind, path=shown, code=code)
-    _check_keys(raw, data, lines, problems)
+    _check_keys(raw, data, lines, problems, max_parallelism)
     return raw
 
 
@@ -397,13 +408,27 @@ def _parse_yaml(
     return data, lines
 
 
+def _shorten(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis: any value a user wrote
+    may be megabytes long, and is quoted in a problem message only through this."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
+        # repr of a huge int is quadratic (and capped by sys.int_max_str_digits): don't build it
+        return f"<a whole number of {value.bit_length()} bits>"
+    if isinstance(value, str | bytes) and len(value) > limit:
+        value = value[:limit]  # a cheap cut before repr, which escapes and may grow it
+        text = repr(value)
+        return f"{text[:limit - 1]}…"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+
+
 def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(choices)})"
 
 
 def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, ...], int],
-                problems: list[Problem]) -> None:
+                problems: list[Problem], max_parallelism: int) -> None:
     def line(*path: Any) -> int:
         while path not in lines:
             path = path[:-1]
@@ -434,7 +459,12 @@ def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, .
     if "parallelism" in data:
         value = data["parallelism"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problem(("parallelism",), f"'parallelism' must be a whole number ≥ 1, not {value!r}")
+            problem(("parallelism",), f"'parallelism' must be a whole number ≥ 1, not {_shorten(value)}")
+        elif value > max_parallelism:
+            problem(("parallelism",), (
+                f"'parallelism' {_shorten(value)} is above the limit of {max_parallelism} instances "
+                "(raise the limit with --max-parallelism N)"
+            ))
         else:
             raw.parallelism = value
     if "limits" in data:
