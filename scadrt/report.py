@@ -4,6 +4,10 @@ Times are seconds since the run started (floats); sizes are bytes. GB·s is memo
 summed over everything that held memory: compute instances (peak RSS × duration) and memory
 elements (resident bytes at release × lifetime; regions are allocated lazily, so the declared
 size overstates them), in GiB·s (2**30 bytes × s).
+
+A report holds no secret: a memory element's address is its transport descriptor with every
+``token,…`` value redacted (:func:`~scadrt.transports.redact_tokens`), whoever built the
+:class:`MemoryRun`, so neither the JSON nor the HTML page can leak a memory server's token.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from scadrt.transports import redact_tokens
 
 __all__ = ["InstanceRun", "MemoryRun", "RunReport"]
 
@@ -61,6 +67,9 @@ class MemoryRun:
     address: str = ""
     #: bytes of the region actually in memory at release (regions are allocated lazily); 0: unknown
     used: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", redact_tokens(self.address, limit=None))
 
     @property
     def gib_seconds(self) -> float:

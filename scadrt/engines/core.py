@@ -9,7 +9,8 @@ feed it events (:meth:`Scheduler.start`, :meth:`Scheduler.instance_done`,
 * :class:`Submit` — run one instance of a compute element with these params;
 * :class:`StopMemory` — no compute element that coruns with it remains: free it;
 * :class:`Finish` — every compute element is done; here are the results of the sinks;
-* :class:`Abort` — an instance failed for good: stop everything.
+* :class:`Abort` — an instance failed for good, or the engine lost a memory element
+  (:meth:`Scheduler.abort`): stop everything.
 
 State
 -----
@@ -52,13 +53,19 @@ MemoryState = Literal["pending", "started", "released"]
 
 @dataclass(frozen=True)
 class Failure:
-    """Why an instance failed: the exception's type and message and the formatted traceback."""
+    """Why an instance failed: the exception's type and message and the formatted traceback.
+
+    For a memory element that could not start or died, ``element``/``index`` are the memory
+    element's, ``memory`` names its instance, and ``message`` says what happened to it.
+    """
 
     element: str
     index: int
     kind: str
     message: str
     traceback: str = ""
+    #: the memory instance (``m`` or ``m@3``) when a memory element failed, else ""
+    memory: str = ""
 
     def format(self) -> str:
         return f"{self.element}[{self.index}]: {self.kind}: {self.message}"
@@ -171,6 +178,14 @@ class Scheduler:
         if self.still_needed(element, index):  # it comes before the failure so far, if any
             self.failing = failure
         return self._settle()
+
+    def abort(self, failure: Failure) -> list[Command]:
+        """The engine lost something no retry brings back (a memory element): stop now."""
+        if self.aborted:
+            return []
+        self.failing = failure
+        self.aborted = True
+        return [Abort(failure)]
 
     # ------------------------------------------------------------------ helpers
 

@@ -8,7 +8,14 @@ It carries out the :class:`~scadrt.engines.core.Scheduler`'s commands with
   so the bytes printed do not depend on timing or concurrency.
 
 Everything it starts (workers, their children, memory servers, segments, the run's temporary
-directory) is gone when :meth:`LocalEngine.run` returns or raises, Ctrl-C and SIGTERM included.
+directory) is gone when :meth:`LocalEngine.run` returns or raises, Ctrl-C and SIGTERM included,
+and within moments of a SIGKILL of the engine: workers and instances die with their parent
+(``PR_SET_PDEATHSIG``), memory servers when their stdin pipe from the engine closes, and the
+run's watcher (:mod:`scadrt.engines.watcher`) removes the segments and the temporary directory.
+
+A memory element that cannot start, or that goes away while the run needs it (a server that
+exits, a segment someone removes), stops the run at once; the failure names that memory element
+and what happened to it, not the error it caused in a compute element.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from typing import Any, BinaryIO, Protocol
 
 from scadrt.dag import ElementSpec, Program
 from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
+from scadrt.engines.memory import MemoryStartError, SegmentGuard, instance_index
+from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, fork_worker, read_frame, warm_up, write_frame
 from scadrt.errors import InternalError
 from scadrt.report import InstanceRun, MemoryRun, RunReport
@@ -38,6 +47,8 @@ from scadrt.sourcemap import load_sourcemap
 __all__ = ["LocalEngine", "MemoryBackend", "RunFailed", "RunResult", "Terminated"]
 
 _SAMPLE_INTERVAL = 0.05
+#: how long an instance that lost its connection waits for its memory server to be seen dead
+_LOST_GRACE = 1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -46,9 +57,14 @@ class MemoryBackend(Protocol):
 
     kind: str
 
-    def start(self, specs: Sequence[ElementSpec]) -> dict[str, dict[str, str]]:
+    def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
         """Start every instance of each of ``specs`` (at once where that is faster); return
-        element name → instance name → transport descriptor."""
+        element name → instance name → transport descriptor. Raise :class:`MemoryStartError`
+        for an instance that cannot start; name each segment to ``watcher`` before creating it."""
+        ...
+
+    def lost(self) -> list[tuple[str, str, str]]:
+        """(element, instance, what happened) of each running instance that went away by itself."""
         ...
 
     def stop(self, name: str) -> list[int]:
@@ -242,8 +258,17 @@ class LocalEngine:
 
     def run(self, program: Program, run_input: Any = None) -> RunResult:
         """Run ``program``; raise :class:`RunFailed` when an element fails for good."""
-        with _signals_unwind(), tempfile.TemporaryDirectory(prefix="scadrt-run-") as tmp:
-            return _Run(self, program, {} if run_input is None else run_input, Path(tmp)).execute()
+        watcher = Watcher()  # before SIGTERM unwinds: a SIGTERM until then kills us, and it sees EOF
+        try:
+            with _signals_unwind():
+                tmp = tempfile.mkdtemp(prefix="scadrt-run-")
+                watcher.directory(tmp)
+                try:
+                    return _Run(self, program, {} if run_input is None else run_input, Path(tmp), watcher).execute()
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            watcher.close()
 
 
 @contextmanager
@@ -265,8 +290,9 @@ def _signals_unwind() -> Iterator[None]:
 class _Run:
     """The state of one run; lives only inside :meth:`LocalEngine.run`."""
 
-    def __init__(self, engine: LocalEngine, program: Program, run_input: Any, tmp: Path) -> None:
-        self.engine, self.program, self.tmp = engine, program, tmp
+    def __init__(self, engine: LocalEngine, program: Program, run_input: Any, tmp: Path,
+                 watcher: SegmentGuard | None = None) -> None:
+        self.engine, self.program, self.tmp, self.watcher = engine, program, tmp, watcher
         self.scheduler = Scheduler(program, run_input, retries=engine.retries)
         self.sourcemap = load_sourcemap(program.path)
         order = [(name, i) for name in self.scheduler.order for i in range(program.elements[name].parallelism)]
@@ -283,6 +309,7 @@ class _Run:
         self.t0 = time.time()
         self.next_id = 0
         self.finished: Finish | None = None
+        self.memory_checked = 0.0
 
     def now(self) -> float:
         return time.time() - self.t0
@@ -302,6 +329,7 @@ class _Run:
             while self.finished is None:
                 self.dispatch()
                 self.wait_events()
+                self.check_memory()
             while any(w.task is not None for w in engine._workers):  # the last processes' exit reports
                 self.wait_events()
             ok = True
@@ -337,7 +365,8 @@ class _Run:
                 self.finished = command
             elif isinstance(command, Abort):
                 key = (command.failure.element, command.failure.index)
-                self.output.failed(key, *self.failed_output[key])
+                if key in self.failed_output:  # a memory element's failure has no output of its own
+                    self.output.failed(key, *self.failed_output[key])
                 raise _Aborted(command.failure)
 
 
@@ -345,17 +374,53 @@ class _Run:
         if self.engine.memory is None:
             raise InternalError("a memory element started, but the engine has no memory backend")
         start = self.now()
-        self.live_memory.update(spec.name for spec in specs)
-        started = self.engine.memory.start(specs)
+        try:
+            started = self.engine.memory.start(specs, self.watcher)
+        except MemoryStartError as exc:  # what did start is freed at teardown (memory.close)
+            self.apply(self.scheduler.abort(Failure(exc.element, instance_index(exc.instance), "MemoryStartError",
+                                                    str(exc), memory=exc.instance)))
+            return
         for spec in specs:
+            self.live_memory.add(spec.name)
             self.descriptors[spec.name] = started[spec.name]
             self.memory_runs[spec.name] = [
                 MemoryRun(spec.name, instance, self.engine.memory.kind, spec.limits.mem, start, start, descriptor)
                 for instance, descriptor in started[spec.name].items()
             ]
 
+    def memory_failure(self, lost: list[tuple[str, str, str]], user: tuple[str, int] | None = None) -> Failure:
+        element, instance, what = min(lost, key=lambda m: (m[0], instance_index(m[1])))
+        while_ = f" (while {user[0]!r} instance {user[1]} was using it)" if user else ""
+        return Failure(element, instance_index(instance), "MemoryLost",
+                       f"memory element {instance!r} died: {what}{while_}", memory=instance)
+
+    def check_memory(self) -> None:
+        """Stop the run as soon as a memory element it still needs went away (rule in the docstring)."""
+        if self.engine.memory is None or not self.live_memory or self.now() - self.memory_checked < _SAMPLE_INTERVAL:
+            return
+        self.memory_checked = self.now()
+        lost = [m for m in self.engine.memory.lost() if m[0] in self.live_memory]
+        if lost:
+            self.apply(self.scheduler.abort(self.memory_failure(lost)))
+
+    def lost_memory_of(self, element: str, failure: Failure) -> list[tuple[str, str, str]]:
+        """The memory elements of ``element`` that went away: a failed instance's cause. A server
+        killed closes its sockets before it can be reaped, so a lost connection waits a moment."""
+        memory = self.engine.memory
+        peers = {link.peer for link in self.program.elements[element].corunning} & self.live_memory
+        if memory is None or not peers:
+            return []
+        deadline = time.monotonic() + (_LOST_GRACE if failure.kind == "ConnectionLostError" else 0.0)
+        while True:
+            lost = [m for m in memory.lost() if m[0] in peers]
+            if lost or time.monotonic() >= deadline:
+                return lost
+            time.sleep(0.01)
+
     def stop_memory(self, name: str) -> None:
         self.live_memory.discard(name)
+        if name not in self.memory_runs:
+            return
         used = self.engine.memory.stop(name) if self.engine.memory is not None else []
         end = self.now()
         runs = self.memory_runs[name]
@@ -438,6 +503,8 @@ class _Run:
     def instance_succeeded(self, worker: _Worker, task: Task) -> None:
         payload = json.loads(Path(task.result_path).read_text())
         worker.transfer = payload["transfer"]  # first: the commands below may stop the run
+        if self.scheduler.aborted:  # it finished while the run was stopping: only recorded, for the report
+            return
         self.engine.on_event("ok", task.element, task.index)
         self.output.finished((task.element, task.index), task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_done(task.element, task.index, payload["result"]))
@@ -456,6 +523,8 @@ class _Run:
         if failure is None or self.scheduler.aborted:  # after the abort: only recorded, for the report
             return
         self.engine.on_event(outcome, task.element, task.index)
+        if lost := self.lost_memory_of(task.element, failure):  # no retry brings it back
+            self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
         self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_failed(failure, submit.params))
 
@@ -498,6 +567,10 @@ class _Run:
         submit = self.params.pop(task.task_id)
         self.instances.append(InstanceRun(task.element, task.index, submit.attempt, "crashed", worker.started,
                                           self.now(), worker.child, 0, 0.0, 0.0, tuple(worker.samples)))
+        if self.scheduler.aborted:
+            return
+        if lost := self.lost_memory_of(task.element, failure):
+            self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
         self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_failed(failure, submit.params))
 

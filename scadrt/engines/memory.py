@@ -8,24 +8,72 @@
 A backend's :meth:`start` returns, per memory instance (``name`` or ``name@i``), the tail of a
 transport descriptor (``IMPL;KEY,VALUE;…``); the engine prefixes the name under which each
 compute element asks for it (its corunning ``trans``), so the element code never changes.
+
+Rules:
+
+1. Every memory server gets a fresh random token (:data:`TOKEN_BYTES` of randomness) in its
+   environment (``SCAD_TOKEN``, never its command line); only the descriptors the engine hands
+   to the run's own compute instances carry it, so another user of the machine can neither
+   read nor write the region. The report shows descriptors with the token redacted.
+2. At most ``max_starting`` servers (default: cores + 2) are starting at any time; the next one
+   is launched as soon as one is ready. Each is an interpreter importing zmq and numpy, and a
+   parallel memory element must not fork hundreds of them at once.
+3. A memory instance that cannot start raises :class:`MemoryStartError`, naming the element and
+   the instance; whatever did start is freed by :meth:`close`, as always.
+4. :meth:`lost` names every running instance that went away by itself (a server that exited, a
+   segment someone removed), so the engine reports that, not the symptom in a compute element.
+5. Segments are named to the run's watcher before they are created (:mod:`scadrt.engines.watcher`);
+   servers stop by themselves when the engine's process dies.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import select
+import signal
+import time
+from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from scadrt.dag import ElementSpec, Program
-from scadrt.errors import UserError
-from scadrt.transports.shm import SharedRegion
+from scadrt.errors import TransportError, UserError
+from scadrt.sizes import format_size
+from scadrt.transports.shm import SharedRegion, new_segment_name
 
 if TYPE_CHECKING:
     from scadrt.transports.memory_server import ServerProcess
 
-__all__ = ["TRANSPORT_CHOICES", "ShmMemory", "TcpMemory", "memory_backend"]
+__all__ = ["TOKEN_BYTES", "TRANSPORT_CHOICES", "MemoryStartError", "ShmMemory", "TcpMemory", "memory_backend"]
 
 TRANSPORT_CHOICES = ("auto", "local", "shm", "tcp", "rdma")
+#: random bytes in each memory server's token (rule 1)
+TOKEN_BYTES = 32
+#: how long a memory server may take from launch to listening
+READY_TIMEOUT = 20.0
+
+
+class SegmentGuard(Protocol):
+    """Told the name of each segment before it is created (the run's watcher)."""
+
+    def segment(self, name: str) -> None: ...
+
+
+class MemoryStartError(Exception):
+    """A memory instance could not start (rule 3); the engine reports it as the run's failure."""
+
+    def __init__(self, element: str, instance: str, reason: str) -> None:
+        which = f"instance {instance}: " if instance != element else ""
+        super().__init__(f"memory element {element!r} could not start: {which}{reason}")
+        self.element, self.instance, self.reason = element, instance, reason
+
+
+def instance_index(instance: str) -> int:
+    """``m`` → 0, ``m@3`` → 3."""
+    _, at, index = instance.partition("@")
+    return int(index) if at else 0
 
 
 class ShmMemory:
@@ -33,13 +81,23 @@ class ShmMemory:
 
     def __init__(self) -> None:
         self.regions: dict[str, list[SharedRegion]] = {}
+        self.instances: dict[str, list[str]] = {}
 
-    def start(self, specs: Sequence[ElementSpec]) -> dict[str, dict[str, str]]:
+    def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
         started = {}
         for spec in specs:
             regions = self.regions.setdefault(spec.name, [])
-            for _ in spec.instance_names():
-                regions.append(SharedRegion(spec.limits.mem))
+            self.instances[spec.name] = list(spec.instance_names())
+            for instance in spec.instance_names():
+                name = new_segment_name()
+                if watcher is not None:
+                    watcher.segment(name)  # rule 5: before it exists
+                try:
+                    regions.append(SharedRegion(spec.limits.mem, name=name))
+                except (OSError, OverflowError) as exc:  # ENOMEM, ENOSPC, EMFILE…
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    raise MemoryStartError(spec.name, instance, f"cannot create a shared-memory segment of "
+                                           f"{format_size(spec.limits.mem)}: {reason}") from exc
             started[spec.name] = {instance: f"shm;segment,{region.name};"
                                   for instance, region in zip(spec.instance_names(), regions, strict=True)}
         return started
@@ -47,6 +105,7 @@ class ShmMemory:
     def stop(self, name: str) -> list[int]:
         """Free every instance; return the bytes each had resident (tmpfs blocks in use)."""
         used = []
+        self.instances.pop(name, None)
         for region in self.regions.pop(name, []):
             try:
                 used.append(os.stat(f"/dev/shm/{region.name}").st_blocks * 512)
@@ -55,33 +114,72 @@ class ShmMemory:
             region.close()
         return used
 
+    def lost(self) -> list[tuple[str, str, str]]:
+        """(element, instance, what happened) of each segment that disappeared (rule 4)."""
+        return [(name, instance, f"its shared-memory segment /dev/shm/{region.name} was removed")
+                for name, regions in self.regions.items()
+                for instance, region in zip(self.instances.get(name, ()), regions, strict=False)
+                if not os.path.exists(f"/dev/shm/{region.name}")]
+
     def close(self) -> None:
         for name in list(self.regions):
             self.stop(name)
 
 
+@dataclass(eq=False)
+class _Served:
+    """One memory instance's server and the token it requires."""
+
+    instance: str
+    server: ServerProcess
+    token: str
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+
 class TcpMemory:
     kind = "tcp"
 
-    def __init__(self) -> None:
+    def __init__(self, max_starting: int | None = None) -> None:
         # pyzmq is imported only when a run really uses tcp
-        self.servers: dict[str, list[ServerProcess]] = {}
+        if max_starting is not None and max_starting < 1:
+            raise UserError("at least one memory server must be allowed to start at a time")
+        self.max_starting = max_starting or (os.cpu_count() or 1) + 2
+        self.servers: dict[str, list[_Served]] = {}
         #: servers told to stop, not yet reaped
         self.stopping: list[ServerProcess] = []
 
-    def start(self, specs: Sequence[ElementSpec]) -> dict[str, dict[str, str]]:
+    def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
         from scadrt.transports.memory_server import launch_memory_server
 
-        # all at once: each server is an interpreter importing zmq and numpy (~0.3 s)
-        for spec in specs:
-            self.servers.setdefault(spec.name, []).extend(
-                launch_memory_server(spec.limits.mem) for _ in spec.instance_names())
-        for spec in specs:
-            for server in self.servers[spec.name]:
-                if not server.url:
-                    server.wait_ready()
-        return {spec.name: {instance: f"tcp;url,{server.url};"
-                            for instance, server in zip(spec.instance_names(), self.servers[spec.name], strict=True)}
+        todo = deque((spec, instance) for spec in specs for instance in spec.instance_names())
+        starting: list[tuple[ElementSpec, _Served, float]] = []
+        while todo or starting:
+            while todo and len(starting) < self.max_starting:  # rule 2
+                spec, instance = todo.popleft()
+                token = secrets.token_urlsafe(TOKEN_BYTES)
+                try:
+                    server = launch_memory_server(spec.limits.mem, token=token)
+                except OSError as exc:  # EAGAIN (too many processes), ENOMEM…
+                    raise MemoryStartError(spec.name, instance,
+                                           f"cannot start its memory server: {exc.strerror}") from exc
+                served = _Served(instance, server, token)
+                self.servers.setdefault(spec.name, []).append(served)
+                starting.append((spec, served, time.monotonic() + READY_TIMEOUT))
+            wait = max(0.0, min(deadline for _, _, deadline in starting) - time.monotonic())
+            readable, _, _ = select.select([s.server.process.stdout for _, s, _ in starting], [], [], wait)
+            now = time.monotonic()
+            for entry in list(starting):
+                spec, served, deadline = entry
+                if served.server.process.stdout in readable or now >= deadline:
+                    try:
+                        served.server.wait_ready(0.0)
+                    except TransportError as exc:
+                        raise MemoryStartError(spec.name, served.instance, str(exc)) from exc
+                    starting.remove(entry)
+        return {spec.name: {s.instance: f"tcp;url,{s.server.url};token,{s.token};" for s in self.servers[spec.name]}
                 for spec in specs}
 
     def stop(self, name: str) -> list[int]:
@@ -89,15 +187,25 @@ class TcpMemory:
         get SIGTERM and are reaped later (at the next stop, or at close): waiting for each to
         exit would hold up the next element."""
         used = []
-        for server in self.servers.pop(name, []):
-            used.append(_peak_rss(server.pid))
-            server.process.terminate()
-            self.stopping.append(server)
+        for served in self.servers.pop(name, []):
+            used.append(_peak_rss(served.pid))
+            served.server.process.terminate()
+            self.stopping.append(served.server)
         exited = [s for s in self.stopping if s.process.poll() is not None]
         for server in exited:
             server.stop()  # only closes its pipe
         self.stopping = [s for s in self.stopping if s not in exited]
         return used
+
+    def lost(self) -> list[tuple[str, str, str]]:
+        """(element, instance, what happened) of each server that exited by itself (rule 4)."""
+        gone = []
+        for name, served in self.servers.items():
+            for s in served:
+                status = s.server.process.poll()
+                if status is not None:
+                    gone.append((name, s.instance, f"its memory server {describe_status(status)}"))
+        return gone
 
     def close(self) -> None:
         for name in list(self.servers):
@@ -105,6 +213,16 @@ class TcpMemory:
         for server in self.stopping:
             server.stop()  # waits, then SIGKILL
         self.stopping = []
+
+
+def describe_status(code: int) -> str:
+    """A process's exit code (negative: the signal), in words."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def _peak_rss(pid: int) -> int:

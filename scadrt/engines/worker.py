@@ -136,13 +136,34 @@ def read_frame(inp: BinaryIO) -> Any:
     return None if data is None else pickle.loads(data)
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent exits, so nothing is orphaned."""
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent (pid ``parent``) exits, so nothing is
+    orphaned. A parent that died between the fork and this call is not noticed by the kernel;
+    the parent pid has changed then, and the process exits at once."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the engine's teardown still kills us by PID
         pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def detach_inherited_fds(keep: set[int]) -> None:
+    """Point every fd of this (freshly forked) process but ``keep`` at /dev/null.
+
+    A forked process must not hold the parent's pipes open: a memory server stops when its stdin
+    pipe from the engine closes, and the run's watcher acts when its pipe does, so a copy of
+    either end kept here would keep them waiting. The engine's file objects come along with the
+    fork, and one collected here would close its fd number, by then perhaps reused for one of
+    ours; so nothing inherited is collected (the caller froze the gc before forking) and every
+    fd is pointed at /dev/null rather than closed, which keeps its number taken.
+    """
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+        if fd not in keep and fd != devnull:
+            with contextlib.suppress(OSError):
+                os.dup2(devnull, fd)
 
 
 def execute_element(path: str, element: str, index: int, params: Any,
@@ -203,11 +224,11 @@ def run_instance(task: Task) -> int:
         sys.stderr.flush()
 
 
-def _standby(task_fd: int, done_fd: int, inherited: tuple[int, ...]) -> None:
+def _standby(task_fd: int, done_fd: int, inherited: tuple[int, ...], worker: int) -> None:
     """Body of a pre-forked child: wait for one task, run it, say how it went, exit."""
     code = 1
     try:
-        die_with_parent()
+        die_with_parent(worker)
         for fd in inherited:  # the worker's pipes to the engine are not ours to hold open
             os.close(fd)
         with os.fdopen(task_fd, "rb") as tasks:
@@ -236,11 +257,12 @@ class _Child:
 def _fork_standby(inherited: tuple[int, ...]) -> _Child:
     task_r, task_w = os.pipe()
     done_r, done_w = os.pipe()
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(task_w)
         os.close(done_r)
-        _standby(task_r, done_w, inherited)
+        _standby(task_r, done_w, inherited, worker)
     os.close(task_r)
     os.close(done_w)
     return _Child(pid, task_w, done_r)
@@ -261,32 +283,25 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
     Forking the engine, which has imported what workers need (:func:`warm_up`), costs a few
     milliseconds; starting a fresh interpreter that imports numpy costs a few hundred, times
     the pool size, on the cores the first element needs. The child keeps only its two pipes
-    and stdout/stderr (every other fd reads /dev/null), gets fresh stream objects (another
-    thread of the engine may have held their locks at the fork) and default signal handlers,
-    and never returns.
+    and stdout/stderr (every other fd reads /dev/null: :func:`detach_inherited_fds`), gets
+    fresh stream objects (another thread of the engine may have held their locks at the fork)
+    and default signal handlers, and never returns.
     """
-    # The engine's file objects come along; one collected in the child would close its fd
-    # number, by then perhaps reused for one of the worker's pipes. So nothing inherited is
-    # collected (gc.freeze), and every inherited fd is pointed at /dev/null rather than closed,
-    # which keeps its number taken.
-    gc.freeze()
+    engine = os.getpid()
+    gc.freeze()  # see detach_inherited_fds
     pid = os.fork()
     if pid:
         gc.unfreeze()
         return pid
     code = 1
     try:
-        keep = {1, 2, task_fd, event_fd}
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
-            if fd not in keep and fd != devnull:
-                with contextlib.suppress(OSError):
-                    os.dup2(devnull, fd)
+        die_with_parent(engine)
+        detach_inherited_fds({1, 2, task_fd, event_fd})
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
-        serve(task_fd, event_fd)
+        serve(task_fd, event_fd, engine)
         code = 0
     except BaseException:  # the engine sees the pipe close, and reports the worker's death
         traceback.print_exc()
@@ -294,10 +309,11 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
         os._exit(code)
 
 
-def serve(task_fd: int, event_fd: int) -> None:
-    """The worker's loop. A child reports its outcome before it exits; only then does the
-    worker fork the next child and reap this one, so neither delays the engine."""
-    die_with_parent()
+def serve(task_fd: int, event_fd: int, engine: int | None = None) -> None:
+    """The worker's loop (``engine``: the parent's pid). A child reports its outcome before it
+    exits; only then does the worker fork the next child and reap this one, so neither delays
+    the engine."""
+    die_with_parent(os.getppid() if engine is None else engine)
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()  # every fork of this worker inherits it already imported

@@ -19,7 +19,11 @@ trailing text. Example: ``mem1;rdma_tcp;url,tcp://127.0.0.1:2333;``.
 **Short form** (``-m`` on the command line, after Scad's ``rundisagg``, §3.2.1):
 ``[N@]NAME:PORT[:IMPL[:KEY,VALUE…]]`` or ``[N@]NAME:HOST:PORT[:IMPL[:KEY,VALUE…]]`` (IPv6 hosts in
 brackets). The host defaults to 127.0.0.1, the implementation to tcp. With ``N@`` (N > 1) it
-stands for N memory instances ``NAME@0 … NAME@N-1`` on ports ``PORT … PORT+N-1``.
+stands for N memory instances ``NAME@0 … NAME@N-1`` on ports ``PORT … PORT+N-1``. It may not
+carry a ``token``: a command line is readable by every user of the machine (``/proc/PID/cmdline``),
+so tokens come from ``$SCAD_TOKEN`` or a file only its owner can read (``--token-file``).
+
+Error messages never quote a token: :func:`redact_tokens` replaces its value first.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from scadrt.transports.base import Transport
 
 __all__ = [
     "KINDS",
+    "REDACTED",
     "Descriptor",
     "Transport",
     "canonical_kind",
@@ -42,6 +47,7 @@ __all__ = [
     "open_transport",
     "parse_descriptor",
     "parse_memory_spec",
+    "redact_tokens",
 ]
 
 #: kind → (module, class)
@@ -61,6 +67,20 @@ _ALIASES = {
 }
 _SERVER_IMPLS = {"rdma_tcp_server", "rdma_uverbs_server", "tcp_server", "uverbs_server"}
 _NAME = re.compile(r"^[A-Za-z0-9_-]+(@\d+)?$")
+# a token's value runs to the next ';' (in a -m spec, which has none, to the end: what follows is hidden too)
+_TOKEN_VALUE = re.compile(r"(token,)[^;]*")
+REDACTED = "<redacted>"
+
+
+def redact_tokens(text: str, limit: int | None = 200) -> str:
+    """``text`` (a descriptor or ``-m`` spec) with every token's value replaced by :data:`REDACTED`,
+    cut to ``limit`` characters (None: not cut), for messages and reports.
+
+    >>> redact_tokens("mem1;tcp;url,tcp://10.0.0.5:2333;token,SECRET;")
+    'mem1;tcp;url,tcp://10.0.0.5:2333;token,<redacted>;'
+    """
+    shown = _TOKEN_VALUE.sub(rf"\1{REDACTED}", text)
+    return shown if limit is None or len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def canonical_kind(impl: str) -> str:
@@ -127,7 +147,7 @@ def parse_descriptor(text: str) -> Descriptor:
     Descriptor(name='mem1', impl='rdma_tcp', config=(('url', 'tcp://127.0.0.1:2333'), ('size', '65536')))
     """
     def bad(why: str) -> TransportConfigError:
-        return TransportConfigError(f"invalid transport descriptor {text!r}: {why} "
+        return TransportConfigError(f"invalid transport descriptor {redact_tokens(text)!r}: {why} "
                                     "(expected NAME;IMPL;KEY,VALUE;… with every field ending in ';')")
 
     if not text.endswith(";"):
@@ -166,28 +186,35 @@ def parse_memory_spec(spec: str) -> tuple[Descriptor, ...]:
     >>> [d.name for d in parse_memory_spec("2@mem:9000:tcp:timeout,5")]
     ['mem@0', 'mem@1']
     """
+    shown = redact_tokens(spec)
     match = _SPEC.match(spec)
     if not match:
         raise TransportConfigError(
-            f"invalid memory spec {spec!r}; expected [N@]NAME:PORT or [N@]NAME:HOST:PORT, optionally "
-            "followed by :IMPL and :KEY,VALUE pairs (e.g. mem1:2333 or mem1:10.0.0.5:2333:tcp:token,SECRET)"
+            f"invalid memory spec {shown!r}; expected [N@]NAME:PORT or [N@]NAME:HOST:PORT, optionally "
+            "followed by :IMPL and :KEY,VALUE pairs (e.g. mem1:2333 or mem1:10.0.0.5:2333:tcp:timeout,5)"
         )
     host = match["host"] or "127.0.0.1"
     port = int(match["port"])
     impl = match["impl"] or "tcp"
     kind = canonical_kind(impl)
     if kind not in ("tcp", "rdma"):
-        raise TransportConfigError(f"memory spec {spec!r}: {impl} is not reached by host and port; use a descriptor")
+        raise TransportConfigError(f"memory spec {shown!r}: {impl} is not reached by host and port; use a descriptor")
     extra: list[tuple[str, str]] = []
     for pair in filter(None, (match["rest"] or "").split(":")):
         key, comma, value = pair.partition(",")
         if not comma or not key:
-            raise TransportConfigError(f"memory spec {spec!r}: {pair!r} is not KEY,VALUE")
+            raise TransportConfigError(f"memory spec {shown!r}: {redact_tokens(pair)!r} is not KEY,VALUE")
+        if key == "token":
+            raise TransportConfigError(
+                f"memory spec {shown!r}: a token on the command line can be read by every user of this machine "
+                "(/proc/PID/cmdline); put it in $SCAD_TOKEN, or in a file only you can read and pass "
+                "--token-file FILE (chmod 600 FILE)"
+            )
         extra.append((key, value))
     count = int(match["count"] or 1)
     names = [match["name"]] if count <= 1 else [f"{match['name']}@{i}" for i in range(count)]
     if port + len(names) - 1 > 65535:
-        raise TransportConfigError(f"memory spec {spec!r}: ports run past 65535")
+        raise TransportConfigError(f"memory spec {shown!r}: ports run past 65535")
     impl_name = {"tcp": "rdma_tcp", "rdma": "rdma_uverbs", "uverbs": "rdma_uverbs"}.get(impl, impl)  # Scad's names
     return tuple(
         parse_descriptor(Descriptor(n, impl_name, (("url", f"tcp://{host}:{port + i}"), *extra)).format())

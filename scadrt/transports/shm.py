@@ -8,6 +8,8 @@ Lifetime of a segment: created by ``SharedRegion(size)``; its name disappears fr
 and at interpreter exit (``weakref.finalize`` runs at exit). A SIGTERM kills Python without running
 exit hooks, so the owner's process must turn SIGTERM into a normal exit (the engines do), and an
 engine that SIGKILLs a memory element calls :func:`unlink_segment` with the name it handed out.
+Nothing runs at a SIGKILL of the owner; the local engine names each segment (:func:`new_segment_name`)
+to a watcher process before creating it, which removes it then (:mod:`scadrt.engines.watcher`).
 Mappings that are still open keep working after the name is gone (POSIX semantics).
 
 Why not :class:`multiprocessing.shared_memory.SharedMemory`: on Python 3.11 every process that
@@ -41,7 +43,7 @@ from scadrt.errors import ConnectionLostError, TransportClosedError, TransportCo
 from scadrt.sizes import parse_size
 from scadrt.transports.base import InProcessRegionTransport
 
-__all__ = ["SEGMENT_PREFIX", "SharedRegion", "ShmTransport", "unlink_segment"]
+__all__ = ["SEGMENT_PREFIX", "SharedRegion", "ShmTransport", "new_segment_name", "unlink_segment"]
 
 #: transfers at least this large go through pread/pwrite rather than the mapping
 SYSCALL_COPY_BYTES = 1 << 20
@@ -58,6 +60,11 @@ def _posix_name(name: str) -> str:
     if not bare or "/" in bare:
         raise TransportConfigError(f"invalid shared-memory segment name {name!r}")
     return "/" + bare
+
+
+def new_segment_name() -> str:
+    """A fresh segment name: ``scad-<this pid>-<12 random hex digits>``."""
+    return f"{SEGMENT_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
 
 
 def unlink_segment(name: str) -> bool:
@@ -100,7 +107,7 @@ class SharedRegion:
     def __init__(self, size: int, name: str | None = None) -> None:
         if size < 1:
             raise TransportConfigError(f"a shared-memory region needs at least 1 byte, got {size}")
-        self.name = (name or f"{SEGMENT_PREFIX}{os.getpid()}-{secrets.token_hex(6)}").lstrip("/")
+        self.name = (name or new_segment_name()).lstrip("/")
         try:
             self._mmap, self.size = _map(self.name, os.O_CREAT | os.O_EXCL | os.O_RDWR, size)
         except FileExistsError as exc:

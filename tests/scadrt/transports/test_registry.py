@@ -73,8 +73,8 @@ def test_format_and_parse_round_trip(name: str, impl: str, config: dict[str, str
     ("mem1:2333", ["mem1;rdma_tcp;url,tcp://127.0.0.1:2333;"]),
     ("mem1:2333:tcp", ["mem1;rdma_tcp;url,tcp://127.0.0.1:2333;"]),
     ("mem1:10.0.0.5:2333", ["mem1;rdma_tcp;url,tcp://10.0.0.5:2333;"]),
-    ("mem1:node-7:2333:tcp:token,s3cret:timeout,2",
-     ["mem1;rdma_tcp;url,tcp://node-7:2333;token,s3cret;timeout,2;"]),
+    ("mem1:node-7:2333:tcp:window,8:timeout,2",
+     ["mem1;rdma_tcp;url,tcp://node-7:2333;window,8;timeout,2;"]),
     ("m:[::1]:80", ["m;rdma_tcp;url,tcp://[::1]:80;"]),
     ("1@mem:9000", ["mem;rdma_tcp;url,tcp://127.0.0.1:9000;"]),
     ("3@mem:9000:uverbs", ["mem@0;rdma_uverbs;url,tcp://127.0.0.1:9000;", "mem@1;rdma_uverbs;url,tcp://127.0.0.1:9001;",
@@ -85,7 +85,8 @@ def test_memory_spec(spec: str, expected: list[str]) -> None:
 
 
 @pytest.mark.parametrize("spec", ["mem1", "mem1:", "mem1:port", "mem1:2333:tcp:novalue", "2@mem:65535",
-                                  "mem1:2333:shm", "mem1:2333:telepathy", "a:b:c:d"])
+                                  "mem1:2333:shm", "mem1:2333:telepathy", "a:b:c:d",
+                                  "mem1:2333:tcp:token,s3cret"])
 def test_bad_memory_specs(spec: str) -> None:
     with pytest.raises(TransportConfigError):
         parse_memory_spec(spec)
