@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -19,6 +22,38 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _check_profile_output(output: str, program: str) -> None:
+    """``-o`` may replace only an earlier profile: never the program, a directory, a link, a device or
+    any other file. Checked before the program runs (its side effects happen once) and again after."""
+    from scadc.codegen.emit import check_parent, quote_path, refuse_input
+    from scadc.profile import PROFILE_FORMAT
+
+    target = Path(output)
+    shown = quote_path(output)
+    try:
+        info = os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    except OSError as exc:
+        raise UserError(f"cannot write {shown}: {exc.strerror}") from exc
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise UserError(f"cannot write {shown}: is a directory")
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        raise UserError(f"cannot write {shown}: is a symbolic link; pass the file itself")
+    refuse_input(target, program)
+    check_parent(target)
+    if info is None:
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"cannot write {shown}: not a regular file")
+    try:
+        data = json.loads(target.read_bytes()) if info.st_size <= 256 * 2**20 else None
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
+        raise UserError(f"{shown} exists and is not a scadc profile; remove it or pass another -o")
+
+
 def _cmd_profile(args: argparse.Namespace) -> int:
     from scadc.cli import write_output
     from scadc.profile import dumps, profile_program
@@ -26,7 +61,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     output = args.output or str(Path(args.program).with_suffix(".profile.json"))
     if output == "-":
         raise UserError("the program's own output goes to stdout; pass -o FILE for the profile")
+    _check_profile_output(output, args.program)
     profile, status = profile_program(args.program, entry=args.entry)
+    _check_profile_output(output, args.program)
     write_output(output, dumps(profile).encode())
     print(f"scadc: profile written to {output}", file=sys.stderr)
     return status
@@ -52,7 +89,8 @@ def add_profile(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("program", help="the Python program")
-    p.add_argument("-o", "--output", metavar="FILE", help="where to write the profile (default: PROGRAM.profile.json)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write the profile (default: PROGRAM.profile.json); replaces only an earlier profile")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default: main() or the module body)")
     p.set_defaults(run=_cmd_profile)
 

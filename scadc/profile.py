@@ -33,8 +33,10 @@ from typing import Any
 
 from scadc.analysis.program import load_program
 
-__all__ = ["MAX_DEPTH", "SAMPLE", "deep_size", "profile_program", "rss_bytes"]
+__all__ = ["MAX_DEPTH", "PROFILE_FORMAT", "SAMPLE", "deep_size", "profile_program", "rss_bytes"]
 
+#: the format tag of a profile: `scadc profile -o` replaces only a file that carries it
+PROFILE_FORMAT = "scadc-profile/1"
 SAMPLE = 1000
 MAX_DEPTH = 4
 _SKIP = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)
@@ -174,7 +176,7 @@ def profile_program(path: str, *, entry: str | None = None) -> tuple[dict[str, A
         sys.stdout.flush()
     total = time.perf_counter() - start
     profile = {
-        "format": "scadc-profile/1",
+        "format": PROFILE_FORMAT,
         "program": Path(path).name,
         "source_sha256": hashlib.sha256(program.source.encode()).hexdigest(),
         "entry": program.entry.name,

@@ -31,7 +31,7 @@ def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
 def _cmd_split(args: argparse.Namespace) -> int:
     # imported here: libcst and friends take most of a second, which `scadc run` should not pay
     from scadc.analysis import analyze
-    from scadc.codegen.emit import write_program
+    from scadc.codegen.emit import check_output, write_program
     from scadc.partition.build import build_plan
     from scadc.partition.policies import make_policy
 
@@ -40,6 +40,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"--heavy-bytes: {exc}") from exc
     policy = make_policy(args.policy, max_elements=args.max_elements, min_element_ms=args.min_element_ms)
+    check_output(args.output, args.program, force=args.force)  # before the work, and again when writing
     analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
     plan = build_plan(analysis, policy, parallel=args.parallel)
     if args.explain:
@@ -56,14 +57,15 @@ def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
         description="Analyse a monolithic Python program, cut it into compute elements where the heavy data "
                     "it works on changes, keep heavy values that cross a cut in memory elements, and write "
                     "the element directory (all of it, or nothing).",
-        epilog="examples:\n  scadc split examples/monolithic/logreg_cv.py -o build/logreg\n"
+        epilog="examples:\n  scadc split examples/monolithic/logreg_cv.py -o logreg\n"
                "  scadc split app.py -o prog --policy every --explain --force\n"
-               "  scadc run build/logreg",
+               "  scadc run logreg",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("program", help="the Python program to split")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the element directory to write")
-    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR if an earlier `scadc split` wrote it (never any other directory)")
     p.add_argument("--policy", default="resource", metavar="NAME",
                    help="how to choose cuts: resource (default), every, single")
     p.add_argument("--max-elements", type=int, default=None, metavar="N",

@@ -8,17 +8,36 @@ user's statements verbatim with their comments, and an epilogue (pack what the n
 needs). The body is assembled with libcst, not by re-indenting text, so multi-line strings
 keep their exact contents.
 
-Beside the elements: ``split.json`` (policy, decisions, sizes) and ``sourcemap.json`` (for each
-element, runs of generated lines and the original lines they came from, for tracebacks).
-The directory is written next to its final place and renamed into it only when complete.
+Beside the elements: ``split.json`` (format tag :data:`SPLIT_FORMAT`, policy, decisions, sizes)
+and ``sourcemap.json`` (for each element, runs of generated lines and the original lines they
+came from, for tracebacks).
+
+Where the directory may go (:func:`check_output`, checked before analysis and again before writing):
+
+1. ``DIR`` is never a symbolic link, the input program, a directory that contains the input, or
+   the current directory or one of its ancestors; its parent must be an existing directory.
+2. An existing ``DIR`` is replaced only with ``force`` and only when an earlier split wrote it: its
+   ``split.json`` carries :data:`SPLIT_FORMAT` and it holds nothing but regular files split
+   writes (``*.o.py``, ``*.o.yaml``, ``split.json``, ``sourcemap.json``). A directory of an older
+   split (no tag) is refused too: the user removes it by hand.
+3. The new directory is written complete beside ``DIR`` (a staging directory in the same parent)
+   and only then swapped in: atomically with ``renameat2(RENAME_EXCHANGE)`` where Linux offers it,
+   else by two renames that are undone if the second fails. The old directory is removed only
+   after the swap; a failed split leaves it untouched and no staging directory behind.
+4. Any problem writing is a :class:`~scadrt.errors.UserError` ``cannot write DIR: why``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import json
 import os
 import shutil
+import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,9 +50,16 @@ from scadc.analysis import Analysis
 from scadc.errors import CompileError
 from scadc.partition.plan import ComputePlan, PartitionPlan
 from scadc.source import Span
+from scadrt.errors import UserError
 from scadrt.sizes import format_size
 
-__all__ = ["render_program", "write_program"]
+__all__ = ["SPLIT_FORMAT", "check_output", "check_parent", "quote_path", "refuse_input", "render_program",
+           "write_program"]
+
+#: the format tag of split.json: what marks a directory as one split wrote (rule 2)
+SPLIT_FORMAT = "scadc-split/1"
+_REPORTS = frozenset({"split.json", "sourcemap.json"})
+_MAX_REPORT = 256 * 2**20  # a split.json larger than this was not written by split
 
 _MiB = 2**20
 _RUNTIME = "_scad"  # the name generated code imports scadrt.remote.values as (not a user name)
@@ -211,6 +237,7 @@ def _unit_run(analysis: Analysis, compute: ComputePlan, generated_start: int) ->
 
 def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:
     return {
+        "format": SPLIT_FORMAT,
         "source": analysis.program.path,
         "entry": analysis.program.entry.name,
         "policy": plan.policy,
@@ -225,30 +252,167 @@ def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:
     }
 
 
-def write_program(analysis: Analysis, plan: PartitionPlan, out: str | Path, *, force: bool = False) -> Path:
-    """Write the element directory ``out`` atomically: all of it, or (on any error) nothing."""
+def quote_path(path: Path | str, limit: int = 200) -> str:
+    """``path`` for an error message, capped at ``limit`` characters."""
+    text = str(path)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_parent(target: Path) -> None:
+    """The directory ``target`` goes into exists (rule 1): else ``cannot write`` saying so."""
+    parent = target.parent
+    if not parent.exists():
+        raise UserError(f"cannot write {quote_path(target)}: directory {quote_path(parent)} does not exist")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {quote_path(target)}: {quote_path(parent)} is not a directory")
+
+
+def refuse_input(target: Path, source: str | Path) -> None:
+    """``target`` is not the input program itself, nor a directory holding it (rule 1)."""
+    where, program = target.resolve(), Path(source).resolve()
+    if where == program:
+        raise CompileError("is the input program; pass another -o", Span(quote_path(target)))
+    if program.is_relative_to(where):
+        raise CompileError(f"contains the input program {quote_path(source)}; --force never replaces it",
+                           Span(quote_path(target)))
+
+
+def check_output(out: str | Path, source: str | Path, *, force: bool) -> Path:
+    """Where ``scadc split`` may write its directory (rules 1-2); returns ``out`` as a Path."""
     target = Path(out)
-    if target.exists() and not force:
-        raise CompileError(f"{target} exists; pass --force to replace it", Span(str(target)))
-    if target.exists() and not target.is_dir():
-        raise CompileError(f"{target} exists and is not a directory", Span(str(target)))
+    span = Span(quote_path(target))
+    try:
+        mode: int | None = os.lstat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a missing parent: check_parent words it
+        mode = None
+    except OSError as exc:
+        raise UserError(f"cannot write {quote_path(target)}: {exc.strerror}") from exc
+    if mode is not None and stat.S_ISLNK(mode):
+        raise CompileError("is a symbolic link; pass the directory itself (--force never replaces a link)", span)
+    refuse_input(target, source)
+    if Path.cwd().resolve().is_relative_to(target.resolve()):
+        raise CompileError("is the current directory or one of its ancestors; --force never replaces it", span)
+    check_parent(target)
+    if mode is None:
+        return target
+    if not stat.S_ISDIR(mode):
+        raise CompileError("exists and is not a directory", span)
+    if not force:
+        raise CompileError("exists; pass --force to replace it", span)
+    _check_written_by_split(target)
+    return target
+
+
+def _check_written_by_split(target: Path) -> None:
+    """Rule 2: ``target`` holds a previous split's output and nothing else."""
+    span = Span(quote_path(target))
+    marker = target / "split.json"
+    not_ours = (f"not written by scadc split (no split.json with format {SPLIT_FORMAT}); --force replaces only a "
+                "directory split wrote")
+    try:
+        info = os.lstat(marker)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_REPORT:
+            raise CompileError(not_ours, span)
+        report = json.loads(marker.read_bytes())
+    except (OSError, ValueError):  # missing, unreadable, not JSON (UnicodeDecodeError is a ValueError)
+        raise CompileError(not_ours, span) from None
+    if not isinstance(report, dict):
+        raise CompileError(not_ours, span)
+    tag = report.get("format")
+    if tag is None and {"computes", "policy", "decisions"} <= report.keys():
+        raise CompileError("written by an older scadc split (its split.json has no format tag); remove it by hand "
+                           "and split again", span)
+    if tag != SPLIT_FORMAT:
+        if isinstance(tag, str) and tag.startswith("scadc-split/"):
+            raise CompileError(f"written in split format {quote_path(tag, 40)!r}, not {SPLIT_FORMAT!r}; remove it by "
+                               "hand and split again", span)
+        raise CompileError(not_ours, span)
+    try:
+        entries = sorted(os.scandir(target), key=lambda e: e.name)
+    except OSError as exc:
+        raise UserError(f"cannot write {quote_path(target)}: {exc.strerror}") from exc
+    foreign = [e.name for e in entries
+               if not (e.is_file(follow_symlinks=False)
+                       and (e.name in _REPORTS or e.name.endswith((".o.py", ".o.yaml"))))]
+    if foreign:
+        shown = ", ".join(quote_path(n, 60) for n in foreign[:5]) + (f" and {len(foreign) - 5} more"
+                                                                 if len(foreign) > 5 else "")
+        raise CompileError(f"holds files scadc split did not write ({shown}); move them away or remove the "
+                           "directory by hand", span)
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not Linux, or a libc older than glibc 2.28
+        return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` in one step (rule 3); False where the system cannot."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # e.g. a filesystem without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _install(staging: Path, target: Path) -> None:
+    """Put the complete ``staging`` at ``target``; an old ``target`` goes only after (rule 3)."""
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+    elif _exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old directory
+    else:
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.rename(target, old / "prog")
+        try:
+            os.rename(staging, target)
+        except BaseException:
+            os.rename(old / "prog", target)
+            old.rmdir()
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_program(analysis: Analysis, plan: PartitionPlan, out: str | Path, *, force: bool = False) -> Path:
+    """Write the element directory ``out`` atomically: all of it, or (on any error) nothing.
+
+    ``out`` must be a place :func:`check_output` allows; ``force`` replaces an earlier split.
+    """
+    target = check_output(out, analysis.program.path, force=force)
     files, sourcemap = render_program(analysis, plan)
     files["split.json"] = json.dumps(split_report(analysis, plan), indent=2) + "\n"
     files["sourcemap.json"] = json.dumps(sourcemap, indent=2) + "\n"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write {quote_path(target)}: cannot create a directory in {quote_path(target.parent)}: "
+                        f"{exc.strerror}") from exc
     try:
         for name, text in sorted(files.items()):
             (staging / name).write_text(text, encoding="utf-8")
         os.chmod(staging, 0o755)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.rename(target, old / "prog")
-            os.rename(staging, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(staging, target)
+        _check_unchanged(target, force=force)
+        _install(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"cannot write {quote_path(target)}: {exc.strerror}") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _check_unchanged(target: Path, *, force: bool) -> None:
+    """Rule 2 again just before the swap: what is at ``target`` now may differ from what was checked."""
+    if os.path.lexists(target):
+        if not force or not target.is_dir() or target.is_symlink():
+            raise CompileError("appeared while splitting; split again", Span(quote_path(target)))
+        _check_written_by_split(target)

@@ -87,19 +87,25 @@ def test_split_writes_all_or_nothing(tmp_path: Path) -> None:
     (prog / "keep.txt").write_text("mine")
     refused = run("-m", "scadc", "split", example, "-o", prog, check=False)
     assert refused.returncode == 2 and b"--force" in refused.stderr
+    kept = run("-m", "scadc", "split", example, "-o", prog, "--force", check=False)  # not a split's directory
+    assert kept.returncode == 2 and b"not written by scadc split" in kept.stderr
     assert sorted(p.name for p in prog.iterdir()) == ["keep.txt"]
 
+    (prog / "keep.txt").unlink()
+    prog.rmdir()
+    assert run("-m", "scadc", "split", example, "-o", prog, "--policy", "single").returncode == 0
+    before = {p.name: p.read_bytes() for p in prog.iterdir()}
     bad = tmp_path / "bad.py"
     bad.write_text("def main():\n    global g\n    g = 1\n\nif __name__ == '__main__':\n    main()\n")
     failed = run("-m", "scadc", "split", bad, "-o", prog, "--force", check=False)
     assert failed.returncode == 2 and b"global" in failed.stderr and b"Traceback" not in failed.stderr
-    assert sorted(p.name for p in prog.iterdir()) == ["keep.txt"]  # the old directory is untouched
+    assert {p.name: p.read_bytes() for p in prog.iterdir()} == before  # the old directory is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.py", "prog"]  # no staging left behind
 
-    assert run("-m", "scadc", "split", example, "-o", prog, "--force").returncode == 0
-    assert "keep.txt" not in {p.name for p in prog.iterdir()}
+    assert run("-m", "scadc", "split", example, "-o", prog, "--force").returncode == 0  # an earlier split's
     report = json.loads((prog / "split.json").read_text())
-    assert report["policy"] == "resource" and report["computes"]
+    assert report["policy"] == "resource" and report["computes"] and report["format"] == "scadc-split/1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.py", "prog"]
 
 
 FAILING = '''import numpy as np
