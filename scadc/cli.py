@@ -112,10 +112,15 @@ def _add_memory_server(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         "memory-server", parents=[common], help="serve one memory element's region over tcp",
         description="Serve one memory element's region (--size bytes, zeroed, allocated lazily) over tcp to "
                     "any number of clients, until SIGTERM or Ctrl-C. Prints 'listening on tcp://HOST:PORT' "
-                    "when ready. A non-loopback --listen address requires --token (or $SCAD_TOKEN).",
+                    "when ready. A non-loopback --listen address requires a token, from $SCAD_TOKEN or "
+                    "--token-file FILE (mode 0600); a token is never given on the command line, where every "
+                    "user can read it. At most --max-connections stream connections are served at once (more "
+                    "use zmq); one that stalls mid-request for --idle-timeout seconds is closed.",
         epilog="examples:\n  scadc memory-server --size 512MiB\n"
                "  scadc memory-server --listen tcp://127.0.0.1:0 --size 64MiB --log-level info\n"
-               "  SCAD_TOKEN=secret scadc memory-server --listen tcp://0.0.0.0:2333 --size 1GiB",
+               "  scadc memory-server --listen 'tcp://[::1]:0' --size 64MiB\n"
+               "  SCAD_TOKEN=secret scadc memory-server --listen tcp://0.0.0.0:2333 --size 1GiB\n"
+               "  scadc memory-server --token-file ~/.scad-token --listen tcp://0.0.0.0:2333 --size 1GiB",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     memory_server.add_arguments(p)

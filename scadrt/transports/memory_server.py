@@ -8,41 +8,69 @@ Run it as ``scadc memory-server --listen tcp://127.0.0.1:2333 --size 512MiB`` or
 Behaviour (the wire format is in :mod:`scadrt.transports.protocol`):
 
 1. The region is ``--size`` zeroed bytes (allocated lazily by the OS: untouched pages cost nothing).
-2. Binding to anything but a loopback address requires a shared token (``--token`` or ``SCAD_TOKEN``);
-   with a token set, every request must carry it.
+   A size the machine cannot allocate is a user error ("cannot allocate the region of N: …").
+2. Binding to anything but a loopback address requires a shared token; with a token set, every
+   request must carry it. The token comes from ``$SCAD_TOKEN`` or ``--token-file FILE`` (a file
+   only its owner can read, mode 0600), never from the command line, where every user of the
+   machine can read it (``/proc/PID/cmdline``): ``--token VALUE`` is refused.
 3. Every request gets a reply: malformed or truncated frames, unknown ops, out-of-bounds ranges,
    oversize requests and wrong tokens get an error reply, and the server keeps serving.
    (A single frame larger than twice ``--max-request`` is refused by zmq itself, which drops that
-   client's connection instead; that bounds the memory one request can pin.)
-4. One thread serves the zmq socket for all clients, one request at a time, in arrival order per
-   client. Copies of large payloads go through numpy, which releases the GIL, so a server embedded
-   in another process (a Ray actor, an engine) does not stall that process's other threads.
+   client's connection instead; that bounds the memory one request can pin.) Refusals are logged
+   at most ``_LOG_BURST`` a second; then one line says how many were not logged.
+4. **Order and atomicity.** One thread serves the zmq socket for all clients, one request at a
+   time, in arrival order per client. Requests on one connection take effect in the order they
+   were sent: a READ never sees a WRITE sent after it. Every READ and WRITE request, on either
+   channel, is atomic against all others (one lock, held only while bytes are copied to or from
+   the region): a READ sees each concurrent WRITE entirely or not at all. That is why READ replies
+   are copied out of the region under that lock rather than sent zero-copy from it (zmq sends
+   them later, from its I/O thread). A client transfer larger than one request is atomic only
+   request by request. Writes made behind the server's back (an embedding process writing
+   ``region``, one-sided RDMA) are not covered. Copies go through numpy or libzmq with the GIL
+   released, so a server embedded in another process (a Ray actor, an engine) does not stall
+   that process's other threads.
 5. The *stream channel* (small ops over a plain TCP connection, see the protocol docstring) listens
    on the same host, on a port of its own that INFO reports; one thread per connection, each
-   blocked in ``recv`` (GIL released) until its client sends. Same checks, same region.
-6. SIGTERM and SIGINT stop it cleanly (exit status 0) within about 0.1 s.
+   blocked in ``recv`` (GIL released) until its client sends. Same checks, same region. At most
+   ``--max-connections`` connections (and so threads) at once: one more is answered BUSY and
+   closed, and its client uses zmq. A connection that stops for ``--idle-timeout`` seconds in the
+   middle of a request, or stops reading its replies, is closed; idle *between* requests is fine.
+   When the process runs out of file descriptors, accepting pauses (logged once, retried with a
+   back-off up to 1 s) and resumes when descriptors are free again.
+6. SIGTERM and SIGINT stop it cleanly (exit status 0) within about 0.1 s. With
+   ``--exit-with-stdin`` it also stops when its stdin reaches end of file (the process that
+   started it holds the pipe's write end and died, even by SIGKILL); with
+   ``--exit-with-parent PID`` it asks the kernel for SIGTERM when its parent dies
+   (``PR_SET_PDEATHSIG``). :func:`launch_memory_server` sets both (the second only when called
+   from the main thread: the kernel sends the signal when the parent *thread* exits).
+7. IPv6: ``--listen tcp://[::1]:0`` works (zmq's IPV6 option is set for IPv6 addresses).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import errno
 import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import select
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import Self
+from typing import IO, Self
 
 import zmq
 
@@ -58,17 +86,21 @@ from scadrt.transports.protocol import (
     Op,
     Status,
     map_zmq_errors,
+    read_token_file,
     recv_exact,
     send_all,
 )
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_LISTEN",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_REQUEST",
     "MemoryServer",
     "ServerConfig",
     "ServerProcess",
     "add_arguments",
+    "launch_memory_server",
     "main",
     "run_from_args",
     "spawn_memory_server",
@@ -78,20 +110,39 @@ log = logging.getLogger("scadrt.memory_server")
 
 DEFAULT_LISTEN = "tcp://127.0.0.1:2333"
 DEFAULT_MAX_REQUEST = 16 << 20
+#: stream connections (one thread each) served at once
+DEFAULT_MAX_CONNECTIONS = 256
+#: seconds a stream connection may stall in the middle of a request (or not read its reply)
+DEFAULT_IDLE_TIMEOUT = 30.0
 _POLL_MS = 100  # how often the loop checks for stop(): bounds the shutdown latency
 _KNOWN_OPS = frozenset(int(op) for op in Op)
 _TCP_URL = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d+|\*)$")
+_LOG_BURST = 5  # refusals logged per second (rule 3); the rest are counted
+#: errnos of accept() that mean "out of descriptors or memory now", not "this connection failed"
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_MAX_BACKOFF = 1.0
+#: refused connections kept open at once until their client has read the BUSY reply
+_MAX_REFUSED = 64
+_PR_SET_PDEATHSIG = 1
+_TOKEN_ON_ARGV = ("--token puts the secret on the command line, where every user of this machine can read it "
+                  "(/proc/PID/cmdline); set SCAD_TOKEN in the environment, or use --token-file FILE "
+                  "(a file only you can read: chmod 600 FILE)")
 
 
 def parse_listen(url: str) -> tuple[str, str]:
     """Split ``tcp://HOST:PORT`` into host and port; raise TransportConfigError otherwise."""
     match = _TCP_URL.match(url)
     if not match:
-        raise TransportConfigError(f"listen address {url!r} is not tcp://HOST:PORT (e.g. {DEFAULT_LISTEN})")
+        raise TransportConfigError(f"listen address {_cap(url)!r} is not tcp://HOST:PORT (e.g. {DEFAULT_LISTEN})")
     host, port = match["host"], match["port"]
     if port != "*" and int(port) > 65535:
-        raise TransportConfigError(f"listen address {url!r}: port {port} is out of range")
+        raise TransportConfigError(f"listen address {_cap(url)!r}: port {port} is out of range")
     return host.strip("[]"), port
+
+
+def is_ipv6(host: str) -> bool:
+    """True for an IPv6 address literal (zmq needs its IPV6 option set to bind or connect one)."""
+    return ":" in host
 
 
 def is_loopback(host: str) -> bool:
@@ -107,6 +158,15 @@ def is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def _cap(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _size_text(nbytes: int) -> str:
+    text = format_size(nbytes)
+    return text if len(text) <= 40 else f"a {len(str(nbytes))}-digit number of bytes"
 
 
 @dataclass(frozen=True)
@@ -125,22 +185,72 @@ class ServerConfig:
     stream: bool = True
     #: its TCP port (0: any free one; INFO tells clients which)
     stream_port: int = 0
+    #: stream connections served at once (rule 5)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: seconds a stream connection may stall mid-request (rule 5)
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.size < 1:
-            raise TransportConfigError(f"the region size must be at least 1 byte, got {self.size}")
+            raise TransportConfigError(f"the region size must be at least 1 byte, got {_size_text(self.size)}")
         if not 0 <= self.stream_port <= 65535:
             raise TransportConfigError(f"--stream-port {self.stream_port} is out of range")
         if self.max_request < 1:
-            raise TransportConfigError(f"--max-request must be at least 1 byte, got {self.max_request}")
+            raise TransportConfigError(f"--max-request must be at least 1 byte, got {_size_text(self.max_request)}")
+        if self.max_connections < 1:
+            raise TransportConfigError(f"--max-connections must be at least 1, got {self.max_connections}")
+        if not (math.isfinite(self.idle_timeout) and 0 < self.idle_timeout <= 86400):
+            raise TransportConfigError(f"--idle-timeout must be more than 0 and at most 86400 seconds, "
+                                       f"got {self.idle_timeout}")
         if self.token is not None and not 0 < len(self.token.encode()) <= MAX_TOKEN:
             raise TransportConfigError(f"the token must be 1 to {MAX_TOKEN} bytes long")
         host, _ = parse_listen(self.listen)
         if not is_loopback(host) and not self.token:
             raise TransportConfigError(
                 f"refusing to serve memory on non-loopback address {self.listen} without a token: "
-                "anyone who can reach it could read and write the region; set --token or SCAD_TOKEN"
+                "anyone who can reach it could read and write the region; set SCAD_TOKEN or --token-file"
             )
+
+
+class _Throttled:
+    """Log warnings at most ``burst`` a second; count the rest and say how many (rule 3)."""
+
+    def __init__(self, burst: int = _LOG_BURST, period: float = 1.0) -> None:
+        self._burst, self._period = burst, period
+        self._lock = threading.Lock()
+        self._window_end = 0.0
+        self._logged = 0
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            suppressed = self._roll(now)
+            self._logged += 1
+            emit = self._logged <= self._burst
+            if not emit:
+                self._suppressed += 1
+        if suppressed:
+            log.warning("%d more refused requests or dropped connections were not logged", suppressed)
+        if emit:
+            log.warning(message, *args)
+
+    def flush(self) -> None:
+        """Log the count of a finished window (called when the server is idle and when it stops)."""
+        with self._lock:
+            suppressed = self._roll(time.monotonic(), force=True)
+        if suppressed:
+            log.warning("%d more refused requests or dropped connections were not logged", suppressed)
+
+    def _roll(self, now: float, force: bool = False) -> int:
+        if now < self._window_end and not force:
+            return 0
+        if force and now < self._window_end and not self._suppressed:
+            return 0
+        suppressed, self._suppressed = self._suppressed, 0
+        if now >= self._window_end:
+            self._window_end, self._logged = now + self._period, 0
+        return suppressed
 
 
 class MemoryServer:
@@ -156,7 +266,7 @@ class MemoryServer:
         self.config = config
         if region is not None and len(region) != config.size:
             raise TransportConfigError(f"region of {len(region)} B given for a server of size {config.size}")
-        self.region = region if region is not None else allocate_buffer(config.size)
+        self.region = region if region is not None else _allocate(config.size)
         self._token = config.token.encode() if config.token else None
         self._rdma_accept = rdma_accept
         self._stop = threading.Event()
@@ -165,6 +275,10 @@ class MemoryServer:
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        #: held while bytes move to or from the region: makes every request atomic (rule 4)
+        self._region_lock = threading.Lock()
+        self._refusals = _Throttled()
+        self._stream_max = min(STREAM_MAX, config.max_request)
         #: port of the stream channel once bound (None: no stream channel)
         self.stream_port: int | None = None
         self._info = b""
@@ -176,6 +290,8 @@ class MemoryServer:
             try:
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.setsockopt(zmq.MAXMSGSIZE, 2 * self.config.max_request + 4096)
+                if is_ipv6(parse_listen(self.config.listen)[0]):
+                    sock.setsockopt(zmq.IPV6, 1)
                 sock.bind(self.config.listen)
                 endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             except BaseException:
@@ -190,7 +306,7 @@ class MemoryServer:
                 raise
         self._info = json.dumps({"size": self.config.size, "max_request": self.config.max_request,
                                  "rdma": self._rdma_accept is not None, "version": 1,
-                                 "stream_port": self.stream_port, "stream_max": STREAM_MAX}).encode()
+                                 "stream_port": self.stream_port, "stream_max": self._stream_max}).encode()
         return endpoint
 
     def stop(self) -> None:
@@ -211,10 +327,16 @@ class MemoryServer:
                 try:
                     frames = sock.recv_multipart(copy=False)
                 except zmq.Again:
+                    self._refusals.flush()
                     continue
                 reply = self.handle(frames)
-                # ROUTER never blocks on send: a reply to a vanished client is dropped by zmq
-                sock.send_multipart(reply, copy=False)
+                # copy=True: a READ's payload is copied out of the region now, under the region lock,
+                # by libzmq with the GIL released (rule 4); zero-copy would send it later from the live
+                # region, after requests that came behind it. ROUTER never blocks on send: a reply to
+                # a vanished client is dropped by zmq.
+                with self._region_lock:
+                    sock.send_multipart(reply, copy=True)
+        self._refusals.flush()
         log.info("stopped")
 
     def close(self) -> None:
@@ -241,7 +363,11 @@ class MemoryServer:
     # -- one request ------------------------------------------------------------------------------
 
     def handle(self, frames: Sequence[zmq.Frame]) -> list[object]:
-        """Answer one request ``[identity, header, payload?]`` with ``[identity, header, payload?]``."""
+        """Answer one request ``[identity, header, payload?]`` with ``[identity, header, payload?]``.
+
+        A READ's payload is a view of the live region: send it with ``copy=True`` under the region
+        lock (as :meth:`serve_forever` does).
+        """
         identity = frames[0]
         try:
             if len(frames) < 2:
@@ -257,7 +383,7 @@ class MemoryServer:
             log.exception("internal error on %s", Op(header.op).name if header.op in _KNOWN_OPS else header.op)
             return self._error(identity, header, Status.INTERNAL, f"internal server error: {exc}")
 
-    def _check_request(self, header: Header) -> None:
+    def _check_request(self, header: Header, limit: int | None = None) -> None:
         """The checks both channels make before touching the region: token, then size and range."""
         if self._token is not None and not hmac.compare_digest(header.token, self._token):
             raise FrameError(Status.UNAUTHORIZED, "wrong token" if header.token else "this server requires a token")
@@ -265,6 +391,9 @@ class MemoryServer:
             if header.length > self.config.max_request:
                 raise FrameError(Status.TOO_LARGE, f"{Op(header.op).name} of {header.length} B exceeds the "
                                  f"server's max request of {self.config.max_request} B; split it")
+            if limit is not None and header.length > limit:
+                raise FrameError(Status.TOO_LARGE, f"{Op(header.op).name} of {header.length} B exceeds the "
+                                 f"stream channel's maximum of {limit} B; use the zmq socket")
             if header.addr + header.length > self.config.size:
                 raise FrameError(Status.OUT_OF_BOUNDS, f"{Op(header.op).name} of {header.length} B at address "
                                  f"{header.addr} overruns the region ({self.config.size} B)")
@@ -283,7 +412,8 @@ class MemoryServer:
             data = payload[0].buffer
             if len(data) != header.length:
                 raise FrameError(Status.BAD_FRAME, f"WRITE header says {header.length} B, payload has {len(data)} B")
-            copy_bytes(self.region[header.addr : header.addr + header.length], data)
+            with self._region_lock:
+                copy_bytes(self.region[header.addr : header.addr + header.length], data)
             return [identity, header.encode_reply()]
         if op == Op.PING:
             self._check_frames(header, payload, 0)
@@ -305,7 +435,7 @@ class MemoryServer:
             raise FrameError(Status.BAD_FRAME, f"{name} takes {expected} payload frame(s), got {len(payload)}")
 
     def _error(self, identity: zmq.Frame, header: Header, status: Status, message: str) -> list[object]:
-        log.warning("request %d refused: %s", header.request_id, message)
+        self._refusals.warning("request %d refused: %s", header.request_id, message)
         return [identity, header.reply(status, length=0).encode(), message.encode()]
 
     # -- the stream channel -------------------------------------------------------------------------
@@ -313,35 +443,103 @@ class MemoryServer:
     def _start_stream(self) -> None:
         host, _ = parse_listen(self.config.listen)
         host = "0.0.0.0" if host == "*" else host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
         try:
             listener = socket.create_server((host, self.config.stream_port), family=family)
         except OSError as exc:
             raise TransportConfigError(f"cannot open the stream channel on {host}:{self.config.stream_port}: "
                                        f"{exc.strerror}") from exc
-        listener.settimeout(_POLL_MS / 1000)  # so the accept loop sees stop()
+        listener.setblocking(False)
         self._listener, self.stream_port = listener, int(listener.getsockname()[1])
         threading.Thread(target=self._accept_loop, args=(listener,), name="scad-stream-accept", daemon=True).start()
 
     def _accept_loop(self, listener: socket.socket) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # the listener was closed
-                return
-            conn.settimeout(None)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
+        """Accept stream connections until stop(); never gives up on a transient failure (rule 5)."""
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        refused: dict[socket.socket, float] = {}  # connections answered BUSY -> when to close them anyway
+        backoff, paused_until, failures = 0.0, 0.0, 0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                wait = _POLL_MS / 1000 if not paused_until else max(0.0, min(_POLL_MS / 1000, paused_until - now))
+                for key, _ in selector.select(wait):
+                    if key.fileobj is not listener:
+                        _drain_refused(selector, refused, key.fileobj)  # type: ignore[arg-type]
+                now = time.monotonic()
+                for conn in [c for c, deadline in refused.items() if deadline <= now]:
+                    _forget_refused(selector, refused, conn)
+                if paused_until:
+                    if now < paused_until:
+                        continue
+                    paused_until = 0.0
+                    selector.register(listener, selectors.EVENT_READ)
+                try:
+                    conn, _ = listener.accept()
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    if self._stop.is_set() or listener.fileno() < 0:
+                        return  # the listener was closed
+                    if exc.errno not in _EXHAUSTED:
+                        continue  # that one connection failed (ECONNABORTED…); the next may not
+                    if not failures:
+                        log.error("cannot accept stream connections: %s; retrying every %g s at most until "
+                                  "descriptors are free (raise the limit: ulimit -n)", exc.strerror, _MAX_BACKOFF)
+                    failures += 1
+                    backoff = min(max(2 * backoff, 0.05), _MAX_BACKOFF)
+                    paused_until = time.monotonic() + backoff
+                    selector.unregister(listener)  # it stays readable: do not spin on it meanwhile
+                    continue
+                if failures:
+                    log.warning("accepting stream connections again, after %d failed attempts", failures)
+                    backoff, failures = 0.0, 0
+                self._admit(conn, selector, refused)
+        finally:
+            for conn in list(refused):
+                _forget_refused(selector, refused, conn)
+            selector.close()
+
+    def _admit(self, conn: socket.socket, selector: selectors.BaseSelector,
+               refused: dict[socket.socket, float]) -> None:
+        """Serve ``conn`` on a thread of its own, or answer it BUSY if the server is at its cap."""
+        with self._lock:
+            full = len(self._connections) >= self.config.max_connections
+            if not full:
                 self._connections.add(conn)
-            threading.Thread(target=self._serve_stream, args=(conn,), name="scad-stream", daemon=True).start()
+        if not full:
+            try:
+                conn.settimeout(self.config.idle_timeout)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                threading.Thread(target=self._serve_stream, args=(conn,), name="scad-stream", daemon=True).start()
+                return
+            except (OSError, RuntimeError) as exc:  # RuntimeError: "can't start new thread"
+                with self._lock:
+                    self._connections.discard(conn)
+                reason = f"cannot serve it: {exc}"
+        else:
+            reason = f"already serving {self.config.max_connections} connections (--max-connections)"
+        self._refusals.warning("stream connection refused: %s", reason)
+        message = f"memory server busy: {reason}; use the zmq socket".encode()
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)
+            conn.send(Header(Op.PING, 0, status=Status.BUSY, length=len(message)).encode() + message)
+            conn.shutdown(socket.SHUT_WR)
+            if len(refused) < _MAX_REFUSED:
+                # closing now, with the client's request unread, would reset the connection and could
+                # destroy the reply: close when the client has closed (it does on BUSY), or in 1 s
+                selector.register(conn, selectors.EVENT_READ)
+                refused[conn] = time.monotonic() + 1.0
+                return
+        conn.close()
 
     def _serve_stream(self, conn: socket.socket) -> None:
-        """Serve one stream connection until the client leaves or sends something wrong."""
+        """Serve one stream connection until the client leaves, sends something wrong or stalls."""
         head = bytearray(HEADER_SIZE)
+        scratch = memoryview(bytearray(self._stream_max))  # the payload stops here: atomic copies (rule 4)
+        region = self.region
         try:
-            while recv_exact(conn, memoryview(head)):
+            while self._recv_head(conn, memoryview(head)):
                 header = Header(0, 0)
                 try:
                     token_len = int.from_bytes(head[32:34], "little")
@@ -351,13 +549,17 @@ class MemoryServer:
                     if not recv_exact(conn, memoryview(token)):
                         return
                     header = Header.decode(bytes(head) + token)
-                    self._check_request(header)
-                    span = self.region[header.addr : header.addr + header.length]
+                    self._check_request(header, self._stream_max)
+                    addr, length = header.addr, header.length
                     if header.op == Op.READ:
-                        send_all(conn, [header.encode_reply(), span])
-                    elif header.op == Op.WRITE:  # straight from the socket into the region
-                        if not recv_exact(conn, span):
-                            return
+                        with self._region_lock:
+                            scratch[:length] = region[addr : addr + length]
+                        send_all(conn, [header.encode_reply(), scratch[:length]])
+                    elif header.op == Op.WRITE:
+                        if not recv_exact(conn, scratch[:length]):
+                            return  # the client left mid-payload: nothing of it lands
+                        with self._region_lock:
+                            region[addr : addr + length] = scratch[:length]
                         send_all(conn, [header.encode_reply()])
                     elif header.op == Op.PING:
                         send_all(conn, [header.encode_reply()])
@@ -367,12 +569,15 @@ class MemoryServer:
                 except FrameError as exc:
                     # the rest of the stream cannot be trusted to be in step: answer, then hang up
                     message = str(exc).encode()
-                    log.warning("stream request %d refused: %s", exc.request_id or header.request_id, exc)
+                    self._refusals.warning("stream request %d refused: %s", exc.request_id or header.request_id, exc)
                     reply = Header(exc.op or header.op, exc.request_id or header.request_id, header.addr,
                                    len(message), exc.status)
                     send_all(conn, [reply.encode(), message])
                     _lingering_close(conn)
                     return
+        except TimeoutError:
+            self._refusals.warning("stream connection closed: it stalled mid-request or stopped reading for %g s "
+                                   "(--idle-timeout)", self.config.idle_timeout)
         except OSError:
             pass  # the client went away mid-request
         except Exception:  # a bug: this connection ends, the server and its other clients go on
@@ -381,6 +586,45 @@ class MemoryServer:
             with self._lock:
                 self._connections.discard(conn)
             conn.close()
+
+    def _recv_head(self, conn: socket.socket, view: memoryview) -> bool:
+        """Wait as long as it takes for a request to start, then for its header to be complete
+        (TimeoutError if that stalls); False if the client closed the connection."""
+        while True:
+            try:
+                received = conn.recv_into(view)
+            except TimeoutError:
+                if self._stop.is_set():
+                    return False
+                continue  # idle between requests is fine
+            if not received:
+                return False
+            return recv_exact(conn, view[received:])
+
+
+def _allocate(size: int) -> memoryview:
+    try:
+        return allocate_buffer(size)
+    except (MemoryError, OverflowError, ValueError) as exc:  # numpy's _ArrayMemoryError is a MemoryError
+        raise TransportConfigError(f"cannot allocate the region of {_size_text(size)}: {_cap(str(exc))}") from exc
+
+
+def _drain_refused(selector: selectors.BaseSelector, refused: dict[socket.socket, float], conn: socket.socket) -> None:
+    try:
+        if conn.recv(1 << 16):
+            return
+    except BlockingIOError:
+        return
+    except OSError:
+        pass
+    _forget_refused(selector, refused, conn)
+
+
+def _forget_refused(selector: selectors.BaseSelector, refused: dict[socket.socket, float], conn: socket.socket) -> None:
+    refused.pop(conn, None)
+    with contextlib.suppress(KeyError, ValueError, OSError):
+        selector.unregister(conn)
+    conn.close()
 
 
 def _lingering_close(conn: socket.socket) -> None:
@@ -404,12 +648,16 @@ def _lingering_close(conn: socket.socket) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the memory server's options to ``parser`` (shared by ``scadc memory-server`` and ``-m``)."""
     parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="URL",
-                        help=f"zmq endpoint to bind (default {DEFAULT_LISTEN}; port 0 picks a free port)")
+                        help=f"zmq endpoint to bind (default {DEFAULT_LISTEN}; port 0 picks a free port; "
+                             "IPv6 as tcp://[::1]:PORT)")
     parser.add_argument("--size", default="1 GiB",
                         help="region size, e.g. 512MiB or '512 MB' (default 1 GiB, allocated lazily)")
-    parser.add_argument("--token", default=None,
-                        help="shared secret required in every request (default: $SCAD_TOKEN); "
-                             "required to listen on a non-loopback address")
+    parser.add_argument("--token-file", default=None, metavar="FILE",
+                        help="read the shared secret every request must carry from FILE, which only its owner "
+                             "may read (chmod 600) (default: $SCAD_TOKEN); a token is required to listen on a "
+                             "non-loopback address")
+    # refused (rule 2): kept so that the refusal can say what to do instead
+    parser.add_argument("--token", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-request", default=format_size(DEFAULT_MAX_REQUEST),
                         help="largest single READ/WRITE accepted (default %(default)s)")
     parser.add_argument("--stream-port", type=int, default=0, metavar="PORT",
@@ -417,6 +665,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "clients learn it from the server)")
     parser.add_argument("--no-stream", action="store_true",
                         help="no stream channel: small ops go over zmq too")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                        help="stream connections (one thread each) served at once; more are refused and "
+                             "their clients use zmq (default %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
+                        help="close a stream connection that stalls this long in the middle of a request or "
+                             "stops reading its replies (default %(default)g)")
+    parser.add_argument("--exit-with-stdin", action="store_true",
+                        help="stop when stdin reaches end of file (the starting process holds the pipe)")
+    parser.add_argument("--exit-with-parent", type=int, default=None, metavar="PID",
+                        help="stop when the parent process PID dies (Linux: PR_SET_PDEATHSIG)")
     parser.add_argument("--rdma", nargs="?", const="auto", default=None, metavar="DEVICE",
                         help="also serve the region by one-sided RDMA (needs pyverbs and a device; "
                              "DEVICE defaults to the first one)")
@@ -425,27 +683,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    if args.token is not None:
+        raise TransportConfigError(_TOKEN_ON_ARGV)
     try:
         size = parse_size(args.size)
         max_request = parse_size(args.max_request)
-    except ValueError as exc:
-        raise TransportConfigError(str(exc)) from exc
-    token = args.token if args.token is not None else (os.environ.get("SCAD_TOKEN") or None)
+    except (ValueError, OverflowError) as exc:
+        raise TransportConfigError(_cap(str(exc))) from exc
+    if args.token_file is not None:
+        token: str | None = read_token_file(args.token_file)
+    else:
+        token = os.environ.get("SCAD_TOKEN") or None
     return ServerConfig(size=size, listen=args.listen, token=token, max_request=max_request,
-                        stream=not args.no_stream, stream_port=args.stream_port)
+                        stream=not args.no_stream, stream_port=args.stream_port,
+                        max_connections=args.max_connections, idle_timeout=args.idle_timeout)
+
+
+def _exit_with_parent(pid: int) -> bool:
+    """Ask for SIGTERM when the parent dies; False if it is already gone (we were reparented)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    return os.getppid() == pid  # checked after prctl: a death in between is not missed
+
+
+def _watch_stdin(server: MemoryServer) -> None:
+    with contextlib.suppress(OSError):
+        while os.read(0, 4096):
+            pass
+    log.info("stdin closed (the process that started this server is gone): shutting down")
+    server.stop()
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Serve until SIGTERM/SIGINT; return the exit status (0)."""
+    """Serve until SIGTERM/SIGINT (or end of stdin, or the parent's death); return the exit status (0)."""
     config = config_from_args(args)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s memory-server %(levelname)s %(message)s")
+    if args.exit_with_parent is not None and not _exit_with_parent(args.exit_with_parent):
+        log.info("the parent process %d is already gone: not starting", args.exit_with_parent)
+        return 0
     rdma = None
     try:
         if args.rdma is not None:
             from scadrt.transports.rdma import RdmaServerEndpoint
 
-            rdma = RdmaServerEndpoint(config.size, device=None if args.rdma == "auto" else args.rdma)
+            try:
+                rdma = RdmaServerEndpoint(config.size, device=None if args.rdma == "auto" else args.rdma)
+            except (MemoryError, OverflowError) as exc:
+                raise TransportConfigError(f"cannot allocate the region of {_size_text(config.size)}: "
+                                           f"{_cap(str(exc))}") from exc
         server = MemoryServer(config, region=rdma.region if rdma else None, rdma_accept=rdma.accept if rdma else None)
         endpoint = server.bind()
     except (TransportError, UserError) as exc:  # address in use, no RDMA device...: the user's to fix
@@ -460,6 +747,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         server.stop()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if args.exit_with_stdin:
+        threading.Thread(target=_watch_stdin, args=(server,), name="scad-stdin", daemon=True).start()
     try:
         print(f"listening on {endpoint}", flush=True)
         server.serve_forever()
@@ -489,7 +778,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @dataclass
 class ServerProcess:
-    """A memory server running as a child process (see :func:`spawn_memory_server`)."""
+    """A memory server running as a child process (see :func:`spawn_memory_server`).
+
+    A server from :func:`launch_memory_server` stops when this object's ``process.stdin`` closes:
+    at :meth:`stop`, when the object is garbage-collected, and when this process dies.
+    """
 
     process: subprocess.Popen[bytes]
     #: the endpoint clients connect to, with the real port
@@ -507,7 +800,7 @@ class ServerProcess:
         line = self.process.stdout.readline().decode().strip() if ready else ""
         if not line.startswith("listening on "):
             status = self.stop(timeout=1.0)
-            raise TransportError(f"memory server did not start (exit status {status}, said {line!r})")
+            raise TransportError(f"memory server did not start (exit status {status}, said {_cap(line)!r})")
         self.url = line.removeprefix("listening on ")
 
     def stop(self, timeout: float = 5.0) -> int:
@@ -519,8 +812,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
         return self.process.returncode
 
     def __enter__(self) -> Self:
@@ -533,7 +827,8 @@ class ServerProcess:
 
 def spawn_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", token: str | None = None,
                         max_request: int | None = None, rdma: str | None = None, no_stream: bool = False,
-                        log_level: str = "warning", ready_timeout: float = 20.0) -> ServerProcess:
+                        log_level: str = "warning", ready_timeout: float = 20.0,
+                        extra_args: Sequence[str] = (), stderr: IO[bytes] | int | None = None) -> ServerProcess:
     """Start ``python -m scadrt.transports.memory_server`` and wait for its "listening on" line.
 
     The token travels in the environment (``SCAD_TOKEN``), not on the command line, where other
@@ -541,29 +836,42 @@ def spawn_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", t
     stays silent for ``ready_timeout`` seconds.
     """
     server = launch_memory_server(size, listen=listen, token=token, max_request=max_request, rdma=rdma,
-                                  no_stream=no_stream, log_level=log_level)
+                                  no_stream=no_stream, log_level=log_level, extra_args=extra_args, stderr=stderr)
     server.wait_ready(ready_timeout)
     return server
 
 
 def launch_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", token: str | None = None,
                          max_request: int | None = None, rdma: str | None = None, no_stream: bool = False,
-                         log_level: str = "warning") -> ServerProcess:
+                         log_level: str = "warning", extra_args: Sequence[str] = (),
+                         stderr: IO[bytes] | int | None = None) -> ServerProcess:
     """Start a memory server without waiting for it (:meth:`ServerProcess.wait_ready` does), so
-    that several can start at once; see :func:`spawn_memory_server`."""
+    that several can start at once; see :func:`spawn_memory_server`.
+
+    The server dies with this process (rule 6): its stdin is a pipe whose write end only this
+    process holds (close-on-exec, so programs this process runs do not inherit it; processes it
+    *forks* do, and keep the server alive until they exit or close it), and, when called from the
+    main thread, it also gets SIGTERM from the kernel when this process dies.
+    ``extra_args`` are more server options (e.g. ``["--idle-timeout", "5"]``).
+    """
     argv = [sys.executable, "-m", "scadrt.transports.memory_server", "--listen", listen,
-            "--size", str(size), "--log-level", log_level]
+            "--size", str(size), "--log-level", log_level, "--exit-with-stdin"]
+    if threading.current_thread() is threading.main_thread():
+        argv += ["--exit-with-parent", str(os.getpid())]
     if max_request is not None:
         argv += ["--max-request", str(max_request)]
     if rdma is not None:  # a device name, or "auto"
         argv += ["--rdma", rdma]
     if no_stream:
         argv.append("--no-stream")
+    argv += list(extra_args)
     env = dict(os.environ)
     env.pop("SCAD_TOKEN", None)
     if token is not None:
         env["SCAD_TOKEN"] = token
-    return ServerProcess(subprocess.Popen(argv, stdout=subprocess.PIPE, env=env), url="")
+    # subprocess makes the parent's end of each pipe close-on-exec
+    return ServerProcess(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                          env=env), url="")
 
 
 if __name__ == "__main__":

@@ -42,14 +42,29 @@ bytes may instead go over a plain TCP connection (TCP_NODELAY) to the port INFO 
     request  = header (40 B + token) [+ payload of `length` bytes, WRITE only]
     reply    = header [+ payload of `length` bytes: READ data, or the UTF-8 message of an error]
 
-Only READ, WRITE and PING are served there. After an error reply the server closes the connection
-(the stream cannot be trusted to be in step any more); the client reconnects on its next op.
+Only READ, WRITE and PING are served there, of at most ``stream_max`` bytes. After an error reply
+the server closes the connection (the stream cannot be trusted to be in step any more); the client
+reconnects on its next op. A server at its connection cap answers a new connection at once with a
+BUSY reply (request id 0) and closes it, before reading any request: nothing sent on it took
+effect, and the client carries its ops over zmq instead.
+
+**Order and atomicity** (what the server guarantees; docs in :mod:`scadrt.transports.memory_server`):
+requests on one connection (one zmq socket, or one stream connection) take effect in the order
+they were sent, and each reply reflects exactly the requests before it. Each READ and WRITE request
+is atomic against every other request, on any connection or channel: a READ returns the range as it
+was between two WRITEs, never part of a concurrent one. A client transfer larger than one request
+(the tcp client splits at ``chunk_size`` and ``max_request``) is atomic only chunk by chunk.
+
+**Tokens** never travel on a command line: :func:`read_token_file` reads one from a file only its
+owner can read (mode 0600), the other way is the ``SCAD_TOKEN`` environment variable.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +95,7 @@ __all__ = [
     "Status",
     "map_zmq_errors",
     "pack_request",
+    "read_token_file",
     "recv_exact",
     "send_all",
     "status_error",
@@ -113,6 +129,8 @@ class Status(IntEnum):
     UNAUTHORIZED = 6
     UNSUPPORTED = 7
     INTERNAL = 8
+    #: the server is at its connection cap (stream channel): nothing on that connection took effect
+    BUSY = 9
 
 
 class FrameError(Exception):
@@ -203,6 +221,39 @@ def send_all(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
             views.pop(0)
         if views and sent:
             views[0] = views[0][sent:]
+
+
+def read_token_file(path: str) -> str:
+    """The token in the file ``path`` (a trailing newline is not part of it).
+
+    Raise :class:`TransportConfigError` if the file is readable or writable by group or others
+    (``chmod 600`` fixes that), is not a regular file, cannot be read, is empty, longer than
+    ``MAX_TOKEN`` bytes or not UTF-8. The mode is checked on the opened file, not on the name.
+    """
+    shown = path if len(path) <= 200 else path[:200] + "…"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise TransportConfigError(f"cannot read the token file {shown}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise TransportConfigError(f"the token file {shown} is not a regular file")
+        if info.st_mode & 0o077:
+            raise TransportConfigError(f"the token file {shown} is accessible to other users (mode "
+                                       f"{stat.S_IMODE(info.st_mode):04o}); chmod 600 {shown}")
+        data = os.read(fd, MAX_TOKEN + 3)
+    except OSError as exc:
+        raise TransportConfigError(f"cannot read the token file {shown}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    token = data.removesuffix(b"\n").removesuffix(b"\r")
+    if not 0 < len(token) <= MAX_TOKEN:
+        raise TransportConfigError(f"the token in {shown} must be 1 to {MAX_TOKEN} bytes long")
+    try:
+        return token.decode()
+    except UnicodeDecodeError as exc:
+        raise TransportConfigError(f"the token in {shown} is not UTF-8 text") from exc
 
 
 def status_error(status: int, message: str) -> TransportError:

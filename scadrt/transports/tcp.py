@@ -12,7 +12,12 @@ Wire format: :mod:`scadrt.transports.protocol`. What this client adds on top of 
 - **Small ops** (at most ``STREAM_MAX`` bytes) go over the server's stream channel, a plain TCP
   connection opened on first use, when the server offers one (``stream=False`` turns it off):
   pyzmq's I/O threads cost two thread hops per round trip, which dominate small ops. If that
-  connection cannot be opened, the zmq socket carries small ops too.
+  connection cannot be opened, or the server answers it BUSY (at its connection cap: nothing sent
+  on it took effect), the zmq socket carries small ops too, and the stream is tried again after
+  ``_STREAM_RETRY`` seconds.
+- **Tokens**: ``token`` from the descriptor, else the file ``token_file`` (mode 0600, see
+  :func:`~scadrt.transports.protocol.read_token_file`), else ``$SCAD_TOKEN``.
+- **IPv6**: ``tcp://[::1]:PORT`` works (zmq's IPV6 option is set for an IPv6 address).
 - **Large transfers**: over zmq, split into chunks of at most the server's ``max_request`` (and
   ``chunk_size``), with up to ``window`` chunks in flight; write payloads are sent zero-copy from
   ``buf``, read payloads are received straight into ``buf`` (``recv_into``).
@@ -37,7 +42,7 @@ import zmq
 from scadrt.errors import ConnectionLostError, ProtocolError, TransportConfigError
 from scadrt.sizes import parse_size
 from scadrt.transports.base import Transport
-from scadrt.transports.memory_server import parse_listen
+from scadrt.transports.memory_server import is_ipv6, parse_listen
 from scadrt.transports.protocol import (
     HEADER_SIZE,
     MAX_TOKEN,
@@ -48,6 +53,7 @@ from scadrt.transports.protocol import (
     Status,
     map_zmq_errors,
     pack_request,
+    read_token_file,
     recv_exact,
     send_all,
     status_error,
@@ -59,18 +65,20 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_CHUNK = 1 << 20
 DEFAULT_WINDOW = 4
+_STREAM_RETRY = 1.0  # seconds on zmq only after the server answered a stream connection BUSY
 
 
 class TcpTransport(Transport):
     """A transport to the memory server at ``url`` (``tcp://HOST:PORT``).
 
-    ``token`` defaults to the ``SCAD_TOKEN`` environment variable when opened from a descriptor.
+    ``token`` defaults to the file ``token_file``, then to the ``SCAD_TOKEN`` environment
+    variable, when opened from a descriptor.
     ``timeout`` bounds the wait for each reply, ``connect_timeout`` the initial handshake.
     """
 
     kind = "tcp"
-    config_keys: ClassVar[tuple[str, ...]] = ("url", "token", "timeout", "connect_timeout", "chunk_size", "window",
-                                              "stream")
+    config_keys: ClassVar[tuple[str, ...]] = ("url", "token", "token_file", "timeout", "connect_timeout",
+                                              "chunk_size", "window", "stream")
 
     def __init__(self, url: str, *, name: str = "tcp", token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, chunk_size: int = DEFAULT_CHUNK,
@@ -103,6 +111,8 @@ class TcpTransport(Transport):
                 sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
                 sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
                 sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+                if is_ipv6(self._host):
+                    sock.setsockopt(zmq.IPV6, 1)
                 sock.connect(url)
             except BaseException:
                 sock.close(linger=0)
@@ -121,6 +131,7 @@ class TcpTransport(Transport):
         self._stream_port: int | None = int(port) if stream and port else None
         self._stream_max = min(int(limit or 0), STREAM_MAX, self.max_request)
         self._stream: socket.socket | None = None
+        self._stream_retry = 0.0  # monotonic time before which the stream is not tried (after BUSY)
         self._connect_timeout = connect_timeout
 
     @classmethod
@@ -128,7 +139,12 @@ class TcpTransport(Transport):
         cls.check_config_keys(name, config)
         if "url" not in config:
             raise TransportConfigError(f"transport {name!r} (tcp): needs url,tcp://HOST:PORT")
-        options: dict[str, Any] = {"token": config.get("token") or os.environ.get("SCAD_TOKEN") or None}
+        if "token" in config and "token_file" in config:
+            raise TransportConfigError(f"transport {name!r} (tcp): give token or token_file, not both")
+        token = config.get("token") or None
+        if "token_file" in config:
+            token = read_token_file(config["token_file"])
+        options: dict[str, Any] = {"token": token or os.environ.get("SCAD_TOKEN") or None}
         convert: dict[str, Any] = {"timeout": float, "connect_timeout": float, "chunk_size": parse_size, "window": int,
                                    "stream": _boolean}
         for key, to_value in convert.items():
@@ -171,15 +187,11 @@ class TcpTransport(Transport):
     # -- data path --------------------------------------------------------------------------------
 
     def _read(self, addr: int, dst: memoryview) -> None:
-        if len(dst) <= self._stream_max and self._stream_ready():
-            self._stream_op(Op.READ, addr, dst)
-        else:
+        if not (len(dst) <= self._stream_max and self._stream_ready() and self._stream_op(Op.READ, addr, dst)):
             self._transfer(Op.READ, addr, dst)
 
     def _write(self, addr: int, src: memoryview) -> None:
-        if len(src) <= self._stream_max and self._stream_ready():
-            self._stream_op(Op.WRITE, addr, src)
-        else:
+        if not (len(src) <= self._stream_max and self._stream_ready() and self._stream_op(Op.WRITE, addr, src)):
             self._transfer(Op.WRITE, addr, src)
 
     # -- the stream channel (small ops) -------------------------------------------------------------
@@ -188,7 +200,7 @@ class TcpTransport(Transport):
         """True if the stream connection is open (opening it if needed); False: use zmq."""
         if self._stream is not None:
             return True
-        if self._stream_port is None:
+        if self._stream_port is None or time.monotonic() < self._stream_retry:
             return False
         try:
             conn = socket.create_connection((self._host, self._stream_port), timeout=self._connect_timeout)
@@ -210,7 +222,9 @@ class TcpTransport(Transport):
         self._stream = conn
         return True
 
-    def _stream_op(self, op: Op, addr: int, view: memoryview) -> None:
+    def _stream_op(self, op: Op, addr: int, view: memoryview) -> bool:
+        """Do one op on the stream connection; False if the server refused the connection (BUSY)
+        before reading anything from it, so the op did not happen: the caller sends it over zmq."""
         conn = self._stream
         assert conn is not None
         rid = next(self._ids)
@@ -221,6 +235,11 @@ class TcpTransport(Transport):
             if not recv_exact(conn, head):
                 raise ConnectionLostError(f"{self._where}: the memory server closed the connection")
             _, reply_id, status, length = Header.decode_reply(head)
+            if status == Status.BUSY:
+                self._stream = None
+                self._stream_retry = time.monotonic() + _STREAM_RETRY
+                conn.close()
+                return False
             if reply_id != rid:
                 raise ProtocolError(f"{self._where}: reply to request {reply_id}, expected {rid}")
             if status != Status.OK:
@@ -229,6 +248,7 @@ class TcpTransport(Transport):
                 raise status_error(status, f"{self._where}: {message.decode(errors='replace')}")
             if op == Op.READ and not (length == len(view) and recv_exact(conn, view)):
                 raise ProtocolError(f"{self._where}: READ reply of {length} B, expected {len(view)} B")
+            return True
         except BaseException as exc:
             # after any failure the stream may be out of step: drop it; the next op reconnects
             self._stream = None
