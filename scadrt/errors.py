@@ -52,7 +52,22 @@ __all__ = [
     "TransportError",
     "TransportUnavailableError",
     "UserError",
+    "shorten",
 ]
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters with an ellipsis: the way to quote a
+    value the user wrote (which may be megabytes long) in an error message."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"<a number of {value.bit_length()} bits>"  # its repr is slow, or refused past 4300 digits
+    if isinstance(value, str | bytes) and len(value) > limit:
+        value = value[:limit]  # cut before repr, which escapes and may grow it
+    try:
+        text = repr(value)
+    except ValueError:  # a huge int inside a container
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
 
 
 class ScadError(Exception):

@@ -4,16 +4,28 @@ Decimal units (``KB``, ``MB``, ``GB``, ``TB``) and their one-letter forms (``K``
 ``T``) follow Scad and OpenWhisk, where ``512 MB`` means 512 × 2**20 bytes; binary units
 (``KiB``, ``MiB``, ``GiB``, ``TiB``) mean the same powers of two. Units are case-insensitive;
 ``B`` or no unit means bytes.
+
+A size is exact: ``1.5 GiB`` is computed in integers, never through a float, and must come out
+as a whole number of bytes. Sizes are below :data:`SIZE_LIMIT` (2**63 bytes, 8 EiB: what a
+signed 64-bit offset holds); anything larger is refused with a ``ValueError`` before it is
+converted, so ``9999…`` of any length costs nothing.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["format_size", "parse_size"]
+from scadrt.errors import shorten
 
+__all__ = ["SIZE_LIMIT", "format_size", "parse_size"]
+
+#: every size is below this many bytes
+SIZE_LIMIT = 2**63
 _UNITS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+# matched against the stripped text: one \s* only, so no input makes the match quadratic
+_SIZE = re.compile(r"^(\d+)(?:\.(\d+))?\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
+# 2**63 has 19 digits; a fraction of more than 40 digits times 1024**4 (2**40) is never whole
+_MAX_WHOLE_DIGITS, _MAX_FRACTION_DIGITS = 19, 40
 
 
 def parse_size(value: object) -> int:
@@ -21,24 +33,37 @@ def parse_size(value: object) -> int:
 
     Raises ``ValueError`` with a message fit for a user when ``value`` is not a size.
 
-    >>> parse_size("512 MB"), parse_size("640M"), parse_size("1 GiB"), parse_size(4096)
-    (536870912, 671088640, 1073741824, 4096)
+    >>> parse_size("512 MB"), parse_size("640M"), parse_size("1 GiB"), parse_size(4096), parse_size("1.5 KiB")
+    (536870912, 671088640, 1073741824, 4096, 1536)
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a size such as '512 MB', got {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"a size cannot be negative, got {value}")
+            raise ValueError(f"a size cannot be negative, got {shorten(value)}")
+        if value >= SIZE_LIMIT:
+            raise _too_large(value)
         return value
     if isinstance(value, str):
-        match = _SIZE.match(value)
+        match = _SIZE.match(value.strip())
         if match:
-            number, unit = match.groups()
-            size = float(number) * 1024 ** _UNITS[unit.lower()]
-            if size == int(size):
-                return int(size)
-            raise ValueError(f"size {value!r} is not a whole number of bytes")
-    raise ValueError(f"expected a size such as '512 MB', '640M', '1 GiB' or bytes, got {value!r}")
+            whole, fraction, unit = match[1].lstrip("0"), (match[2] or "").rstrip("0"), match[3]
+            if len(whole) > _MAX_WHOLE_DIGITS:
+                raise _too_large(value)
+            if len(fraction) > _MAX_FRACTION_DIGITS:
+                raise ValueError(f"size {shorten(value)} is not a whole number of bytes")
+            scale = 10 ** len(fraction)
+            size, rest = divmod(int(whole + fraction or "0") * 1024 ** _UNITS[unit.lower()], scale)
+            if rest:
+                raise ValueError(f"size {shorten(value)} is not a whole number of bytes")
+            if size >= SIZE_LIMIT:
+                raise _too_large(value)
+            return size
+    raise ValueError(f"expected a size such as '512 MB', '640M', '1 GiB' or bytes, got {shorten(value)}")
+
+
+def _too_large(value: object) -> ValueError:
+    return ValueError(f"size {shorten(value)} is too large: sizes are below 2**63 bytes (8 EiB)")
 
 
 def format_size(nbytes: int) -> str:
