@@ -1,19 +1,42 @@
-"""``scadc run`` and ``scadc run-element``: run element directories on this machine."""
+"""``scadc run`` and ``scadc run-element``: run element directories on this machine.
+
+Rules:
+
+1. Output files (``--report``, ``--html``, ``--result-json``) are checked before the run starts:
+   a missing or unwritable directory, or a target that is a directory, is a user error (exit 2)
+   before any element runs. A regular file is written atomically (a temporary file beside it,
+   then renamed), created with mode 0600 (run data), an existing one keeping its mode; a device
+   or pipe (``/dev/stdout``) is written in place.
+2. A finished run's report is never lost: if writing it fails anyway (``/dev/full``, a disk that
+   filled up during the run), it goes to a private temporary file, stderr says where, and the
+   exit status is 2 unless the run itself failed (1).
+3. No secret on a command line (``/proc/PID/cmdline`` is readable by every user): ``-m`` refuses
+   ``token,…``; ``run-element`` takes a memory server's token from ``--token-file`` (a file only
+   its owner may read) or ``$SCAD_TOKEN``. ``scadc run`` makes a fresh token per memory server.
+4. ``--max-parallelism N`` raises (or lowers) the loader's bound on ``parallelism``
+   (:data:`scadrt.dag.DEFAULT_MAX_PARALLELISM`).
+5. ``run-element`` writes results into a directory it creates with mode 0700, files 0600.
+"""
 
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import os
+import stat
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from scadrt import ElementSpec, load_program
+from scadrt.dag import DEFAULT_MAX_PARALLELISM
 from scadrt.engines.local import LocalEngine, RunFailed
 from scadrt.engines.memory import TRANSPORT_CHOICES, memory_backend
 from scadrt.errors import TransportConfigError, UserError
+from scadrt.transports import Descriptor
 
 __all__ = ["add_run", "add_run_element", "parse_run_input"]
 
@@ -23,6 +46,17 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
                    help="an input parameter for root elements (value parsed as JSON when it is JSON)")
     p.add_argument("--params-file", metavar="FILE", help="the input of root elements as a JSON object")
+
+
+def _add_max_parallelism(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-parallelism", type=int, default=DEFAULT_MAX_PARALLELISM, metavar="N",
+                   help=f"refuse elements with more than N instances (default {DEFAULT_MAX_PARALLELISM})")
+
+
+def _shown(value: object, limit: int = 120) -> str:
+    """``value`` for an error message, cut to ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_run_input(params: list[str], params_file: str | None) -> dict[str, Any]:
@@ -77,8 +111,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--max-workers must be at least 1")
     if args.retries < 0:
         raise UserError("--retries cannot be negative")
-    program = load_program(args.program)
+    program = load_program(args.program, max_parallelism=args.max_parallelism)
     run_input = parse_run_input(args.param, args.params_file)
+    for option, target in _outputs(args):
+        _check_output(option, target)
     progress = make_progress(args.quiet)
     stdout: BinaryIO = sys.stdout.buffer
     stderr: BinaryIO = sys.stderr.buffer
@@ -95,28 +131,101 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except RunFailed as failed:
         _write_reports(args, failed.report)
         failure = failed.failure
+        if failure.memory:  # the message names the memory element and what happened to it
+            print(f"scadc: {failure.message}", file=sys.stderr)
+            return 1
         print(f"scadc: element {failure.element!r} instance {failure.index} failed:", file=sys.stderr)
         print(failure.traceback.rstrip() or f"{failure.kind}: {failure.message}", file=sys.stderr)
         return 1
     finally:
         engine.close()
-    _write_reports(args, outcome.report)
+    written = _write_reports(args, outcome.report)
     if args.result_json:
         # One sink with one instance: its result as is; otherwise {sink: [result per instance]}.
         results = outcome.results
         sinks = list(results.values())
         final = sinks[0][0] if len(sinks) == 1 and len(sinks[0]) == 1 else results
-        Path(args.result_json).write_text(json.dumps(final, indent=2) + "\n")
-    return 0
+        written &= _write_output("--result-json", args.result_json, json.dumps(final, indent=2) + "\n")
+    return 0 if written else 2
 
 
-def _write_reports(args: argparse.Namespace, report: Any) -> None:
+def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    named = (("--report", args.report), ("--html", args.html), ("--result-json", args.result_json))
+    return [(option, target) for option, target in named if target]
+
+
+def _check_output(option: str, target: str) -> None:
+    """Rule 1: refuse, before the run, an output path that cannot be written."""
+    path = Path(target)
+    shown = f"{option} {_shown(target)}"
+    if path.is_dir():
+        raise UserError(f"{shown}: is a directory")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise UserError(f"{shown}: not writable")
+        if not path.is_file():
+            return  # a device or a pipe: written in place
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(f"{shown}: directory {_shown(parent)} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{shown}: directory {_shown(parent)} is not writable")
+
+
+def _write_file(target: str, text: str) -> None:
+    """Write ``text`` to ``target`` (rule 1); raise OSError."""
+    data = text.encode("utf-8")
+    path = Path(target)
+    try:
+        existing = path.stat()
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        with open(path, "wb") as out:
+            out.write(data)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        if existing is not None:
+            os.chmod(tmp, stat.S_IMODE(existing.st_mode))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_output(option: str, target: str, text: str) -> bool:
+    """Write one output; on failure keep it in a temporary file and say where (rule 2)."""
+    try:
+        _write_file(target, text)
+        return True
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+    suffix = Path(target).suffix or ".txt"
+    try:
+        fd, kept = tempfile.mkstemp(prefix=f"scadc-{option.lstrip('-')}-", suffix=suffix)
+        with os.fdopen(fd, "wb") as out:
+            out.write(text.encode("utf-8"))
+    except OSError as exc:
+        print(f"scadc: cannot write {option} {_shown(target)} ({why}), nor a temporary copy "
+              f"({exc.strerror}); it is lost", file=sys.stderr)
+        return False
+    print(f"scadc: cannot write {option} {_shown(target)} ({why}); it is in {kept}", file=sys.stderr)
+    return False
+
+
+def _write_reports(args: argparse.Namespace, report: Any) -> bool:
+    """Write --report and --html; False if either went to a temporary file instead."""
+    written = True
     if args.report:
-        Path(args.report).write_text(report.to_json())
+        written &= _write_output("--report", args.report, report.to_json())
     if args.html:
         from scadrt.report_html import render_html
 
-        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        written &= _write_output("--html", args.html, render_html(report))
+    return written
 
 
 def add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -142,6 +251,7 @@ def add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: ar
     p.add_argument("--report", metavar="FILE", help="write the run report (JSON) here")
     p.add_argument("--html", metavar="FILE", help="write the run report as a self-contained HTML page here")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    _add_max_parallelism(p)
     p.set_defaults(run=_cmd_run)
 
 
@@ -157,6 +267,35 @@ def _parent_results(results_dir: Path, parent: ElementSpec) -> list[Any]:
     return results
 
 
+def _read_token_file(target: str) -> str:
+    """A token from a file only its owner may read (rule 3)."""
+    try:
+        with open(target, "rb") as source:
+            mode = os.fstat(source.fileno()).st_mode
+            if stat.S_IMODE(mode) & 0o077:
+                raise UserError(f"--token-file {_shown(target)} can be read by other users (mode "
+                                f"{stat.S_IMODE(mode):04o}); run `chmod 600 {_shown(target)}`")
+            data = source.read(8192)
+    except OSError as exc:
+        raise UserError(f"cannot read --token-file {_shown(target)}: {exc.strerror}") from exc
+    token = data.decode("utf-8", errors="replace").strip()
+    if not token:
+        raise UserError(f"--token-file {_shown(target)} is empty")
+    return token
+
+
+def _with_token(descriptor: Descriptor, token: str | None) -> Descriptor:
+    if token is None or descriptor.kind not in ("tcp", "rdma"):
+        return descriptor
+    return Descriptor(descriptor.name, descriptor.impl, (*descriptor.config, ("token", token)))
+
+
+def _private_write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 def _cmd_run_element(args: argparse.Namespace) -> int:
     from scadrt.engines.worker import execute_element, format_element_error
     from scadrt.transports import parse_memory_spec
@@ -164,7 +303,8 @@ def _cmd_run_element(args: argparse.Namespace) -> int:
     path = Path(args.element)
     if not path.is_file() or not path.name.endswith(".o.py"):
         raise UserError(f"{path}: expected a compute element file <name>.o.py")
-    program = load_program(path.parent)
+    token = _read_token_file(args.token_file) if args.token_file else os.environ.get("SCAD_TOKEN") or None
+    program = load_program(path.parent, max_parallelism=args.max_parallelism)
     spec = program.elements[path.name.partition(".")[0]]
     if not 0 <= args.index < spec.parallelism:
         raise UserError(f"-i {args.index}: element {spec.name!r} has instances 0..{spec.parallelism - 1}")
@@ -178,17 +318,17 @@ def _cmd_run_element(args: argparse.Namespace) -> int:
         for descriptor in parse_memory_spec(memory):
             if descriptor.name in transports:
                 raise TransportConfigError(f"-m {memory}: a transport for {descriptor.name!r} is already given")
-            transports[descriptor.name] = descriptor
+            transports[descriptor.name] = _with_token(descriptor, token)
     try:
         result, _ = execute_element(str(path.resolve()), spec.name, args.index, params, transports)
     except Exception as exc:
         print(f"scadc: element {spec.name!r} instance {args.index} failed:", file=sys.stderr)
         print(format_element_error(exc).rstrip(), file=sys.stderr)
         return 1
-    results_dir.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = spec.name if spec.parallelism == 1 else f"{spec.name}@{args.index}"
     out = results_dir / f"{name}.json"
-    out.write_text(json.dumps(result) + "\n")
+    _private_write(out, json.dumps(result) + "\n")
     print(f"scadc: wrote {out}", file=sys.stderr)
     return 0
 
@@ -206,7 +346,8 @@ def add_run_element(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                "-i $i -d results; done\n"
                "  scadc run-element examples/elements/fanout/collect.o.py -m mem:2333 -d results\n"
                "-m takes [N@]NAME:PORT or [N@]NAME:HOST:PORT[:IMPL[:KEY,VALUE…]] (N@: NAME@0…NAME@N-1 on "
-               "consecutive ports)",
+               "consecutive ports)\n"
+               "a memory server's token comes from --token-file FILE (mode 0600) or $SCAD_TOKEN, never -m",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("element", help="the compute element file (<name>.o.py) inside its program directory")
@@ -216,5 +357,9 @@ def add_run_element(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("-d", "--results-dir", default="scad-results", metavar="DIR",
                    help="where parents' results are read and this element's result is written "
                         "(default ./scad-results)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="read the memory servers' token from FILE, which only its owner may read "
+                        "(default: $SCAD_TOKEN)")
     _add_input_arguments(p)
+    _add_max_parallelism(p)
     p.set_defaults(run=_cmd_run_element)
