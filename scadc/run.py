@@ -35,7 +35,7 @@ from scadrt import ElementSpec, load_program
 from scadrt.dag import DEFAULT_MAX_PARALLELISM
 from scadrt.engines.local import LocalEngine, RunFailed
 from scadrt.engines.memory import TRANSPORT_CHOICES, memory_backend
-from scadrt.errors import TransportConfigError, UserError
+from scadrt.errors import TransportConfigError, UserError, shorten
 from scadrt.transports import Descriptor
 
 __all__ = ["add_run", "add_run_element", "parse_run_input"]
@@ -51,12 +51,6 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
 def _add_max_parallelism(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallelism", type=int, default=DEFAULT_MAX_PARALLELISM, metavar="N",
                    help=f"refuse elements with more than N instances (default {DEFAULT_MAX_PARALLELISM})")
-
-
-def _shown(value: object, limit: int = 120) -> str:
-    """``value`` for an error message, cut to ``limit`` characters."""
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_run_input(params: list[str], params_file: str | None) -> dict[str, Any]:
@@ -157,7 +151,7 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
 def _check_output(option: str, target: str) -> None:
     """Rule 1: refuse, before the run, an output path that cannot be written."""
     path = Path(target)
-    shown = f"{option} {_shown(target)}"
+    shown = f"{option} {shorten(str(target))}"
     if path.is_dir():
         raise UserError(f"{shown}: is a directory")
     if path.exists():
@@ -167,9 +161,9 @@ def _check_output(option: str, target: str) -> None:
             return  # a device or a pipe: written in place
     parent = path.parent
     if not parent.is_dir():
-        raise UserError(f"{shown}: directory {_shown(parent)} does not exist")
+        raise UserError(f"{shown}: directory {shorten(str(parent))} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{shown}: directory {_shown(parent)} is not writable")
+        raise UserError(f"{shown}: directory {shorten(str(parent))} is not writable")
 
 
 def _write_file(target: str, text: str) -> None:
@@ -209,10 +203,10 @@ def _write_output(option: str, target: str, text: str) -> bool:
         with os.fdopen(fd, "wb") as out:
             out.write(text.encode("utf-8"))
     except OSError as exc:
-        print(f"scadc: cannot write {option} {_shown(target)} ({why}), nor a temporary copy "
+        print(f"scadc: cannot write {option} {shorten(str(target))} ({why}), nor a temporary copy "
               f"({exc.strerror}); it is lost", file=sys.stderr)
         return False
-    print(f"scadc: cannot write {option} {_shown(target)} ({why}); it is in {kept}", file=sys.stderr)
+    print(f"scadc: cannot write {option} {shorten(str(target))} ({why}); it is in {kept}", file=sys.stderr)
     return False
 
 
@@ -273,14 +267,14 @@ def _read_token_file(target: str) -> str:
         with open(target, "rb") as source:
             mode = os.fstat(source.fileno()).st_mode
             if stat.S_IMODE(mode) & 0o077:
-                raise UserError(f"--token-file {_shown(target)} can be read by other users (mode "
-                                f"{stat.S_IMODE(mode):04o}); run `chmod 600 {_shown(target)}`")
+                raise UserError(f"--token-file {shorten(str(target))} can be read by other users (mode "
+                                f"{stat.S_IMODE(mode):04o}); run `chmod 600 {shorten(str(target))}`")
             data = source.read(8192)
     except OSError as exc:
-        raise UserError(f"cannot read --token-file {_shown(target)}: {exc.strerror}") from exc
+        raise UserError(f"cannot read --token-file {shorten(str(target))}: {exc.strerror}") from exc
     token = data.decode("utf-8", errors="replace").strip()
     if not token:
-        raise UserError(f"--token-file {_shown(target)} is empty")
+        raise UserError(f"--token-file {shorten(str(target))} is empty")
     return token
 
 

@@ -294,7 +294,7 @@ def test_a_finished_runs_report_is_never_lost(tmp_path: Path) -> None:
     assert done.stdout.startswith("first: made 3 numbers\n") and json.loads(done.stdout.split("\n", 3)[3]) == {
         "total": 14}
     (kept,) = spare.iterdir()
-    assert done.stderr == f"scadc: cannot write --report /dev/full (No space left on device); it is in {kept}\n"
+    assert done.stderr == f"scadc: cannot write --report '/dev/full' (No space left on device); it is in {kept}\n"
     assert json.loads(kept.read_text())["status"] == "ok"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
 
