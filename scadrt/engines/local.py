@@ -56,6 +56,8 @@ class MemoryBackend(Protocol):
     """Starts and stops memory elements for the engine."""
 
     kind: str
+    #: whether the engine should poll :meth:`lost` during the run, or ask only when an instance failed
+    poll_lost: bool
 
     def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
         """Start every instance of each of ``specs`` (at once where that is faster); return
@@ -396,10 +398,12 @@ class _Run:
 
     def check_memory(self) -> None:
         """Stop the run as soon as a memory element it still needs went away (rule in the docstring)."""
-        if self.engine.memory is None or not self.live_memory or self.now() - self.memory_checked < _SAMPLE_INTERVAL:
+        memory = self.engine.memory
+        if memory is None or not memory.poll_lost or not self.live_memory or \
+                self.now() - self.memory_checked < _SAMPLE_INTERVAL:
             return
         self.memory_checked = self.now()
-        lost = [m for m in self.engine.memory.lost() if m[0] in self.live_memory]
+        lost = [m for m in memory.lost() if m[0] in self.live_memory]
         if lost:
             self.apply(self.scheduler.abort(self.memory_failure(lost)))
 

@@ -22,6 +22,9 @@ Rules:
    the instance; whatever did start is freed by :meth:`close`, as always.
 4. :meth:`lost` names every running instance that went away by itself (a server that exited, a
    segment someone removed), so the engine reports that, not the symptom in a compute element.
+   The engine polls it while the run goes on where ``poll_lost`` is set (tcp: a dead server
+   stops its users at once); a removed segment harms only instances that attach later, so shm
+   is asked only when an instance failed.
 5. Segments are named to the run's watcher before they are created (:mod:`scadrt.engines.watcher`);
    servers stop by themselves when the engine's process dies.
 """
@@ -78,6 +81,7 @@ def instance_index(instance: str) -> int:
 
 class ShmMemory:
     kind = "shm"
+    poll_lost = False  # rule 4
 
     def __init__(self) -> None:
         self.regions: dict[str, list[SharedRegion]] = {}
@@ -141,6 +145,7 @@ class _Served:
 
 class TcpMemory:
     kind = "tcp"
+    poll_lost = True  # rule 4
 
     def __init__(self, max_starting: int | None = None) -> None:
         # pyzmq is imported only when a run really uses tcp

@@ -414,3 +414,28 @@ def test_a_memory_server_that_dies_mid_run_is_named(tmp_path: Path) -> None:
     assert out == ""  # 'a' did not finish: like any instance an abort stops, its output is dropped
     assert "scadc: memory element 'm' died: its memory server was killed by SIGKILL" in err
     assert "ConnectionLostError" not in err and "Traceback" not in err, err
+
+
+def test_a_removed_segment_is_named_when_an_instance_cannot_attach(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\ncorunning: [a]\nlimits: {mem: 1 MB}\n",
+        "a.o.py": "#@ type: compute\nimport os, time\n" + MAIN +
+                  f"    while not os.path.exists({str(go)!r}):\n        time.sleep(0.02)\n"
+                  "    action.get_transport('m')\n    return {}\n",
+    })
+    proc = subprocess.Popen([sys.executable, "-m", "scadc", "run", str(prog), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (mine := {s for s in shm_segments() if s.startswith(f"scad-{proc.pid}-")}):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        (segment,) = mine
+        os.unlink(f"/dev/shm/{segment}")
+    finally:
+        go.touch()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert f"scadc: memory element 'm' died: its shared-memory segment /dev/shm/{segment} was removed" in err
+    assert "Traceback" not in err, err
