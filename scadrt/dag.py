@@ -23,7 +23,19 @@ relations are complete and consistent, or raises :class:`~scadrt.errors.ProgramE
 (7) a compute element parses and defines ``main(params, action)`` at module level
     (checked with ``ast``, never by importing the code);
 (8) ``parallelism`` is at most ``max_parallelism`` (default :data:`DEFAULT_MAX_PARALLELISM`,
-    ``--max-parallelism`` on the command line).
+    ``--max-parallelism`` on the command line); ``limits.cpu`` is finite and at most 1024;
+    sizes are below 2**63 bytes (:mod:`scadrt.sizes`); ``withMerged`` holds JSON data only.
+
+Whatever the files hold, loading takes time and memory in proportion to the directory's size,
+and never a traceback (rule 9):
+
+(9) an element file is a regular file (a FIFO, directory, broken link or symlink loop is a
+    problem, and is never opened in a way that blocks) of at most 1 MiB; its YAML (the whole
+    ``.o.yaml``, or the ``#@ `` header) at most 64 KiB, nested at most 32 levels, with numbers
+    of at most 64 characters, and no aliases (``*name``: a dozen lines of them expand to
+    billions of nodes; Scad's element files use none). Names are at most 255 characters;
+    every value quoted in a problem is cut to 80 (:func:`scadrt.errors.shorten`), and at most
+    100 problems are listed.
 """
 
 from __future__ import annotations
@@ -32,7 +44,10 @@ import ast
 import difflib
 import heapq
 import io
+import math
+import os
 import re
+import stat
 import tokenize
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,11 +57,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from scadrt.errors import Problem, ProgramError, UserError
+from scadrt.errors import Problem, ProgramError, UserError, shorten
 
 if TYPE_CHECKING:  # networkx is imported only by graph(): loading a program must stay fast
     import networkx as nx
-from scadrt.sizes import parse_size
+from scadrt.sizes import format_size, parse_size
 
 __all__ = [
     "DEFAULT_MAX_PARALLELISM",
@@ -66,12 +81,20 @@ TRANSPORT_KINDS = ("local", "rdma", "shm", "tcp")
 #: the largest ``parallelism`` an element may ask for unless the caller raises it (rule 8): every
 #: instance is a process or a memory region, so a typo of a few digits must not reach the engine
 DEFAULT_MAX_PARALLELISM = 1024
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")  # always fullmatch: '$' would let a trailing newline in
 _EXTENSIONS: dict[str, Kind] = {"py": "compute", "yaml": "memory"}
 _KEYS = ("corunning", "dependents", "limits", "parallelism", "parents", "type", "withMerged")
 _LIMIT_KEYS = ("cpu", "mem", "storage")
 _CORUN_KEYS = ("trans", "type")
 _HEADER_PREFIX = "#@ "
+# Bounds of rule 9. Scad's largest element file is 3.3 KB with a 9-line header; ast.parse needs
+# about 500 bytes of memory per byte of the worst code, PyYAML about 20 µs per byte of YAML.
+_MAX_FILE_BYTES = 1 * MiB
+_MAX_HEADER_BYTES = 64 * 1024
+_MAX_YAML_DEPTH = 32
+_MAX_NUMBER_CHARS = 64
+_MAX_CPU = 1024
+_MAX_PROBLEMS = 100
 
 
 @dataclass(frozen=True)
@@ -206,7 +229,7 @@ def load_program(directory: str | Path, *, max_parallelism: int = DEFAULT_MAX_PA
     """
     if isinstance(max_parallelism, bool) or not isinstance(max_parallelism, int) or max_parallelism < 1:
         raise UserError(f"the parallelism bound (--max-parallelism) must be a whole number ≥ 1, "
-                        f"not {_shorten(max_parallelism)}")
+                        f"not {shorten(max_parallelism)}")
     root = Path(directory)
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a directory"
@@ -217,9 +240,19 @@ def load_program(directory: str | Path, *, max_parallelism: int = DEFAULT_MAX_PA
         problems.append(Problem(str(root), 0, "no elements found (expected <name>.o.py or <name>.o.yaml files)"))
     specs = _link(raws, problems)
     if problems:
-        raise ProgramError(problems)
+        raise ProgramError(_capped(root, problems))
     name = root.resolve().name
     return Program(name=name, path=str(root), elements=MappingProxyType(dict(sorted(specs.items()))))
+
+
+def _capped(root: Path, problems: list[Problem]) -> list[Problem]:
+    unique = sorted(set(problems))
+    if len(unique) <= _MAX_PROBLEMS:
+        return unique
+    return [*unique[:_MAX_PROBLEMS], Problem(str(root), 0, (
+        f"{len(unique) - _MAX_PROBLEMS} more problems not shown ({len(unique)} in all; "
+        f"the first {_MAX_PROBLEMS} in file order are listed)"
+    ))]
 
 
 @dataclass
@@ -251,13 +284,18 @@ class _RawElement:
 def _read_elements(root: Path, problems: list[Problem], max_parallelism: int) -> dict[str, _RawElement]:
     raws: dict[str, _RawElement] = {}
     seen: dict[str, str] = {}
-    for path in sorted(root.iterdir()):
-        if ".o." not in path.name or not path.is_file():
+    try:
+        paths = sorted(root.iterdir())
+    except OSError as exc:
+        problems.append(Problem(str(root), 0, f"cannot list the directory: {exc.strerror}"))
+        return raws
+    for path in paths:
+        if ".o." not in path.name:
             continue
         shown = str(path)
         stem, _, rest = path.name.partition(".")
         ext = rest[2:] if rest.startswith("o.") else ""
-        if not _NAME.match(stem) or rest != f"o.{ext}":
+        if not _NAME.fullmatch(stem) or rest != f"o.{ext}":
             problems.append(Problem(shown, 0, (
                 f"illegal element file name {path.name!r}: expected <name>.o.py or <name>.o.yaml, "
                 "where <name> has only letters, digits, '_' and '-'"
@@ -281,13 +319,9 @@ def _read_elements(root: Path, problems: list[Problem], max_parallelism: int) ->
 def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem],
                   max_parallelism: int) -> _RawElement | None:
     shown = str(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(shown, 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
-        return None
-    except OSError as exc:
-        problems.append(Problem(shown, 0, f"cannot read: {exc.strerror}"))
+    limit = _MAX_FILE_BYTES if kind == "compute" else _MAX_HEADER_BYTES
+    text = _read_text(path, shown, limit, problems)
+    if text is None:
         return None
     if kind == "compute":
         header, code = _split_header(shown, text, problems)
@@ -297,6 +331,11 @@ def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem],
     if not header:
         problems.append(Problem(shown, 1, "missing header: the file must start with '#@ type: compute'"))
         return None
+    if kind == "compute" and sum(len(line) + 1 for _, line in header) > _MAX_HEADER_BYTES:
+        problems.append(Problem(shown, header[0][0], (
+            f"the '#@ ' header is larger than {format_size(_MAX_HEADER_BYTES)}, the most a header may hold"
+        )))
+        return None
     data, lines = _parse_yaml(shown, header, problems)
     if data is None:
         return None
@@ -304,6 +343,37 @@ def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem],
     raw = _RawElement(name=name, kind=kind, path=shown, code=code)
     _check_keys(raw, data, lines, problems, max_parallelism)
     return raw
+
+
+def _read_text(path: Path, shown: str, limit: int, problems: list[Problem]) -> str | None:
+    """The file's text, or None after a problem: not a regular file, over ``limit`` bytes, not UTF-8."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (the is-it-regular check comes after)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        problems.append(Problem(shown, 0, f"cannot read: {exc.strerror}"))
+        return None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+        problems.append(Problem(shown, 0, f"not a regular file ({what}); an element is a regular file"))
+        return None
+    with open(fd, "rb") as file:
+        try:
+            data = file.read(limit + 1)  # never more, however large the file is (or grows)
+        except OSError as exc:
+            problems.append(Problem(shown, 0, f"cannot read: {exc.strerror}"))
+            return None
+    if len(data) > limit:
+        what = "an element file" if limit == _MAX_FILE_BYTES else "a memory element's YAML"
+        problems.append(Problem(shown, 0, f"the file is larger than {format_size(limit)}, the most {what} may hold"))
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(shown, 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        return None
 
 
 def _split_header(shown: str, text: str, problems: list[Problem]) -> tuple[list[tuple[int, str]], str]:
@@ -343,6 +413,10 @@ def _check_main(shown: str, text: str, problems: list[Problem]) -> None:
     except SyntaxError as exc:
         problems.append(Problem(shown, exc.lineno or 0, f"syntax error: {exc.msg}"))
         return
+    except (MemoryError, RecursionError):
+        # how CPython's parser says "nested too deeply" ('-' * 100_000 + '1'); the file is ≤ 1 MiB
+        problems.append(Problem(shown, 0, "the code is too complex to parse (nested too deeply)"))
+        return
     mains = [n for n in module.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "main"]
     if not mains:
         problems.append(Problem(shown, 1, "compute element does not define main(params, action) at module level"))
@@ -358,6 +432,48 @@ def _check_main(shown: str, text: str, problems: list[Problem]) -> None:
         problems.append(Problem(shown, main.lineno, "main must accept two positional arguments: main(params, action)"))
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader within rule 9: no aliases, bounded nesting and numbers, no value a scalar
+    constructor chokes on (``2001-02-30``); each refusal carries its mark, hence its line."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, (
+                f"aliases ('*{event.anchor[:40]}') are not allowed in element headers; "
+                "write the value out"
+            ), event.start_mark)
+        if self._depth >= _MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(None, None, (
+                f"nested more than {_MAX_YAML_DEPTH} levels deep"
+            ), event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_scalar_node(self, anchor: str | None) -> yaml.ScalarNode:
+        node = super().compose_scalar_node(anchor)
+        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and len(node.value) > _MAX_NUMBER_CHARS:
+            raise yaml.composer.ComposerError(None, None, (
+                f"a number of {len(node.value)} characters; numbers have at most {_MAX_NUMBER_CHARS}"
+            ), node.start_mark)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, (
+                f"cannot read {shorten(getattr(node, 'value', None), 40)} as {node.tag.rpartition(':')[2]}: {exc}"
+            ), node.start_mark) from exc
+
+
 def _parse_yaml(
     shown: str, header: list[tuple[int, str]], problems: list[Problem]
 ) -> tuple[dict[str, Any] | None, dict[tuple[Any, ...], int]]:
@@ -369,7 +485,7 @@ def _parse_yaml(
 
     try:
         # The reader rejects control characters in the constructor already, so it is inside the try.
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -382,6 +498,8 @@ def _parse_yaml(
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         reason = getattr(exc, "problem", None) or str(exc)
+        if len(reason) > 160:  # PyYAML quotes tags and values in its messages
+            reason = f"{reason[:159]}…"
         problems.append(Problem(shown, file_line(mark.line) if mark else header[0][0], f"YAML error: {reason}"))
         return None, {}
     if not isinstance(data, dict):
@@ -395,7 +513,8 @@ def _parse_yaml(
             for key_node, value_node in n.value:
                 key = key_node.value
                 if key in seen:
-                    problems.append(Problem(shown, file_line(key_node.start_mark.line), f"duplicate key {key!r}"))
+                    problems.append(Problem(shown, file_line(key_node.start_mark.line),
+                                            f"duplicate key {shorten(key)}"))
                 seen.add(key)
                 lines[(*path, key)] = file_line(key_node.start_mark.line)
                 walk((*path, key), value_node)
@@ -408,23 +527,12 @@ def _parse_yaml(
     return data, lines
 
 
-def _shorten(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters with an ellipsis: any value a user wrote
-    may be megabytes long, and is quoted in a problem message only through this."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
-        # repr of a huge int is quadratic (and capped by sys.int_max_str_digits): don't build it
-        return f"<a whole number of {value.bit_length()} bits>"
-    if isinstance(value, str | bytes) and len(value) > limit:
-        value = value[:limit]  # a cheap cut before repr, which escapes and may grow it
-        text = repr(value)
-        return f"{text[:limit - 1]}…"
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 1]}…"
-
-
 def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(choices)})"
+    # a word far longer than every choice is close to none (and difflib is quadratic in it)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) if len(word) <= 255 else []
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(choices)})" if len(choices) <= 10 else ""
 
 
 def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, ...], int],
@@ -439,7 +547,7 @@ def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, .
 
     for key in data:
         if key not in _KEYS:
-            problem((key,), f"unknown key {key!r}{_did_you_mean(str(key), _KEYS)}")
+            problem((key,), f"unknown key {shorten(key)}{_did_you_mean(str(key), _KEYS)}")
     kind = data.get("type")
     if kind is None:
         problem((), f"missing required key 'type' (expected 'type: {raw.kind}')")
@@ -448,7 +556,7 @@ def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, .
         if kind in _EXTENSIONS.values():
             problem(("type",), f"'type: {kind}' does not match the file's extension: {expected}")
         else:
-            problem(("type",), f"'type' must be 'compute' or 'memory', not {kind!r}")
+            problem(("type",), f"'type' must be 'compute' or 'memory', not {shorten(kind)}")
     for key in ("parents", "dependents"):
         if key in data:
             raw.key_lines[key] = line(key)
@@ -459,10 +567,10 @@ def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, .
     if "parallelism" in data:
         value = data["parallelism"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problem(("parallelism",), f"'parallelism' must be a whole number ≥ 1, not {_shorten(value)}")
+            problem(("parallelism",), f"'parallelism' must be a whole number ≥ 1, not {shorten(value)}")
         elif value > max_parallelism:
             problem(("parallelism",), (
-                f"'parallelism' {_shorten(value)} is above the limit of {max_parallelism} instances "
+                f"'parallelism' {shorten(value)} is above the limit of {max_parallelism} instances "
                 "(raise the limit with --max-parallelism N)"
             ))
         else:
@@ -473,10 +581,36 @@ def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, .
         merged = data["withMerged"]
         if merged is None:
             merged = []
+        bad = _not_json(merged, ("withMerged",))
         if not isinstance(merged, list):
             problem(("withMerged",), "'withMerged' must be a list")
+        elif bad is not None:
+            path, value = bad
+            problem(path, f"'withMerged' holds JSON data only (text, numbers, lists, mappings), not {shorten(value)}")
         else:
             raw.with_merged = _freeze(merged)
+
+
+def _not_json(value: Any, path: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any] | None:
+    """The path and value of the first part of ``value`` that exports cannot write as JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if value is None or isinstance(value, str | int | float):
+        return None
+    if isinstance(value, list):
+        items: Any = enumerate(value)
+    elif isinstance(value, dict):
+        items = value.items()
+        for key in value:
+            if not isinstance(key, str):
+                return (*path, key), key
+    else:  # dates, bytes (!!binary)
+        return path, value
+    for key, item in items:
+        bad = _not_json(item, (*path, key))
+        if bad is not None:
+            return bad
+    return None
 
 
 def _names(value: Any, path: tuple[Any, ...], problem: Any, line: Any) -> list[_Ref]:
@@ -489,8 +623,8 @@ def _names(value: Any, path: tuple[Any, ...], problem: Any, line: Any) -> list[_
         return []
     refs = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not _NAME.match(item):
-            problem((*path, index), f"{item!r} in {path[0]!r} is not an element name")
+        if not isinstance(item, str) or not _NAME.fullmatch(item):
+            problem((*path, index), f"{shorten(item)} in {path[0]!r} is not an element name")
         else:
             refs.append(_Ref(item, line(*path, index)))
     return refs
@@ -507,8 +641,8 @@ def _corunning(value: Any, problem: Any, line: Any) -> list[tuple[_Ref, Corun]]:
     links = []
     for peer, link in value.items():
         path = ("corunning", peer)
-        if not isinstance(peer, str) or not _NAME.match(peer):
-            problem(path, f"{peer!r} in 'corunning' is not an element name")
+        if not isinstance(peer, str) or not _NAME.fullmatch(peer):
+            problem(path, f"{shorten(peer)} in 'corunning' is not an element name")
             continue
         if link is None:
             link = {}  # noqa: PLW2901 - 'peer:' with no value means all defaults
@@ -517,13 +651,21 @@ def _corunning(value: Any, problem: Any, line: Any) -> list[tuple[_Ref, Corun]]:
             continue
         for key in link:
             if key not in _CORUN_KEYS:
-                problem((*path, key), f"unknown key {key!r} in corunning entry{_did_you_mean(str(key), _CORUN_KEYS)}")
+                problem((*path, key), (
+                    f"unknown key {shorten(key)} in corunning entry{_did_you_mean(str(key), _CORUN_KEYS)}"
+                ))
         trans, kind = link.get("trans", peer), link.get("type", "rdma")
-        if not isinstance(trans, str) or not trans:
-            problem((*path, "trans"), f"'trans' must be a transport name, not {trans!r}")
+        # The engine hands the code its transport as 'trans' or 'trans@i' inside a descriptor
+        # 'NAME;IMPL;…' (scadrt.transports): so a transport name follows the element-name rule.
+        if not isinstance(trans, str) or not _NAME.fullmatch(trans):
+            problem((*path, "trans"), (
+                f"'trans' must be a transport name (letters, digits, '_' and '-'), not {shorten(trans)}"
+            ))
             continue
         if kind not in TRANSPORT_KINDS:
-            problem((*path, "type"), f"unknown transport type {kind!r}{_did_you_mean(str(kind), TRANSPORT_KINDS)}")
+            problem((*path, "type"), (
+                f"unknown transport type {shorten(kind)}{_did_you_mean(str(kind), TRANSPORT_KINDS)}"
+            ))
             continue
         links.append((_Ref(peer, line(*path)), Corun(peer, trans, kind)))
     return links
@@ -537,11 +679,11 @@ def _limits(value: Any, problem: Any) -> Limits:
         return Limits()
     for key in value:
         if key not in _LIMIT_KEYS:
-            problem(("limits", key), f"unknown key {key!r} in limits{_did_you_mean(str(key), _LIMIT_KEYS)}")
+            problem(("limits", key), f"unknown key {shorten(key)} in limits{_did_you_mean(str(key), _LIMIT_KEYS)}")
     result = Limits()
     cpu = value.get("cpu", result.cpu)
-    if isinstance(cpu, bool) or not isinstance(cpu, int | float) or not cpu > 0:
-        problem(("limits", "cpu"), f"'limits.cpu' must be a positive number, not {cpu!r}")
+    if isinstance(cpu, bool) or not isinstance(cpu, int | float) or not 0 < cpu <= _MAX_CPU:
+        problem(("limits", "cpu"), f"'limits.cpu' must be a positive number up to {_MAX_CPU}, not {shorten(cpu)}")
     else:
         result = Limits(float(cpu), result.mem, result.storage)
     sizes = {}
@@ -699,7 +841,8 @@ def _check_cycles(raws: dict[str, _RawElement], successors: dict[str, list[str]]
                     cycle = cycle[first:] + cycle[:first]
                     raw = raws[cycle[0]]
                     line = raw.key_lines.get("dependents") or raw.key_lines.get("parents", 1)
-                    problems.append(Problem(raw.path, line, f"dependency cycle: {' → '.join([*cycle, cycle[0]])}"))
+                    shown = [*cycle, cycle[0]] if len(cycle) <= 8 else [*cycle[:8], f"… ({len(cycle)} elements)"]
+                    problems.append(Problem(raw.path, line, f"dependency cycle: {' → '.join(shown)}"))
             elif not state.get(child):
                 state[child] = 1
                 path.append(child)
