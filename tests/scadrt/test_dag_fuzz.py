@@ -19,8 +19,9 @@ from scadrt.errors import ProgramError
 
 NAMES = st.sampled_from(["a", "b", "c", "m", "n", "bad name", "x.y"])
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 5), st.floats(allow_nan=True),
-                    st.sampled_from(["", "512 MB", "640M", "1 GiB", "lots", "rdma", "tcp", "compute", "memory"]),
-                    NAMES)
+                    st.sampled_from(["", "512 MB", "640M", "1 GiB", "lots", "rdma", "tcp", "compute", "memory",
+                                     "1.5 GiB", "9" * 400 + " GB", "../../etc/x", "m@1", "a" * 300]),
+                    st.sampled_from([10**19, 2**63, 10**100, 10**400, float("inf")]), NAMES)
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                        st.dictionaries(st.one_of(NAMES, SCALARS), inner, max_size=3)),
                       max_leaves=8)
@@ -28,7 +29,12 @@ KEYS = st.sampled_from(["type", "parents", "dependents", "corunning", "paralleli
                         "typo", "cpu", "mem", "trans"])
 HEADERS = st.dictionaries(KEYS, VALUES, max_size=6)
 CODE = st.sampled_from(["def main(params, action):\n    return {}\n", "def main(p):\n  pass\n", "x = (\n",
-                        "import os\n#@ type: compute\n", "", "async def main(a, b): pass\n"])
+                        "import os\n#@ type: compute\n", "", "async def main(a, b): pass\n",
+                        "def main(params, action):\n    return " + "-" * 10_000 + "1\n"])
+# YAML no dump writes: anchors and aliases, deep nesting, odd tags and scalars (appended to a header)
+RAW = st.sampled_from(["", "x: &a [1, 2]\ny: *a\n", "<<: &m {parents: [a]}\n", "withMerged: " + "[" * 200 + "]" * 200,
+                       "withMerged: [2001-02-30]\n", "withMerged: [!!binary aGVsbG8=]\n", "limits: {cpu: .inf}\n",
+                       "parallelism: " + "9" * 5000 + "\n", "x: !!python/name:os.system\n", "? [a]\n: 1\n"])
 
 
 def render(header: dict[object, object], flow_style: bool) -> str:
@@ -36,14 +42,15 @@ def render(header: dict[object, object], flow_style: bool) -> str:
 
 
 FILES = st.lists(st.tuples(NAMES, st.sampled_from(["py", "yaml", "txt"]), HEADERS, CODE, st.booleans(),
-                           st.binary(max_size=8)), max_size=5)
+                           st.binary(max_size=8), RAW), max_size=5)
+File = tuple[str, str, dict[object, object], str, bool, bytes, str]
 
 
-def check(files: list[tuple[str, str, dict[object, object], str, bool, bytes]]) -> None:
+def check(files: list[File]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for name, ext, header, code, flow, junk in files:
-            text = render(header, flow)
+        for name, ext, header, code, flow, junk, raw in files:
+            text = render(header, flow) + raw
             if ext == "py":
                 text = "".join(f"#@ {line}\n" for line in text.splitlines()) + code
             try:
@@ -54,6 +61,7 @@ def check(files: list[tuple[str, str, dict[object, object], str, bool, bytes]]) 
             program = load_program(root)
         except ProgramError as exc:
             assert exc.problems and all(p.message for p in exc.problems)
+            assert all(len(p.message) < 500 for p in exc.problems)  # quoted values are cut short
         else:
             assert isinstance(program, Program)
             for spec in program.elements.values():  # relations are complete in both directions
@@ -65,7 +73,7 @@ def check(files: list[tuple[str, str, dict[object, object], str, bool, bytes]]) 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(FILES)
-def test_loader_never_crashes_quick(files: list[tuple[str, str, dict[object, object], str, bool, bytes]]) -> None:
+def test_loader_never_crashes_quick(files: list[File]) -> None:
     check(files)
 
 
@@ -73,5 +81,5 @@ def test_loader_never_crashes_quick(files: list[tuple[str, str, dict[object, obj
 @settings(max_examples=max(1, int(os.environ.get("SCAD_FUZZ") or 1)), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(FILES)
-def test_loader_never_crashes_fuzz(files: list[tuple[str, str, dict[object, object], str, bool, bytes]]) -> None:
+def test_loader_never_crashes_fuzz(files: list[File]) -> None:
     check(files)
