@@ -23,8 +23,11 @@ Behaviour (the wire format is in :mod:`scadrt.transports.protocol`):
    were sent: a READ never sees a WRITE sent after it. Every READ and WRITE request, on either
    channel, is atomic against all others (one lock, held only while bytes are copied to or from
    the region): a READ sees each concurrent WRITE entirely or not at all. That is why READ replies
-   are copied out of the region under that lock rather than sent zero-copy from it (zmq sends
-   them later, from its I/O thread). A client transfer larger than one request is atomic only
+   are copied out of the region under that lock (into reused buffers, see ``_ReplyBuffers``)
+   rather than sent zero-copy from it: zmq sends them later, from its I/O thread, and a WRITE
+   that came behind could change them meanwhile. (Waiting for zmq to finish sending before such
+   a WRITE would let one client that stops reading stall every writer.) The copy costs about
+   40% more server CPU per byte read. A client transfer larger than one request is atomic only
    request by request. Writes made behind the server's back (an embedding process writing
    ``region``, one-sided RDMA) are not covered. Copies go through numpy or libzmq with the GIL
    released, so a server embedded in another process (a Ray actor, an engine) does not stall
@@ -63,6 +66,7 @@ import select
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -72,6 +76,7 @@ from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import IO, Self
 
+import numpy as np
 import zmq
 
 from scadrt.errors import TransportConfigError, TransportError, UserError
@@ -124,6 +129,10 @@ _MAX_BACKOFF = 1.0
 #: refused connections kept open at once until their client has read the BUSY reply
 _MAX_REFUSED = 64
 _PR_SET_PDEATHSIG = 1
+#: READ replies this large are copied into pooled buffers (smaller ones: bytes; pyzmq copies those anyway)
+_POOLED_MIN = 64 << 10
+#: free reply buffers kept for reuse
+_POOL_BYTES = 64 << 20
 _TOKEN_ON_ARGV = ("--token puts the secret on the command line, where every user of this machine can read it "
                   "(/proc/PID/cmdline); set SCAD_TOKEN in the environment, or use --token-file FILE "
                   "(a file only you can read: chmod 600 FILE)")
@@ -235,22 +244,62 @@ class _Throttled:
         if emit:
             log.warning(message, *args)
 
-    def flush(self) -> None:
-        """Log the count of a finished window (called when the server is idle and when it stops)."""
+    def flush(self, final: bool = False) -> None:
+        """Log the count of a finished window (the server calls this when idle), or of the current
+        one too (``final``: when it stops). At most one count line a second either way."""
         with self._lock:
-            suppressed = self._roll(time.monotonic(), force=True)
+            suppressed = self._roll(time.monotonic(), force=final)
         if suppressed:
             log.warning("%d more refused requests or dropped connections were not logged", suppressed)
 
     def _roll(self, now: float, force: bool = False) -> int:
-        if now < self._window_end and not force:
-            return 0
-        if force and now < self._window_end and not self._suppressed:
-            return 0
-        suppressed, self._suppressed = self._suppressed, 0
+        """Start a new window if this one is over; return the count to report."""
         if now >= self._window_end:
             self._window_end, self._logged = now + self._period, 0
+        elif not force:
+            return 0
+        suppressed, self._suppressed = self._suppressed, 0
         return suppressed
+
+
+class _ReplyBuffers:
+    """Buffers for copies of large READ replies, reused once zmq has sent them (rule 4).
+
+    Fresh memory for every reply would cost a page fault per 4 KiB: the allocator gives freed
+    megabytes back to the OS, and that doubled the server's CPU time per byte read. A buffer's
+    capacity is the next power of two; at most ``limit`` bytes of free buffers are kept.
+    """
+
+    def __init__(self, limit: int = _POOL_BYTES) -> None:
+        self._limit = limit
+        self._free: dict[int, list[np.ndarray]] = {}
+        self._kept = 0  # bytes in self._free
+        self._lent: list[tuple[zmq.MessageTracker, np.ndarray]] = []
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A buffer of at least ``nbytes``, not in use by any reply zmq has still to send."""
+        self._collect()
+        capacity = 1 << (nbytes - 1).bit_length()
+        free = self._free.get(capacity)
+        if free:
+            self._kept -= capacity
+            return free.pop()
+        return np.empty(capacity, dtype=np.uint8)
+
+    def lend(self, buffer: np.ndarray, tracker: zmq.MessageTracker) -> None:
+        self._lent.append((tracker, buffer))
+
+    def _collect(self) -> None:
+        if not self._lent:
+            return
+        lent = []
+        for tracker, buffer in self._lent:
+            if not tracker.done:
+                lent.append((tracker, buffer))
+            elif self._kept + buffer.nbytes <= self._limit:
+                self._free.setdefault(buffer.nbytes, []).append(buffer)
+                self._kept += buffer.nbytes
+        self._lent = lent
 
 
 class MemoryServer:
@@ -278,6 +327,8 @@ class MemoryServer:
         #: held while bytes move to or from the region: makes every request atomic (rule 4)
         self._region_lock = threading.Lock()
         self._refusals = _Throttled()
+        self._replies = _ReplyBuffers()
+        self._lent: np.ndarray | None = None  # the pool buffer of the reply handle() just made
         self._stream_max = min(STREAM_MAX, config.max_request)
         #: port of the stream channel once bound (None: no stream channel)
         self.stream_port: int | None = None
@@ -330,13 +381,14 @@ class MemoryServer:
                     self._refusals.flush()
                     continue
                 reply = self.handle(frames)
-                # copy=True: a READ's payload is copied out of the region now, under the region lock,
-                # by libzmq with the GIL released (rule 4); zero-copy would send it later from the live
-                # region, after requests that came behind it. ROUTER never blocks on send: a reply to
-                # a vanished client is dropped by zmq.
-                with self._region_lock:
-                    sock.send_multipart(reply, copy=True)
-        self._refusals.flush()
+                lent, self._lent = self._lent, None
+                # ROUTER never blocks on send: a reply to a vanished client is dropped by zmq
+                if lent is None:
+                    sock.send_multipart(reply, copy=False)
+                else:  # only the payload is tracked (the identity frame is zmq's, untracked)
+                    sock.send_multipart(reply[:-1], zmq.SNDMORE, copy=False)
+                    self._replies.lend(lent, sock.send(reply[-1], copy=False, track=True))
+        self._refusals.flush(final=True)
         log.info("stopped")
 
     def close(self) -> None:
@@ -365,8 +417,9 @@ class MemoryServer:
     def handle(self, frames: Sequence[zmq.Frame]) -> list[object]:
         """Answer one request ``[identity, header, payload?]`` with ``[identity, header, payload?]``.
 
-        A READ's payload is a view of the live region: send it with ``copy=True`` under the region
-        lock (as :meth:`serve_forever` does).
+        A READ's payload is a private copy of the range (rule 4). A large one is a buffer of a pool
+        (left in ``self._lent``), which :meth:`serve_forever` sends zero-copy and gets back once
+        zmq has sent it.
         """
         identity = frames[0]
         try:
@@ -406,7 +459,16 @@ class MemoryServer:
         if op == Op.READ:
             self._check_frames(header, payload, 0)
             view = self.region[header.addr : header.addr + header.length]
-            return [identity, header.encode_reply(), view]
+            if len(view) < _POOLED_MIN:
+                with self._region_lock:
+                    data: object = bytes(view)
+            else:
+                buffer = self._replies.take(len(view))
+                data = memoryview(buffer)[: len(view)]
+                with self._region_lock:
+                    copy_bytes(data, view)
+                self._lent = buffer
+            return [identity, header.encode_reply(), data]
         if op == Op.WRITE:
             self._check_frames(header, payload, 1)
             data = payload[0].buffer
@@ -473,7 +535,10 @@ class MemoryServer:
                     if now < paused_until:
                         continue
                     paused_until = 0.0
-                    selector.register(listener, selectors.EVENT_READ)
+                    try:
+                        selector.register(listener, selectors.EVENT_READ)
+                    except (ValueError, OSError):
+                        return  # closed by close() meanwhile
                 try:
                     conn, _ = listener.accept()
                 except BlockingIOError:
@@ -509,7 +574,14 @@ class MemoryServer:
                 self._connections.add(conn)
         if not full:
             try:
-                conn.settimeout(self.config.idle_timeout)
+                # the kernel's timeouts, not settimeout(): Python's own timeout adds a poll() before
+                # every recv and send (~3 µs a round trip); these cost nothing until they expire
+                # and make a stalled recv or send fail with EAGAIN (BlockingIOError)
+                conn.settimeout(None)
+                seconds = self.config.idle_timeout
+                timeval = struct.pack("@ll", int(seconds), int(seconds % 1 * 1e6))
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 threading.Thread(target=self._serve_stream, args=(conn,), name="scad-stream", daemon=True).start()
                 return
@@ -575,7 +647,7 @@ class MemoryServer:
                     send_all(conn, [reply.encode(), message])
                     _lingering_close(conn)
                     return
-        except TimeoutError:
+        except (BlockingIOError, TimeoutError):
             self._refusals.warning("stream connection closed: it stalled mid-request or stopped reading for %g s "
                                    "(--idle-timeout)", self.config.idle_timeout)
         except OSError:
@@ -589,11 +661,11 @@ class MemoryServer:
 
     def _recv_head(self, conn: socket.socket, view: memoryview) -> bool:
         """Wait as long as it takes for a request to start, then for its header to be complete
-        (TimeoutError if that stalls); False if the client closed the connection."""
+        (BlockingIOError if that stalls); False if the client closed the connection."""
         while True:
             try:
                 received = conn.recv_into(view)
-            except TimeoutError:
+            except BlockingIOError:  # SO_RCVTIMEO expired
                 if self._stop.is_set():
                     return False
                 continue  # idle between requests is fine

@@ -298,37 +298,50 @@ def test_a_read_sent_before_a_write_never_sees_that_write() -> None:
             raw.close()
 
 
+#: reads per case: tearing, where it can happen, shows within a few hundred
+READS = 2000
+
+_WRITER = """
+import sys
+from scadrt.transports.tcp import TcpTransport
+url, size, stream = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+with TcpTransport(url, stream=stream, timeout=30) as t:
+    t.reg(size)
+    print("ready", flush=True)
+    value = 0
+    while True:
+        value = value % 255 + 1
+        t.buf[:] = bytes([value]) * size
+        t.write(size, 4096)
+"""
+
+
 @pytest.mark.parametrize(("size", "writer_stream", "reader_stream"), [
-    (4 << 10, True, True), (60 << 10, True, True), (60 << 10, True, False), (60 << 10, False, True),
+    (32 << 10, True, True), (64 << 10, True, True), (64 << 10, True, False), (64 << 10, False, True),
     (1 << 20, False, False),
 ])
 def test_each_request_is_atomic_across_connections(size: int, writer_stream: bool, reader_stream: bool) -> None:
-    """A READ concurrent with WRITEs of the same range sees one WRITE's bytes, never a mix."""
-    with server() as srv, TcpTransport(srv.url, stream=writer_stream) as writer, \
-            TcpTransport(srv.url, stream=reader_stream) as reader:
-        writer.reg(size)
-        reader.reg(size)
-        done = threading.Event()
-
-        def write() -> None:
-            value = 0
-            while not done.is_set():
-                value = value % 255 + 1
-                writer.buf[:] = bytes([value]) * size
-                writer.write(size, 4096)
-
-        thread = threading.Thread(target=write)
-        thread.start()
-        torn = 0
+    """A READ concurrent with WRITEs of the same range (from another process, another connection)
+    sees one WRITE's bytes, never a mix."""
+    with server() as srv:
+        writer = subprocess.Popen([sys.executable, "-c", _WRITER, srv.url, str(size), str(int(writer_stream))],
+                                  stdout=subprocess.PIPE, text=True)
         try:
-            for _ in range(300):
-                reader.read(size, 4096)
+            assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+            torn = 0
+            with TcpTransport(srv.url, stream=reader_stream) as reader:
+                reader.reg(size)
                 data = np.frombuffer(reader.buf, dtype=np.uint8)
-                torn += int((data != data[0]).any())
+                for _ in range(READS):
+                    reader.read(size, 4096)
+                    torn += int((data != data[0]).any())
+            assert writer.poll() is None, "the writer failed"
         finally:
-            done.set()
-            thread.join()
-        assert torn == 0, f"{torn} of 300 READs saw a mix of two WRITEs"
+            writer.kill()
+            writer.wait()
+            if writer.stdout:
+                writer.stdout.close()
+        assert torn == 0, f"{torn} of {READS} READs saw a mix of two WRITEs"
 
 
 # -- item 10: a server dies with the process that started it ---------------------------------------
