@@ -21,6 +21,10 @@ Wire format: :mod:`scadrt.transports.protocol`. What this client adds on top of 
 - **Large transfers**: over zmq, split into chunks of at most the server's ``max_request`` (and
   ``chunk_size``), with up to ``window`` chunks in flight; write payloads are sent zero-copy from
   ``buf``, read payloads are received straight into ``buf`` (``recv_into``).
+- **Order and atomicity** (the server's rules, see :mod:`scadrt.transports.protocol`): every op
+  waits for its replies, so this client's ops take effect in program order; each request is atomic
+  against other clients', so a read or write of at most ``chunk_size`` (and the server's
+  ``max_request``) bytes is too, a larger one only chunk by chunk.
 - **Late replies**: every request has a fresh id; a reply whose id is not awaited (the answer to a
   request given up on after a timeout) is dropped.
 - pyzmq errors never escape: :func:`~scadrt.transports.protocol.map_zmq_errors` maps them.
