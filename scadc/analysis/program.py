@@ -2,7 +2,9 @@
 
 Rules:
 
-1. The file is read as UTF-8 and parsed with libcst, which keeps comments and formatting, so
+1. The file is decoded as Python decodes it (``tokenize.detect_encoding``: a UTF-8 BOM, a
+   ``coding:`` line, else UTF-8), compiled by Python (so what ``python app.py`` refuses is refused,
+   with Python's wording) and parsed with libcst, which keeps comments and formatting, so
    ``Unit.code`` and ``Definition.code`` are the user's text, leading comments included.
 2. The entry region is, in order: ``--entry NAME`` (a module-level function with no required
    parameters); else ``main()`` when the module ends its work in an ``if __name__ == "__main__":``
@@ -15,15 +17,27 @@ Rules:
    definitions unless a unit rebinds one of their names; every other statement is a unit.
 5. ``Definition.refs`` are the module-level names its text reads; :meth:`Program.needs` closes a
    set of names over ``refs`` transitively, so codegen copies exactly what an element needs.
+6. Nesting: Python's compiler is run at the recursion limit ``python app.py`` has, so nesting it
+   rejects (a 100,000-term sum) is a :class:`CompileError`. libcst nests deeper than Python's AST
+   (``a or b or c`` pairwise), and its parser and every visitor recurse once or more per level:
+   nesting beyond :data:`MAX_NESTING` levels is refused before libcst sees it (its native parser
+   would overflow the stack), and :func:`deep_call` runs a compile on a thread with a stack and a
+   recursion limit enough for that depth (the commands run all their libcst work through it).
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+import ctypes
+import io
+import sys
+import threading
+import tokenize
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import libcst as cst
 from libcst.metadata import (
@@ -38,7 +52,17 @@ from libcst.metadata import (
 from scadc.errors import CompileError
 from scadc.source import Span
 
-__all__ = ["Definition", "DefinitionKind", "Entry", "Program", "Unit", "load_program", "read_source"]
+__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call", "load_program",
+           "read_source"]
+
+#: how many levels of libcst nesting scadc follows (rule 6); Python's own compiler stops near 3,000
+MAX_NESTING = 10_000
+#: what that depth takes: measured at about 6 Python frames and 3 KiB of stack per level, doubled
+_RECURSION_LIMIT = 20 * MAX_NESTING
+_STACK_BYTES = 512 * 2**20
+#: ``sys.getrecursionlimit()`` in a fresh ``python app.py``: what Python's compiler is run at (rule 6)
+_PYTHON_RECURSION_LIMIT = 1000
+_T = TypeVar("_T")
 
 DefinitionKind = Literal["import", "function", "class", "constant", "data", "statement"]
 
@@ -140,7 +164,8 @@ class Program:
 
 
 def read_source(path: str) -> str:
-    """The file's text; a missing file or a non-UTF-8 byte is a :class:`CompileError` (rule 1)."""
+    """The file's text, decoded as Python decodes it (rule 1); a missing file, an unknown or
+    conflicting declared encoding, or a byte the encoding cannot decode is a :class:`CompileError`."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -148,21 +173,40 @@ def read_source(path: str) -> str:
     except OSError as exc:
         raise CompileError(f"cannot read: {exc.strerror}", Span(path)) from exc
     try:
-        return data.decode("utf-8")
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        if exc.msg.startswith("invalid or missing encoding declaration"):
+            encoding = "utf-8"  # a non-UTF-8 byte on the first lines: the decoding below says where
+        elif data.startswith(b"\xef\xbb\xbf"):
+            raise CompileError("encoding problem: the file starts with a UTF-8 byte-order mark but its coding: line "
+                               "declares another encoding", Span(path)) from None
+        else:
+            raise CompileError(exc.msg[:200], Span(path)) from None
+    try:
+        return data.decode(encoding)  # "utf-8-sig" when there is a BOM: it is dropped, as Python does
     except UnicodeDecodeError as exc:
-        before = data[: exc.start].decode("utf-8", errors="replace")
+        before = data[: exc.start].decode(encoding, errors="replace")
         line = before.count("\n") + 1
         column = len(before) - (before.rfind("\n") + 1)
-        text = data.decode("utf-8", errors="replace")
-        raise CompileError(f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded",
+        text = data.decode(encoding, errors="replace")
+        utf8 = encoding in ("utf-8", "utf-8-sig")
+        name = "UTF-8" if utf8 else encoding
+        raise CompileError(f"not {name}: byte 0x{data[exc.start]:02x} cannot be decoded",
                            Span(path, line, column, line, column + 1), text,
-                           hint="save the file as UTF-8") from None
+                           hint="save the file as UTF-8" if utf8 else
+                           f"save the file as {encoding}, or change its coding: line") from None
 
 
-def _parse(path: str, source: str) -> cst.Module:
-    # Python's own parser words syntax errors best ("'(' was never closed"); libcst's is the fallback
+def _python_compile(path: str, source: str) -> ast.Module:
+    """Python's AST of ``source``, after Python's compiler accepted it as ``python app.py`` would (rules 1, 6)."""
+    limit = sys.getrecursionlimit()
     try:
-        compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        # the compiler's depth budget follows the recursion limit: use the one `python app.py` has
+        sys.setrecursionlimit(min(limit, _PYTHON_RECURSION_LIMIT))
+        with warnings.catch_warnings():  # SyntaxWarnings are the program's business, not split's
+            warnings.simplefilter("ignore")
+            tree = compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+            compile(source, path, "exec", dont_inherit=True)
     except SyntaxError as exc:
         line = exc.lineno or 1
         column = max((exc.offset or 1) - 1, 0)
@@ -171,12 +215,91 @@ def _parse(path: str, source: str) -> cst.Module:
                            source) from None
     except ValueError as exc:  # null bytes
         raise CompileError(f"cannot parse: {exc}", Span(path), source) from None
+    except (RecursionError, MemoryError) as exc:  # CPython's parser and compiler give up on deep nesting so
+        raise CompileError(f"too deeply nested for Python to compile (Python stops with {type(exc).__name__}, "
+                           "as `python` running the file would)", Span(path), source,
+                           hint="break the expression into several statements") from None
+    finally:
+        sys.setrecursionlimit(limit)
+    return tree
+
+
+def _check_nesting(path: str, source: str, tree: ast.Module) -> None:
+    """Rule 6: no more than :data:`MAX_NESTING` levels as libcst will nest ``tree``, which is the AST's
+    depth except that libcst nests the k values of ``a or b or ...`` k - 1 levels deep."""
+    todo: list[tuple[ast.AST, int, ast.AST]] = [(tree, 0, tree)]
+    while todo:
+        node, depth, anchor = todo.pop()
+        depth += len(node.values) - 1 if isinstance(node, ast.BoolOp) else 1
+        anchor = node if hasattr(node, "lineno") else anchor
+        if depth > MAX_NESTING:
+            line, column = getattr(anchor, "lineno", 1), getattr(anchor, "col_offset", 0)
+            raise CompileError(f"nested more than {MAX_NESTING} levels deep: more than scadc follows "
+                               "(a long chain of `and`/`or` counts a level per term)",
+                               Span(path, line, column, line, column + 1),  # no caret: the line is long
+                               hint="break the expression into several statements")
+        todo.extend((child, depth, anchor) for child in ast.iter_child_nodes(node))
+
+
+def _parse(path: str, source: str) -> cst.Module:
+    # Python's own parser words syntax errors best ("'(' was never closed"); libcst's is the fallback
+    _check_nesting(path, source, _python_compile(path, source))
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
         line, column = exc.raw_line, exc.raw_column
-        raise CompileError(f"syntax error: {exc.message}", Span(path, line, column, line, column + 1),
-                           source) from None
+        raise CompileError(f"cannot parse: {exc.message} (Python accepts this file; libcst, the parser scadc "
+                           "uses, does not)", Span(path, line, column, line, column + 1), source) from None
+
+
+def deep_call(fn: Callable[[], _T]) -> _T:
+    """``fn()`` on a thread whose stack and recursion limit take :data:`MAX_NESTING` levels (rule 6).
+
+    Ctrl-C and SIGTERM reach the main thread; they are passed on to ``fn``'s thread (so its
+    ``finally`` blocks run, e.g. a staging directory is removed) and raised here once it ends.
+    Where no such thread can be made, ``fn`` runs here, as deep as the current thread allows.
+    """
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome.append(fn())
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    size, limit = threading.stack_size(), sys.getrecursionlimit()
+    thread = threading.Thread(target=target, name="scadc-deep", daemon=True)
+    sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
+    try:
+        threading.stack_size(_STACK_BYTES)
+        thread.start()
+    except (ValueError, RuntimeError, MemoryError):  # no room for the stack
+        started = False
+    else:
+        started = True
+    finally:
+        threading.stack_size(size)
+    if not started:
+        sys.setrecursionlimit(limit)
+        return fn()
+    try:
+        # an Event, not Thread.join(): on 3.11 a join interrupted by Ctrl-C marks a running thread stopped
+        try:
+            done.wait()
+        except BaseException as exc:  # the signal came here: pass it on, wait for the thread's clean-up
+            if not done.is_set() and thread.ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(type(exc)))
+            done.wait()
+            raise
+    finally:
+        sys.setrecursionlimit(limit)  # fn's thread is past fn: it no longer needs the depth
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _is_main_guard(stmt: cst.BaseStatement) -> bool:
