@@ -71,9 +71,13 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from scadc.analysis import analyze
+    from scadc.analysis.program import deep_call
 
-    result = analyze(args.program, entry=args.entry, heavy_bytes=args.heavy_bytes, profile=args.profile)
-    sys.stdout.write(result.format(explain=args.explain))
+    def report() -> str:  # on a deep stack: libcst recurses per level of nesting
+        result = analyze(args.program, entry=args.entry, heavy_bytes=args.heavy_bytes, profile=args.profile)
+        return result.format(explain=args.explain)
+
+    sys.stdout.write(deep_call(report))
     return 0
 
 

@@ -31,7 +31,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from scadc.analysis.program import load_program
+from scadc.analysis.program import deep_call, load_program
 
 __all__ = ["MAX_DEPTH", "PROFILE_FORMAT", "SAMPLE", "deep_size", "profile_program", "rss_bytes"]
 
@@ -138,7 +138,8 @@ def profile_program(path: str, *, entry: str | None = None) -> tuple[dict[str, A
 
     A program that raises has its traceback printed to stderr and exit status 1.
     """
-    program = load_program(path, entry=entry)
+    # parsed on a deep stack (libcst recurses per level of nesting); run here, as `python app.py` would
+    program = deep_call(lambda: load_program(path, entry=entry))
     module_code = compile(program.source, path, "exec")
     if program.entry.kind == "script":
         target: types.CodeType | None = module_code

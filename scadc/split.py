@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scadrt.errors import UserError
@@ -31,6 +32,7 @@ def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
 def _cmd_split(args: argparse.Namespace) -> int:
     # imported here: libcst and friends take most of a second, which `scadc run` should not pay
     from scadc.analysis import analyze
+    from scadc.analysis.program import deep_call
     from scadc.codegen.emit import check_output, write_program
     from scadc.partition.build import build_plan
     from scadc.partition.policies import make_policy
@@ -41,11 +43,15 @@ def _cmd_split(args: argparse.Namespace) -> int:
         raise UserError(f"--heavy-bytes: {exc}") from exc
     policy = make_policy(args.policy, max_elements=args.max_elements, min_element_ms=args.min_element_ms)
     check_output(args.output, args.program, force=args.force)  # before the work, and again when writing
-    analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
-    plan = build_plan(analysis, policy, parallel=args.parallel)
-    if args.explain:
-        sys.stderr.write(_explain(analysis, plan))
-    out = write_program(analysis, plan, args.output, force=args.force)
+
+    def compile_program() -> tuple[Path, PartitionPlan]:
+        analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
+        plan = build_plan(analysis, policy, parallel=args.parallel)
+        if args.explain:
+            sys.stderr.write(_explain(analysis, plan))
+        return write_program(analysis, plan, args.output, force=args.force), plan
+
+    out, plan = deep_call(compile_program)  # libcst recurses per level of nesting: a deep stack
     print(f"scadc: wrote {out}/ ({len(plan.computes)} compute, {len(plan.memories)} memory elements)",
           file=sys.stderr)
     return 0
