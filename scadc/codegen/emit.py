@@ -267,9 +267,14 @@ def check_parent(target: Path) -> None:
         raise UserError(f"cannot write {quote_path(target)}: {quote_path(parent)} is not a directory")
 
 
+def _real(path: str | Path) -> Path:
+    # os.path.realpath, not Path.resolve: a symlink loop stays a path instead of raising RuntimeError
+    return Path(os.path.realpath(path))
+
+
 def refuse_input(target: Path, source: str | Path) -> None:
     """``target`` is not the input program itself, nor a directory holding it (rule 1)."""
-    where, program = target.resolve(), Path(source).resolve()
+    where, program = _real(target), _real(source)
     if where == program:
         raise CompileError("is the input program; pass another -o", Span(quote_path(target)))
     if program.is_relative_to(where):
@@ -290,7 +295,11 @@ def check_output(out: str | Path, source: str | Path, *, force: bool) -> Path:
     if mode is not None and stat.S_ISLNK(mode):
         raise CompileError("is a symbolic link; pass the directory itself (--force never replaces a link)", span)
     refuse_input(target, source)
-    if Path.cwd().resolve().is_relative_to(target.resolve()):
+    try:
+        cwd = _real(os.getcwd())
+    except OSError:  # the current directory was removed: it cannot be DIR
+        cwd = None
+    if cwd is not None and cwd.is_relative_to(_real(target)):
         raise CompileError("is the current directory or one of its ancestors; --force never replaces it", span)
     check_parent(target)
     if mode is None:

@@ -248,3 +248,18 @@ def test_profile_output_problems_are_clean_errors(app: Path, tmp_path: Path,
     assert code == 2 and "does not exist" in err
     code, err = profile(app, "-o", "/proc/scadc-test-x.json", capsys=capsys)
     assert code == 2 and "scadc: error: cannot write /proc/scadc-test-x.json" in err
+
+
+def test_symbolic_link_loops_are_clean_errors(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("loop").symlink_to("loop")
+    Path("a").symlink_to("b")
+    Path("b").symlink_to("a")
+    for program, out in [("loop", "prog"), ("a", "prog"), (app, "loop/prog"), (app, "loop")]:
+        code, err = split(program, "-o", out, capsys=capsys)
+        assert code == 2 and err.startswith("scadc: error: "), (program, out, err)
+    for program, out in [("loop", "p.json"), (app, "a/p.json"), (app, "loop")]:
+        code, err = profile(program, "-o", out, capsys=capsys)
+        assert code == 2 and err.startswith("scadc: error: "), (program, out, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "loop", "src"]
