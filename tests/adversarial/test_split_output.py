@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -215,6 +216,27 @@ def test_split_into_a_read_only_directory_is_a_clean_error(
         locked.chmod(0o700)
     assert code == 2 and f"scadc: error: cannot write {locked / 'prog'}" in err
     assert not any(locked.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="a read-only bind mount needs root and unshare")
+def test_split_into_a_read_only_mount_is_a_clean_error(app: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    assert split(app, "-o", ro / "prog", capsys=capsys)[0] == 0  # an earlier split, then the mount goes read-only
+    before = snapshot(tmp_path)
+    for out, force in [(ro / "new", ""), (ro / "prog", "--force")]:
+        script = (f'mount --bind -o ro "{ro}" "{ro}" || exit 77\n'
+                  f'exec "{sys.executable}" -m scadc split "{app}" -o "{out}" {force}')
+        done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, cwd=ROOT, timeout=300,
+                              check=False)
+        if done.returncode == 77:
+            pytest.skip("bind mounts are not allowed here")
+        err = done.stderr.decode()
+        assert done.returncode == 2 and err.startswith(f"scadc: error: cannot write {out}: "), err
+        assert "Read-only file system" in err and "Traceback" not in err
+    assert snapshot(tmp_path) == before
 
 
 def test_split_refusal_through_the_real_command_line(app: Path) -> None:
