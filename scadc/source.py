@@ -38,6 +38,10 @@ class Span:
         return f"{self.line}:{self.column}"
 
 
+#: at most this many characters of a source line are shown, this many of them before the span
+_CARET_WIDTH, _CARET_CONTEXT = 160, 40
+
+
 def render_caret(span: Span, source: str | None) -> str:
     """The line of ``source`` that ``span`` starts on, with carets under the spanned characters.
 
@@ -57,5 +61,11 @@ def render_caret(span: Span, source: str | None) -> str:
     start = min(span.column, len(text))
     end = span.end_column if span.end_line == span.line and span.end_column > start else len(text.rstrip())
     end = max(min(end, len(text)), start + 1)
-    pad = "".join(ch if ch == "\t" else " " for ch in text[:start])
-    return f"    {text}\n    {pad}{'^' * (end - start)}"
+    # A generated or minified line can be megabytes long: show a window around the span, so an
+    # error message stays a few lines whatever the input.
+    lo = max(0, start - _CARET_CONTEXT)
+    hi = min(len(text), max(end, start + 1) + _CARET_CONTEXT, lo + _CARET_WIDTH)
+    end = min(end, hi)
+    head, tail = ("…" if lo else ""), ("…" if hi < len(text) else "")
+    pad = " " * len(head) + "".join(ch if ch == "\t" else " " for ch in text[lo:start])
+    return f"    {head}{text[lo:hi]}{tail}\n    {pad}{'^' * max(1, end - start)}"

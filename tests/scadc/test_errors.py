@@ -89,3 +89,17 @@ def test_cli_prints_the_error_without_traceback(tmp_path: Path, capsys: pytest.C
 def test_cli_analyze_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert scadc.cli.main(["analyze", str(ROOT / "examples/monolithic/script.py"), "--explain"]) == 0
     assert capsys.readouterr().out.startswith("program script.py: entry the module body")
+
+
+def test_a_long_source_line_is_shown_as_a_window_around_the_error(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A minified line of 150 KB used to be printed whole in the error message."""
+    path = tmp_path / "app.py"
+    long = "x = [" + "1, " * 50_000 + "1]"
+    path.write_text(f"def main():\n    {long}; global g\n\nif __name__ == '__main__':\n    main()\n")
+    assert scadc.cli.main(["analyze", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "`global` is not supported in the entry region" in err
+    shown, carets = err.splitlines()[1:3]
+    assert len(shown) < 220 and shown.lstrip().startswith("…") and shown.endswith("global g")
+    assert carets.index("^") == shown.index("global") and carets.strip() == "^" * len("global g")
