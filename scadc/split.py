@@ -63,9 +63,9 @@ def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
         description="Analyse a monolithic Python program, cut it into compute elements where the heavy data "
                     "it works on changes, keep heavy values that cross a cut in memory elements, and write "
                     "the element directory (all of it, or nothing).",
-        epilog="examples:\n  scadc split examples/monolithic/logreg_cv.py -o logreg\n"
+        epilog="examples:\n  scadc split examples/monolithic/logreg_cv.py -o build/logreg\n"
                "  scadc split app.py -o prog --policy every --explain --force\n"
-               "  scadc run logreg",
+               "  scadc run build/logreg",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("program", help="the Python program to split")

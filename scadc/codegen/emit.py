@@ -258,11 +258,14 @@ def quote_path(path: Path | str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_parent(target: Path) -> None:
-    """The directory ``target`` goes into exists (rule 1): else ``cannot write`` saying so."""
+def check_parent(target: Path, *, missing_ok: bool = False) -> None:
+    """The directory ``target`` goes into exists (rule 1), or with ``missing_ok`` may be made
+    (its nearest existing ancestor is a directory); else ``cannot write`` saying why."""
     parent = target.parent
-    if not parent.exists():
+    if not parent.exists() and not missing_ok:
         raise UserError(f"cannot write {quote_path(target)}: directory {quote_path(parent)} does not exist")
+    while missing_ok and not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
     if not parent.is_dir():
         raise UserError(f"cannot write {quote_path(target)}: {quote_path(parent)} is not a directory")
 
@@ -301,7 +304,7 @@ def check_output(out: str | Path, source: str | Path, *, force: bool) -> Path:
         cwd = None
     if cwd is not None and cwd.is_relative_to(_real(target)):
         raise CompileError("is the current directory or one of its ancestors; --force never replaces it", span)
-    check_parent(target)
+    check_parent(target, missing_ok=True)  # split makes missing parents, as `mkdir -p` would
     if mode is None:
         return target
     if not stat.S_ISDIR(mode):
@@ -400,6 +403,7 @@ def write_program(analysis: Analysis, plan: PartitionPlan, out: str | Path, *, f
     files["split.json"] = json.dumps(split_report(analysis, plan), indent=2) + "\n"
     files["sourcemap.json"] = json.dumps(sourcemap, indent=2) + "\n"
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     except OSError as exc:
         raise UserError(f"cannot write {quote_path(target)}: cannot create a directory in {quote_path(target.parent)}: "

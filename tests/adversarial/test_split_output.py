@@ -190,11 +190,14 @@ def test_a_failed_split_leaves_the_previous_one_untouched(
     assert snapshot(tmp_path) == before
 
 
-def test_split_under_a_missing_parent_says_so(app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = split(app, "-o", tmp_path / "missing" / "prog", capsys=capsys)
-    assert code == 2 and f"cannot write {tmp_path / 'missing' / 'prog'}" in err and "does not exist" in err
-    assert not (tmp_path / "missing").exists()
+def test_split_makes_missing_parents_but_not_through_a_file(app: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = split(app, "-o", tmp_path / "missing" / "deeper" / "prog", capsys=capsys)
+    assert code == 0 and (tmp_path / "missing" / "deeper" / "prog" / "split.json").is_file()
     (tmp_path / "plain").write_text("x\n")
+    code, err = split(app, "-o", tmp_path / "plain" / "sub" / "prog", capsys=capsys)
+    assert code == 2 and "is not a directory" in err
+    assert (tmp_path / "plain").read_text() == "x\n"
     code, err = split(app, "-o", tmp_path / "plain" / "prog", capsys=capsys)
     assert code == 2 and "is not a directory" in err
 
