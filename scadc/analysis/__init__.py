@@ -173,12 +173,19 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
                   mut[u].mutated, mut[u].events, r[HiddenStateProvider][u], du[u].exits, live[u].live_in,
                   live[u].live_out)
         for u in program.units)
+    values: dict[str, LiveValue] = {}  # a local's LiveValue is the same at every boundary: one object each
+
+    def value(n: str) -> LiveValue:
+        found = values.get(n)
+        if found is None:
+            found = values[n] = LiveValue(n, heavy[n].heavy if n in heavy else False, transfer.get(n),
+                                          classes.get(n, frozenset()) - {n})
+        return found
+
     boundaries = []
     for i in range(len(units) + 1):
         names = units[i].live_in if i < len(units) else frozenset()
-        boundaries.append(Boundary(i, tuple(
-            LiveValue(n, heavy[n].heavy if n in heavy else False, transfer.get(n), classes.get(n, frozenset()) - {n})
-            for n in sorted(names))))
+        boundaries.append(Boundary(i, tuple(value(n) for n in sorted(names))))
     aliases = tuple(sorted({c for c in classes.values()}, key=sorted))
     return Analysis(program, options, units, tuple(boundaries), heavy, transfer, aliases,
                     r[HelperSummaryProvider])

@@ -55,9 +55,13 @@ def run_analysis(succs: Sequence[Sequence[int]], gen: Sequence[frozenset[T]], ki
         i = work.pop()
         queued.discard(i)
         sources = flow_in[i]
-        facts = frozenset().union(*(exit_[j] for j in sources)) if sources else initial
+        if len(sources) == 1:  # a chain: the same set, not a copy (sets are immutable)
+            facts = exit_[sources[0]]
+        else:
+            facts = frozenset().union(*(exit_[j] for j in sources)) if sources else initial
         entry[i] = facts
-        out = gen[i] | (facts - kill[i])
+        rest = facts if kill[i].isdisjoint(facts) else facts - kill[i]
+        out = rest if gen[i] <= rest else gen[i] | rest
         if out != exit_[i] or not sources:
             exit_[i] = out
             for j in flow_out[i]:

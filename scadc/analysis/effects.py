@@ -46,9 +46,11 @@ stderr is not ``io``: the engine writes every element's output in program order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
+import networkx as nx
 from libcst.metadata import Scope
 
 from scadc.analysis.names import PROGRAM, Names
@@ -145,7 +147,7 @@ def _unparse(node: cst.CSTNode) -> str:
 
 
 class _Visitor(cst.CSTVisitor):
-    def __init__(self, names: Names, scope: Scope, summaries: dict[str, Summary], types: dict[str, str],
+    def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary], types: dict[str, str],
                  positions: dict[cst.CSTNode, object]) -> None:
         self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
         self.positions = positions
@@ -414,7 +416,7 @@ def value_type(names: Names, value: cst.BaseExpression | None) -> str | None:
     return None
 
 
-def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: dict[str, Summary], *,
+def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                     types: dict[str, str], positions: dict[cst.CSTNode, object]) -> Effects:
     visitor = _Visitor(names, scope, summaries, types, positions)
     node.visit(visitor)
@@ -468,33 +470,79 @@ def _union_find(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return {x: find(x) for x in parent}
 
 
+class _Reads(Mapping[str, Summary]):
+    """The summaries as one visit sees them, noting the version of each it reads (its callees)."""
+
+    def __init__(self, summaries: dict[str, Summary], versions: dict[str, int]) -> None:
+        self.summaries, self.versions = summaries, versions
+        self.seen: dict[str, int] = {}
+
+    def __getitem__(self, key: str) -> Summary:
+        found = self.summaries[key]
+        self.seen.setdefault(key, self.versions[key])
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.summaries)
+
+    def __len__(self) -> int:
+        return len(self.summaries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.summaries
+
+
 def summarize_helpers(names: Names, module_types: dict[str, str],
                       positions: dict[cst.CSTNode, object]) -> dict[str, Summary]:
-    """Summaries of every module-level function and method, to a fixed point (rule 5, S3)."""
+    """Summaries of every module-level function and method, to a fixed point (rule 5, S3).
+
+    Summaries only grow as those of the callees do, so the fixed point is the least one, whatever
+    the order of the work: one pass over every helper, then, callees before callers (the call
+    graph's strongly connected components in topological order), again over each helper whose
+    callees' summaries changed since it read them, until none did. Each helper is read about
+    once, plus the rounds of its own recursion, rather than every helper in every round.
+    """
     helpers = _helpers(names.program.module)
     summaries = {name: Summary(generator=_has_yield(fn)) for name, fn in helpers.items()}
-    while True:
-        changed = False
-        for name, fn in helpers.items():
-            scope = names.program.scopes.get(fn.body.body[0] if isinstance(fn.body, cst.IndentedBlock)
-                                              and fn.body.body else fn.body)
-            if scope is None:
-                continue
-            params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
-            types = dict(module_types)
-            if "." in name and params:
-                types[params[0]] = f"class:{name.split('.')[0]}"
-            fx = collect_effects(fn.body, names, scope, summaries, types=types, positions=positions)
-            classes = _union_find(fx.aliases)
-            mutated = {classes.get(m, m) for m, _, _ in fx.mutations}
-            indices = frozenset(i for i, p in enumerate(params) if classes.get(p, p) in mutated)
-            new = Summary(indices, frozenset(fx.module_state), frozenset(fx.rng), summaries[name].generator,
-                          frozenset(fx.io))
-            if new != summaries[name]:
-                summaries[name] = new
-                changed = True
-        if not changed:
-            return summaries
+    versions = dict.fromkeys(helpers, 0)
+    seen: dict[str, dict[str, int]] = {}  # helper -> the versions of the summaries it read
+
+    def summarize(name: str) -> None:
+        fn = helpers[name]
+        seen[name] = {}
+        scope = names.program.scopes.get(fn.body.body[0] if isinstance(fn.body, cst.IndentedBlock)
+                                          and fn.body.body else fn.body)
+        if scope is None:
+            return
+        params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+        types = module_types
+        if "." in name and params:
+            types = {**module_types, params[0]: f"class:{name.partition('.')[0]}"}
+        reads = _Reads(summaries, versions)
+        fx = collect_effects(fn.body, names, scope, reads, types=types, positions=positions)
+        seen[name] = reads.seen
+        classes = _union_find(fx.aliases)
+        mutated = {classes.get(m, m) for m, _, _ in fx.mutations}
+        indices = frozenset(i for i, p in enumerate(params) if classes.get(p, p) in mutated)
+        new = Summary(indices, frozenset(fx.module_state), frozenset(fx.rng), summaries[name].generator,
+                      frozenset(fx.io))
+        if new != summaries[name]:
+            summaries[name] = new
+            versions[name] += 1
+
+    for name in helpers:
+        summarize(name)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(helpers)
+    graph.add_edges_from((name, callee) for name, read in seen.items() for callee in read)
+    components = nx.condensation(graph)
+    order = {name: i for i, name in enumerate(helpers)}
+    for component in reversed(list(nx.topological_sort(components))):
+        members = sorted(components.nodes[component]["members"], key=order.__getitem__)
+        while stale := [m for m in members if any(versions[c] != v for c, v in seen[m].items())]:
+            for name in stale:
+                summarize(name)
+    return summaries
 
 
 def alias_classes(pairs: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
@@ -503,4 +551,6 @@ def alias_classes(pairs: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
     groups: dict[str, set[str]] = {}
     for name, root in roots.items():
         groups.setdefault(root, set()).add(name)
-    return {name: frozenset(groups[root]) for name, root in roots.items() if len(groups[root]) > 1}
+    # one frozenset per class, shared by its members: a class of k names costs k, not k²
+    frozen = {root: frozenset(group) for root, group in groups.items() if len(group) > 1}
+    return {name: frozen[root] for name, root in roots.items() if root in frozen}

@@ -35,6 +35,8 @@ runs to a fixed point, so order of bindings does not matter.
 from __future__ import annotations
 
 import math
+import weakref
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +111,7 @@ def _unparse(node: cst.CSTNode) -> str:
 class _Const:
     """Evaluates integer/float arithmetic over literals and known constants (rule 3)."""
 
-    def __init__(self, env: dict[str, Any]) -> None:
+    def __init__(self, env: Mapping[str, Any]) -> None:
         self.env = env
 
     def __call__(self, e: cst.BaseExpression | None) -> Any:
@@ -164,9 +166,20 @@ def _module_constants(program: Program) -> dict[str, Any]:
     return env
 
 
+#: each program's module constants, evaluated once (a program does not change once loaded)
+_CONSTANTS: weakref.WeakKeyDictionary[Program, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _constants(program: Program) -> dict[str, Any]:
+    env = _CONSTANTS.get(program)
+    if env is None:
+        env = _CONSTANTS[program] = _module_constants(program)
+    return env
+
+
 def constant_value(program: Program, expr: cst.BaseExpression) -> Any:
     """``expr`` evaluated from literals and the module's constants (rule 3's arithmetic), or None."""
-    return _Const(_module_constants(program))(expr)
+    return _Const(_constants(program))(expr)
 
 
 class _Rules:
@@ -189,7 +202,7 @@ class _Rules:
                 size = self._struct_itemsize(d.node.body[0].value)
                 if size is not None:
                     self.dtypes.update(dict.fromkeys(d.names, size))
-        self.const = _Const(_module_constants(program))
+        self.const = _Const(_constants(program))
         #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
         self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
         self._functions = {stmt.name.value: stmt for stmt in program.module.body if isinstance(stmt, cst.FunctionDef)}
@@ -355,7 +368,7 @@ class _Rules:
         if not values:
             return []
         outer = self.const
-        self.const = _Const({**outer.env, **values})
+        self.const = _Const(ChainMap(values, outer.env))  # not a copy of every constant per call
         try:
             return self._helper_returns(fn)
         finally:
@@ -437,8 +450,9 @@ class HeavyProvider(Provider[str, HeavyDecision]):
         for b in bindings:  # rule 1
             if b.pragma is not None and b.name not in out:
                 out[b.name] = HeavyDecision(b.pragma == "memory", None, f"pragma: # scad: {b.pragma} (line {b.line})")
+        bound = {b.name for b in bindings}
         for name, (size, key) in measured.items():  # rule 2
-            if name not in out and any(b.name == name for b in bindings):
+            if name not in out and name in bound:
                 heavy = size >= threshold
                 out[name] = HeavyDecision(heavy, size, f"profile: {format_bytes(size)} after the unit at {key}")
         for b in bindings:  # rules 3-5, 8
@@ -449,18 +463,7 @@ class HeavyProvider(Provider[str, HeavyDecision]):
                 size, reason = found
                 if (size is None and reason.startswith("loader")) or (size is not None and size >= threshold):
                     out[b.name] = HeavyDecision(True, size, f"{reason} (line {b.line})")
-        changed = True
-        while changed:  # rule 6
-            changed = False
-            heavy = {n for n, d in out.items() if d.heavy}
-            for b in bindings:
-                if b.name in out or b.kind not in ("assign", "walrus", "unpack", "for", "augassign"):
-                    continue
-                source = rules.derived_from(b.value if b.kind != "augassign" else None, heavy)
-                if source is not None and b.kind != "for":
-                    out[b.name] = HeavyDecision(True, out[source].size,
-                                                f"derived from heavy {source} (line {b.line})")
-                    changed = True
+        _derive(rules, bindings, out)  # rule 6
         for b in bindings:  # rule 7
             if b.name not in out:
                 static = rules.static(b.value) if b.kind in ("assign", "walrus") else None
@@ -468,3 +471,44 @@ class HeavyProvider(Provider[str, HeavyDecision]):
                 out[b.name] = HeavyDecision(False, size, "below the threshold" if size is not None
                                             else "no rule applies")
         return out
+
+
+class _Mentions(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+
+def _derive(rules: _Rules, bindings: list[Any], out: dict[str, HeavyDecision]) -> None:
+    """Rule 6 to its fixed point, in rounds: a round tries the undecided bindings, in order, against
+    the names heavy when it starts, and the names it makes heavy are tried in the next round.
+
+    A binding can only become heavy in the round after one of the names its value mentions did
+    (``derived_from`` looks at no other names), so each round tries just those bindings: the
+    work is the size of the values, where trying every binding in every round is quadratic in a
+    chain ``b = a * 2``, ``c = b * 2`` …
+    """
+    mentioning: dict[str, list[int]] = {}
+    for i, b in enumerate(bindings):
+        if b.kind in ("assign", "walrus", "unpack") and b.value is not None:  # a for target is never derived
+            found = _Mentions()
+            b.value.visit(found)
+            for name in found.names:
+                mentioning.setdefault(name, []).append(i)
+    heavy = {n for n, d in out.items() if d.heavy}
+    fresh = set(heavy)
+    while fresh:
+        tried = sorted({i for name in fresh for i in mentioning.get(name, ())})
+        fresh = set()
+        for i in tried:
+            b = bindings[i]
+            if b.name in out:
+                continue
+            source = rules.derived_from(b.value, heavy)
+            if source is not None:
+                out[b.name] = HeavyDecision(True, out[source].size, f"derived from heavy {source} (line {b.line})")
+                fresh.add(b.name)
+        heavy |= fresh

@@ -116,8 +116,11 @@ class MutationProvider(Provider[Unit, UnitMutations]):
         out: dict[Unit, UnitMutations] = {}
         for u in program.units:
             events = tuple(Mutation(name, line, reason) for name, reason, line in effects[u].mutations)
-            mutated: set[str] = set()
+            # rule 3; a unit that changes one class (``acc.append(x)``) shares its frozenset
+            closed: dict[int, frozenset[str]] = {}
             for e in events:
-                mutated |= classes.get(e.name, frozenset({e.name}))  # rule 3
-            out[u] = UnitMutations(frozenset(mutated), events)
+                c = classes.get(e.name, frozenset({e.name}))
+                closed[id(c)] = c
+            mutated = next(iter(closed.values())) if len(closed) == 1 else frozenset().union(*closed.values())
+            out[u] = UnitMutations(mutated, events)
         return out

@@ -36,6 +36,7 @@ import tokenize
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -140,14 +141,25 @@ class Program:
     def error(self, message: str, node: cst.CSTNode, hint: str | None = None) -> CompileError:
         return CompileError(message, self.span_of(node), self.source, hint=hint)
 
-    @property
+    @cached_property
     def module_names(self) -> frozenset[str]:
         """Every name a definition binds."""
         return frozenset(n for d in self.definitions for n in d.names)
 
+    @cached_property
+    def _binders(self) -> dict[str, list[int]]:
+        """Name -> the positions of the definitions that bind it (built once: a program is not
+        changed after :func:`load_program`), so a lookup costs what it finds, not a scan."""
+        binders: dict[str, list[int]] = {}
+        for i, d in enumerate(self.definitions):
+            for n in d.names:
+                binders.setdefault(n, []).append(i)
+        return binders
+
     def definitions_of(self, names: Iterable[str]) -> tuple[Definition, ...]:
-        wanted = set(names)
-        return tuple(d for d in self.definitions if wanted.intersection(d.names))
+        """The definitions that bind any of ``names``, in source order."""
+        found = {i for n in set(names) for i in self._binders.get(n, ())}
+        return tuple(self.definitions[i] for i in sorted(found))
 
     def needs(self, names: Iterable[str]) -> frozenset[str]:
         """``names`` closed over the definitions' references (rule 5)."""
@@ -158,8 +170,8 @@ class Program:
             if name in seen:
                 continue
             seen.add(name)
-            for d in self.definitions_of([name]):
-                todo.extend(r for r in d.refs if r not in seen)
+            for i in self._binders.get(name, ()):
+                todo.extend(r for r in self.definitions[i].refs if r not in seen)
         return frozenset(seen)
 
 
@@ -412,7 +424,7 @@ def _kind(stmt: cst.BaseStatement, known: set[str]) -> DefinitionKind:
 def load_program(path: str, *, entry: str | None = None) -> Program:
     """Read, parse and index ``path`` (rules 1-5); raises :class:`CompileError` for bad input."""
     source = read_source(path)
-    wrapper = MetadataWrapper(_parse(path, source))
+    wrapper = MetadataWrapper(_parse(path, source), unsafe_skip_copy=True)  # the tree is ours alone: no copy
     module = wrapper.module
     positions = dict(wrapper.resolve(PositionProvider))
     scopes = dict(wrapper.resolve(ScopeProvider))
@@ -447,15 +459,7 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
     else:  # rule 4 for scripts
         scope = scopes[module]
         stmts = [s for s in top if not (s is top[0] and _is_docstring(s))]
-        kinds = _kinds(stmts)
-        candidates = {id(s) for s in stmts if kinds[id(s)] in ("import", "function", "class", "constant")}
-        while True:
-            unit_bound = {a.name for a in scope.assignments
-                          if not any(_contains(s, a.node) for s in stmts if id(s) in candidates)}
-            demoted = {id(s) for s in stmts if id(s) in candidates and _binds(s) & unit_bound}
-            if not demoted:
-                break
-            candidates -= demoted
+        candidates = _script_definitions(stmts, scope)
         defs_stmts = [s for s in stmts if id(s) in candidates]
         unit_stmts = [s for s in stmts if id(s) not in candidates]
         entry_info = Entry("script", "<module>", Span(path, 1, 0, 1, 0))
@@ -476,18 +480,52 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
     return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts)
 
 
-def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
-    found = False
+class _NodeOwner(cst.CSTVisitor):
+    """Maps the id of every node below a statement to the statement's id."""
 
-    class _Find(cst.CSTVisitor):
-        def on_visit(self, node: cst.CSTNode) -> bool:
-            nonlocal found
-            if node is target:
-                found = True
-            return not found
+    def __init__(self, owner: dict[int, int], statement: cst.CSTNode) -> None:
+        super().__init__()
+        self.owner, self.statement = owner, id(statement)
 
-    root.visit(_Find())
-    return found
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.owner[id(node)] = self.statement
+        return True
+
+
+def _script_definitions(stmts: list[cst.BaseStatement], scope: Scope) -> set[int]:
+    """Rule 4 for a script: the ids of the statements that are definitions.
+
+    A candidate (import, def, class, constant) stays a definition unless a unit binds one of its
+    names; a demoted candidate is a unit, so its own bindings can demote others in turn. Each
+    name is looked at once (a worklist over the names units bind), so this is linear in the size
+    of the module rather than a walk of every candidate per binding.
+    """
+    kinds = _kinds(stmts)
+    candidates = {id(s) for s in stmts if kinds[id(s)] in ("import", "function", "class", "constant")}
+    owner: dict[int, int] = {}
+    binders: dict[str, list[int]] = {}
+    for s in stmts:
+        if id(s) in candidates:
+            s.visit(_NodeOwner(owner, s))
+            for name in _binds(s):
+                binders.setdefault(name, []).append(id(s))
+    bound_in: dict[int, list[str]] = {}  # candidate -> the names its own bindings bind
+    unit_bound: set[str] = set()
+    for a in scope.assignments:
+        where = owner.get(id(a.node))
+        if where is None:
+            unit_bound.add(a.name)
+        else:
+            bound_in.setdefault(where, []).append(a.name)
+    todo = list(unit_bound)
+    while todo:
+        for demoted in binders.pop(todo.pop(), ()):
+            if demoted in candidates:
+                candidates.discard(demoted)
+                fresh = [n for n in bound_in.get(demoted, ()) if n not in unit_bound]
+                unit_bound.update(fresh)
+                todo += fresh
+    return candidates
 
 
 def _binds(stmt: cst.BaseStatement) -> set[str]:
