@@ -30,16 +30,15 @@ by the engine).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import networkx as nx
-
 from scadc.analysis import Analysis
 from scadc.errors import InternalCompilerError
-from scadc.partition.loops import parallel_loop
+from scadc.partition.loops import LoopContext, parallel_loop
 from scadc.partition.plan import (
     ComputePlan,
     ElementEdge,
@@ -49,6 +48,8 @@ from scadc.partition.plan import (
     Received,
     ValuePlan,
     conflict,
+    conflict_steps,
+    longer_paths,
 )
 from scadc.partition.policies import Policy, reads_of
 
@@ -71,21 +72,28 @@ def allowed_cuts(analysis: Analysis) -> dict[int, str]:
             if state.startswith("module:"):
                 lo, hi = module_state.get(state, (u.index, u.index))
                 module_state[state] = (min(lo, u.index), max(hi, u.index))
+    starting: dict[int, list[tuple[str, int]]] = {}
+    for state, (lo, hi) in module_state.items():
+        starting.setdefault(lo + 1, []).append((state, hi))
+    spanning: list[tuple[str, int]] = []  # a heap of the states changed before and after the boundary
     for boundary in analysis.boundaries[1:-1]:
         i = boundary.index
-        live = {v.name: v for v in boundary.live}
         pinned = [v for v in boundary.live if v.not_transferable is not None]
-        aliased = [v for v in boundary.live if v.aliases & live.keys()]
-        spanning = [s for s, (lo, hi) in sorted(module_state.items()) if lo < i <= hi]
+        live = boundary.names if any(v.aliases for v in boundary.live) else frozenset()
+        aliased = [v for v in boundary.live if v.aliases & live] if live else []
+        for started in starting.get(i, ()):
+            heapq.heappush(spanning, started)
+        while spanning and spanning[0][1] < i:  # changed for the last time before the boundary
+            heapq.heappop(spanning)
         if pinned:  # (1)
             verdict[i] = f"(1) {pinned[0].name!r} cannot cross a cut: {pinned[0].not_transferable}"
         elif aliased:  # (2)
-            other = sorted(aliased[0].aliases & live.keys())[0]
+            other = sorted(aliased[0].aliases & live)[0]
             verdict[i] = f"(2) {aliased[0].name!r} and {other!r} may be the same object"
         elif i > first_exit:  # (3)
             verdict[i] = f"(3) unit {first_exit} may return early"
         elif spanning:  # (4)
-            verdict[i] = f"(4) {spanning[0]} is changed on both sides"
+            verdict[i] = f"(4) {spanning[0][0]} is changed on both sides"
         else:
             verdict[i] = ""
     return verdict
@@ -132,8 +140,9 @@ def _parallel_loops(analysis: Analysis, allowed: dict[int, str], *,
     """The loops that become parallel elements, and for every loop unit why (or why not)."""
     loops: dict[int, ParallelLoop] = {}
     verdicts: dict[int, str] = {}
+    context = LoopContext.of(analysis)
     for i in range(len(analysis.units)):
-        found = parallel_loop(analysis, i)
+        found = parallel_loop(analysis, i, context)
         if found == "":
             continue
         if isinstance(found, str):
@@ -159,14 +168,15 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
 
     # (V) each value an element loads comes from the element that made or changed it last
     sources: list[dict[str, int]] = []
+    last_changed: dict[str, int] = {}
     for k, f in enumerate(facts):
         source = {}
         for name in sorted(f.loads):
-            earlier = [j for j in range(k) if name in facts[j].changed]
-            if not earlier:
+            if name not in last_changed:
                 raise InternalCompilerError(f"{names[k]} loads {name!r}, which no earlier element makes")
-            source[name] = earlier[-1]
+            source[name] = last_changed[name]
         sources.append(source)
+        last_changed.update(dict.fromkeys(f.changed, k))
     sent: list[set[str]] = [set() for _ in groups]
     delivered: dict[tuple[int, int], set[str]] = {}
     for k, source in enumerate(sources):
@@ -184,23 +194,22 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
 
     for k, j in rng_from.items():
         delivered.setdefault((j, k), set()).add("rng")
+    # (O) only the conflicting pairs of conflict_steps: any other is ordered through them, so its
+    # order edge would be implied (and left out below) anyway
     ordered: dict[tuple[int, int], str] = {}
-    for k in range(len(groups)):
-        for j in range(k):
+    for j, k in conflict_steps(reads, writes):
+        if (j, k) not in delivered and (j, k) not in ordered:
             both = conflict(reads[j], writes[j], reads[k], writes[k])
-            if both and (j, k) not in delivered:
-                ordered[(j, k)] = _conflict_reason(sorted(both)[0], names[j], names[k], writes[j], writes[k])
+            ordered[(j, k)] = _conflict_reason(sorted(both)[0], names[j], names[k], writes[j], writes[k])
     # an order edge that another path implies adds nothing; value edges stay: results go to parents only
-    graph = nx.DiGraph()
-    graph.add_nodes_from(range(len(groups)))
-    graph.add_edges_from([*delivered, *ordered])
-    implied = set(graph.edges) - set(nx.transitive_reduction(graph).edges)
+    implied = longer_paths(len(groups), [*delivered, *ordered], ordered)
     element_edges = [ElementEdge(names[j], names[k], tuple(sorted(delivered[(j, k)])), "")
                      for j, k in sorted(delivered)]
     element_edges += [ElementEdge(names[j], names[k], (), why)
                       for (j, k), why in sorted(ordered.items()) if (j, k) not in implied]
     element_edges.sort(key=lambda e: (e.source, e.target))
 
+    heavy_names = frozenset(analysis.heavy)
     computes: list[ComputePlan] = []
     users: dict[str, list[str]] = {m: [] for m in memory_of.values()}
     for k, (group, f) in enumerate(zip(groups, facts, strict=True)):
@@ -209,7 +218,7 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
         memories = sorted({memory_of[v] for v in reads[k]} | {memory_of[v] for v in sent[k] if v in memory_of})
         for memory in memories:
             users[memory].append(names[k])
-        holds = sum(_size(analysis, v) or 0 for v in f.loads | (f.defined & set(analysis.heavy)) if _heavy(analysis, v))
+        holds = sum(_size(analysis, v) or 0 for v in f.loads | (f.defined & heavy_names) if _heavy(analysis, v))
         computes.append(ComputePlan(
             name=names[k], units=group,
             unpack=tuple(Received(v, names[j]) for v, j in sorted(sources[k].items())),

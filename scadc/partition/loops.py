@@ -25,20 +25,44 @@ so stdout is that of the sequential loop as well.
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import libcst as cst
 
 from scadc.analysis import Analysis
 from scadc.analysis.heavy import constant_value
 from scadc.partition.plan import ParallelLoop
 
-__all__ = ["MAX_ITERATIONS", "parallel_loop"]
+__all__ = ["MAX_ITERATIONS", "LoopContext", "parallel_loop"]
 
 #: more iterations than this stay one element (each instance costs a process and its inputs)
 MAX_ITERATIONS = 256
 
 
-def parallel_loop(analysis: Analysis, index: int) -> ParallelLoop | str:
-    """The parallel loop unit ``index`` is, or why it is not one (``""``: it is not a ``for``)."""
+@dataclass(frozen=True)
+class LoopContext:
+    """What :func:`parallel_loop` looks up about the whole analysis, indexed once for all loops."""
+
+    #: local -> its alias class (the analysis's classes are disjoint)
+    classes: Mapping[str, frozenset[str]]
+    #: local -> the units that may bind it, in program order
+    binders: Mapping[str, list[int]]
+
+    @classmethod
+    def of(cls, analysis: Analysis) -> LoopContext:
+        classes = {name: group for group in analysis.aliases for name in group}
+        binders: dict[str, list[int]] = {}
+        for u in analysis.units:
+            for name in u.defs:
+                binders.setdefault(name, []).append(u.index)
+        return cls(classes, binders)
+
+
+def parallel_loop(analysis: Analysis, index: int, context: LoopContext | None = None) -> ParallelLoop | str:
+    """The parallel loop unit ``index`` is, or why it is not one (``""``: it is not a ``for``).
+    ``context`` (:meth:`LoopContext.of` the same analysis) saves indexing it again for each loop."""
     facts = analysis.units[index]
     node = facts.unit.node
     if not isinstance(node, cst.For) or node.asynchronous is not None:
@@ -53,6 +77,7 @@ def parallel_loop(analysis: Analysis, index: int) -> ParallelLoop | str:
         return f"(P2) the loop has {control}"
     if facts.hidden:
         return f"(P3) it touches {', '.join(sorted(facts.hidden))}"
+    context = context or LoopContext.of(analysis)
     appended = _appended(node)
     changed_outside = sorted(facts.mutated - facts.defs)
     accumulators = tuple(n for n in changed_outside if n in appended)
@@ -61,10 +86,10 @@ def parallel_loop(analysis: Analysis, index: int) -> ParallelLoop | str:
             return f"(P4) it changes {name!r}, which is not only appended to"
         if _references(node, name) != appended[name]:
             return f"(P4) it uses the accumulator {name!r} other than by .append()"
-        shared = sorted(set().union(*(g for g in analysis.aliases if name in g)) - {name} - facts.defs)
+        shared = sorted(context.classes.get(name, frozenset()) - {name} - facts.defs)
         if shared:  # names bound in the loop (what it appends) do not outlive their iteration
             return f"(P4) the accumulator {name!r} may share its object with {shared[0]!r}"
-        if not _bound_to_list(analysis, index, name):
+        if not _bound_to_list(analysis, context, index, name):
             return f"(P4) the accumulator {name!r} is not bound to a list display before the loop"
     carried = sorted(facts.uses & facts.defs)
     if carried:
@@ -178,9 +203,11 @@ def _references(loop: cst.For, name: str) -> int:
     return count
 
 
-def _bound_to_list(analysis: Analysis, index: int, name: str) -> bool:
+def _bound_to_list(analysis: Analysis, context: LoopContext, index: int, name: str) -> bool:
     """The last unit before ``index`` that binds ``name`` is ``name = [...]``."""
-    binder = next((u for u in reversed(analysis.units[:index]) if name in u.defs), None)
+    binders = context.binders.get(name, [])
+    before = bisect.bisect_left(binders, index)
+    binder = analysis.units[binders[before - 1]] if before else None
     if binder is None or not isinstance(binder.unit.node, cst.SimpleStatementLine):
         return False
     statement = binder.unit.node.body[0]

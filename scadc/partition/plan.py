@@ -20,13 +20,14 @@ carries no RNG state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
 __all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received", "ValuePlan",
-           "conflict"]
+           "conflict", "conflict_steps", "longer_paths"]
 
 
 def conflict(reads_a: Iterable[str], writes_a: Iterable[str], reads_b: Iterable[str],
@@ -35,6 +36,66 @@ def conflict(reads_a: Iterable[str], writes_a: Iterable[str], reads_b: Iterable[
     ordered."""
     writes_a, writes_b = set(writes_a), set(writes_b)
     return (writes_a & (set(reads_b) | writes_b)) | (set(reads_a) & writes_b)
+
+
+def conflict_steps(reads: Sequence[Iterable[str]], writes: Sequence[Iterable[str]]) -> list[tuple[int, int]]:
+    """The conflicting pairs (of elements ``0..n-1`` in program order) that order all the others.
+
+    For each thing an element touches, only two kinds of earlier element can be its nearest
+    conflict: the last one that wrote it, and (when this one writes it) those that only read it
+    since. Any other conflicting pair ``(j, k)`` is joined through shorter conflicting pairs (an
+    earlier writer through the later writers, an earlier reader through the next writer), so
+    when these pairs are ordered, every conflicting pair is (rule 5). There are at most as many
+    of them as touches, where all the conflicting pairs could be the square of the elements.
+    """
+    last_writer: dict[str, int] = {}
+    readers: dict[str, list[int]] = {}
+    steps: list[tuple[int, int]] = []
+    for k, (read, write) in enumerate(zip(reads, writes, strict=True)):
+        written = set(write)
+        for thing in sorted(written | set(read)):
+            if thing in last_writer:
+                steps.append((last_writer[thing], k))
+            if thing in written:
+                steps += [(j, k) for j in readers.pop(thing, ())]
+                last_writer[thing] = k
+            else:
+                readers.setdefault(thing, []).append(k)
+    return steps
+
+
+def longer_paths(count: int, edges: Iterable[tuple[int, int]],
+                 pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The pairs ``(j, k)`` among ``pairs`` that a path of two or more edges joins, in a graph of
+    nodes ``0..count-1`` whose edges all go forward (``j < k``, as a plan's do).
+
+    One scan in program order keeps the ancestors of each node as the bits of an int, and
+    forgets them after the node's last successor: O(edges × count / 64) word operations, where
+    a search per pair (or a transitive reduction) costs O(count × edges) steps of Python.
+    """
+    preds: list[list[int]] = [[] for _ in range(count)]
+    pending = [0] * count  # successors not yet scanned
+    for j, k in set(edges):
+        preds[k].append(j)
+        pending[j] += 1
+    asked: dict[int, list[int]] = {}
+    for j, k in pairs:
+        asked.setdefault(k, []).append(j)
+    ancestors: dict[int, int] = {}
+    found: set[tuple[int, int]] = set()
+    for k in range(count):
+        further = 0  # the nodes with a path of two or more edges to k
+        direct = 0
+        for p in preds[k]:
+            further |= ancestors[p]
+            direct |= 1 << p
+            pending[p] -= 1
+            if not pending[p]:
+                del ancestors[p]
+        found.update((j, k) for j in asked.get(k, ()) if further >> j & 1)
+        if pending[k]:
+            ancestors[k] = further | direct
+    return found
 
 
 @dataclass(frozen=True)
@@ -103,7 +164,14 @@ class ComputePlan:
         return self.loop.count if self.loop is not None else 1
 
     def received(self, name: str) -> Received | None:
-        return next((r for r in self.unpack if r.name == name), None)
+        return self._received.get(name)
+
+    @cached_property
+    def _received(self) -> dict[str, Received]:
+        found: dict[str, Received] = {}
+        for r in self.unpack:
+            found.setdefault(r.name, r)
+        return found
 
     def format(self) -> str:
         unpack = ", ".join(f"{r.name}<{r.source}" for r in self.unpack)
@@ -165,10 +233,20 @@ class PartitionPlan:
         return "\n".join(lines)
 
     def parents(self, name: str) -> tuple[str, ...]:
-        return tuple(e.source for e in self.edges if e.target == name)
+        return tuple(self._neighbours[0].get(name, ()))
 
     def dependents(self, name: str) -> tuple[str, ...]:
-        return tuple(e.target for e in self.edges if e.source == name)
+        return tuple(self._neighbours[1].get(name, ()))
+
+    @cached_property
+    def _neighbours(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """Each element's parents and dependents, in edge order (built once: a plan is frozen)."""
+        parents: dict[str, list[str]] = {}
+        dependents: dict[str, list[str]] = {}
+        for e in self.edges:
+            parents.setdefault(e.target, []).append(e.source)
+            dependents.setdefault(e.source, []).append(e.target)
+        return parents, dependents
 
     def graph(self) -> nx.DiGraph:
         graph = nx.DiGraph()
@@ -189,13 +267,13 @@ class PartitionPlan:
                 problems.append(f"edge {edge.format()} does not go forward in program order")
         if any(p.startswith("edge ") for p in problems):
             return problems  # the rules below assume a DAG of known elements
-        graph = self.graph()
         delivered = {(e.source, e.target): set(e.values) for e in self.edges}
         computes = {c.name: c for c in self.computes}
+        sends = {c.name: {v.name for v in c.send} for c in self.computes}
         for compute in self.computes:  # (3)
             for value in compute.unpack:
                 source = computes.get(value.source)
-                if source is None or value.name not in {v.name for v in source.send}:
+                if source is None or value.name not in sends[source.name]:
                     problems.append(f"{compute.name} loads {value.name!r} from {value.source}, which does not send it")
                 if value.name not in delivered.get((value.source, compute.name), ()):
                     problems.append(f"{compute.name} loads {value.name!r}, but no edge from {value.source} delivers it")
@@ -204,6 +282,10 @@ class PartitionPlan:
                     or compute.rng_from not in computes or not computes[compute.rng_from].capture_rng):
                 problems.append(f"{compute.name} restores the RNG state, which {compute.rng_from} does not deliver")
         memories = {m.name: m for m in self.memories}
+        holding: dict[str, MemoryPlan] = {}
+        for m in reversed(self.memories):  # the first memory element that holds a value
+            holding[m.value] = m
+        corunning = {m.name: set(m.corunning) for m in self.memories}
         for compute in self.computes:  # (4)
             for value in compute.send:
                 if not value.heavy:
@@ -211,17 +293,19 @@ class PartitionPlan:
                 memory = memories.get(value.memory or "")
                 if memory is None:
                     problems.append(f"heavy {value.name!r} sent by {compute.name} has no memory element")
-                elif compute.name not in memory.corunning:
+                elif compute.name not in corunning[memory.name]:
                     problems.append(f"{compute.name} writes {value.name!r} but does not corun with {memory.name}")
             for received in compute.unpack:
-                memory = next((m for m in self.memories if m.value == received.name), None)
-                if memory is not None and compute.name not in memory.corunning:
+                memory = holding.get(received.name)
+                if memory is not None and compute.name not in corunning[memory.name]:
                     problems.append(f"{compute.name} reads {received.name!r} but does not corun with {memory.name}")
-        for k, a in enumerate(self.computes):  # (5)
-            for b in self.computes[k + 1:]:
-                both = conflict(a.reads, a.writes, b.reads, b.writes)
-                if both and not nx.has_path(graph, a.name, b.name):
-                    problems.append(f"{a.name} and {b.name} both touch {sorted(both)} but are not ordered")
+        if not self._conflicts_ordered(position):  # (5)
+            graph = self.graph()
+            for k, a in enumerate(self.computes):
+                for b in self.computes[k + 1:]:
+                    both = conflict(a.reads, a.writes, b.reads, b.writes)
+                    if both and not nx.has_path(graph, a.name, b.name):
+                        problems.append(f"{a.name} and {b.name} both touch {sorted(both)} but are not ordered")
         for compute in self.computes:  # (6)
             loop = compute.loop
             if loop is None:
@@ -233,3 +317,12 @@ class PartitionPlan:
             if compute.rng_from is not None or compute.capture_rng:
                 problems.append(f"{compute.name} is a parallel loop but carries the RNG state")
         return problems
+
+    def _conflicts_ordered(self, position: dict[str, int]) -> bool:
+        """Rule 5 holds: checked on the pairs of :func:`conflict_steps` alone, which order every
+        conflicting pair when they are ordered (the full pairwise search runs only to name what
+        is wrong)."""
+        steps = conflict_steps([c.reads for c in self.computes], [c.writes for c in self.computes])
+        edges = {(position[e.source], position[e.target]) for e in self.edges}
+        apart = {pair for pair in steps if pair not in edges}
+        return longer_paths(len(self.computes), edges, apart) == apart

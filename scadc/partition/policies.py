@@ -24,7 +24,7 @@ single
 
 from __future__ import annotations
 
-import itertools
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -76,6 +76,46 @@ def _unit_ms(analysis: Analysis) -> list[float] | None:
     return [1000.0 * float(units.get(u.span.key, {}).get("wall_s", 0.0)) for u in analysis.units]
 
 
+def _merge_short(times: Sequence[float], cuts: Sequence[int], shortest_ms: float) -> list[tuple[int, float]]:
+    """R3: while the shortest element (the first of equals) runs less than ``shortest_ms`` and
+    there is a cut, merge it with its shorter neighbour (the left one on a tie), so that elements
+    grow evenly; returns each dropped cut with the length of the element that dropped it.
+
+    The elements are a linked list and the candidates a heap (stale entries are skipped), so each
+    merge costs a logarithm and the sum of the merged element, not a pass over all elements.
+    """
+    starts = [0, *cuts]
+    end = dict(zip(starts, [*cuts, len(times)], strict=True))  # element start -> its end
+    before = dict(zip(starts[1:], starts, strict=False))  # element start -> the start of the one before
+    total = {a: sum(times[a:b]) for a, b in end.items()}
+    heap = [(total[a], a, b) for a, b in end.items()]
+    heapq.heapify(heap)
+    dropped: list[tuple[int, float]] = []
+    while len(end) > 1:
+        length, a, b = heap[0]
+        if end.get(a) != b:  # merged since it was pushed
+            heapq.heappop(heap)
+            continue
+        if length >= shortest_ms:
+            break
+        left = total[before[a]] if a in before else float("inf")
+        right = total[b] if b in end else float("inf")
+        if left <= right:  # drop the cut at its start: the element before absorbs it
+            drop, a = a, before[a]
+        else:  # drop the cut at its end: it absorbs the element after
+            drop = b
+        b = end.pop(drop)
+        del total[drop]
+        if b in before:
+            before[b] = a
+        before.pop(drop, None)
+        end[a] = b
+        total[a] = sum(times[a:b])
+        heapq.heappush(heap, (total[a], a, b))
+        dropped.append((drop, length))
+    return dropped
+
+
 @dataclass(frozen=True)
 class ResourcePolicy:
     name: ClassVar[str] = "resource"
@@ -112,24 +152,22 @@ class ResourcePolicy:
                 held = held | works_on
         times = _unit_ms(analysis)
         if times is not None and self.min_element_ms > 0:  # R3, shortest element first
-            while True:
-                edges = [0, *cuts, len(times)]
-                spans = [(sum(times[a:b]), k) for k, (a, b) in enumerate(itertools.pairwise(edges))]
-                shortest, k = min(spans, default=(self.min_element_ms, 0))
-                if shortest >= self.min_element_ms or not cuts:
-                    break
-                # merge the short element with its shorter neighbour, so that elements grow evenly
-                left = spans[k - 1][0] if k > 0 else float("inf")
-                right = spans[k + 1][0] if k + 1 < len(spans) else float("inf")
-                drop = cuts[k - 1] if left <= right else cuts[k]
-                cuts.remove(drop)
+            merged = _merge_short(times, cuts, self.min_element_ms)
+            for drop, shortest in merged:
                 reasons[drop] = (f"not cut (R3): an element of {shortest:.1f} ms (profiled) is shorter than "
                                  f"--min-element-ms {self.min_element_ms:g}")
-        while len(cuts) + 1 > self.max_elements:  # R2
-            shared = {i: _bytes(analysis, analysis.boundaries[i].names & frozenset(analysis.heavy)) for i in cuts}
-            drop = max(cuts, key=lambda i: (shared[i], -i))
-            cuts.remove(drop)
-            reasons[drop] = f"not cut (R2): more than {self.max_elements} elements; {shared[drop]} heavy bytes cross it"
+            gone = {drop for drop, _ in merged}
+            cuts = [i for i in cuts if i not in gone]
+        excess = len(cuts) + 1 - self.max_elements
+        if excess > 0:  # R2: what crosses a cut does not depend on the other cuts, so rank them once
+            heavy = frozenset(analysis.heavy)
+            shared = {i: _bytes(analysis, analysis.boundaries[i].names & heavy) for i in cuts}
+            dropped = sorted(cuts, key=lambda i: (-shared[i], i))[:excess]
+            for drop in dropped:
+                reasons[drop] = (f"not cut (R2): more than {self.max_elements} elements; "
+                                 f"{shared[drop]} heavy bytes cross it")
+            gone = set(dropped)
+            cuts = [i for i in cuts if i not in gone]
         return cuts, reasons
 
 
