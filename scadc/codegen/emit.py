@@ -188,6 +188,8 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     computes = plan.computes
     template = _ENV.get_template("compute.o.py.j2")
     parallel = {c.name for c in computes if c.loop is not None}
+    # values that cross a cut may be instances of the program's classes: unpickling needs them
+    classes = analysis.program.needs(n for d in analysis.program.definitions if d.kind == "class" for n in d.names)
     for k, compute in enumerate(computes):
         header = ["type: compute"]
         if parents := plan.parents(compute.name):
@@ -203,9 +205,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         header.append(f"limits: {{cpu: 1, mem: {format_size(request)}}}")
         needs = set().union(*(analysis.units[i].needs for i in compute.units))
         if compute.unpack or compute.send:
-            # values that cross a cut may be instances of the program's classes: unpickling needs them
-            classes = [n for d in analysis.program.definitions if d.kind == "class" for n in d.names]
-            needs |= analysis.program.needs(classes)
+            needs |= classes
         definitions = [d for d in analysis.program.definitions_of(needs) if d.kind != "statement"]
         blocks = [f"import scadrt.remote.values as {_RUNTIME}", *(d.code.strip("\n") for d in definitions)]
         main, unit_line = _main(analysis, compute, parallel)
