@@ -175,8 +175,10 @@ def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple
     assert isinstance(function, cst.FunctionDef)
     body = [*prologue, first_unit, *units[1:], *epilogue]
     module = cst.Module(body=[function.with_changes(body=function.body.with_changes(body=body))])
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    start = positions[first_unit].start.line
+    # where the user's statements start depends only on what comes before them: position just that
+    # much, not the whole element (a second rendering of every statement)
+    head = cst.Module(body=[function.with_changes(body=function.body.with_changes(body=[*prologue, first_unit]))])
+    start = MetadataWrapper(head, unsafe_skip_copy=True).resolve(PositionProvider)[first_unit].start.line
     return module.code, start
 
 
