@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/transports.py --quick
 	$(BIN)/python bench/remote.py --quick
+	$(BIN)/python bench/split.py
 
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(STAMP)
