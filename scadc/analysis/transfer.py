@@ -70,7 +70,12 @@ class TransferProvider(Provider[str, str]):
                         reason = f"a {q} object"  # rule 6
                 if reason is not None and b.name not in reasons:
                     reasons[b.name] = f"{reason} (line {b.line})"
+        classes = results.get(AliasProvider)
+        done: set[int] = set()  # the first pinned name of a class gives every other member its reason
         for name, reason in list(reasons.items()):
-            for other in results.get(AliasProvider).get(name, frozenset()):
-                reasons.setdefault(other, f"aliases {name}: {reason}")  # rule 7
+            group = classes.get(name, frozenset())
+            if id(group) not in done:
+                done.add(id(group))
+                for other in group:
+                    reasons.setdefault(other, f"aliases {name}: {reason}")  # rule 7
         return reasons
