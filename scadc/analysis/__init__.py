@@ -89,8 +89,14 @@ class LiveValue:
     heavy: bool
     #: None when the value can cross a cut; else why not
     not_transferable: str | None
-    #: other live-or-not locals that may share its object
-    aliases: frozenset[str]
+    #: the locals that may share its object, itself included (empty when none does); one set per
+    #: class, shared by its members
+    alias_class: frozenset[str]
+
+    @property
+    def aliases(self) -> frozenset[str]:
+        """The other live-or-not locals that may share its object."""
+        return self.alias_class - {self.name}
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
         found = values.get(n)
         if found is None:
             found = values[n] = LiveValue(n, heavy[n].heavy if n in heavy else False, transfer.get(n),
-                                          classes.get(n, frozenset()) - {n})
+                                          classes.get(n, frozenset()))
         return found
 
     boundaries = []

@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from scadc.analysis import Analysis
@@ -51,7 +51,7 @@ from scadc.partition.plan import (
     conflict_steps,
     longer_paths,
 )
-from scadc.partition.policies import Policy, reads_of
+from scadc.partition.policies import Policy, read_parts
 
 __all__ = ["allowed_cuts", "build_plan"]
 
@@ -79,8 +79,9 @@ def allowed_cuts(analysis: Analysis) -> dict[int, str]:
     for boundary in analysis.boundaries[1:-1]:
         i = boundary.index
         pinned = [v for v in boundary.live if v.not_transferable is not None]
-        live = boundary.names if any(v.aliases for v in boundary.live) else frozenset()
-        aliased = [v for v in boundary.live if v.aliases & live] if live else []
+        # (2): another live name in its class (the class holds the name itself)
+        live = boundary.names if any(v.alias_class for v in boundary.live) else frozenset()
+        aliased = [v for v in boundary.live if len(v.alias_class & live) > 1] if live else []
         for started in starting.get(i, ()):
             heapq.heappush(spanning, started)
         while spanning and spanning[0][1] < i:  # changed for the last time before the boundary
@@ -276,10 +277,10 @@ class _GroupFacts:
     @classmethod
     def of(cls, analysis: Analysis, group: tuple[int, ...], *, first: bool) -> _GroupFacts:
         facts = [analysis.units[i] for i in group]
-        touched = frozenset().union(*(reads_of(u) for u in facts))
-        defined = frozenset().union(*(u.defs for u in facts))
-        killed = frozenset().union(*(u.kills for u in facts))
-        deleted = frozenset().union(*(u.deletes for u in facts))
+        touched = _union(part for u in facts for part in read_parts(u))
+        defined = _union(u.defs for u in facts)
+        killed = _union(u.kills for u in facts)
+        deleted = _union(u.deletes for u in facts)
         live_in = frozenset() if first else facts[0].live_in
         maybe_rebound = live_in & facts[-1].live_out & (defined - killed)
         loads = (live_in & touched) | maybe_rebound
@@ -287,6 +288,19 @@ class _GroupFacts:
             loads=loads,
             placeholders=(live_in & deleted) - loads,
             defined=defined,
-            changed=frozenset().union(*(u.mutated | u.defs for u in facts)),
-            hidden=frozenset().union(*(u.hidden for u in facts)),
+            changed=_union(part for u in facts for part in (u.mutated, u.defs)),
+            hidden=_union(u.hidden for u in facts),
         )
+
+
+def _union(sets: Iterable[frozenset[str]]) -> frozenset[str]:
+    """The union of ``sets``. Units that change one alias class share its set: each set object is
+    merged once, and when one set holds all the others it is the answer itself, not a copy."""
+    parts = list({id(part): part for part in sets if part}.values())
+    largest = max(parts, key=len, default=frozenset())
+    if all(part is largest or part <= largest for part in parts):
+        return largest
+    out: set[str] = set()
+    for part in parts:
+        out |= part
+    return frozenset(out)

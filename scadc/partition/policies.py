@@ -35,7 +35,7 @@ from scadc.analysis import Analysis, UnitFacts
 from scadc.errors import CompileError
 from scadc.source import Span
 
-__all__ = ["POLICIES", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy", "make_policy", "reads_of"]
+__all__ = ["POLICIES", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy", "make_policy", "read_parts"]
 
 
 class Policy(Protocol):
@@ -46,19 +46,22 @@ class Policy(Protocol):
         ...
 
 
-def reads_of(facts: UnitFacts) -> frozenset[str]:
+def read_parts(facts: UnitFacts) -> tuple[frozenset[str], ...]:
     """The locals a unit needs the values of: what it uses or changes, but not what a plain
-    ``del x`` statement names (the analysis counts that as a use; it needs no data)."""
-    node = facts.unit.node
-    if isinstance(node, cst.SimpleStatementLine) and all(isinstance(s, cst.Del) for s in node.body):
-        return facts.mutated
-    return facts.uses | facts.mutated
+    ``del x`` statement names (the analysis counts that as a use; it needs no data). As the
+    unit's own sets, not a copy into one (a unit changing a large alias class shares its set)."""
+    return (facts.mutated,) if _deletes_only(facts.unit.node) else (facts.uses, facts.mutated)
 
 
-def _working_set(analysis: Analysis, index: int) -> frozenset[str]:
+def _deletes_only(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.SimpleStatementLine) and all(isinstance(s, cst.Del) for s in node.body)
+
+
+def _working_set(analysis: Analysis, index: int, heavy: frozenset[str]) -> frozenset[str]:
+    """The heavy locals (``heavy``) unit ``index`` reads, changes or binds. Each part is cut down
+    on its own: a unit changing a large alias class (``acc.append(x)``) costs its heavy names."""
     u = analysis.units[index]
-    names = reads_of(u) | u.defs
-    return frozenset(n for n in names if (d := analysis.heavy.get(n)) is not None and d.heavy)
+    return frozenset().union(*(part & heavy for part in (*read_parts(u), u.defs)))
 
 
 def _bytes(analysis: Analysis, names: frozenset[str]) -> int:
@@ -126,9 +129,10 @@ class ResourcePolicy:
         reasons: dict[int, str] = {}
         cuts = []
         allowed_set = set(allowed)
-        held = _working_set(analysis, 0)  # the heavy data the current element has worked on
+        heavy = frozenset(n for n, d in analysis.heavy.items() if d.heavy)
+        held = _working_set(analysis, 0, heavy)  # the heavy data the current element has worked on
         for i in range(1, len(analysis.units)):  # R1
-            works_on = _working_set(analysis, i)
+            works_on = _working_set(analysis, i, heavy)
             live = analysis.boundaries[i].names & held
             dead, kept = _bytes(analysis, held - live), _bytes(analysis, live)
             if not held:
@@ -160,8 +164,8 @@ class ResourcePolicy:
             cuts = [i for i in cuts if i not in gone]
         excess = len(cuts) + 1 - self.max_elements
         if excess > 0:  # R2: what crosses a cut does not depend on the other cuts, so rank them once
-            heavy = frozenset(analysis.heavy)
-            shared = {i: _bytes(analysis, analysis.boundaries[i].names & heavy) for i in cuts}
+            locals_ = frozenset(analysis.heavy)
+            shared = {i: _bytes(analysis, analysis.boundaries[i].names & locals_) for i in cuts}
             dropped = sorted(cuts, key=lambda i: (-shared[i], i))[:excess]
             for drop in dropped:
                 reasons[drop] = (f"not cut (R2): more than {self.max_elements} elements; "
