@@ -95,7 +95,7 @@ class _EarlyExit(cst.CSTTransformer):
             return updated
         value = updated.value if updated.value is not None else cst.Name("None")
         call = cst.Call(cst.Attribute(cst.Name(_RUNTIME), cst.Name("early_exit")), [cst.Arg(value)])
-        return updated.with_changes(value=call)
+        return updated.with_changes(value=call, whitespace_after_return=cst.SimpleWhitespace(" "))
 
 
 def _received(parent: str) -> str:

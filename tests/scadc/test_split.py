@@ -180,3 +180,16 @@ def test_min_element_ms_merges_short_elements_using_the_profile() -> None:
     assert all(len(c.units) >= 4 for c in merged.computes)
     assert merged.validate() == []
     assert any("(R3)" in why for _, why in merged.decisions)
+
+
+def test_a_bare_return_in_main_splits_and_runs(tmp_path: Path) -> None:
+    """A bare ``return`` crashed codegen (libcst wants a space after ``return`` once it has a value)."""
+    app = tmp_path / "app.py"
+    app.write_text("def main():\n    print('a')\n    if len('x') == 1:\n        return\n    print('b')\n\n"
+                   "if __name__ == '__main__':\n    main()\n")
+    split = subprocess.run([sys.executable, "-m", "scadc", "split", str(app), "-o", str(tmp_path / "prog"),
+                            "--policy", "every"], check=False, capture_output=True, text=True)
+    assert split.returncode == 0, split.stderr
+    run = subprocess.run([sys.executable, "-m", "scadc", "run", str(tmp_path / "prog"), "-q"],
+                         check=False, capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, "a\n"), run.stderr
