@@ -192,6 +192,6 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
     for i in range(len(units) + 1):
         names = units[i].live_in if i < len(units) else frozenset()
         boundaries.append(Boundary(i, tuple(value(n) for n in sorted(names))))
-    aliases = tuple(sorted({c for c in classes.values()}, key=sorted))
+    aliases = tuple(sorted({c for c in classes.values() if len(c) > 1}, key=sorted))
     return Analysis(program, options, units, tuple(boundaries), heavy, transfer, aliases,
                     r[HelperSummaryProvider])

@@ -14,15 +14,22 @@ Mutation rules:
 5. A call into a program helper mutates the arguments bound to the parameters the helper mutates
    (its summary, computed to a fixed point so recursion and helper-calls-helper work); a program
    class's constructor and methods likewise (``self`` is the receiver).
-6. A drawing method called on a random generator object (a local bound from
-   ``np.random.default_rng``/``Generator``/``RandomState``/``random.Random``) advances, i.e.
-   mutates, the generator.
+6. A method called on a random generator object (a value :mod:`scadc.analysis.types` types
+   ``rng``: bound from ``np.random.default_rng``/``Generator``/``RandomState``/``random.Random``,
+   returned by a helper, or passed into one) advances, i.e. mutates, the generator, but for
+   :data:`RNG_PURE_METHODS`; a generator passed to any other library call may be drawn from.
 7. An unknown callee (a function of another library, a local callable, ``exec``) is assumed to
-   mutate every argument. numpy functions, pure builtins (:data:`PURE_BUILTINS`) and pure
-   standard modules (:data:`PURE_MODULES`) are known not to; ``next(it)`` mutates ``it``.
-8. Conservative gap, stated: a method that is not in :data:`MUTATING_METHODS`, called on a value
-   that is neither a generator nor an instance of a program class, is assumed not to mutate its
-   receiver or arguments (numpy methods dominate numeric programs and do not).
+   mutate every argument, keyword and starred ones included. numpy and pandas functions, pure
+   builtins (:data:`PURE_BUILTINS`) and pure standard modules (:data:`PURE_MODULES`) are known not
+   to; ``next(it)`` mutates ``it``, and a builtin that iterates (``list(it)``, ``sum(it)``, a ``for``
+   loop, a comprehension) mutates what it iterates unless its type is known not to be an iterator.
+8. A method call mutates its receiver unless the receiver's type is known (:mod:`~scadc.analysis.
+   types`) and the method is in that type's row of :data:`~scadc.analysis.types.PURE_METHODS`; on a
+   receiver of unknown type it may also mutate its arguments. Inside a helper, a method called on
+   a parameter of unknown type is recorded as *conditional* in the summary and decided at each
+   call, with the type of the argument there. ``inplace=`` (anything but a literal ``False``)
+   always mutates the receiver. A program function or a lambda passed to a known-pure method is
+   followed: if it may mutate what it is given, the receiver is mutated.
 
 Aliasing rules (pairs of names then merged into alias classes, flow-insensitively):
 
@@ -54,9 +61,10 @@ import networkx as nx
 from libcst.metadata import Scope
 
 from scadc.analysis.names import PROGRAM, Names
+from scadc.analysis.types import UNKNOWN, Kind, Signatures, ValueType, infer_types, is_pure_method, type_of
 
-__all__ = ["MUTATING_METHODS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects", "Summary",
-           "collect_effects", "summarize_helpers"]
+__all__ = ["CONSUMING_BUILTINS", "MUTATING_METHODS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
+           "Summary", "collect_effects", "helper_functions", "is_inner", "summarize_helpers"]
 
 MUTATING_METHODS = frozenset({
     "append", "extend", "insert", "remove", "pop", "popitem", "clear", "sort", "reverse", "update",
@@ -84,6 +92,9 @@ PURE_BUILTINS = frozenset({
     "IndexError", "ZeroDivisionError", "NotImplementedError", "StopIteration", "SystemExit", "object",
     "super", "vars", "dir", "memoryview", "bytearray",
 })
+#: pure builtins that iterate their (first) argument: an iterator given to them is used up (rule 7)
+CONSUMING_BUILTINS = frozenset({"list", "tuple", "set", "frozenset", "dict", "sum", "min", "max", "sorted", "any",
+                                "all", "bytes", "bytearray", "enumerate", "zip", "map", "filter"})
 PURE_MODULES = ("math", "statistics", "time", "json", "os.path", "string", "textwrap", "itertools", "functools",
                 "operator", "collections", "dataclasses", "typing", "heapq.nlargest", "heapq.nsmallest",
                 "bisect.bisect", "bisect.bisect_left", "bisect.bisect_right", "threading", "io", "socket", "sys")
@@ -121,6 +132,9 @@ class Summary:
     generator: bool = False
     #: why it may touch the world outside the process (rule S4); empty if it does not
     io: frozenset[str] = frozenset()
+    #: rule 8 inside the helper: (parameter, method, other parameters passed to it) for each method
+    #: called on a parameter of unknown type; the caller decides with the argument's type
+    conditional: frozenset[tuple[int, str, frozenset[int]]] = frozenset()
 
 
 @dataclass
@@ -136,6 +150,9 @@ class Effects:
     generator_calls: set[str] = field(default_factory=set)
     #: why the code may touch the world outside the process (rule S4)
     io: set[str] = field(default_factory=set)
+    #: rule 8 in a helper: (receiver root, method, roots of the arguments, line), for a receiver of
+    #: unknown type; the summary decides whether the root is one of the helper's parameters
+    conditional: list[tuple[str, str, tuple[str, ...], int]] = field(default_factory=list)
 
 
 def _is_slice(target: cst.Subscript) -> bool:
@@ -147,11 +164,17 @@ def _unparse(node: cst.CSTNode) -> str:
 
 
 class _Visitor(cst.CSTVisitor):
-    def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary], types: dict[str, str],
-                 positions: dict[cst.CSTNode, object]) -> None:
+    def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary],
+                 types: Mapping[str, ValueType], signatures: Signatures,
+                 positions: dict[cst.CSTNode, object], deferred: bool) -> None:
         self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
-        self.positions = positions
+        self.signatures, self.positions = signatures, positions
+        #: a helper's visit: methods on values of unknown type are conditional, not mutations
+        self.deferred = deferred
         self.out = Effects()
+
+    def _type(self, expr: cst.BaseExpression) -> tuple[ValueType, bool]:
+        return type_of(expr, self.names, self.types, self.signatures)
 
     # -- where a root lives --------------------------------------------------------------------
     def _where(self, node: cst.Name) -> str | None:
@@ -161,9 +184,27 @@ class _Visitor(cst.CSTVisitor):
         if any(r.scope is self.scope and (self.scope is not self.names.entry_scope
                                           or self.names._is_entry(r.scope, node.value)) for r in refs):
             return "tracked"
+        if any(self._inside(r.scope) for r in refs):
+            # a comprehension's variable: it holds objects of the tracked scope (``[v.sort() for v in vs]``)
+            return "inner"
         if any(r.scope is self.names.global_scope for r in refs):
             return "module"
         return None
+
+    def _inside(self, scope: Scope | None) -> bool:
+        from libcst.metadata import ComprehensionScope
+
+        while isinstance(scope, ComprehensionScope):
+            scope = scope.parent
+            if scope is self.scope:
+                return True
+        return False
+
+    def _tracked(self, root: cst.Name) -> str | None:
+        """The name facts use for ``root``: a local of the tracked scope, ``[v]`` for a comprehension's
+        variable (an :func:`inner <is_inner>` name: it links objects, it is never a live value)."""
+        where = self._where(root)
+        return root.value if where == "tracked" else f"[{root.value}]" if where == "inner" else None
 
     def _root(self, expr: cst.BaseExpression) -> cst.Name | None:
         while True:
@@ -190,16 +231,16 @@ class _Visitor(cst.CSTVisitor):
         if root is None:
             return
         where = self._where(root)
-        if where == "tracked":
-            self.out.mutations.append((root.value, reason, self._line(at)))
+        if where in ("tracked", "inner"):
+            self.out.mutations.append((self._tracked(root), reason, self._line(at)))  # type: ignore[arg-type]
         elif where == "module" and root.value not in self.summaries and not self.names.qualname(root):
             self.out.module_state.add(root.value)  # rule S2
 
     def alias(self, a: cst.BaseExpression | None, b: cst.BaseExpression | None) -> None:
         ra = self._root(a) if a is not None else None
         rb = self._root(b) if b is not None else None
-        if ra is not None and rb is not None and self._where(ra) == "tracked" and self._where(rb) == "tracked":
-            self.out.aliases.append((ra.value, rb.value))
+        if ra is not None and rb is not None and (na := self._tracked(ra)) and (nb := self._tracked(rb)):
+            self.out.aliases.append((na, nb))
 
     # -- statements ----------------------------------------------------------------------------
     def _targets(self, target: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -242,7 +283,7 @@ class _Visitor(cst.CSTVisitor):
                     for src in self._value_sources(value):
                         self.alias(t, src)  # A1-A4, A8
                     if isinstance(value, cst.Call) and (self.names.qualname(value.func) or "").startswith(
-                            PROGRAM + ".") and value_type(self.names, value):
+                            PROGRAM + ".") and self._type(value)[0].kind is Kind.CLASS:
                         for arg in value.args:
                             self.alias(t, arg.value)  # A9: an instance may keep its arguments
                     if isinstance(value, cst.Call) and self._is_generator_call(value):
@@ -286,6 +327,8 @@ class _Visitor(cst.CSTVisitor):
         if isinstance(it, cst.Call) and (self.names.qualname(it.func) or "") in (
                 "builtins.enumerate", "builtins.zip", "builtins.reversed", "builtins.sorted", "builtins.iter"):
             sources = [a.value for a in it.args]
+        for src in sources:
+            self._consumes(src, "a loop", it)  # rule 7
         for t in self._targets(target):
             for src in sources:
                 self.alias(t, src)  # A5
@@ -310,45 +353,141 @@ class _Visitor(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         positional = [a.value for a in node.args if not a.keyword and not a.star]
+        every = [a.value for a in node.args]
         for a in node.args:
             if a.keyword is not None and a.keyword.value == "out":
                 self.mutate(a.value, f"`out=` of `{_unparse(func)}(...)`", node)  # rule 4
+            if a.keyword is not None and a.keyword.value == "inplace" and not (
+                    isinstance(a.value, cst.Name) and a.value.value == "False"):
+                target = func.value if isinstance(func, cst.Attribute) else positional[0] if positional else None
+                if target is not None:
+                    self.mutate(target, f"`{_unparse(func)}(..., inplace=...)` works in place", node)  # rule 8
         q = self.names.qualname(func)
+        if q is not None and not q.startswith(PROGRAM + "."):
+            self._generators_passed(every, f"`{q}()`", node)
+        self._callables_passed(node, q)
         if q is not None:
-            self._qualified_call(q, node, positional)
+            self._qualified_call(q, node, positional, every)
             return
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             if method in IO_METHODS:
                 self.out.io.add(f"`.{method}()`")  # S4
-            receiver = func.value
-            root = self._root(receiver)
-            kind = self.types.get(root.value, "") if root is not None else ""
-            if kind.startswith("class:"):  # a program class: its method's summary decides (rule 5)
-                key = f"{kind[6:]}.{method}"
-                if key in self.summaries:
-                    self._apply(self.summaries[key], [receiver, *positional], f"method {key}()", node)
-                elif method in MUTATING_METHODS:
-                    self.mutate(receiver, f"`.{method}()`", node)
-            elif method in MUTATING_METHODS:
-                self.mutate(receiver, f"`.{method}()`", node)  # rule 3
-                if method in ALIAS_METHODS:
-                    for arg in positional:
-                        for src in self._value_sources(arg):
-                            self.alias(receiver, src)  # A7
-            elif kind == "rng" and method not in RNG_PURE_METHODS:
-                self.mutate(receiver, f"`.{method}()` advances the generator", node)  # rule 6
-                if method in ("shuffle", "permuted") and positional and method == "shuffle":
-                    self.mutate(positional[0], f"`{_unparse(func)}()` shuffles in place", node)
-            elif root is not None and self._where(root) == "module" and self.types.get(root.value) == "rng":
-                self.out.module_state.add(root.value)
+            self._method(func.value, method, positional, every, node)
             return
         # rule 7: a local callable or an expression: unknown
         self.out.io.add(f"unknown callee `{_unparse(func)}`")  # S4
-        for arg in positional:
+        for arg in every:
             self.mutate(arg, f"passed to unknown callee `{_unparse(func)}`", node)
 
-    def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression]) -> None:
+    def _method(self, receiver: cst.BaseExpression, method: str, positional: list[cst.BaseExpression],
+                every: list[cst.BaseExpression], at: cst.Call, *, exact: bool = True) -> None:
+        """Rules 3, 5, 6 and 8 for ``receiver.method(*every)``; ``exact=False`` for a helper's
+        conditional decided here (the method was called on something reachable from the argument)."""
+        t, known_exactly = self._type(receiver)
+        exact = exact and known_exactly
+        if t.kind is Kind.CLASS:
+            key = f"{t.cls}.{method}"
+            if key in self.summaries:  # a program class: its method's summary decides (rule 5)
+                self._apply(self.summaries[key], [receiver, *positional], f"method {key}()", at)
+                return
+            t = UNKNOWN  # inherited from another library, or an attribute holding a callable
+        if t.kind is Kind.RNG:
+            if method not in RNG_PURE_METHODS:
+                self.mutate(receiver, f"`.{method}()` advances the generator", at)  # rule 6
+                if method == "shuffle" and positional:
+                    self.mutate(positional[0], f"`.{method}()` shuffles in place", at)
+            return
+        if t.kind is not Kind.UNKNOWN:
+            self._generators_passed(every, f"`.{method}()`", at)
+            if is_pure_method(t, method, exact=exact):
+                return
+            self.mutate(receiver, f"`.{method}()` is not a known-pure method of {t}", at)  # rules 3, 8
+            if method in ALIAS_METHODS:
+                for arg in positional:
+                    for src in self._value_sources(arg):
+                        self.alias(receiver, src)  # A7
+            return
+        # rule 8: a receiver of unknown type may change, and change what it is given, and keep it
+        root = self._root(receiver)
+        if self.deferred and root is not None and (name := self._tracked(root)):
+            arg_roots = tuple(n for a in every if (r := self._root(a)) is not None and (n := self._tracked(r)))
+            self.out.conditional.append((name, method, arg_roots, self._line(at)))
+            return
+        self.mutate(receiver, f"`.{method}()` on a value of unknown type", at)
+        for arg in every:
+            self.mutate(arg, f"passed to `.{method}()` of a value of unknown type", at)
+            for src in self._value_sources(arg):
+                self.alias(receiver, src)
+
+    def _generators_passed(self, args: list[cst.BaseExpression], what: str, at: cst.Call) -> None:
+        """Rule 6: a generator given to a library call (``df.sample(random_state=gen)``) may be drawn from."""
+        for arg in args:
+            if self._type(arg)[0].kind is Kind.RNG:
+                self.mutate(arg, f"a generator passed to {what} may be drawn from", at)
+
+    def _callables_passed(self, node: cst.Call, q: str | None) -> None:
+        """A program function or a lambda passed to a call runs there (rule 8, S3)."""
+        receiver = node.func.value if isinstance(node.func, cst.Attribute) and q is None else None
+        targets = [receiver] if receiver is not None else [a.value for a in node.args]
+        for a in node.args:
+            fq = self.names.qualname(a.value) if isinstance(a.value, (cst.Name, cst.Attribute)) else None
+            mutates = False
+            if fq is not None and fq.startswith(PROGRAM + ".") and (found := self.summaries.get(fq[len(PROGRAM) + 1:])):
+                self.out.module_state |= found.module_state
+                self.out.rng |= found.rng
+                self.out.io |= found.io
+                mutates = bool(found.params or found.conditional)
+            elif isinstance(a.value, cst.Lambda):
+                mutates = self._lambda_mutates(a.value, receiver)
+            if mutates:
+                for t in targets:
+                    if t is not None and t is not a.value:
+                        self.mutate(t, f"`{_unparse(a.value)[:40]}` is called by `{_unparse(node.func)}()` "
+                                       "and may change what it is given", node)
+
+    def _lambda_mutates(self, lam: cst.Lambda, receiver: cst.BaseExpression | None) -> bool:
+        """A lambda may change what it is given: a method on a parameter that is not pure for the
+        receiver's type (the parameter is a part of it), or a parameter passed to a call not known pure."""
+        params = {p.name.value for p in lam.params.params}
+        t = self._type(receiver)[0] if receiver is not None else UNKNOWN
+        found = False
+
+        def on_param(e: cst.BaseExpression) -> bool:
+            r = self._root(e)
+            return r is not None and r.value in params
+
+        class _Calls(cst.CSTVisitor):
+            def visit_Call(inner, call: cst.Call) -> None:
+                nonlocal found
+                q = self.names.qualname(call.func)
+                if isinstance(call.func, cst.Attribute) and q is None and on_param(call.func.value):
+                    if not is_pure_method(t, call.func.attr.value, exact=False) or any(
+                            a.keyword is not None and a.keyword.value == "inplace" for a in call.args):
+                        found = True
+                elif any(on_param(a.value) for a in call.args):
+                    parts = (q or "").split(".")
+                    if not (parts[0] in ("numpy", "pandas", "math") or (parts[0] == "builtins" and
+                                                                         parts[-1] in PURE_BUILTINS)):
+                        found = True
+
+        lam.body.visit(_Calls())
+        return found
+
+    def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call) -> None:
+        for index in sorted(summary.params):
+            if index < len(bound) and bound[index] is not None:
+                self.mutate(bound[index], f"{what} mutates its parameter {index}", at)  # type: ignore[arg-type]
+        for index, method, others in sorted(summary.conditional, key=lambda c: (c[0], c[1], sorted(c[2]))):
+            if index < len(bound) and (receiver := bound[index]) is not None:
+                given = [bound[j] for j in sorted(others) if j < len(bound) and bound[j] is not None]
+                self._method(receiver, method, [], given, at, exact=False)  # type: ignore[arg-type]
+        self.out.module_state |= summary.module_state
+        self.out.rng |= summary.rng
+        self.out.io |= summary.io
+
+    def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression],
+                        every: list[cst.BaseExpression]) -> None:
         if q.startswith(PROGRAM + "."):
             name = q[len(PROGRAM) + 1:]
             if name in self.summaries:
@@ -366,7 +505,7 @@ class _Visitor(cst.CSTVisitor):
             self.out.rng.add("random")
         elif len(parts) >= 3 and parts[0] == "numpy" and parts[-1] == "at" and positional:
             self.mutate(positional[0], f"`{q}()` works in place", node)  # ufunc.at
-        if parts[0] in ("numpy", "random") or q.startswith(PURE_MODULES):
+        if parts[0] in ("numpy", "random", "pandas") or q.startswith(PURE_MODULES):
             return
         if parts[0] == "builtins":
             if parts[1] == "next" and positional:
@@ -374,12 +513,19 @@ class _Visitor(cst.CSTVisitor):
             elif parts[1] in ("setattr", "delattr") and positional:
                 self.mutate(positional[0], f"`{parts[1]}()`", node)
             elif parts[1] not in PURE_BUILTINS:
-                for arg in positional:
+                for arg in every:
                     self.mutate(arg, f"passed to `{parts[1]}()`", node)
+            elif parts[1] in CONSUMING_BUILTINS:
+                for arg in positional[:1] if parts[1] not in ("zip", "map") else positional:
+                    self._consumes(arg, f"`{parts[1]}()`", node)
             return
-        for arg in positional:
+        for arg in every:
             self.mutate(arg, f"passed to unknown callee `{q}`", node)  # rule 7
 
+    def _consumes(self, it: cst.BaseExpression, what: str, at: cst.CSTNode) -> None:
+        """Rule 7: iterating a value that may be an iterator uses it up."""
+        if isinstance(it, cst.Name) and self._type(it)[0].kind is Kind.UNKNOWN:
+            self.mutate(it, f"{what} iterates it (it may be an iterator)", at)
 
     def _io_call(self, q: str, node: cst.Call) -> None:
         """Rule S4 for a call of a qualified (non-program) name."""
@@ -401,29 +547,18 @@ class _Visitor(cst.CSTVisitor):
             self.out.io.add(f"unknown callee `{q}`")
 
 
-def value_type(names: Names, value: cst.BaseExpression | None) -> str | None:
-    """``rng`` for a generator factory call, ``class:C`` for a program class instantiation."""
-    if not isinstance(value, cst.Call):
-        return None
-    q = names.qualname(value.func) or ""
-    parts = q.split(".")
-    if (parts[:2] == ["numpy", "random"] and parts[-1] in ("default_rng", "Generator", "RandomState")) or \
-            q in ("random.Random", "random.SystemRandom"):
-        return "rng"
-    if q.startswith(PROGRAM + ".") and len(parts) == 2 and any(
-            isinstance(s, cst.ClassDef) and s.name.value == parts[1] for s in names.program.module.body):
-        return f"class:{parts[1]}"
-    return None
-
-
 def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
-                    types: dict[str, str], positions: dict[cst.CSTNode, object]) -> Effects:
-    visitor = _Visitor(names, scope, summaries, types, positions)
+                    types: Mapping[str, ValueType], signatures: Signatures,
+                    positions: dict[cst.CSTNode, object], deferred: bool = False) -> Effects:
+    """The effects of ``node`` (code of ``scope``), its names typed by ``types``; ``deferred`` for
+    a helper's body (rule 8's conditional methods stay conditional)."""
+    visitor = _Visitor(names, scope, summaries, types, signatures, positions, deferred)
     node.visit(visitor)
     return visitor.out
 
 
-def _helpers(module: cst.Module) -> dict[str, cst.FunctionDef]:
+def helper_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
+    """Every module-level function (``f``) and method (``C.m``)."""
     out: dict[str, cst.FunctionDef] = {}
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef):
@@ -492,7 +627,7 @@ class _Reads(Mapping[str, Summary]):
         return key in self.summaries
 
 
-def summarize_helpers(names: Names, module_types: dict[str, str],
+def summarize_helpers(names: Names, module_types: Mapping[str, ValueType], signatures: Signatures,
                       positions: dict[cst.CSTNode, object]) -> dict[str, Summary]:
     """Summaries of every module-level function and method, to a fixed point (rule 5, S3).
 
@@ -502,9 +637,10 @@ def summarize_helpers(names: Names, module_types: dict[str, str],
     callees' summaries changed since it read them, until none did. Each helper is read about
     once, plus the rounds of its own recursion, rather than every helper in every round.
     """
-    helpers = _helpers(names.program.module)
+    helpers = helper_functions(names.program.module)
     summaries = {name: Summary(generator=_has_yield(fn)) for name, fn in helpers.items()}
     versions = dict.fromkeys(helpers, 0)
+    local_types: dict[str, dict[str, ValueType]] = {}
     seen: dict[str, dict[str, int]] = {}  # helper -> the versions of the summaries it read
 
     def summarize(name: str) -> None:
@@ -515,17 +651,33 @@ def summarize_helpers(names: Names, module_types: dict[str, str],
         if scope is None:
             return
         params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
-        types = module_types
-        if "." in name and params:
-            types = {**module_types, params[0]: f"class:{name.partition('.')[0]}"}
+        if name not in local_types:
+            given = {p.name.value: UNKNOWN for p in (*fn.params.posonly_params, *fn.params.params,
+                                                     *fn.params.kwonly_params)}
+            if "." in name and params:
+                given[params[0]] = ValueType(Kind.CLASS, name.partition(".")[0])
+            outer = {**module_types, **given}
+            local_types[name] = {**outer, **infer_types(fn, names, outer, signatures)}
         reads = _Reads(summaries, versions)
-        fx = collect_effects(fn.body, names, scope, reads, types=types, positions=positions)
+        fx = collect_effects(fn.body, names, scope, reads, types=local_types[name], signatures=signatures,
+                             positions=positions, deferred=True)
         seen[name] = reads.seen
         classes = _union_find(fx.aliases)
-        mutated = {classes.get(m, m) for m, _, _ in fx.mutations}
+        mutated = {classes.get(m, m) for m, _, _ in fx.mutations}  # inner names link through classes too
+        conditional: set[tuple[int, str, frozenset[int]]] = set()
+        for root, method, arg_roots, _ in fx.conditional:  # rule 8: on a parameter, the caller decides
+            at = [i for i, p in enumerate(params) if classes.get(p, p) == classes.get(root, root)]
+            passed = {classes.get(a, a) for a in arg_roots}
+            others = frozenset(i for i, p in enumerate(params) if classes.get(p, p) in passed)
+            if at:
+                conditional.update((i, method, others) for i in at)
+            else:  # a local of unknown type: it may change, and change what it is given
+                mutated.add(classes.get(root, root))
+                mutated |= passed
         indices = frozenset(i for i, p in enumerate(params) if classes.get(p, p) in mutated)
+        conditional = {c for c in conditional if c[0] not in indices}
         new = Summary(indices, frozenset(fx.module_state), frozenset(fx.rng), summaries[name].generator,
-                      frozenset(fx.io))
+                      frozenset(fx.io), frozenset(conditional))
         if new != summaries[name]:
             summaries[name] = new
             versions[name] += 1
@@ -545,12 +697,20 @@ def summarize_helpers(names: Names, module_types: dict[str, str],
     return summaries
 
 
+def is_inner(name: str) -> bool:
+    """A comprehension variable's name in the facts (``[v]``): not a local of the entry."""
+    return name.startswith("[")
+
+
 def alias_classes(pairs: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
-    """Every name that shares an object with another, mapped to its whole class."""
+    """Every local that shares an object with another, mapped to its whole class (locals only);
+    every inner name (:func:`is_inner`) mapped to the locals of its class."""
     roots = _union_find(pairs)
     groups: dict[str, set[str]] = {}
     for name, root in roots.items():
-        groups.setdefault(root, set()).add(name)
+        if not is_inner(name):
+            groups.setdefault(root, set()).add(name)
     # one frozenset per class, shared by its members: a class of k names costs k, not k²
-    frozen = {root: frozenset(group) for root, group in groups.items() if len(group) > 1}
-    return {name: frozen[root] for name, root in roots.items() if root in frozen}
+    frozen = {root: frozenset(group) for root, group in groups.items()}
+    return {name: frozen.get(root, frozenset()) for name, root in roots.items()
+            if is_inner(name) or len(frozen[root]) > 1}

@@ -48,6 +48,7 @@ from scadc.analysis.defuse import DefUseProvider, NamesProvider
 from scadc.analysis.mutation import TypesProvider
 from scadc.analysis.names import PROGRAM, Names
 from scadc.analysis.program import Program
+from scadc.analysis.types import Kind, ValueType
 
 __all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "constant_value", "format_bytes"]
 
@@ -183,7 +184,7 @@ def constant_value(program: Program, expr: cst.BaseExpression) -> Any:
 
 
 class _Rules:
-    def __init__(self, program: Program, names: Names, types: Mapping[str, str], threshold: int) -> None:
+    def __init__(self, program: Program, names: Names, types: Mapping[str, ValueType], threshold: int) -> None:
         self.program, self.names, self.types, self.threshold = program, names, types, threshold
         self._unpack_targets: dict[int, list[str]] = {}
         unpack = self._unpack_targets
@@ -318,7 +319,7 @@ class _Rules:
         method = func.attr.value if isinstance(func, cst.Attribute) else ""
         is_rng = (parts[:2] == ["numpy", "random"]) or (
             not q and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
-            and self.types.get(func.value.value) == "rng")
+            and (t := self.types.get(func.value.value)) is not None and t.kind is Kind.RNG)
         count: int | None = None
         shape: cst.BaseExpression | None = None
         if parts[0] == "numpy" and len(parts) == 2 and parts[1] in _ALLOC_SHAPE_ARG:
@@ -406,8 +407,8 @@ class _Rules:
             if value.attr.value in _VIEW_ATTRS:
                 return self.derived_from(value.value, heavy)
             root = value.value
-            if isinstance(root, cst.Name) and root.value in heavy and self.types.get(root.value, "").startswith(
-                    "class:"):
+            if isinstance(root, cst.Name) and root.value in heavy and (t := self.types.get(root.value)) is not None \
+                    and t.kind is Kind.CLASS:
                 return root.value  # an attribute of a heavy program object
             return None
         if isinstance(value, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):

@@ -1,6 +1,7 @@
 """Which objects each unit may change in place, and which names share an object.
 
-The rules are those of :mod:`scadc.analysis.effects` (mutation 1-8, aliasing A1-A8). This module
+The rules are those of :mod:`scadc.analysis.effects` (mutation 1-8, aliasing A1-A9), over the
+types of :mod:`scadc.analysis.types`. This module
 turns the raw effects into frozen per-unit facts:
 
 1. Helper summaries are computed once for every module-level function and method, to a fixed
@@ -16,16 +17,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import libcst as cst
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.defuse import DefUseProvider, NamesProvider
-from scadc.analysis.effects import Effects, Summary, alias_classes, collect_effects, summarize_helpers, value_type
+from scadc.analysis.defuse import NamesProvider
+from scadc.analysis.effects import (
+    Effects,
+    Summary,
+    alias_classes,
+    collect_effects,
+    helper_functions,
+    is_inner,
+    summarize_helpers,
+)
 from scadc.analysis.program import Program, Unit
+from scadc.analysis.types import Signatures, ValueType, infer_types, program_signatures
 
 __all__ = ["AliasProvider", "EffectsProvider", "HelperSummaryProvider", "Mutation", "MutationProvider",
-           "TypesProvider", "UnitMutations"]
+           "ProgramTypes", "ProgramTypesProvider", "TypesProvider", "UnitMutations"]
 
 
 @dataclass(frozen=True, order=True)
@@ -49,49 +60,67 @@ class UnitMutations:
     events: tuple[Mutation, ...]
 
 
-class TypesProvider(Provider[str, str]):
-    """Locals (and module-level names) bound to a random generator (``rng``) or a program class (``class:C``)."""
+@dataclass(frozen=True)
+class ProgramTypes:
+    """The types of :mod:`scadc.analysis.types` for the whole program."""
 
-    DEPENDENCIES = (NamesProvider, DefUseProvider)
+    #: module-level names
+    module: Mapping[str, ValueType]
+    #: what program functions return and methods store on ``self``
+    signatures: Signatures
+    #: the names the entry region reads: module-level names, then its own locals over them
+    entry: Mapping[str, ValueType]
 
-    def compute(self, program: Program, results: Results) -> Mapping[str, str]:
+
+class ProgramTypesProvider(Provider[str, ProgramTypes]):
+    """``{"types": ProgramTypes}``."""
+
+    DEPENDENCIES = (NamesProvider,)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, ProgramTypes]:
         names = results.get(NamesProvider)["names"]
-        types: dict[str, str] = {}
-        for d in program.definitions:
-            if d.kind == "data" and isinstance(d.node, cst.SimpleStatementLine):
-                small = d.node.body[0]
-                if isinstance(small, cst.Assign) and (t := value_type(names, small.value)):
-                    types.update({n: t for n in d.names})
-        for du in results.get(DefUseProvider).values():
-            for b in du.bindings:
-                if b.kind == "assign" and isinstance(b.value, cst.BaseExpression) and \
-                        (t := value_type(names, b.value)):
-                    types[b.name] = t
-        return types
+        body = list(program.module.body)
+        module = infer_types(body, names, {})
+        signatures = program_signatures(helper_functions(program.module), names, module)
+        module = infer_types(body, names, {}, signatures)  # module data bound from helpers' results
+        entry = dict(module)
+        if program.entry.kind != "script":
+            fn = next(s for s in body if isinstance(s, cst.FunctionDef) and s.name.value == program.entry.name)
+            entry.update(infer_types(fn, names, module, signatures))
+        return {"types": ProgramTypes(MappingProxyType(module), signatures, MappingProxyType(entry))}
+
+
+class TypesProvider(Provider[str, ValueType]):
+    """The type of each name the entry region reads (module-level and local)."""
+
+    DEPENDENCIES = (ProgramTypesProvider,)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, ValueType]:
+        return results.get(ProgramTypesProvider)["types"].entry
 
 
 class HelperSummaryProvider(Provider[str, Summary]):
     """Rule 1."""
 
-    DEPENDENCIES = (NamesProvider, TypesProvider)
+    DEPENDENCIES = (NamesProvider, ProgramTypesProvider)
 
     def compute(self, program: Program, results: Results) -> Mapping[str, Summary]:
         names = results.get(NamesProvider)["names"]
-        module_types = {k: v for k, v in results.get(TypesProvider).items() if k in program.module_names}
-        return summarize_helpers(names, module_types, program.positions)  # type: ignore[arg-type]
+        types = results.get(ProgramTypesProvider)["types"]
+        return summarize_helpers(names, types.module, types.signatures, program.positions)  # type: ignore[arg-type]
 
 
 class EffectsProvider(Provider[Unit, Effects]):
     """The raw effects of each unit (treat as read-only)."""
 
-    DEPENDENCIES = (NamesProvider, TypesProvider, HelperSummaryProvider)
+    DEPENDENCIES = (NamesProvider, ProgramTypesProvider, HelperSummaryProvider)
 
     def compute(self, program: Program, results: Results) -> Mapping[Unit, Effects]:
         names = results.get(NamesProvider)["names"]
         summaries = dict(results.get(HelperSummaryProvider))
-        types = dict(results.get(TypesProvider))
-        return {u: collect_effects(u.node, names, program.scope, summaries, types=types,
-                                  positions=program.positions)  # type: ignore[arg-type]
+        types = results.get(ProgramTypesProvider)["types"]
+        return {u: collect_effects(u.node, names, program.scope, summaries, types=types.entry,
+                                  signatures=types.signatures, positions=program.positions)  # type: ignore[arg-type]
                 for u in program.units}
 
 
@@ -119,7 +148,7 @@ class MutationProvider(Provider[Unit, UnitMutations]):
             # rule 3; a unit that changes one class (``acc.append(x)``) shares its frozenset
             closed: dict[int, frozenset[str]] = {}
             for e in events:
-                c = classes.get(e.name, frozenset({e.name}))
+                c = classes.get(e.name, frozenset() if is_inner(e.name) else frozenset({e.name}))
                 closed[id(c)] = c
             mutated = next(iter(closed.values())) if len(closed) == 1 else frozenset().union(*closed.values())
             out[u] = UnitMutations(mutated, events)

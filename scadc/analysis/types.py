@@ -1,0 +1,724 @@
+"""What kind of value a local holds, as far as the program text tells, and which methods of each
+kind are known not to change anything.
+
+The kinds exist for one purpose: deciding whether a method call may change its receiver (rule 8
+of :mod:`scadc.analysis.effects`). A method is known-pure only when the receiver's kind is known
+and the method is in that kind's row of :data:`PURE_METHODS`; everything else may mutate. So a
+wrong guess of a kind can cost soundness only through a method name that is pure for the guessed
+kind and mutating for the real one; the rules below keep those names out of the guess.
+
+Typing rules (:func:`type_of`), per scope, flow-insensitively:
+
+T1. Literals have their kind (``1`` number, ``"s"`` str, ``[...]`` list, ``{...}`` dict, ``{a}``
+    set, ``(...)`` tuple, ``None``, ``True``); comprehensions build a list/set/dict.
+T2. Calls: ``numpy.*`` gives an ndarray (or a numpy scalar, immutable; the random-generator
+    factories give ``rng``; the splitting functions a list); ``pandas.*`` a pandas object; the
+    program's class ``C(...)`` an instance of ``C``; a program function the join of what its
+    ``return`` statements give; the builtins and ``collections`` constructors their kind;
+    ``random.Random(...)`` ``rng``; anything else is unknown.
+T3. Methods: an ndarray's methods give ndarrays (``tolist`` a list, ``item`` a number); a pandas
+    object's give pandas objects (``to_numpy`` an ndarray, ``tolist`` a list, ``to_dict`` a dict);
+    str/bytes methods give str/bytes, lists or numbers as Python documents; ``copy`` gives the
+    receiver's kind; everything else is unknown.
+T4. Attributes and subscripts of an ndarray are ndarrays (``.shape`` a tuple, ``.size`` a number);
+    of a pandas object pandas objects (``.values`` an ndarray); of a str a str. Such a receiver
+    is *inexact*: an element of an object array may be anything, so on it a name that mutates
+    some builtin type (:data:`MUTATING_NAMES`) is never taken as pure.
+T5. Operators: ndarray or pandas with numbers, lists, tuples, arrays gives ndarray / pandas;
+    numbers give numbers; str/list/tuple concatenation and repetition their kind; set algebra
+    sets; comparisons with ``in``/``is`` and ``not`` give numbers (bools); anything that meets
+    an unknown operand is unknown.
+T6. A name bound several times has the kind all its bindings agree on, else it is unknown; the
+    solution is the least fixed point (so ``x = 0`` then ``x = x + 1`` is a number). Loop
+    targets over ``range`` are numbers, over an ndarray ndarrays; other loop targets, ``with``
+    targets, parameters (but ``self``) and names bound by ``except``/``import`` are unknown.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import libcst as cst
+
+from scadc.analysis.names import PROGRAM, Names
+
+__all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "PURE_METHODS", "UNKNOWN", "Kind", "Signatures", "ValueType",
+           "infer_types", "is_pure_method", "program_signatures", "type_of"]
+
+
+class Kind(enum.Enum):
+    NDARRAY = "ndarray"
+    PANDAS = "pandas"
+    STR = "str"
+    BYTES = "bytes"
+    BYTEARRAY = "bytearray"
+    NUMBER = "number"
+    NONE = "none"
+    TUPLE = "tuple"
+    FROZENSET = "frozenset"
+    LIST = "list"
+    DICT = "dict"
+    SET = "set"
+    DEQUE = "deque"
+    RNG = "rng"
+    CLASS = "class"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """The kind of a value; ``cls`` names the program class of a ``CLASS`` instance."""
+
+    kind: Kind
+    cls: str | None = None
+    #: a tuple's item types, when each is known
+    items: tuple[ValueType, ...] | None = None
+
+    def __str__(self) -> str:
+        if self.items is not None:
+            return f"tuple[{', '.join(map(str, self.items))}]"
+        return f"class:{self.cls}" if self.kind is Kind.CLASS else self.kind.value
+
+
+UNKNOWN = ValueType(Kind.UNKNOWN)
+
+
+class Signatures:
+    """What the program's own code tells about values it makes (T2, T4): read-only once built.
+
+    ``returns`` and ``attributes`` hold what a function returns and a class stores whatever its
+    arguments are; :meth:`call` re-reads a function with its arguments' types at one call (so
+    ``def noisy(v): return v + noise`` called with an ndarray returns an ndarray), memoised.
+    """
+
+    def __init__(self, returns: Mapping[str, ValueType], attributes: Mapping[str, ValueType],
+                 functions: Mapping[str, cst.FunctionDef] | None = None, names: Names | None = None,
+                 outer: Mapping[str, ValueType] | None = None, *, final: bool = True) -> None:
+        self.returns, self.attributes = returns, attributes
+        #: while :func:`program_signatures` solves, an attribute not yet stored is "nothing yet"
+        self.final = final
+        self._functions, self._names, self._outer = functions or {}, names, outer or {}
+        self._memo: dict[tuple[str, tuple[ValueType, ...]], ValueType] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Signatures) and (self.returns, self.attributes) == (other.returns, other.attributes)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def call(self, name: str, args: tuple[ValueType, ...]) -> ValueType:
+        generic = self.returns.get(name, UNKNOWN)
+        fn = self._functions.get(name)
+        if fn is None or self._names is None or all(a.kind is Kind.UNKNOWN for a in args):
+            return generic
+        key = (name, args)
+        if key not in self._memo:
+            self._memo[key] = generic  # a recursive call reads the generic answer
+            self._memo[key] = _returned(fn, name, self._names, self._outer, self, args)
+        return self._memo[key]
+
+
+NO_SIGNATURES = Signatures({}, {})
+_START = Signatures({}, {}, final=False)
+_T = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
+
+#: every method name that changes its receiver on some common type (list, dict, set, bytearray,
+#: deque, ndarray, file): on an inexact receiver (T4) these are never pure
+MUTATING_NAMES = frozenset({
+    "append", "extend", "insert", "remove", "pop", "popitem", "clear", "sort", "reverse", "update",
+    "setdefault", "add", "discard", "difference_update", "intersection_update", "symmetric_difference_update",
+    "fill", "resize", "put", "itemset", "setfield", "setflags", "partition", "byteswap", "appendleft",
+    "extendleft", "rotate", "popleft", "write", "writelines", "seek", "truncate", "close", "send",
+    "move_to_end", "subtract", "__setitem__", "__delitem__", "__iadd__",
+})
+
+_NDARRAY_PURE = frozenset({
+    "all", "any", "argmax", "argmin", "argpartition", "argsort", "astype", "choose", "clip", "compress", "conj",
+    "conjugate", "copy", "cumprod", "cumsum", "diagonal", "dot", "flatten", "getfield", "item", "max", "mean",
+    "min", "nonzero", "prod", "ravel", "repeat", "reshape", "round", "searchsorted", "squeeze", "std", "sum",
+    "swapaxes", "take", "tobytes", "tofile", "tolist", "trace", "transpose", "var", "view", "dump", "dumps",
+})
+_PANDAS_PURE = frozenset({
+    # DataFrame / Series / Index (without inplace=True, which always mutates)
+    "abs", "add", "add_prefix", "add_suffix", "agg", "aggregate", "align", "all", "any", "apply", "argmax",
+    "argmin", "argsort", "asfreq", "asof", "assign", "astype", "between", "bfill", "clip", "combine",
+    "combine_first", "compare", "convert_dtypes", "copy", "corr", "corrwith", "count", "cov", "cummax",
+    "cummin", "cumprod", "cumsum", "describe", "diff", "div", "divide", "dot", "drop", "drop_duplicates",
+    "droplevel", "dropna", "duplicated", "eq", "equals", "eval", "explode", "ffill", "fillna", "filter",
+    "first_valid_index", "floordiv", "ge", "get", "groupby", "gt", "head", "idxmax", "idxmin", "infer_objects",
+    "interpolate", "isin", "isna", "isnull", "items", "iterrows", "itertuples", "join", "keys", "kurt", "kurtosis",
+    "last_valid_index", "le", "lt", "map", "mask", "max", "mean", "median", "melt", "memory_usage", "merge",
+    "min", "mod", "mode", "mul", "multiply", "ne", "nlargest", "notna", "notnull", "nsmallest", "nunique",
+    "pct_change", "pipe", "pivot", "pivot_table", "pow", "prod", "product", "quantile", "query", "radd", "rank",
+    "rdiv", "reindex", "reindex_like", "rename", "rename_axis", "reorder_levels", "replace", "resample",
+    "reset_index", "rmul", "rolling", "expanding", "ewm", "round", "rsub", "rtruediv", "sample", "select_dtypes",
+    "sem", "set_axis", "set_index", "shift", "skew", "sort_index", "sort_values", "squeeze", "stack", "std", "sub",
+    "subtract", "sum", "swaplevel", "tail", "to_csv", "to_dict", "to_frame", "to_json", "to_list", "to_numpy",
+    "to_parquet", "to_pickle", "to_records", "to_string", "tolist", "transform", "transpose", "truediv",
+    "truncate", "unique", "unstack", "value_counts", "var", "where", "xs", "nth", "cumcount", "ngroup", "size",
+    "get_group", "first", "last", "ohlc", "factorize", "searchsorted", "get_loc", "get_indexer", "union",
+    "intersection", "difference", "isocalendar", "strftime", "floor", "ceil", "normalize", "tz_localize",
+    "tz_convert", "to_period", "to_timestamp", "day_name", "month_name",
+    # the .str accessor
+    "contains", "startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit",
+    "len", "slice", "cat", "pad", "zfill", "extract", "extractall", "match", "fullmatch", "find", "findall",
+    "title", "capitalize", "center", "ljust", "rjust", "repeat", "get_dummies", "isdigit", "isalpha",
+    "isnumeric", "casefold", "swapcase", "removeprefix", "removesuffix", "wrap", "partition", "rpartition",
+    # the .cat accessor (all return new objects since pandas 2.0)
+    "add_categories", "remove_categories", "rename_categories", "reorder_categories", "set_categories",
+    "as_ordered", "as_unordered", "remove_unused_categories",
+})
+_STR_PURE = frozenset({
+    "capitalize", "casefold", "center", "count", "encode", "endswith", "expandtabs", "find", "format",
+    "format_map", "index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "isidentifier", "islower",
+    "isnumeric", "isprintable", "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip", "partition",
+    "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit", "rstrip",
+    "split", "splitlines", "startswith", "strip", "swapcase", "title", "translate", "upper", "zfill",
+})
+_BYTES_PURE = frozenset({
+    "capitalize", "center", "count", "decode", "endswith", "expandtabs", "find", "hex", "index", "isalnum",
+    "isalpha", "isascii", "isdigit", "islower", "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip",
+    "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit",
+    "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "translate", "upper", "zfill",
+})
+_SET_PURE = frozenset({"copy", "difference", "intersection", "isdisjoint", "issubset", "issuperset",
+                       "symmetric_difference", "union"})
+
+#: kind -> methods known to change neither the receiver nor the arguments (each backed by a test
+#: in tests/scadc/test_pure_methods.py); a method not listed for its receiver's kind may mutate
+PURE_METHODS: Mapping[Kind, frozenset[str]] = {
+    Kind.NDARRAY: _NDARRAY_PURE,
+    Kind.PANDAS: _PANDAS_PURE,
+    Kind.STR: _STR_PURE,
+    Kind.BYTES: _BYTES_PURE,
+    Kind.BYTEARRAY: _BYTES_PURE - {"join"} | {"copy"},
+    Kind.NUMBER: frozenset({"as_integer_ratio", "bit_count", "bit_length", "conjugate", "is_integer", "hex",
+                            "to_bytes"}),
+    Kind.TUPLE: frozenset({"count", "index"}),
+    Kind.FROZENSET: _SET_PURE,
+    Kind.SET: _SET_PURE,
+    Kind.LIST: frozenset({"copy", "count", "index"}),
+    Kind.DEQUE: frozenset({"copy", "count", "index"}),
+    Kind.DICT: frozenset({"copy", "get", "items", "keys", "values", "most_common", "elements", "total"}),
+    Kind.NONE: frozenset(),
+}
+
+
+def is_pure_method(t: ValueType, method: str, *, exact: bool) -> bool:
+    """``method`` called on a value of type ``t`` changes nothing (rule T4 for inexact receivers)."""
+    if method not in PURE_METHODS.get(t.kind, frozenset()):
+        return False
+    return exact or method not in MUTATING_NAMES
+
+
+_BUILTIN_KINDS = {
+    **dict.fromkeys(("int", "float", "bool", "complex", "len", "round", "hash", "id", "ord", "abs", "divmod",
+                     "isinstance", "issubclass", "callable", "hasattr"), Kind.NUMBER),
+    **dict.fromkeys(("str", "repr", "format", "chr", "ascii", "hex", "bin", "oct"), Kind.STR),
+    "list": Kind.LIST, "sorted": Kind.LIST, "dict": Kind.DICT, "set": Kind.SET, "frozenset": Kind.FROZENSET,
+    "tuple": Kind.TUPLE, "bytes": Kind.BYTES, "bytearray": Kind.BYTEARRAY,
+    "collections.Counter": Kind.DICT, "collections.OrderedDict": Kind.DICT, "collections.defaultdict": Kind.DICT,
+    "collections.deque": Kind.DEQUE,
+}
+_NUMPY_RNG = frozenset({"default_rng", "Generator", "RandomState"})
+_NUMPY_LISTS = frozenset({"split", "array_split", "hsplit", "vsplit", "dsplit", "meshgrid", "broadcast_arrays"})
+#: numpy names whose result is neither an array nor a numpy scalar
+_NUMPY_OTHER = frozenset({"load", "dtype", "nditer", "ndindex", "ndenumerate", "errstate", "vectorize",
+                          "frompyfunc", "printoptions", "finfo", "iinfo", "SeedSequence", "memmap", "get_state",
+                          "seterr", "geterr", "set_printoptions", "get_printoptions", "poly1d", "testing"})
+_PANDAS_OTHER = frozenset({"option_context", "set_option", "get_option", "ExcelWriter", "HDFStore", "ExcelFile",
+                           "options", "api", "testing", "read_excel", "NamedAgg", "Grouper", "IndexSlice"})
+_STR_LISTS = frozenset({"split", "rsplit", "splitlines", "partition", "rpartition"})
+_STR_NUMBERS = frozenset({"count", "find", "rfind", "index", "rindex", "startswith", "endswith"})
+
+
+def _join(a: ValueType | None, b: ValueType | None) -> ValueType | None:
+    if a is None:
+        return b
+    if b is None or a == b:
+        return a
+    return UNKNOWN
+
+
+class _Env:
+    """What :func:`type_of` reads: the scope's solution so far, then fixed outer facts."""
+
+    def __init__(self, names: Names, local: Mapping[str, ValueType | None], outer: Mapping[str, ValueType],
+                 signatures: Signatures) -> None:
+        self.names, self.local, self.outer, self.signatures = names, local, outer, signatures
+
+    def name(self, n: str) -> ValueType | None:
+        if n in self.local:
+            return self.local[n]  # None: not solved yet (the optimistic start of T6)
+        return self.outer.get(n, UNKNOWN)
+
+
+def type_of(expr: cst.BaseExpression, names: Names, env: Mapping[str, ValueType],
+            signatures: Signatures = NO_SIGNATURES) -> tuple[ValueType, bool]:
+    """The type of ``expr`` where locals have the types ``env`` gives; and whether it is exact (T4)."""
+    t, exact = _type(expr, _Env(names, {}, env, signatures))
+    return (t or UNKNOWN), exact
+
+
+def _type(e: cst.BaseExpression, env: _Env) -> tuple[ValueType | None, bool]:
+    if isinstance(e, cst.Name):
+        if e.value in ("True", "False"):
+            return _T[Kind.NUMBER], True
+        if e.value == "None":
+            return _T[Kind.NONE], True
+        return env.name(e.value), True
+    if isinstance(e, (cst.Integer, cst.Float, cst.Imaginary)):
+        return _T[Kind.NUMBER], True
+    if isinstance(e, cst.SimpleString):
+        return _T[Kind.BYTES if "b" in e.prefix.lower() else Kind.STR], True
+    if isinstance(e, cst.ConcatenatedString):
+        return _type(e.left, env)
+    if isinstance(e, cst.FormattedString):
+        return _T[Kind.STR], True
+    if isinstance(e, (cst.List, cst.ListComp)):
+        return _T[Kind.LIST], True
+    if isinstance(e, (cst.Dict, cst.DictComp)):
+        return _T[Kind.DICT], True
+    if isinstance(e, (cst.Set, cst.SetComp)):
+        return _T[Kind.SET], True
+    if isinstance(e, cst.Tuple):
+        if any(isinstance(el, cst.StarredElement) for el in e.elements):
+            return _T[Kind.TUPLE], True
+        items = [_type(el.value, env)[0] for el in e.elements]
+        if any(i is None for i in items):
+            return None, True
+        return ValueType(Kind.TUPLE, items=tuple(items)), True  # type: ignore[arg-type]
+    if isinstance(e, cst.NamedExpr):
+        return _type(e.value, env)
+    if isinstance(e, cst.IfExp):
+        return _join(_type(e.body, env)[0], _type(e.orelse, env)[0]), False
+    if isinstance(e, cst.BooleanOperation):
+        return _join(_type(e.left, env)[0], _type(e.right, env)[0]), False
+    if isinstance(e, cst.UnaryOperation):
+        return (_T[Kind.NUMBER], True) if isinstance(e.operator, cst.Not) else (_type(e.expression, env)[0], True)
+    if isinstance(e, cst.BinaryOperation):
+        return _binary(_type(e.left, env)[0], _type(e.right, env)[0]), True
+    if isinstance(e, cst.Comparison):
+        if all(isinstance(c.operator, (cst.In, cst.NotIn, cst.Is, cst.IsNot)) for c in e.comparisons):
+            return _T[Kind.NUMBER], True
+        kinds = [_type(e.left, env)[0], *(_type(c.comparator, env)[0] for c in e.comparisons)]
+        if None in kinds:
+            return None, True
+        found = {k.kind for k in kinds if k is not None}
+        for array in (Kind.PANDAS, Kind.NDARRAY):
+            if array in found and found <= {array, Kind.NDARRAY, Kind.NUMBER, Kind.STR, Kind.LIST, Kind.TUPLE}:
+                return _T[array], True
+        return (_T[Kind.NUMBER] if found <= {Kind.NUMBER, Kind.STR, Kind.TUPLE, Kind.NONE} else UNKNOWN), True
+    if isinstance(e, cst.Attribute):
+        base, _ = _type(e.value, env)
+        if base is None:
+            return None, False
+        q = env.names.qualname(e)
+        if q is not None:
+            return UNKNOWN, False
+        if base.kind is Kind.CLASS:
+            found = env.signatures.attributes.get(f"{base.cls}.{e.attr.value}")
+            return (UNKNOWN if found is None and env.signatures.final else found), False
+        return _attribute(base, e.attr.value), False
+    if isinstance(e, cst.Subscript):
+        base, _ = _type(e.value, env)
+        if base is None:
+            return None, False
+        if base.kind in (Kind.NDARRAY, Kind.PANDAS, Kind.STR):
+            return base, False
+        return UNKNOWN, False
+    if isinstance(e, cst.Call):
+        return _call(e, env), True
+    return UNKNOWN, False
+
+
+def _binary(a: ValueType | None, b: ValueType | None) -> ValueType | None:
+    if a is None or b is None:
+        return None
+    ka, kb = a.kind, b.kind
+    for array in (Kind.PANDAS, Kind.NDARRAY):
+        if array in (ka, kb) and {ka, kb} <= {array, Kind.NDARRAY, Kind.NUMBER, Kind.LIST, Kind.TUPLE}:
+            return _T[array]
+    if ka is kb and ka in (Kind.NUMBER, Kind.STR, Kind.BYTES, Kind.LIST, Kind.TUPLE, Kind.SET, Kind.FROZENSET,
+                           Kind.DICT):
+        return _T[ka]
+    if {ka, kb} <= {Kind.NUMBER, Kind.STR} or {ka, kb} <= {Kind.NUMBER, Kind.LIST} or \
+            {ka, kb} <= {Kind.NUMBER, Kind.TUPLE}:
+        return _T[(ka if kb is Kind.NUMBER else kb)]  # repetition
+    if ka is Kind.STR:
+        return a  # "%s" % x
+    return UNKNOWN
+
+
+def _attribute(base: ValueType, attr: str) -> ValueType:
+    if base.kind is Kind.NDARRAY:
+        if attr in ("T", "real", "imag", "mT", "base"):
+            return base
+        if attr in ("shape", "strides"):
+            return _T[Kind.TUPLE]
+        if attr in ("size", "ndim", "nbytes", "itemsize"):
+            return _T[Kind.NUMBER]
+        return UNKNOWN
+    if base.kind is Kind.PANDAS:
+        if attr == "shape":
+            return _T[Kind.TUPLE]
+        if attr in ("size", "ndim", "empty"):
+            return _T[Kind.NUMBER]
+        if attr == "values":
+            return _T[Kind.NDARRAY]
+        if attr in ("attrs", "flags", "style", "plot", "sparse", "array"):
+            return UNKNOWN
+        return base  # columns, index, str, dt, cat, loc, iloc, at, iat, a column
+    return UNKNOWN
+
+
+def _call(e: cst.Call, env: _Env) -> ValueType | None:
+    q = env.names.qualname(e.func)
+    if q is not None:
+        parts = q.split(".")
+        if parts[0] == PROGRAM:
+            name = ".".join(parts[1:])
+            if any(isinstance(s, cst.ClassDef) and s.name.value == name for s in env.names.program.module.body):
+                return ValueType(Kind.CLASS, name)
+            if any(a.keyword is not None or a.star for a in e.args):
+                return env.signatures.returns.get(name, UNKNOWN)
+            args = tuple(_type(a.value, env)[0] for a in e.args)
+            if any(a is None for a in args):
+                return None
+            return env.signatures.call(name, args)  # type: ignore[arg-type]
+        if parts[0] == "numpy":
+            if len(parts) == 3 and parts[1] == "random" and parts[2] in _NUMPY_RNG:
+                return _T[Kind.RNG]
+            if parts[-1] in _NUMPY_LISTS:
+                return _T[Kind.LIST]
+            if parts[-1] in _NUMPY_OTHER or any(p in _NUMPY_OTHER for p in parts[1:-1]):
+                return UNKNOWN
+            return _T[Kind.NDARRAY]
+        if parts[0] == "pandas":
+            return UNKNOWN if any(p in _PANDAS_OTHER for p in parts[1:]) else _T[Kind.PANDAS]
+        if q in ("random.Random", "random.SystemRandom"):
+            return _T[Kind.RNG]
+        if parts[0] in ("math", "statistics") and len(parts) == 2:
+            return _T[Kind.NUMBER]
+        key = parts[1] if parts[0] == "builtins" and len(parts) == 2 else q
+        kind = _BUILTIN_KINDS.get(key)
+        return _T[kind] if kind is not None else UNKNOWN
+    if not isinstance(e.func, cst.Attribute):
+        return UNKNOWN
+    base, _ = _type(e.func.value, env)
+    if base is None:
+        return None
+    if base.kind is Kind.CLASS:
+        return env.signatures.returns.get(f"{base.cls}.{e.func.attr.value}", UNKNOWN)
+    return _method_result(base, e.func.attr.value)
+
+
+def _method_result(base: ValueType, method: str) -> ValueType:
+    k = base.kind
+    if k is Kind.NDARRAY:
+        return _T[Kind.LIST] if method == "tolist" else _T[Kind.NUMBER] if method == "item" else base
+    if k is Kind.PANDAS:
+        if method in ("to_numpy", "to_records"):
+            return _T[Kind.NDARRAY]
+        if method in ("tolist", "to_list"):
+            return _T[Kind.LIST]
+        if method == "to_dict":
+            return _T[Kind.DICT]
+        if method in ("items", "iterrows", "itertuples", "keys", "pipe", "apply", "agg", "aggregate", "get"):
+            return UNKNOWN
+        return base
+    if k in (Kind.STR, Kind.BYTES, Kind.BYTEARRAY):
+        if method in _STR_LISTS:
+            return _T[Kind.LIST]
+        if method in _STR_NUMBERS or method.startswith("is"):
+            return _T[Kind.NUMBER]
+        if method == "encode":
+            return _T[Kind.BYTES]
+        if method in ("decode", "hex"):
+            return _T[Kind.STR]
+        return base if method in PURE_METHODS[k] else UNKNOWN
+    if k is Kind.RNG:
+        return UNKNOWN if method in ("spawn", "bit_generator") else _T[Kind.NDARRAY]
+    if method == "copy" and k in (Kind.LIST, Kind.DICT, Kind.SET, Kind.DEQUE, Kind.BYTEARRAY):
+        return base
+    if k in (Kind.SET, Kind.FROZENSET) and method in _SET_PURE - {"isdisjoint", "issubset", "issuperset"}:
+        return base
+    return UNKNOWN
+
+
+# -- the bindings of one scope (T6) --------------------------------------------------------------
+
+class _Bindings(cst.CSTVisitor):
+    """Each binding of a name in one scope's code, as (name, how to type it); nested scopes skipped."""
+
+    def __init__(self, root: cst.CSTNode) -> None:
+        self.root = root
+        self.found: list[tuple[str, cst.BaseExpression | None, str]] = []  # (name, expr, how)
+
+    def _targets(self, target: cst.BaseExpression, value: cst.BaseExpression | None, how: str) -> None:
+        if isinstance(target, cst.Name):
+            self.found.append((target.value, value, how))
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = [el.value for el in target.elements]
+            if isinstance(value, (cst.Tuple, cst.List)) and how == "value" and len(value.elements) == len(elements) \
+                    and not any(isinstance(el, cst.StarredElement) for el in (*target.elements, *value.elements)):
+                for t, v in zip(elements, (el.value for el in value.elements), strict=True):
+                    self._targets(t, v, how)
+            elif how == "value" and not any(isinstance(el, cst.StarredElement) for el in target.elements):
+                for i, t in enumerate(elements):
+                    self._targets(t, value, f"item:{i}:{len(elements)}")
+            else:
+                for t in elements:
+                    self._targets(t, value, "element" if how in ("value", "element") else how)
+        elif isinstance(target, cst.StarredElement):
+            self._targets(target.value, None, "unknown")
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            self._targets(t.target, node.value, "value")
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._targets(node.target, node.value, "value" if node.value is not None else "unknown")
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if isinstance(node.target, cst.Name):  # x op= v types as x = x op v
+            self.found.append((node.target.value, cst.BinaryOperation(node.target, _binop(node.operator),
+                                                                        node.value), "augmented"))
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._targets(node.target, node.value, "value")
+
+    def visit_For(self, node: cst.For) -> None:
+        self._for(node.target, node.iter)
+
+    def _for(self, target: cst.BaseExpression, it: cst.BaseExpression) -> None:
+        if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "range":
+            self._targets(target, cst.Integer("0"), "element-of-range")
+        elif isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and \
+                isinstance(target, cst.Tuple) and len(target.elements) == 2 and it.args:
+            self._targets(target.elements[0].value, cst.Integer("0"), "element-of-range")
+            self._targets(target.elements[1].value, it.args[0].value, "element")
+        elif isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "zip" and \
+                isinstance(target, cst.Tuple) and not any(a.star for a in it.args) and \
+                len(target.elements) == len(given := [a for a in it.args if a.keyword is None]):
+            for t, a in zip(target.elements, given, strict=True):
+                self._targets(t.value, a.value, "element")
+        else:
+            self._targets(target, it, "element")
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None and isinstance(node.asname.name, cst.BaseExpression):
+            self._targets(node.asname.name, None, "unknown")
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        if node.name is not None and isinstance(node.name.name, cst.Name):
+            self.found.append((node.name.name.value, None, "unknown"))
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            name = alias.asname.name if alias.asname is not None else alias.name
+            if isinstance(name, cst.Name):
+                self.found.append((name.value, None, "unknown"))
+            elif isinstance(name, cst.Attribute):
+                root = name
+                while isinstance(root, cst.Attribute):
+                    root = root.value  # type: ignore[assignment]
+                if isinstance(root, cst.Name):
+                    self.found.append((root.value, None, "unknown"))
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                name = alias.asname.name if alias.asname is not None else alias.name
+                if isinstance(name, cst.Name):
+                    self.found.append((name.value, None, "unknown"))
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        if node is not self.root:
+            self.found.append((node.name.value, None, "unknown"))
+        return node is self.root
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.found.append((node.name.value, None, "unknown"))
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ListComp(self, node: cst.ListComp) -> bool:
+        return False  # comprehension variables live in their own scope
+
+    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
+
+
+def _binop(op: cst.BaseAugOp) -> cst.BaseBinaryOp:
+    name = type(op).__name__.removesuffix("Assign")
+    return getattr(cst, name)()  # type: ignore[no-any-return]
+
+
+#: kinds whose ``x op= v`` changes ``x`` in place and keeps its kind (or raises)
+_IN_PLACE_KINDS = frozenset({Kind.NDARRAY, Kind.PANDAS, Kind.LIST, Kind.SET, Kind.DICT, Kind.BYTEARRAY, Kind.DEQUE})
+
+
+def _augmented(expr: cst.BaseExpression, env: _Env) -> ValueType | None:
+    assert isinstance(expr, cst.BinaryOperation)
+    before = _type(expr.left, env)[0]
+    if before is not None and before.kind in _IN_PLACE_KINDS:
+        return before
+    return _binary(before, _type(expr.right, env)[0])
+
+
+def _element(t: ValueType | None, how: str) -> ValueType | None:
+    """A loop target's type from what it iterates; an unpacked target's from ``item:i:n``."""
+    if how == "element-of-range":
+        return _T[Kind.NUMBER]
+    if t is None:
+        return None
+    if how.startswith("item:"):
+        _, i, n = how.split(":")
+        if t.items is not None and len(t.items) == int(n):
+            return t.items[int(i)]
+        return t if t.kind is Kind.NDARRAY else UNKNOWN  # rows of an array
+    if t.kind is Kind.NDARRAY:
+        return t
+    if t.items and all(i == t.items[0] for i in t.items):
+        return t.items[0]
+    if t.kind in (Kind.STR,):
+        return t
+    return UNKNOWN
+
+
+def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: Mapping[str, ValueType],
+                signatures: Signatures = NO_SIGNATURES) -> dict[str, ValueType]:
+    """The type of every name the code binds (rule T6): the least fixed point over its bindings.
+
+    ``outer`` types the names the code reads but does not bind (parameters, module names).
+    """
+    found: list[tuple[str, cst.BaseExpression | None, str]] = []
+    for node in ([code] if isinstance(code, cst.CSTNode) else code):
+        collector = _Bindings(node)
+        node.visit(collector)
+        found.extend(collector.found)
+    solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
+    env = _Env(names, solution, outer, signatures)
+    for _ in range(8):  # the lattice has height 2: this is far more rounds than a solution needs
+        new: dict[str, ValueType | None] = dict.fromkeys(solution, None)
+        for name, expr, how in found:
+            if how == "unknown" or expr is None:
+                t: ValueType | None = UNKNOWN
+            elif how == "value":
+                t = _type(expr, env)[0]
+            elif how == "augmented":
+                t = _augmented(expr, env)
+            else:
+                t = _element(_type(expr, env)[0], how)
+            new[name] = _join(new[name], t)
+        if new == solution:
+            break
+        solution.clear()
+        solution.update(new)
+    return {name: (t or UNKNOWN) for name, t in solution.items()}
+
+
+def _params(fn: cst.FunctionDef, cls: str | None, args: tuple[ValueType, ...] = ()) -> dict[str, ValueType]:
+    names = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+    given = dict.fromkeys(names + [p.name.value for p in fn.params.kwonly_params], UNKNOWN)
+    if cls is not None and names:
+        given[names[0]] = ValueType(Kind.CLASS, cls)
+        names = names[1:]
+    for name, t in zip(names, args, strict=False):
+        given[name] = t
+    return given
+
+
+def _returned(fn: cst.FunctionDef, name: str, names: Names, outer: Mapping[str, ValueType],  # noqa: PLR0917
+              sig: Signatures, args: tuple[ValueType, ...] = ()) -> ValueType:
+    cls = name.partition(".")[0] if "." in name else None
+    given = _params(fn, cls, args)
+    local = {**outer, **given, **infer_types(fn, names, {**outer, **given}, sig)}
+    found: ValueType | None = None
+    for value in _returns(fn):
+        found = _join(found, type_of(value, names, local, sig)[0] if value is not None else _T[Kind.NONE])
+    return found or _T[Kind.NONE]
+
+
+def program_signatures(functions: Mapping[str, cst.FunctionDef], names: Names,
+                       outer: Mapping[str, ValueType]) -> Signatures:
+    """What each program function returns and what methods store on ``self`` (T2, T4): joins over
+    ``return`` values and ``self.attr = value`` bindings, to a fixed point (they read each other)."""
+    sig = _START
+    for _ in range(6):
+        returns: dict[str, ValueType] = {}
+        attributes: dict[str, ValueType | None] = {}
+        for name, fn in functions.items():
+            returns[name] = _returned(fn, name, names, outer, sig)
+            cls = name.partition(".")[0] if "." in name else None
+            if cls is not None and fn.params.params:
+                given = _params(fn, cls)
+                local = {**outer, **given, **infer_types(fn, names, {**outer, **given}, sig)}
+                env = _Env(names, {}, local, sig)
+                for attr, value, augmented in _self_stores(fn, fn.params.params[0].name.value):
+                    key = f"{cls}.{attr}"
+                    t = _augmented(value, env) if augmented else _type(value, env)[0]
+                    attributes[key] = _join(attributes.get(key), t)
+        new = Signatures(returns, {k: v for k, v in attributes.items() if v is not None}, functions, names, outer,
+                         final=False)
+        if new == sig:
+            break
+        sig = new
+    return Signatures(sig.returns, {k: v or UNKNOWN for k, v in sig.attributes.items()}, functions, names, outer)
+
+
+def _self_stores(fn: cst.FunctionDef, self_name: str) -> list[tuple[str, cst.BaseExpression, bool]]:
+    """``self.attr = value`` in ``fn``, and ``self.attr op= v`` (augmented: True)."""
+    out: list[tuple[str, cst.BaseExpression, bool]] = []
+
+    def target(t: cst.BaseExpression, value: cst.BaseExpression, augmented: bool = False) -> None:
+        if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == self_name:
+            out.append((t.attr.value, value, augmented))
+        elif isinstance(t, (cst.Tuple, cst.List)):
+            for el in t.elements:
+                target(el.value, cst.Name("__unknown__"))
+
+    class _Find(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            for t in node.targets:
+                target(t.target, node.value)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            target(node.target, node.value or cst.Name("__unknown__"))
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            target(node.target, cst.BinaryOperation(node.target, _binop(node.operator), node.value), True)
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is fn
+
+    fn.visit(_Find())
+    return out
+
+
+def _returns(fn: cst.FunctionDef) -> list[cst.BaseExpression | None]:
+    out: list[cst.BaseExpression | None] = []
+    generator = False
+
+    class _Find(cst.CSTVisitor):
+        def visit_Return(self, node: cst.Return) -> None:
+            out.append(node.value)
+
+        def visit_Yield(self, node: cst.Yield) -> None:
+            nonlocal generator
+            generator = True
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is fn
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return False
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            return False
+
+    fn.visit(_Find())
+    return [cst.Name("__generator__")] if generator else out
