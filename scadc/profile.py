@@ -17,7 +17,8 @@ Rules:
 5. The JSON is stable: keys sorted, units keyed by their span ``line:col`` (column 0-based), the
    source's SHA-256 recorded so analysis can refuse a profile of another version of the file.
 6. Observed mutation: at every unit boundary (once: the fingerprints after a unit are those before
-   the next) each local of the entry frame is fingerprinted (:func:`fingerprint`). A unit
+   the next) each local of the entry frame is fingerprinted (:func:`fingerprint`; large buffers by
+   CRC-32, the rest by SHA-1). A unit
    ``changed`` a local when the name holds the *same object* before and after it and the
    fingerprint differs: changed in place. A rebinding (``x = x + 1``) is a new object, not a
    change. ``unchecked`` lists the locals that could not be fingerprinted (they fail to pickle);
@@ -37,10 +38,12 @@ import itertools
 import json
 import os
 import pickle
+import struct
 import sys
 import time
 import types
 import weakref
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,8 @@ PROFILE_FORMAT = "scadc-profile/1"
 SAMPLE = 1000
 MAX_DEPTH = 4
 _SKIP = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)
+#: buffers at least this large are fingerprinted by CRC-32 (:func:`_feed_buffer`)
+_CRC_BYTES = 1 << 16
 #: what rule 6 does not fingerprint: code and machinery, not data (and none of it pickles usefully)
 _UNFINGERPRINTED = (*_SKIP, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.FrameType,
                     types.CodeType, types.TracebackType, types.BuiltinMethodType, io.IOBase)
@@ -101,9 +106,20 @@ def deep_size(obj: object, depth: int = 0, seen: set[int] | None = None) -> int:
 
 
 def _hasher() -> Any:
-    # SHA-1 as a fingerprint, not a signature: with the CPU's SHA instructions it hashes about twice
-    # as fast as BLAKE2b (1.5 vs 0.8 GB/s measured), and never slower without them
+    # SHA-1 as a fingerprint, not a signature; large buffers go through :func:`_feed_buffer`
     return hashlib.sha1(usedforsecurity=False)
+
+
+def _feed_buffer(h: Any, buf: Any) -> None:
+    """A buffer's bytes: its CRC-32 and length when large, which reads memory at about 4 GB/s here
+    against 1.5 GB/s for SHA-1 and 0.8 GB/s for BLAKE2b. A change escapes a CRC-32 with
+    probability 2**-32 (none confined to 32 consecutive bits does), far below what another
+    run's data would change: the fingerprint finds changes, it does not defend against an adversary."""
+    view = memoryview(buf).cast("B")
+    if view.nbytes < _CRC_BYTES:
+        h.update(view)
+    else:
+        h.update(struct.pack("<QI", view.nbytes, zlib.crc32(view)))
 
 
 def _feed_array(h: Any, a: Any, np: Any) -> None:
@@ -113,7 +129,7 @@ def _feed_array(h: Any, a: Any, np: Any) -> None:
         _feed_pickle(h, a)
         return
     flat = np.ascontiguousarray(a).reshape(-1)  # a copy only for a non-contiguous view
-    h.update(flat.view(np.uint8) if flat.size else b"")
+    _feed_buffer(h, flat.view(np.uint8) if flat.size else b"")
 
 
 def _feed_pickle(h: Any, obj: object) -> None:
@@ -123,7 +139,7 @@ def _feed_pickle(h: Any, obj: object) -> None:
     for buf in buffers:
         raw = buf.raw()
         h.update(f"|buffer {raw.nbytes}|".encode())
-        h.update(raw)
+        _feed_buffer(h, raw)
 
 
 def _feed_values(h: Any, values: object, np: Any) -> None:

@@ -114,6 +114,10 @@ def test_an_array_fingerprint_follows_its_contents_dtype_and_shape() -> None:
     assert fingerprint(a) != before
     assert fingerprint(np.arange(12.0).reshape(3, 4)) != before  # same bytes, other shape
     assert fingerprint(np.arange(12.0).view(np.int64)) != before  # same bytes, other dtype
+    big = np.zeros(1 << 20)  # large buffers take the CRC-32 path: one element still counts
+    b0 = fingerprint(big)
+    big[123_456] = 1e-300
+    assert fingerprint(big) != b0
     m = np.arange(20.0).reshape(4, 5)
     view = m[:, ::2]  # not contiguous: its logical contents count
     v0 = fingerprint(view)
