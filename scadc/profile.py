@@ -132,10 +132,18 @@ def _feed_array(h: Any, a: Any, np: Any) -> None:
     _feed_buffer(h, flat.view(np.uint8) if flat.size else b"")
 
 
+class _Sink:
+    """A file whose writes go into a hash: a pickle is hashed as the pickler writes its frames, so a
+    large object's pickle is never whole in memory."""
+
+    def __init__(self, h: Any) -> None:
+        self.write = h.update
+
+
 def _feed_pickle(h: Any, obj: object) -> None:
     """The pickle of ``obj``; contiguous array buffers inside it are hashed where they are, not copied."""
     buffers: list[pickle.PickleBuffer] = []
-    h.update(pickle.dumps(obj, protocol=5, buffer_callback=buffers.append))
+    pickle.Pickler(_Sink(h), protocol=5, buffer_callback=buffers.append).dump(obj)
     for buf in buffers:
         raw = buf.raw()
         h.update(f"|buffer {raw.nbytes}|".encode())
@@ -190,8 +198,15 @@ def fingerprint(obj: object) -> bytes | None:
     try:
         if np is not None and type(obj) in (np.ndarray, np.memmap):
             _feed_array(h, obj, np)
-        elif not (type(obj).__module__.startswith("pandas") and _feed_pandas(h, obj, np)):
-            _feed_pickle(h, obj)
+            return h.digest()
+        if type(obj).__module__.startswith("pandas"):
+            try:
+                if _feed_pandas(h, obj, np):
+                    return h.digest()
+            except Exception:  # pandas internals (blocks) moved: its pickle still says what it holds
+                pass
+            h = _hasher()
+        _feed_pickle(h, obj)
     except Exception:  # whatever the program's objects raise while pickled: the value is not checked
         return None
     return h.digest()
