@@ -18,9 +18,8 @@ Rules:
    source's SHA-256 recorded so analysis can refuse a profile of another version of the file.
 6. Observed mutation: at every unit boundary (once: the fingerprints after a unit are those before
    the next) each local of the entry frame is fingerprinted (:func:`fingerprint`; large buffers by
-   CRC-32, the rest by SHA-1). A unit
-   ``changed`` a local when the name holds the *same object* before and after it and the
-   fingerprint differs: changed in place. A rebinding (``x = x + 1``) is a new object, not a
+   CRC-32, the rest by SHA-1). A unit ``changed`` a local when the name holds the *same object*
+   before and after it and the fingerprint differs: changed in place. A rebinding (``x = x + 1``) is a new object, not a
    change. ``unchecked`` lists the locals that could not be fingerprinted (they fail to pickle);
    modules, functions, classes, generators, files and the like are neither. To compare identities
    soundly the tracer holds the objects of the last boundary (weakly where the type allows, so a
@@ -112,9 +111,9 @@ def _hasher() -> Any:
 
 def _feed_buffer(h: Any, buf: Any) -> None:
     """A buffer's bytes: its CRC-32 and length when large, which reads memory at about 4 GB/s here
-    against 1.5 GB/s for SHA-1 and 0.8 GB/s for BLAKE2b. A change escapes a CRC-32 with
-    probability 2**-32 (none confined to 32 consecutive bits does), far below what another
-    run's data would change: the fingerprint finds changes, it does not defend against an adversary."""
+    against 1.5 GB/s for SHA-1 and 0.8 GB/s for BLAKE2b. A random change escapes a CRC-32 with
+    probability 2**-32 and a change within 32 consecutive bits never does; the fingerprint finds
+    the program's own changes, it does not need to resist an adversary."""
     view = memoryview(buf).cast("B")
     if view.nbytes < _CRC_BYTES:
         h.update(view)
