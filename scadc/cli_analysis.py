@@ -75,7 +75,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 def _unpredicted_warnings(program: str, entry: str | None, profile: dict[str, Any]) -> list[str]:
     """One warning per (unit, local) the run saw changed in place that the static analysis of the same
     source did not predict (:func:`scadc.analysis.observed.unpredicted`); in unit order, then by name.
-    None for a program split would refuse, or whose file changed while it ran."""
+    None for a program split would refuse, or whose file changed while it ran (nothing to compare)."""
     from scadc.analysis import analyze
     from scadc.analysis.observed import check_source, unpredicted
     from scadc.analysis.program import deep_call
