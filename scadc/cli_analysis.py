@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 from scadrt.errors import UserError
 from scadrt.sizes import parse_size
@@ -66,7 +67,31 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     _check_profile_output(output, args.program)
     write_output(output, dumps(profile).encode())
     print(f"scadc: profile written to {output}", file=sys.stderr)
+    for line in _unpredicted_warnings(args.program, args.entry, profile):
+        print(line, file=sys.stderr)
     return status
+
+
+def _unpredicted_warnings(program: str, entry: str | None, profile: dict[str, Any]) -> list[str]:
+    """One warning per (unit, local) the run saw changed in place that the static analysis of the same
+    source did not predict (:func:`scadc.analysis.observed.unpredicted`); in unit order, then by name.
+    None for a program split would refuse, or whose file changed while it ran (nothing to compare)."""
+    from scadc.analysis import analyze
+    from scadc.analysis.observed import check_source, unpredicted
+    from scadc.analysis.program import deep_call
+    from scadc.errors import CompileError
+
+    def check() -> list[str]:  # on a deep stack: libcst recurses per level of nesting
+        try:
+            analysis = analyze(program, entry=entry)
+            check_source(analysis.program, profile)
+        except CompileError:
+            return []
+        return [f"scadc: warning: {unit.span}: the unit changed `{name}` in place, which the analysis did not "
+                f"predict (the profile corrects this for split --profile)"
+                for unit, name in unpredicted(analysis.units, profile, analysis.program)]
+
+    return deep_call(check)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -85,8 +110,11 @@ def add_profile(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
     p = sub.add_parser(
         "profile", parents=[common], help="run a program once and measure each unit",
         description="Run a monolithic program once, tracing its entry region: wall and CPU time per unit, "
-                    "bytes of each local after every unit, process RSS. The program's own output goes to "
-                    "stdout as usual; the profile (stable JSON keyed by unit line:col) goes to -o.",
+                    "bytes of each local after every unit, process RSS, and which locals each unit changed "
+                    "in place (fingerprinted at every unit boundary). The program's own output goes to "
+                    "stdout as usual; the profile (stable JSON keyed by unit line:col) goes to -o. A change "
+                    "the static analysis did not predict is named in a warning on stderr; split --profile "
+                    "counts it as a mutation.",
         epilog="example:\n  scadc profile examples/monolithic/logreg_cv.py -o logreg.profile.json\n"
                "  scadc split examples/monolithic/logreg_cv.py --profile logreg.profile.json\n"
                "exit status: the program's own",

@@ -23,6 +23,10 @@ def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
     if plan.loops:
         lines.append("loops:")
         lines += [f"  unit {i}: {why}" for i, why in plan.loops]
+    from scadc.analysis.observed import explain_observed
+
+    if observed := explain_observed(analysis.units):
+        lines += ["observed by the profile:", *observed]
     lines.append("heavy objects:")
     for name, d in sorted(analysis.heavy.items()):
         lines.append(f"  {name}: {'heavy' if d.heavy else 'small'} ({d.reason})")

@@ -9,7 +9,8 @@ The partitioner's entry point is :func:`analyze`, which returns a frozen :class:
 The analyses themselves are providers (:mod:`scadc.analysis.base`), one module per concept:
 ``program`` (parse, entry, units, definitions), ``names`` (scope resolution), ``defuse``,
 ``effects``/``mutation`` (in-place changes and aliasing), ``dataflow`` (the one gen/kill solver),
-``liveness``, ``transfer`` (what cannot cross a cut), ``hidden_state``, ``heavy``, ``unsupported``.
+``liveness``, ``transfer`` (what cannot cross a cut), ``hidden_state``, ``heavy``, ``unsupported``,
+``observed`` (what a profile saw each unit change in place: added to ``UnitFacts.mutated``).
 May import ``scadrt`` but never ``scadc.partition``/``scadc.codegen``.
 """
 
@@ -29,6 +30,7 @@ from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvid
 from scadc.analysis.hidden_state import HiddenStateProvider
 from scadc.analysis.liveness import LivenessProvider
 from scadc.analysis.mutation import AliasProvider, HelperSummaryProvider, Mutation, MutationProvider
+from scadc.analysis.observed import ObservedProvider, check_source, with_observed
 from scadc.analysis.program import Definition, Entry, Program, Unit, load_program
 from scadc.analysis.transfer import TransferProvider
 from scadc.analysis.unsupported import check_supported
@@ -62,7 +64,8 @@ class UnitFacts:
     #: module-level names read directly, and their transitive closure over definitions
     module_refs: frozenset[str]
     needs: frozenset[str]
-    #: locals whose object the unit may change in place (alias-closed), with the reasons
+    #: locals whose object the unit may change in place (alias-closed), with the reasons; with a
+    #: profile, also what the run was observed to change (:mod:`scadc.analysis.observed`)
     mutated: frozenset[str]
     mutations: tuple[Mutation, ...]
     #: hidden state touched: ``numpy.random``, ``random``, ``module:NAME``
@@ -159,7 +162,8 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
     """Parse and analyse ``path``; raise :class:`~scadc.errors.CompileError` for unsupported input.
 
     ``profile`` is a path to (or the loaded content of) a ``scadc profile`` JSON file; units are
-    matched by span, and a profile of a different source text is refused.
+    matched by span, and a profile of a different source text is refused. What the profile saw a
+    unit change in place counts as a mutation of that unit (:mod:`scadc.analysis.observed`).
     """
     program = load_program(path, entry=entry)
     loaded = load_profile(profile) if isinstance(profile, str) else profile
@@ -168,16 +172,20 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
         if set(loaded.get("units", {})) - keys:
             raise CompileError("the profile does not match the program (its units are at other lines); "
                                "re-run `scadc profile`", Span(path))
+        check_source(program, loaded)
     options = Options(heavy_bytes, MappingProxyType(dict(loaded)) if loaded is not None else None)
     r = resolve(program, NamesProvider, DefUseProvider, LivenessProvider, MutationProvider, HiddenStateProvider,
-                HeavyProvider, TransferProvider, AliasProvider, HelperSummaryProvider, options=options)
+                HeavyProvider, TransferProvider, AliasProvider, HelperSummaryProvider, ObservedProvider,
+                options=options)
     du, live, mut = r[DefUseProvider], r[LivenessProvider], r[MutationProvider]
     check_supported(program, r[NamesProvider]["names"], du)
     heavy, transfer, classes = r[HeavyProvider], r[TransferProvider], r[AliasProvider]
+    # static mutations plus what the profile saw changed (unchanged without a profile)
+    changes = {u: with_observed(u, mut[u], r[ObservedProvider][u], classes) for u in program.units}
     units = tuple(
         UnitFacts(u, du[u].defs, du[u].kills, du[u].deletes, du[u].uses, du[u].module_refs, du[u].needs,
-                  mut[u].mutated, mut[u].events, r[HiddenStateProvider][u], du[u].exits, live[u].live_in,
-                  live[u].live_out)
+                  changes[u].mutated, changes[u].events, r[HiddenStateProvider][u], du[u].exits,
+                  live[u].live_in, live[u].live_out)
         for u in program.units)
     values: dict[str, LiveValue] = {}  # a local's LiveValue is the same at every boundary: one object each
 
