@@ -164,7 +164,7 @@ def _unparse(node: cst.CSTNode) -> str:
 
 
 class _Visitor(cst.CSTVisitor):
-    def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary],
+    def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                  types: Mapping[str, ValueType], signatures: Signatures,
                  positions: dict[cst.CSTNode, object], deferred: bool) -> None:
         self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
@@ -552,7 +552,8 @@ def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Ma
                     positions: dict[cst.CSTNode, object], deferred: bool = False) -> Effects:
     """The effects of ``node`` (code of ``scope``), its names typed by ``types``; ``deferred`` for
     a helper's body (rule 8's conditional methods stay conditional)."""
-    visitor = _Visitor(names, scope, summaries, types, signatures, positions, deferred)
+    visitor = _Visitor(names, scope, summaries, types=types, signatures=signatures, positions=positions,
+                       deferred=deferred)
     node.visit(visitor)
     return visitor.out
 
