@@ -40,6 +40,7 @@ from scadc.analysis import Analysis
 from scadc.errors import InternalCompilerError
 from scadc.partition.loops import LoopContext, parallel_loop
 from scadc.partition.plan import (
+    RNG_STATE,
     ComputePlan,
     ElementEdge,
     MemoryPlan,
@@ -194,7 +195,7 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
     rng_from = {k: rng[i - 1] for i, k in enumerate(rng) if i}
 
     for k, j in rng_from.items():
-        delivered.setdefault((j, k), set()).add("rng")
+        delivered.setdefault((j, k), set()).add(RNG_STATE)
     # (O) only the conflicting pairs of conflict_steps: any other is ordered through them, so its
     # order edge would be implied (and left out below) anyway
     ordered: dict[tuple[int, int], str] = {}

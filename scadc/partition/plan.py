@@ -26,8 +26,12 @@ from functools import cached_property
 
 import networkx as nx
 
-__all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received", "ValuePlan",
-           "conflict", "conflict_steps", "longer_paths"]
+__all__ = ["RNG_STATE", "ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received",
+           "ValuePlan", "conflict", "conflict_steps", "longer_paths"]
+
+#: what an edge delivers when it carries the global random generators' state: not an identifier,
+#: so a local named ``rng`` is never taken for it
+RNG_STATE = "<rng state>"
 
 
 def conflict(reads_a: Iterable[str], writes_a: Iterable[str], reads_b: Iterable[str],
@@ -185,7 +189,8 @@ class ComputePlan:
 
 @dataclass(frozen=True)
 class ElementEdge:
-    """``source`` runs before ``target``; ``values`` are what it delivers (``rng``: the RNG state)."""
+    """``source`` runs before ``target``; ``values`` are what it delivers (:data:`RNG_STATE`: the
+    global generators' state, under a name no local can have)."""
 
     source: str
     target: str
@@ -278,7 +283,7 @@ class PartitionPlan:
                 if value.name not in delivered.get((value.source, compute.name), ()):
                     problems.append(f"{compute.name} loads {value.name!r}, but no edge from {value.source} delivers it")
             if compute.rng_from is not None and (
-                    "rng" not in delivered.get((compute.rng_from, compute.name), ())
+                    RNG_STATE not in delivered.get((compute.rng_from, compute.name), ())
                     or compute.rng_from not in computes or not computes[compute.rng_from].capture_rng):
                 problems.append(f"{compute.name} restores the RNG state, which {compute.rng_from} does not deliver")
         memories = {m.name: m for m in self.memories}

@@ -14,7 +14,7 @@ import pytest
 
 from scadc.analysis import analyze
 from scadc.partition.build import build_plan
-from scadc.partition.plan import PartitionPlan
+from scadc.partition.plan import RNG_STATE, PartitionPlan
 from scadc.partition.policies import make_policy
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -167,3 +167,34 @@ def test_every_edge_is_needed(tmp_path: Path) -> None:
             assert not nx.has_path(graph, edge.source, edge.target), f"{program.name}: {edge.format()}"
             graph.add_edge(edge.source, edge.target)
     assert order_edges >= 3  # readers of a memory element before its next writer; the file users of FILES
+
+
+RNG_AND_A_LOCAL_NAMED_RNG = """\
+import numpy as np
+
+
+def main():
+    np.random.seed(3)
+    rng = list(np.random.random(2))
+    b = np.random.random(4) + rng[0]
+    print(b.sum())
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_the_rng_state_and_a_local_named_rng_are_two_values(tmp_path: Path) -> None:
+    """Issue 11: the hidden RNG state travelled as "rng", so a local of that name and the state
+    were one value to the plan: validate() took either for the other."""
+    (tmp_path / "app.py").write_text(RNG_AND_A_LOCAL_NAMED_RNG)
+    plan = build_plan(analyze(str(tmp_path / "app.py")), make_policy("every"))
+    assert plan.validate() == []
+    both = [e for e in plan.edges if RNG_STATE in e.values and "rng" in e.values]
+    assert both, [e.format() for e in plan.edges]
+    # an edge that delivers only the local named rng does not deliver the state
+    edge = both[0]
+    broken = replace(plan, edges=tuple(replace(e, values=tuple(v for v in e.values if v != RNG_STATE))
+                                       if e is edge else e for e in plan.edges))
+    assert any("restores the RNG state" in p for p in broken.validate())
