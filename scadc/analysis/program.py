@@ -8,8 +8,9 @@ Rules:
    ``Unit.code`` and ``Definition.code`` are the user's text, leading comments included.
 2. The entry region is, in order: ``--entry NAME`` (a module-level function with no required
    parameters); else ``main()`` when the module ends its work in an ``if __name__ == "__main__":``
-   block that only calls ``main()`` (optionally through ``sys.exit``/``raise SystemExit``); else
-   the module body itself (a script).
+   block that only calls ``main()`` (optionally through ``sys.exit``/``raise SystemExit``), or
+   ends with such a call, bare, after nothing but definitions; else the module body itself (a
+   script). A script may not define ``main`` itself: generated elements define their own.
 3. The units are the top-level statements of the entry region, in order. A docstring of the
    entry function is not a unit.
 4. In a function entry every other module-level statement is a :class:`Definition`. In a script,
@@ -330,7 +331,11 @@ def _guard_calls(stmt: cst.If, name: str) -> bool:
     """The guard's body is exactly ``name()``, ``sys.exit(name())`` or ``raise SystemExit(name())`` (rule 2)."""
     if stmt.orelse is not None or not isinstance(stmt.body, cst.IndentedBlock) or len(stmt.body.body) != 1:
         return False
-    line = stmt.body.body[0]
+    return _calls(stmt.body.body[0], name)
+
+
+def _calls(line: cst.BaseStatement, name: str) -> bool:
+    """``line`` is exactly ``name()``, ``sys.exit(name())`` or ``raise SystemExit(name())``."""
     if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
         return False
     small = line.body[0]
@@ -445,6 +450,12 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
         kind = "function"
     elif "main" in functions and any(_is_main_guard(s) and _guard_calls(s, "main") for s in top):  # type: ignore[arg-type]
         fn, kind = functions["main"], "main"
+    elif "main" in functions and len(top) > 1 and _calls(top[-1], "main") and not _required_params(functions["main"]):
+        # rule 2: a script whose last statement calls main() (no guard) runs main() as its entry, when
+        # everything before it is a definition; else the elements' own main() would shadow the user's
+        stmts = [s for s in top[:-1] if not (s is top[0] and _is_docstring(s))]
+        if len(_script_definitions(stmts, scopes[module])) == len(stmts):  # type: ignore[arg-type]
+            fn, kind = functions["main"], "main"
     if fn is not None:
         required = _required_params(fn)
         if required:
@@ -452,11 +463,17 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
                                span(required[0]), source)
         body = _body(fn)
         scope = scopes[body[0]] if body else scopes[fn.body]
-        defs_stmts = [s for s in top if s is not fn and not (_is_main_guard(s) and kind == "main")
-                      and not (s is top[0] and _is_docstring(s))]
+        defs_stmts = [s for s in top if s is not fn and not (kind == "main" and (_is_main_guard(s) or (
+                      s is top[-1] and _calls(s, "main")))) and not (s is top[0] and _is_docstring(s))]
         unit_stmts = body
         entry_info = Entry(kind, fn.name.value, span(fn))
     else:  # rule 4 for scripts
+        shadowed = next((s for s in top if isinstance(s, (cst.FunctionDef, cst.ClassDef)) and s.name.value == "main"),
+                        None)
+        if shadowed is not None:
+            raise CompileError("a script that defines main() cannot be split: every element's entry point is "
+                               "named main; call it as `if __name__ == \"__main__\": main()` (then it is the "
+                               "entry function) or rename it", span(shadowed), source)
         scope = scopes[module]
         stmts = [s for s in top if not (s is top[0] and _is_docstring(s))]
         candidates = _script_definitions(stmts, scope)
