@@ -26,8 +26,10 @@ A local is decided by the first rule that applies, in this order:
 9. pandas constructors: ``pd.DataFrame({...})``, ``pd.DataFrame(arr)``, ``pd.Series(...)``,
    ``pd.Index(...)``, ``pd.Categorical(...)`` whose data's size is computable: the sum of its
    columns' sizes, each column (a dict display's values, ``dict(a=...)``'s keywords, or the one
-   array) sized by rule 3, by the rule-3 size of the local it names, as 8 B per item of a literal
-   list, or as nothing for a scalar broadcast to the other columns: heavy iff the sum ≥ threshold.
+   array) sized by rule 3, as the larger operand of arithmetic or the largest array argument of an
+   elementwise numpy function (``np.round(rng.uniform(size=n), 2)``), by the size so computed of
+   the local it names, as 8 B per item of a literal list, or as nothing for a scalar broadcast to
+   the other columns: heavy iff the sum ≥ threshold.
    A column of unknown size makes the sum a lower bound: heavy when even that bound reaches the
    threshold, else no static decision (a column that is a heavy local still makes the frame heavy
    by rule 6).
@@ -65,6 +67,7 @@ runs to a fixed point, so order of bindings does not matter.
 from __future__ import annotations
 
 import math
+import re
 import weakref
 from collections import ChainMap
 from collections.abc import Mapping
@@ -173,6 +176,8 @@ def _is_false(e: cst.BaseExpression) -> bool:
 
 def _unparse(node: cst.CSTNode) -> str:
     text = cst.Module([]).code_for_node(node)
+    if "\n" in text:  # a call over several lines (a frame's columns) reads as one line in a reason
+        text = re.sub(r"([(\[{])\s+", r"\1", re.sub(r"\s*\n\s*", " ", text))
     return text if len(text) <= 50 else text[:47] + "..."
 
 
@@ -300,11 +305,12 @@ class _Rules:
                 if found is None:
                     src = rules.derived_from(node.value, set(local))
                     found = local[src] if src else None
+                size = found[0] if found is not None else rules._column_size(node.value)
                 for t in node.targets:
+                    if isinstance(t.target, cst.Name) and size is not None:
+                        rules.sizes[t.target.value] = size  # for rule 9 inside the helper
                     if isinstance(t.target, cst.Name) and found is not None:
                         local[t.target.value] = found
-                        if found[0] is not None:
-                            rules.sizes[t.target.value] = found[0]  # rule 9 inside the helper
                     elif instance and isinstance(t.target, cst.Attribute) and found is not None:
                         attrs.append(found)
 
@@ -315,8 +321,13 @@ class _Rules:
         outer_sizes, self.sizes = self.sizes, {}  # a helper's columns are its own locals
         try:
             fn.body.visit(_Walk())
+            return self._returned(fn, returns, attrs, local, instance)
         finally:
             self.sizes = outer_sizes
+
+    def _returned(self, fn: cst.FunctionDef, returns: list[cst.BaseExpression], attrs: list[tuple[int | None, str]],
+                  local: dict[str, tuple[int | None, str]], instance: bool) -> list[tuple[int | None, str] | None]:
+        rules = self
         name = fn.name.value
         if instance:
             sizes = [a[0] for a in attrs]
@@ -478,7 +489,16 @@ class _Rules:
                 isinstance(e, cst.Name) and e.value in ("True", "False", "None")):
             return 0  # a scalar, broadcast to the length of the other columns
         found = self.static(e)
-        return found[0] if found else None
+        if found is not None:
+            return found[0]
+        if isinstance(e, cst.BinaryOperation):  # ``price * qty``: the larger operand's size
+            sizes = [x for x in (self._column_size(e.left), self._column_size(e.right)) if x is not None]
+            return max(sizes) if sizes else None
+        q = self.names.qualname(e.func) or "" if isinstance(e, cst.Call) else ""
+        if isinstance(e, cst.Call) and q.startswith("numpy.") and q[len("numpy."):] in _ELEMENTWISE:
+            sizes = [x for a in e.args if a.keyword is None and (x := self._column_size(a.value)) is not None]
+            return max(sizes) if sizes else None  # ``np.round(rng.uniform(size=n), 2)``: its array's size
+        return None
 
     def _specialized(self, name: str, call: cst.Call) -> list[tuple[int | None, str] | None]:
         """Rule 8 again for one call, with the helper's parameters bound to the call's constant
@@ -614,9 +634,9 @@ class HeavyProvider(Provider[str, HeavyDecision]):
         bound = {b.name for b in bindings}
         for b in bindings:  # the sizes rule 9 reads for columns named by a local, and the GroupBy locals
             if b.kind in ("assign", "walrus") and b.value is not None:
-                found = rules.static(b.value)
-                if found is not None and found[0] is not None:
-                    rules.sizes[b.name] = max(found[0], rules.sizes.get(b.name, 0))
+                size = rules._column_size(b.value)
+                if size is not None:
+                    rules.sizes[b.name] = max(size, rules.sizes.get(b.name, 0))
                 if rules._grouped(b.value):
                     rules.groupbys.add(b.name)
         for name, (size, key) in measured.items():  # rule 2
