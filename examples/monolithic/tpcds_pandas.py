@@ -3,9 +3,10 @@
     Q3-like: revenue per year and brand of one manufacturer's items sold in November;
     then revenue per category and per store state, with each category's share and rank.
 
-The four tables (date_dim, item, store, store_sales) are generated from a seeded generator
-(store_sales is about 40 MB). The frame is cleaned in place, as notebooks do: columns renamed,
-prices capped with ``.loc``, columns added by helper functions, columns dropped, rows sorted.
+The four tables (date_dim, item, store, store_sales) are generated from a seeded generator;
+store_sales is 36 MB (SCALE multiplies its rows: ``bench/e2e.py --scale``). The frame is cleaned
+in place, as notebooks do: columns renamed, prices capped with ``.loc``, columns added by helper
+functions, columns dropped, rows sorted.
 """
 
 import warnings
@@ -16,7 +17,8 @@ import pandas as pd
 # pandas 3 deprecates ``inplace=`` (Pandas4Warning, a DeprecationWarning); this program keeps it
 warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)
 
-N_SALES = 500_000
+SCALE = 1
+N_SALES = 500_000 * SCALE
 N_ITEMS = 2_000
 N_STORES = 20
 FIRST_DAY = "1998-01-01"
