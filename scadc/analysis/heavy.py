@@ -403,11 +403,11 @@ class _Rules:
         kwargs = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
         if q in _LOADERS or (isinstance(func, cst.Attribute) and func.attr.value in _READ_METHODS and not q):
             return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4
-        reader = "chunksize" in kwargs or not _is_false(kwargs.get("iterator", cst.Name("False")))
+        reader = "chunksize" in kwargs or ("iterator" in kwargs and not _is_false(kwargs["iterator"]))
         if q.startswith("pandas.read_") and not reader:
             return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4, pandas
         if q in _PANDAS_CONSTRUCTORS:
-            return self._frame(value, q, args, kwargs)  # rule 9
+            return self._frame(value, args, kwargs)  # rule 9
         parts = q.split(".")
         method = func.attr.value if isinstance(func, cst.Attribute) else ""
         is_rng = (parts[:2] == ["numpy", "random"]) or (
@@ -449,7 +449,7 @@ class _Rules:
         size = count * itemsize
         return size, f"static: {text} = {count} × {itemsize} B = {format_bytes(size)}"  # rule 3
 
-    def _frame(self, call: cst.Call, q: str, args: list[cst.BaseExpression],
+    def _frame(self, call: cst.Call, args: list[cst.BaseExpression],
                kwargs: dict[str, cst.BaseExpression]) -> tuple[int | None, str] | None:
         """Rule 9: the size of a pandas constructor's data, the sum of its columns' sizes."""
         data = kwargs.get("data", args[0] if args else None)
