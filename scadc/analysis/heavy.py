@@ -280,6 +280,8 @@ class _Rules:
         self.sizes: dict[str, int] = {}
         #: locals bound to a GroupBy (``g = df.groupby("k")``), whose aggregations rule 6 leaves small
         self.groupbys: set[str] = set()
+        #: locals bound to a window (``w = s.rolling(5)``), whose every method rule 6 keeps heavy
+        self.windows: set[str] = set()
         #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
         self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
         self._functions = {stmt.name.value: stmt for stmt in program.module.body if isinstance(stmt, cst.FunctionDef)}
@@ -601,7 +603,10 @@ class _Rules:
             and not self.names.qualname(e.func)
 
     def _window(self, e: cst.BaseExpression) -> bool:
-        """``e`` is ``x.rolling(...)``/``x.expanding()``/``x.ewm(...)``: its methods keep every row."""
+        """``e`` is ``x.rolling(...)``/``x.expanding()``/``x.ewm(...)``, or a local bound to one: its
+        methods keep every row."""
+        if isinstance(e, cst.Name):
+            return e.value in self.windows
         return isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value in _WINDOWS \
             and not self.names.qualname(e.func)
 
@@ -639,6 +644,8 @@ class HeavyProvider(Provider[str, HeavyDecision]):
                     rules.sizes[b.name] = max(size, rules.sizes.get(b.name, 0))
                 if rules._grouped(b.value):
                     rules.groupbys.add(b.name)
+                if rules._window(b.value):
+                    rules.windows.add(b.name)
         for name, (size, key) in measured.items():  # rule 2
             if name not in out and name in bound:
                 heavy = size >= threshold

@@ -83,3 +83,40 @@ def test_module_level_pandas_options_reach_every_element(tmp_path: Path) -> None
     original = run(app, cwd=tmp_path).stdout
     run("-m", "scadc", "split", app, "-o", tmp_path / "prog", "--policy", "single", cwd=tmp_path)
     assert run("-m", "scadc", "run", tmp_path / "prog", "--quiet", cwd=tmp_path).stdout == original
+
+
+GROUPBY_PROGRAM = """\
+import numpy as np
+import pandas as pd
+
+N = 300_000
+
+
+def main():
+    rng = np.random.default_rng(3)
+    sales = pd.DataFrame({"store": rng.integers(1, 9, size=N), "net": np.round(rng.normal(size=N), 3)})
+    by_store = sales.groupby("store")
+    running = by_store["net"].cumsum()
+    window = sales["net"].rolling(5)
+    smooth = window.mean()
+    totals = by_store["net"].sum()
+    print(totals.round(3).to_string())
+    print(f"{running.iloc[-1]:.3f} {smooth.iloc[-1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_groupby_and_window_objects_cross_cuts_in_memory_elements(tmp_path: Path) -> None:
+    """Rule 6 makes a GroupBy and a Rolling heavy (they hold their frame): they must survive a cut."""
+    app = tmp_path / "app.py"
+    app.write_text(GROUPBY_PROGRAM)
+    heavy = analyze(str(app)).heavy
+    assert heavy["by_store"].heavy and heavy["window"].heavy and heavy["running"].heavy and heavy["smooth"].heavy
+    assert not heavy["totals"].heavy  # an aggregation: one row per store
+    original = run(app, cwd=tmp_path).stdout
+    run("-m", "scadc", "split", app, "-o", tmp_path / "prog", "--policy", "every", cwd=tmp_path)
+    assert {"mem_by_store.o.yaml", "mem_window.o.yaml"} <= {p.name for p in (tmp_path / "prog").iterdir()}
+    assert run("-m", "scadc", "run", tmp_path / "prog", "--quiet", cwd=tmp_path).stdout == original
