@@ -12,7 +12,10 @@ A local is decided by the first rule that applies, in this order:
    ``permutation``/…): heavy iff count × itemsize ≥ threshold. Itemsize comes from ``dtype=``
    (a scalar type, a type code, or a module-level ``np.dtype([...])`` of scalar fields), else 8.
 4. Loaders: ``np.loadtxt``, ``np.genfromtxt``, ``np.fromfile``, ``np.load``, ``pickle.load``, a
-   file's ``.read()`` and the like are heavy (size unknown until run).
+   file's ``.read()`` and the like are heavy (size unknown until run), and so is every pandas reader
+   (``pd.read_csv``, ``read_parquet``, ``read_json``, ``read_pickle``, ``read_feather``, … any
+   ``pandas.read_*``) except with ``chunksize=`` or ``iterator=True``, which make it return a
+   reader object rather than the data.
 5. Comprehensions: a list/set/dict comprehension over ``range(N)`` with N × 8 ≥ threshold, or
    over a heavy local, is heavy.
 8. Program functions and classes: a call of a module-level function whose first ``return``
@@ -20,13 +23,42 @@ A local is decided by the first rule that applies, in this order:
    parameters bound to the call's constant arguments, when it needs them), or an
    instantiation of a class whose ``__init__`` stores such a value in an attribute, is heavy;
    ``a, b = f()`` maps positions to targets.
+9. pandas constructors: ``pd.DataFrame({...})``, ``pd.DataFrame(arr)``, ``pd.Series(...)``,
+   ``pd.Index(...)``, ``pd.Categorical(...)`` whose data's size is computable: the sum of its
+   columns' sizes, each column (a dict display's values, ``dict(a=...)``'s keywords, or the one
+   array) sized by rule 3, as the larger operand of arithmetic or the largest array argument of an
+   elementwise numpy function (``np.round(rng.uniform(size=n), 2)``), by the size so computed of
+   the local it names, as 8 B per item of a literal list, or as nothing for a scalar broadcast to
+   the other columns: heavy iff the sum ≥ threshold.
+   A column of unknown size makes the sum a lower bound: heavy when even that bound reaches the
+   threshold, else no static decision (a column that is a heavy local still makes the frame heavy
+   by rule 6).
 6. Derived: a binding computed elementwise from a heavy local is heavy: arithmetic, slicing and
    indexing, view attributes (``.T``), shape-preserving methods (``astype``, ``copy``, ``reshape``,
    …), elementwise numpy functions (``np.exp``, ``np.where``, ``np.concatenate``, …), an alias.
    Reductions (``sum``, ``mean``, ``dot`` …) and ``.shape``/``.size`` are not heavy.
+   For pandas (a frame or series is heavy when it comes from rules 1-5, 8, 9 or this rule):
+   a dict display holding a heavy value (``{"a": big}``, as handed to ``pd.DataFrame``);
+   ``pd.DataFrame/Series/concat/merge/…`` of a heavy value (``pd.concat([a, b])``, either side
+   of ``pd.merge``); the methods that keep (about) one row per input row: selection
+   (``df[mask]``, ``df[["a", "b"]]``, ``df.loc[...]``, ``df.iloc[...]``, ``df.query``), reshaping
+   and relabelling (``assign``, ``sort_values``, ``drop``, ``rename``, ``fillna``, ``dropna``,
+   ``reset_index``, ``set_index``, ``drop_duplicates``, ``melt``, …), elementwise methods
+   (``isin``, ``map``, ``apply``, ``shift``, ``rank``, ``where``, …), every method and attribute
+   of the ``.str``/``.dt``/``.cat`` accessors and of ``rolling``/``expanding``/``ewm`` windows,
+   ``.values``/``.to_numpy()``, and ``merge``/``join``/``combine_first`` with a heavy frame on
+   either side. A call with ``inplace=True`` returns None and is not heavy.
+   groupby: the GroupBy object (``g = df.groupby("k")``) holds its frame and is heavy; its
+   row-preserving methods (``transform``, ``cumsum``, ``cumcount``, ``rank``, ``shift``,
+   ``diff``, ``fillna``, ``ffill``, ``bfill``, ``pct_change``) are heavy.
+   Its aggregations (``agg``, ``sum``, ``mean``, ``size``, ``count``, ``apply``, ``describe``, …,
+   and the same on ``resample``) are *not* heavy: an aggregation yields one row per group, which
+   is usually far smaller than its input, and when it is not (millions of groups) a profile
+   (rule 2) measures it. Likewise ``head``, ``describe``, ``value_counts``, ``pivot_table`` and
+   the reductions of a frame are not heavy.
 7. Otherwise the local is small.
 
-(Rule 8 is listed after 6 in the text but applied with the static rules 3-5.)
+(Rules 8 and 9 are listed after 6 in the text but applied with the static rules 3-5.)
 
 A local bound in several places is heavy if any binding is (the decision is per name). Rule 6
 runs to a fixed point, so order of bindings does not matter.
@@ -35,6 +67,7 @@ runs to a fixed point, so order of bindings does not matter.
 from __future__ import annotations
 
 import math
+import re
 import weakref
 from collections import ChainMap
 from collections.abc import Mapping
@@ -67,7 +100,8 @@ _READ_METHODS = frozenset({"read", "readlines", "read_bytes", "read_text"})
 _SHAPE_PRESERVING = frozenset({"copy", "astype", "reshape", "ravel", "flatten", "view", "transpose", "clip",
                                "round", "cumsum", "cumprod", "argsort", "tolist", "swapaxes", "squeeze", "repeat",
                                "take", "compress", "conj", "__getitem__", "T", "sorted", "filled"})
-_VIEW_ATTRS = frozenset({"T", "real", "imag", "flat", "mT"})
+_VIEW_ATTRS = frozenset({"T", "real", "imag", "flat", "mT", "values", "loc", "iloc", "array",
+                         "str", "dt", "cat", "sparse"})  # the last four: pandas accessors (rule 6)
 _ELEMENTWISE = frozenset({
     "exp", "log", "log1p", "expm1", "sqrt", "abs", "absolute", "where", "clip", "concatenate", "vstack", "hstack",
     "stack", "column_stack", "row_stack", "sort", "argsort", "cumsum", "cumprod", "copy", "array", "asarray",
@@ -77,6 +111,39 @@ _ELEMENTWISE = frozenset({
     "empty_like", "full_like", "searchsorted", "digitize", "isnan", "isfinite", "diff", "roll", "flip",
     "rec.fromarrays", "delete", "insert", "append", "take_along_axis", "reshape", "ravel", "transpose",
 })
+#: pandas methods whose result keeps (about) one row per row of the receiver (rule 6)
+_PANDAS_SAME_SIZE = frozenset({
+    "assign", "sort_values", "sort_index", "drop", "rename", "rename_axis", "fillna", "dropna", "reset_index",
+    "set_index", "query", "where", "mask", "replace", "reindex", "drop_duplicates", "abs", "isna", "notna",
+    "isnull", "notnull", "isin", "between", "shift", "diff", "pct_change", "rank", "map", "apply", "transform",
+    "to_numpy", "to_frame", "explode", "melt", "stack", "unstack", "pivot", "interpolate", "ffill", "bfill",
+    "cummax", "cummin", "add_prefix", "add_suffix", "set_axis", "infer_objects", "convert_dtypes",
+    "select_dtypes", "filter", "to_records", "sample", "asfreq", "tz_localize", "tz_convert", "align",
+    "add", "sub", "mul", "div", "truediv", "floordiv", "mod", "pow", "radd", "rsub", "rmul", "rdiv",
+    "eq", "ne", "lt", "le", "gt", "ge", "combine", "combine_first", "merge", "join", "groupby", "rolling",
+    "expanding", "ewm",
+})
+#: of those, the ones whose argument is another frame that ends up in the result (either side heavy)
+_PANDAS_JOINS = frozenset({"merge", "join", "combine_first", "combine", "align"})
+#: pandas functions whose result holds the data of a heavy argument (rule 6)
+_PANDAS_FUNCS = frozenset({
+    "DataFrame", "Series", "Index", "Categorical", "concat", "merge", "merge_asof", "merge_ordered",
+    "get_dummies", "to_datetime", "to_numeric", "to_timedelta", "melt", "cut", "qcut", "factorize",
+    "isna", "notna", "isnull", "notnull", "array", "unique",
+})
+#: pandas constructors sized by rule 9
+_PANDAS_CONSTRUCTORS = frozenset({"pandas.DataFrame", "pandas.Series", "pandas.Index", "pandas.Categorical"})
+#: GroupBy methods that return one row per input row (rule 6); every other GroupBy method aggregates
+_GROUPBY_SAME_SIZE = frozenset({
+    "transform", "cumsum", "cumprod", "cummax", "cummin", "cumcount", "rank", "shift", "diff", "fillna",
+    "ffill", "bfill", "pct_change", "ngroup",
+})
+#: a call of one of these on a frame gives a GroupBy-like object whose aggregations shrink the data
+_GROUPERS = frozenset({"groupby", "resample"})
+#: a call of one of these gives a window whose every method keeps one row per row
+_WINDOWS = frozenset({"rolling", "expanding", "ewm"})
+#: pandas accessors: every attribute and method of ``s.str``/``s.dt``/``s.cat`` is elementwise
+_ACCESSORS = frozenset({"str", "dt", "cat", "sparse"})
 _ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
              "uint64": 8, "uint32": 4, "uint16": 2, "uint8": 1, "bool_": 1, "bool": 1, "complex128": 16,
              "complex64": 8, "float": 8, "int": 8, "complex": 16, "intp": 8, "double": 8, "single": 4}
@@ -104,8 +171,14 @@ def format_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def _is_false(e: cst.BaseExpression) -> bool:
+    return isinstance(e, cst.Name) and e.value == "False"
+
+
 def _unparse(node: cst.CSTNode) -> str:
     text = cst.Module([]).code_for_node(node)
+    if "\n" in text:  # a call over several lines (a frame's columns) reads as one line in a reason
+        text = re.sub(r"([(\[{])\s+", r"\1", re.sub(r"\s*\n\s*", " ", text))
     return text if len(text) <= 50 else text[:47] + "..."
 
 
@@ -204,6 +277,12 @@ class _Rules:
                 if size is not None:
                     self.dtypes.update(dict.fromkeys(d.names, size))
         self.const = _Const(_constants(program))
+        #: local -> its largest rule-3/9 size, for the columns rule 9 names (filled by HeavyProvider)
+        self.sizes: dict[str, int] = {}
+        #: locals bound to a GroupBy (``g = df.groupby("k")``), whose aggregations rule 6 leaves small
+        self.groupbys: set[str] = set()
+        #: locals bound to a window (``w = s.rolling(5)``), whose every method rule 6 keeps heavy
+        self.windows: set[str] = set()
         #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
         self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
         self._functions = {stmt.name.value: stmt for stmt in program.module.body if isinstance(stmt, cst.FunctionDef)}
@@ -229,7 +308,10 @@ class _Rules:
                 if found is None:
                     src = rules.derived_from(node.value, set(local))
                     found = local[src] if src else None
+                size = found[0] if found is not None else rules._column_size(node.value)
                 for t in node.targets:
+                    if isinstance(t.target, cst.Name) and size is not None:
+                        rules.sizes[t.target.value] = size  # for rule 9 inside the helper
                     if isinstance(t.target, cst.Name) and found is not None:
                         local[t.target.value] = found
                     elif instance and isinstance(t.target, cst.Attribute) and found is not None:
@@ -239,7 +321,16 @@ class _Rules:
                 if node.value is not None:
                     returns.append(node.value)
 
-        fn.body.visit(_Walk())
+        outer_sizes, self.sizes = self.sizes, {}  # a helper's columns are its own locals
+        try:
+            fn.body.visit(_Walk())
+            return self._returned(fn, returns, attrs, local, instance)
+        finally:
+            self.sizes = outer_sizes
+
+    def _returned(self, fn: cst.FunctionDef, returns: list[cst.BaseExpression], attrs: list[tuple[int | None, str]],
+                  local: dict[str, tuple[int | None, str]], instance: bool) -> list[tuple[int | None, str] | None]:
+        rules = self
         name = fn.name.value
         if instance:
             sizes = [a[0] for a in attrs]
@@ -315,6 +406,11 @@ class _Rules:
         kwargs = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
         if q in _LOADERS or (isinstance(func, cst.Attribute) and func.attr.value in _READ_METHODS and not q):
             return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4
+        reader = "chunksize" in kwargs or ("iterator" in kwargs and not _is_false(kwargs["iterator"]))
+        if q.startswith("pandas.read_") and not reader:
+            return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4, pandas
+        if q in _PANDAS_CONSTRUCTORS:
+            return self._frame(value, args, kwargs)  # rule 9
         parts = q.split(".")
         method = func.attr.value if isinstance(func, cst.Attribute) else ""
         is_rng = (parts[:2] == ["numpy", "random"]) or (
@@ -355,6 +451,57 @@ class _Rules:
             return None  # the size depends on run-time values: no static decision
         size = count * itemsize
         return size, f"static: {text} = {count} × {itemsize} B = {format_bytes(size)}"  # rule 3
+
+    def _frame(self, call: cst.Call, args: list[cst.BaseExpression],
+               kwargs: dict[str, cst.BaseExpression]) -> tuple[int | None, str] | None:
+        """Rule 9: the size of a pandas constructor's data, the sum of its columns' sizes."""
+        data = kwargs.get("data", args[0] if args else None)
+        if data is None:
+            return None
+        if isinstance(data, cst.Dict):
+            columns: list[cst.BaseExpression | None] = [
+                el.value if isinstance(el, cst.DictElement) else None for el in data.elements]
+        elif isinstance(data, cst.Call) and (self.names.qualname(data.func) or "") == "builtins.dict" and \
+                all(a.keyword is not None for a in data.args):
+            columns = [a.value for a in data.args]
+        else:
+            columns = [data]
+        total, unknown = 0, 0
+        for column in columns:
+            size = self._column_size(column)
+            if size is None:
+                unknown += 1
+            else:
+                total += size
+        if unknown and total < self.threshold:
+            return None  # what is known is small, the rest is decided at run time (or by rule 6)
+        what = f"{len(columns)} column{'s' if len(columns) != 1 else ''}" if len(columns) > 1 or \
+            isinstance(data, cst.Dict) else "its data"
+        bound = f"≥ {format_bytes(total)}, {unknown} of unknown size" if unknown else format_bytes(total)
+        return total, f"static: {_unparse(call)} = {what}, {bound}"
+
+    def _column_size(self, e: cst.BaseExpression | None) -> int | None:
+        """One column of rule 9, in bytes, or None when unknown."""
+        if e is None:
+            return None
+        if isinstance(e, cst.Name) and e.value in self.sizes:
+            return self.sizes[e.value]
+        if isinstance(e, (cst.List, cst.Tuple)) and not any(isinstance(el, cst.StarredElement) for el in e.elements):
+            return 8 * len(e.elements)
+        if isinstance(e, (cst.SimpleString, cst.Integer, cst.Float)) or (
+                isinstance(e, cst.Name) and e.value in ("True", "False", "None")):
+            return 0  # a scalar, broadcast to the length of the other columns
+        found = self.static(e)
+        if found is not None:
+            return found[0]
+        if isinstance(e, cst.BinaryOperation):  # ``price * qty``: the larger operand's size
+            sizes = [x for x in (self._column_size(e.left), self._column_size(e.right)) if x is not None]
+            return max(sizes) if sizes else None
+        q = self.names.qualname(e.func) or "" if isinstance(e, cst.Call) else ""
+        if isinstance(e, cst.Call) and q.startswith("numpy.") and q[len("numpy."):] in _ELEMENTWISE:
+            sizes = [x for a in e.args if a.keyword is None and (x := self._column_size(a.value)) is not None]
+            return max(sizes) if sizes else None  # ``np.round(rng.uniform(size=n), 2)``: its array's size
+        return None
 
     def _specialized(self, name: str, call: cst.Call) -> list[tuple[int | None, str] | None]:
         """Rule 8 again for one call, with the helper's parameters bound to the call's constant
@@ -404,7 +551,7 @@ class _Rules:
         if isinstance(value, cst.Subscript):
             return self.derived_from(value.value, heavy)
         if isinstance(value, cst.Attribute):
-            if value.attr.value in _VIEW_ATTRS:
+            if value.attr.value in _VIEW_ATTRS or self._accessor(value.value):
                 return self.derived_from(value.value, heavy)
             root = value.value
             if isinstance(root, cst.Name) and root.value in heavy and (t := self.types.get(root.value)) is not None \
@@ -419,16 +566,55 @@ class _Rules:
                 if found:
                     return found
             return None
+        if isinstance(value, cst.Dict):  # a dict display holding a heavy value (the columns of a frame)
+            return next((f for el in value.elements if (f := self.derived_from(el.value, heavy))), None)
         if isinstance(value, cst.Call):
             q = self.names.qualname(value.func) or ""
-            if isinstance(value.func, cst.Attribute) and not q and value.func.attr.value in _SHAPE_PRESERVING:
-                return self.derived_from(value.func.value, heavy)
-            if q.startswith("numpy.") and q[len("numpy."):] in _ELEMENTWISE:
+            if any(a.keyword is not None and a.keyword.value == "inplace" and not _is_false(a.value)
+                   for a in value.args):
+                return None  # ``df.sort_values(..., inplace=True)`` returns None
+            func = value.func
+            if isinstance(func, cst.Attribute) and not q:
+                method, receiver = func.attr.value, func.value
+                if self._grouped(receiver):
+                    if method in _GROUPBY_SAME_SIZE:
+                        return self.derived_from(receiver, heavy)
+                    return None  # an aggregation: one row per group
+                if method in _SHAPE_PRESERVING or method in _PANDAS_SAME_SIZE or self._accessor(receiver) or \
+                        self._window(receiver):
+                    found = self.derived_from(receiver, heavy)
+                    if found or method not in _PANDAS_JOINS:
+                        return found
+                    return next((f for a in value.args if (f := self.derived_from(a.value, heavy))), None)
+            if (q.startswith("numpy.") and q[len("numpy."):] in _ELEMENTWISE) or \
+                    (q.startswith("pandas.") and q[len("pandas."):] in _PANDAS_FUNCS):
                 for a in value.args:
                     found = self.derived_from(a.value, heavy)
                     if found:
                         return found
         return None
+
+    def _grouped(self, e: cst.BaseExpression) -> bool:
+        """``e`` is a GroupBy: ``df.groupby(...)``, a column selection of one, or a local bound to one."""
+        while isinstance(e, cst.Subscript):
+            e = e.value
+        if isinstance(e, cst.Name):
+            return e.value in self.groupbys
+        return isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value in _GROUPERS \
+            and not self.names.qualname(e.func)
+
+    def _window(self, e: cst.BaseExpression) -> bool:
+        """``e`` is ``x.rolling(...)``/``x.expanding()``/``x.ewm(...)``, or a local bound to one: its
+        methods keep every row."""
+        if isinstance(e, cst.Name):
+            return e.value in self.windows
+        return isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value in _WINDOWS \
+            and not self.names.qualname(e.func)
+
+    @staticmethod
+    def _accessor(e: cst.BaseExpression) -> bool:
+        """``e`` is ``x.str``/``x.dt``/``x.cat``: its attributes and methods are elementwise."""
+        return isinstance(e, cst.Attribute) and e.attr.value in _ACCESSORS
 
 
 class HeavyProvider(Provider[str, HeavyDecision]):
@@ -452,6 +638,15 @@ class HeavyProvider(Provider[str, HeavyDecision]):
             if b.pragma is not None and b.name not in out:
                 out[b.name] = HeavyDecision(b.pragma == "memory", None, f"pragma: # scad: {b.pragma} (line {b.line})")
         bound = {b.name for b in bindings}
+        for b in bindings:  # the sizes rule 9 reads for columns named by a local, and the GroupBy locals
+            if b.kind in ("assign", "walrus") and b.value is not None:
+                size = rules._column_size(b.value)
+                if size is not None:
+                    rules.sizes[b.name] = max(size, rules.sizes.get(b.name, 0))
+                if rules._grouped(b.value):
+                    rules.groupbys.add(b.name)
+                if rules._window(b.value):
+                    rules.windows.add(b.name)
         for name, (size, key) in measured.items():  # rule 2
             if name not in out and name in bound:
                 heavy = size >= threshold
