@@ -47,10 +47,6 @@ def test_the_example_frame_is_heavy_without_a_profile_at_its_real_size() -> None
     assert not any(heavy[n].heavy for n in ("brands", "top", "categories", "states"))  # aggregations
 
 
-_ISSUE_11 = pytest.mark.xfail(strict=True, reason="issue 11: store_sales.rename(..., inplace=True) and the "
-                              "Generator passed into make_item() are mutations the analysis misses")
-
-
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     """The example's profile (slow: ~10 s, measuring the frames after every unit) and what it printed."""
@@ -60,7 +56,7 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     return profile, original
 
 
-@pytest.mark.parametrize("policy", ["resource", pytest.param("every", marks=_ISSUE_11)])
+@pytest.mark.parametrize("policy", ["resource", "every"])
 def test_the_example_split_with_a_profile_prints_what_it_prints(policy: str, profiled: tuple[Path, bytes],
                                                                  tmp_path: Path) -> None:
     profile, original = profiled

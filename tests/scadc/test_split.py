@@ -44,20 +44,7 @@ def test_split_program_prints_what_the_original_prints(example: Path, transport:
     assert split.stdout  # every example prints its results
 
 
-#: issue 11, known misses of the analysis (effects.py rule 8 and rule 6): under ``--policy every`` the
-#: pandas example loses ``store_sales.rename(..., inplace=True)`` (the next element fails with
-#: KeyError 'sales_price') and the state of the Generator passed into make_item()/make_store_sales()
-#: (other tables, other numbers). Remove the example from this set when the analysis sees both.
-ISSUE_11_EVERY_FAILS = frozenset({"tpcds_pandas"})
-
-
-def _every_cases() -> list[object]:
-    issue_11 = pytest.mark.xfail(strict=True, reason="issue 11: inplace=True and a Generator passed to helpers "
-                                 "are mutations the analysis misses")
-    return [pytest.param(p, marks=issue_11) if p.stem in ISSUE_11_EVERY_FAILS else p for p in EXAMPLES]
-
-
-@pytest.mark.parametrize("example", _every_cases(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_every_allowed_cut_preserves_the_output(example: Path, tmp_path: Path) -> None:
     prog = tmp_path / "prog"
     run("-m", "scadc", "split", example.relative_to(ROOT), "-o", prog, "--policy", "every")
