@@ -541,6 +541,9 @@ class _Visitor(cst.CSTVisitor):
         elif parts[0] == "numpy":
             if parts[-1] in NUMPY_IO:
                 self.out.io.add(f"`{q}()`")
+        elif parts[0] == "pandas":
+            if parts[-1].startswith(("read_", "to_")) or parts[-1] in ("ExcelWriter", "HDFStore", "ExcelFile"):
+                self.out.io.add(f"`{q}()`")
         elif any(q == m or q.startswith(m + ".") for m in IO_MODULES) and not q.startswith("os.path"):
             self.out.io.add(f"`{q}()`")
         elif parts[0] != "random" and not q.startswith(PURE_MODULES) and parts[0] not in NO_IO_MODULES:

@@ -66,7 +66,11 @@ _STACK_BYTES = 512 * 2**20
 _PYTHON_RECURSION_LIMIT = 1000
 _T = TypeVar("_T")
 
-DefinitionKind = Literal["import", "function", "class", "constant", "data", "statement"]
+DefinitionKind = Literal["import", "function", "class", "constant", "data", "setting", "statement"]
+#: module-level calls that configure the process (printing, warnings, floating-point errors) and
+#: are safe to repeat: every element runs them, as the original ran them before main()
+SETTING_CALLS = frozenset({"filterwarnings", "simplefilter", "set_option", "set_printoptions", "seterr",
+                           "resetwarnings", "setrecursionlimit"})
 
 
 @dataclass(eq=False)
@@ -423,6 +427,10 @@ def _kind(stmt: cst.BaseStatement, known: set[str]) -> DefinitionKind:
     if isinstance(stmt, cst.SimpleStatementLine) and any(
             isinstance(s, (cst.Assign, cst.AnnAssign, cst.AugAssign)) for s in stmt.body):
         return "data"
+    if isinstance(stmt, cst.SimpleStatementLine) and all(
+            isinstance(s, cst.Expr) and isinstance(s.value, cst.Call) and isinstance(s.value.func, cst.Attribute)
+            and s.value.func.attr.value in SETTING_CALLS for s in stmt.body):
+        return "setting"
     return "statement"
 
 

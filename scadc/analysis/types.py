@@ -425,7 +425,7 @@ def _method_result(base: ValueType, method: str) -> ValueType:
             return _T[Kind.LIST]
         if method == "to_dict":
             return _T[Kind.DICT]
-        if method in ("items", "iterrows", "itertuples", "keys", "pipe", "apply", "agg", "aggregate", "get"):
+        if method in ("items", "iterrows", "itertuples", "keys", "pipe", "get"):
             return UNKNOWN
         return base
     if k in (Kind.STR, Kind.BYTES, Kind.BYTEARRAY):

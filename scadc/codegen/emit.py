@@ -208,7 +208,11 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         needs = set().union(*(analysis.units[i].needs for i in compute.units))
         if compute.unpack or compute.send:
             needs |= classes
-        definitions = [d for d in analysis.program.definitions_of(needs) if d.kind != "statement"]
+        # settings run in every element, with what they read, as they ran before the original's main()
+        settings = [d for d in analysis.program.definitions if d.kind == "setting"]
+        needs |= analysis.program.needs(set().union(*(d.refs for d in settings)))
+        chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
+        definitions = [d for d in analysis.program.definitions if id(d) in chosen]
         blocks = [f"import scadrt.remote.values as {_RUNTIME}", *(d.code.strip("\n") for d in definitions)]
         main, unit_line = _main(analysis, compute, parallel)
         text = template.render(header=header, source=source, first_line=compute.lines[0],

@@ -68,9 +68,6 @@ def test_the_example_split_with_a_profile_prints_what_it_prints(policy: str, pro
     assert split.stderr == b""  # no pandas warning in an element either
 
 
-@pytest.mark.xfail(strict=True, reason="module-level statements (pd.set_option, np.set_printoptions, "
-                   "warnings.filterwarnings) are not copied into the elements (codegen/emit.py drops "
-                   "definitions of kind 'statement'), so a split program prints with other options")
 def test_module_level_pandas_options_reach_every_element(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text('import numpy as np\nimport pandas as pd\n\npd.set_option("display.float_format", "{:.1f}".format)\n'

@@ -9,10 +9,17 @@
 import scadrt.remote.values as _scad
 
 
+import warnings
+
+
 import numpy as np
 
 
 import pandas as pd
+
+
+# pandas 3 deprecates ``inplace=`` (Pandas4Warning, a DeprecationWarning); this program keeps it
+warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)
 
 
 SCALE = 1

@@ -9,6 +9,13 @@
 import scadrt.remote.values as _scad
 
 
+import warnings
+
+
+# pandas 3 deprecates ``inplace=`` (Pandas4Warning, a DeprecationWarning); this program keeps it
+warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)
+
+
 def money(x):
     return f"{x:,.2f}"
 

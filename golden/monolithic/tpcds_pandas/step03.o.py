@@ -9,6 +9,13 @@
 import scadrt.remote.values as _scad
 
 
+import warnings
+
+
+# pandas 3 deprecates ``inplace=`` (Pandas4Warning, a DeprecationWarning); this program keeps it
+warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)
+
+
 def main(params, action):
     _scad_step01 = params['step01'][0]['values']
     sales = _scad.unpack(_scad_step01['sales'], action)

@@ -6,6 +6,13 @@
 import scadrt.remote.values as _scad
 
 
+import warnings
+
+
+# pandas 3 deprecates ``inplace=`` (Pandas4Warning, a DeprecationWarning); this program keeps it
+warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)
+
+
 def main(params, action):
     _scad_step03 = params['step03'][0]['values']
     mean_pct = _scad.unpack(_scad_step03['mean_pct'], action)
