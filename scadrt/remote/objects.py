@@ -119,13 +119,27 @@ class _Pickler(pickle.Pickler):
 
 @functools.lru_cache(maxsize=256)
 def _exports_no_buffer(dtype: np.dtype[Any]) -> bool:
-    """True for dtypes numpy cannot export as a buffer (datetime64, timedelta64 and structured
-    dtypes holding them): numpy pickles such arrays in band."""
+    """True for dtypes numpy cannot export as a buffer although their bytes are all their data
+    (datetime64, timedelta64, structured dtypes holding them): numpy pickles such arrays in band.
+    Other dtypes that export no buffer (a user-defined dtype's bytes may point elsewhere) are
+    left to numpy."""
     try:
         memoryview(np.empty(1, dtype=dtype))
     except (ValueError, TypeError):
-        return True
+        return _plain(dtype)
     return False
+
+
+def _plain(dtype: np.dtype[Any]) -> bool:
+    if dtype.fields is not None:
+        return all(_plain(field[0]) for field in dtype.fields.values())
+    if dtype.subdtype is not None:
+        return _plain(dtype.subdtype[0])
+    return type(dtype) in _PLAIN_DTYPES
+
+
+#: numpy's own dtype classes whose items are plain bytes (no pointers, no Python objects)
+_PLAIN_DTYPES = frozenset(type(np.dtype(code)) for code in (*"?bBhHiIlLqQefdgFDG", "M8", "m8", "S1", "U1", "V1"))
 
 
 def _order(array: np.ndarray) -> str:

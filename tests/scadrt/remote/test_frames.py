@@ -280,6 +280,35 @@ def test_numpy_object_arrays_of_strings_keep_shape_order_and_element_types(regio
     assert list(map(type, back.ravel().tolist())) == list(map(type, array.ravel().tolist()))
 
 
+@pytest.mark.parametrize("make", [
+    lambda: np.arange(N, dtype=np.int64).astype("M8[ns]"),
+    lambda: np.asfortranarray(np.arange(4 * N).reshape(N, 4).astype("m8[s]")),
+    lambda: np.arange(4 * N).astype("M8[D]").reshape(4, N)[:, ::3],
+    lambda: np.array(5, dtype="m8[us]"),
+    lambda: np.zeros((0, 3), dtype=">M8[ms]"),
+    lambda: np.zeros(N, dtype=[("t", "M8[s]"), ("x", "<f4"), ("pair", "m8[h]", (2,))]),
+], ids=["1-d", "fortran", "strided", "0-d", "empty big-endian", "structured"])
+def test_datetime_arrays_go_out_of_band_with_dtype_shape_and_order(region: Region, make: Callable[[], Any]) -> None:
+    array = make()
+    if array.dtype.names:
+        array["t"] = np.arange(N)
+        array["pair"][:, 1] = 7
+    memory = region.memory()
+    metadata = store_object(memory, "mem", array)
+    if array.nbytes > 4096:
+        assert ObjectMeta.from_json(metadata).stream[1] < 1024  # numpy itself would pickle it in band
+    back = load_object(region.memory(), metadata)
+    assert back.dtype == array.dtype and back.shape == array.shape and back.flags.writeable
+    assert back.flags.f_contiguous == array.flags.f_contiguous or not array.flags.c_contiguous
+    assert back.tobytes() == array.tobytes()
+
+
+def test_dtypes_whose_bytes_are_not_their_data_are_left_to_numpy(region: Region) -> None:
+    words = np.array(text(N, ["long words are not stored inline ", "é"]), dtype=np.dtypes.StringDType())
+    back = load_object(region.memory(), store_object(region.memory(), "mem", words))
+    assert back.dtype == words.dtype and back.tolist() == words.tolist()
+
+
 def test_scadrt_does_not_import_pandas_to_store_strings_or_datetimes() -> None:
     """pandas stays optional: the rules are numpy rules, and nothing on the way imports pandas."""
     code = """
