@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -307,6 +308,48 @@ def test_dtypes_whose_bytes_are_not_their_data_are_left_to_numpy(region: Region)
     words = np.array(text(N, ["long words are not stored inline ", "é"]), dtype=np.dtypes.StringDType())
     back = load_object(region.memory(), store_object(region.memory(), "mem", words))
     assert back.dtype == words.dtype and back.tolist() == words.tolist()
+
+
+SPLIT_PROGRAM = """\
+import numpy as np
+import pandas as pd
+
+
+def main():
+    rng = np.random.default_rng(0)
+    n = 50_000
+    df = pd.DataFrame({"k": pd.Series(rng.integers(0, 50, n)).astype(str).radd("key-"),
+                       "v": rng.standard_normal(n),
+                       "t": pd.date_range("2020-01-01", periods=n, freq="min")})
+    df["c"] = df["k"].astype("category")
+    df.loc[::97, "k"] = None
+    g = df.groupby("c", observed=True)["v"].sum().round(6)
+    print(g.head(3).to_string())
+    print(df["t"].max(), df["k"].isna().sum(), df.dtypes.to_dict())
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_split_pandas_program_passes_its_frame_through_a_memory_element(tmp_path: Path) -> None:
+    """End to end: profiled, the frame is heavy, so it crosses every cut as a remote object; the
+    split program prints what the original prints, over shm and over tcp."""
+    (tmp_path / "app.py").write_text(SPLIT_PROGRAM, encoding="utf-8")
+
+    def run(*argv: str) -> bytes:
+        done = subprocess.run([sys.executable, *argv], cwd=tmp_path, capture_output=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout
+
+    original = run("app.py")
+    run("-m", "scadc", "profile", "app.py", "-o", "app.profile.json")
+    run("-m", "scadc", "split", "app.py", "-o", "p", "--profile", "app.profile.json", "--policy", "every")
+    elements = "".join(path.read_text(encoding="utf-8") for path in sorted((tmp_path / "p").glob("*.o.py")))
+    assert "pack(df, action, 'mem" in elements  # the frame really goes through the memory element
+    for transport in ("shm", "tcp"):
+        assert run("-m", "scadc", "run", "p", "--quiet", "--transport", transport) == original
 
 
 def test_scadrt_does_not_import_pandas_to_store_strings_or_datetimes() -> None:
