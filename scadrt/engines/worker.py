@@ -20,15 +20,18 @@ import contextlib
 import ctypes
 import gc
 import json
+import linecache
 import os
 import pickle
+import re
 import signal
 import struct
 import sys
 import time
 import traceback
 import types
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -185,10 +188,11 @@ def execute_element(path: str, element: str, index: int, params: Any,
     module.__file__ = path
     sys.modules[PROGRAM_MODULE] = module
     namespace = module.__dict__
-    exec(compile(source, path, "exec"), namespace)
-    with Action(element, transports, par_index=index) as action:
-        result = namespace["main"](params, action)
-        transfer = action.transfer_counts()
+    with warnings_as_in_main(path):
+        exec(compile(source, path, "exec"), namespace)
+        with Action(element, transports, par_index=index) as action:
+            result = namespace["main"](params, action)
+            transfer = action.transfer_counts()
     if result is None:
         result = {}
     if not isinstance(result, dict):
@@ -198,6 +202,79 @@ def execute_element(path: str, element: str, index: int, params: Any,
     except (TypeError, ValueError) as exc:
         raise TypeError(f"main() returned a value that is not JSON-serialisable: {exc}") from exc
     return result, transfer
+
+
+@contextlib.contextmanager
+def warnings_as_in_main(path: str) -> Iterator[None]:
+    """While the element file ``path`` runs: warnings its code triggers are shown as they were when
+    the original program ran as a script, and say where in the original they come from.
+
+    Python's default filters show a DeprecationWarning (pandas' FutureWarnings about ``inplace``,
+    numpy's deprecations…) only when the code that triggers it is in ``__main__``; element code
+    runs as :data:`PROGRAM_MODULE`. So every filter naming ``__main__`` (the default one, or a
+    ``-W``/``PYTHONWARNINGS`` one) gets a twin for the element's module right beside it, which keeps
+    the filters' order, and with it the precedence of the user's own options. A warning whose
+    location is a line of the element that :mod:`scadrt.sourcemap` maps names the original file
+    and line (the source's absolute path when it is found from the working directory, as Python
+    prints a script's), with the same source text. Filters and ``warnings.showwarning`` are
+    restored afterwards.
+    """
+    with warnings.catch_warnings():
+        _twin_main_filters()
+        shown = warnings.showwarning
+        where = _SourceLines(path)
+
+        def showwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                        *rest: Any) -> None:  # rest: file=None, line=None, as warnings.showwarning has
+            file, line = (*rest, None, None)[:2]
+            if filename == path and (original := where.lookup(lineno)) is not None:
+                line = linecache.getline(path, lineno) if line is None else line
+                filename, lineno = original
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = showwarning
+        yield
+
+
+def _twin_main_filters() -> None:
+    module = re.compile(re.escape(PROGRAM_MODULE) + r"\Z")
+    for entry in list(warnings.filters):
+        action, message, category, pattern, lineno = entry
+        names_main = pattern == "__main__" if isinstance(pattern, str) else (
+            pattern is not None and pattern.match("__main__") is not None and pattern.match(PROGRAM_MODULE) is None)
+        if not names_main:
+            continue
+        # added through the public call, which tells the warnings machinery its filters changed,
+        # then moved next to its model (nothing warns in between, so nothing sees the first place)
+        warnings.filterwarnings(action, message.pattern if message is not None else "", category,
+                                module.pattern, lineno)
+        twin = warnings.filters.pop(0)
+        warnings.filters.insert(warnings.filters.index(entry) + 1, twin)
+
+
+class _SourceLines:
+    """Lines of an element file → (original file, line), read from the program's sourcemap.json
+    when first asked (a warning is rare; most elements never read it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._map: Any = None
+        self._source = ""
+
+    def lookup(self, lineno: int) -> tuple[str, int] | None:
+        from scadrt.sourcemap import load_sourcemap  # only when a warning is shown
+
+        if self._map is None:
+            self._map = load_sourcemap(Path(self.path).parent) or False
+            if self._map:
+                source = self._map.source
+                # a script's warnings name its absolute path; the map has it as given to scadc split
+                self._source = source if os.path.isabs(source) or not os.path.isfile(source) else (
+                    os.path.abspath(source))
+        if not self._map:
+            return None
+        original = self._map.lookup(Path(self.path).name.partition(".")[0], lineno)
+        return None if original is None else (self._source, original)
 
 
 def format_element_error(exc: BaseException) -> str:

@@ -18,14 +18,31 @@ Rules:
 3. The block reaches the region before ``store_object`` returns (write-through, like RemoteArray).
 4. Unpickling runs code chosen by whoever pickled: load only metadata your own program produced
    (the same trust as Scad's pickled metadata, reference-notes §7.8).
+5. Data numpy would copy into the stream goes out of band as well, so that a pandas DataFrame or
+   Series (whose blocks are numpy arrays) crosses with its column data beside the stream:
+
+   - an array whose dtype exports no buffer (``datetime64``, ``timedelta64``, structured dtypes
+     holding them: pandas datetime and timedelta columns) goes as its raw bytes and is rebuilt
+     with the same dtype, shape and memory order;
+   - an object array holding at least :data:`MIN_STRINGS` exact ``str`` (pandas ``str`` and
+     ``object`` columns and indexes without pyarrow) goes as one UTF-8 buffer of the strings
+     joined by NUL (lone surrogates kept), a mask of which elements are strings and the other
+     elements (NaN, None, pd.NA, anything else), pickled as usual. Pickling a string per element
+     is what dominates the time of a frame with a string column; joining them is a few times
+     faster (bench/frames_transfer.py). An array with a string that holds NUL is pickled as usual.
+
+   Nothing imports pandas: these are rules for numpy arrays, wherever they sit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import math
 import operator
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,7 +52,12 @@ from scadrt.errors import AllocationError, RemoteMetadataError
 from scadrt.remote.allocator import GRANULE
 from scadrt.remote.memory import RemoteMemory, Target, check_metadata_header, remote_memory
 
-__all__ = ["ObjectMeta", "free_object", "load_object", "store_object"]
+__all__ = ["MIN_STRINGS", "ObjectMeta", "free_object", "load_object", "store_object"]
+
+#: an object array with fewer strings than this is pickled as usual (rule 5): the joined form
+#: only pays off when there are many
+MIN_STRINGS = 1024
+_SEP = "\x00"
 
 
 def _align(value: int) -> int:
@@ -80,12 +102,114 @@ class ObjectMeta:
 
 class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not np.ndarray:
+            return NotImplemented
+        if obj.dtype == object:
+            return _reduce_strings(obj)
+        if obj.dtype.hasobject or not obj.dtype.itemsize:
+            return NotImplemented
+        if _exports_no_buffer(obj.dtype):
+            return _reduce_raw(obj)  # numpy would pickle it in band (rule 5)
         # numpy pickles a strided (neither C- nor F-contiguous) array in band, copying its bytes into
         # the stream; a contiguous copy goes out of band instead, beside the stream (rule 1)
-        if (type(obj) is np.ndarray and not (obj.flags.c_contiguous or obj.flags.f_contiguous)
-                and not obj.dtype.hasobject):
+        if not (obj.flags.c_contiguous or obj.flags.f_contiguous):
             return np.ascontiguousarray(obj).__reduce_ex__(5)
         return NotImplemented
+
+
+@functools.lru_cache(maxsize=256)
+def _exports_no_buffer(dtype: np.dtype[Any]) -> bool:
+    """True for dtypes numpy cannot export as a buffer although their bytes are all their data
+    (datetime64, timedelta64, structured dtypes holding them): numpy pickles such arrays in band.
+    Other dtypes that export no buffer (a user-defined dtype's bytes may point elsewhere) are
+    left to numpy."""
+    try:
+        memoryview(np.empty(1, dtype=dtype))
+    except (ValueError, TypeError):
+        return _plain(dtype)
+    return False
+
+
+def _plain(dtype: np.dtype[Any]) -> bool:
+    if dtype.fields is not None:
+        return all(_plain(field[0]) for field in dtype.fields.values())
+    if dtype.subdtype is not None:
+        return _plain(dtype.subdtype[0])
+    return type(dtype) in _PLAIN_DTYPES
+
+
+#: numpy's own dtype classes whose items are plain bytes (no pointers, no Python objects)
+_PLAIN_DTYPES = frozenset(type(np.dtype(code)) for code in (*"?bBhHiIlLqQefdgFDG", "M8", "m8", "S1", "U1", "V1"))
+
+
+def _order(array: np.ndarray) -> str:
+    return "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+
+
+def _reduce_raw(array: np.ndarray) -> tuple[Any, ...]:
+    """``array`` as its bytes (one out-of-band buffer), kept in its memory order when contiguous."""
+    order = _order(array)
+    flat = array.T.reshape(-1) if order == "F" else np.ascontiguousarray(array).reshape(-1)
+    return _rebuild_raw, (pickle.PickleBuffer(flat.view(np.uint8)), array.dtype, array.shape, order)
+
+
+def _rebuild_raw(data: Any, dtype: np.dtype[Any], shape: tuple[int, ...], order: str) -> np.ndarray:
+    # a view of the loaded block, as numpy's own out-of-band arrays are (writable: rule 2)
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order)  # type: ignore[call-overload]
+
+
+def _reduce_strings(array: np.ndarray) -> Any:
+    """An object array of many strings as one UTF-8 buffer, and where the other elements are and
+    what they are (rule 5)."""
+    if array.size < MIN_STRINGS:
+        return NotImplemented
+    order = _order(array)
+    flat = array.ravel(order=order)  # type: ignore[call-overload]
+    items = flat.tolist()
+    kinds = list(map(type, items))
+    types = set(kinds)
+    if str not in types:
+        return NotImplemented
+    rest = None
+    if len(types) > 1:  # str subclasses are "others" too: they come back as themselves
+        where = np.fromiter((i for kind in types - {str} for i in _positions(kinds, kind)), dtype=np.intp)
+        if len(items) - len(where) < MIN_STRINGS:
+            return NotImplemented
+        rest = (where, flat[where])  # the others hold no str: pickled the usual way, not by this rule
+        for i in where.tolist():
+            items[i] = ""  # a place holder in the joined text, so that it splits into one item per element
+    joined = _SEP.join(items)
+    if joined.count(_SEP) != len(items) - 1:  # a string holds NUL itself: the split would be wrong
+        return NotImplemented
+    data = joined.encode("utf-8", "surrogatepass")
+    del joined
+    return _rebuild_strings, (pickle.PickleBuffer(data), array.shape, order, rest)
+
+
+def _positions(items: list[Any], item: Any) -> Iterator[int]:
+    """Where ``item`` is in ``items``: list.index scans in C, so a few missing values among a
+    million strings (pandas' NaN) cost little; a test per element in Python would cost more
+    than the rest of the rule."""
+    pos = -1
+    with contextlib.suppress(ValueError):
+        while True:
+            pos = items.index(item, pos + 1)
+            yield pos
+
+
+def _rebuild_strings(data: Any, shape: tuple[int, ...], order: str,
+                     rest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """The array :func:`_reduce_strings` took apart; ``rest``: where the elements that are not
+    strings go, and what they are."""
+    strings = str(data, "utf-8", "surrogatepass").split(_SEP)
+    flat = np.empty(math.prod(shape), dtype=object)
+    if len(strings) != len(flat):
+        raise RemoteMetadataError(f"remote object: {len(strings)} strings where {len(flat)} were stored")
+    flat[:] = strings
+    if rest is not None:
+        where, others = rest
+        flat[where] = others
+    return flat.reshape(shape, order=order)  # type: ignore[call-overload]
 
 
 def store_object(target: Target, name: str | None, obj: Any) -> dict[str, Any]:

@@ -9,7 +9,12 @@ An element returns a JSON object; every value live across a cut travels inside i
 (3) ``array``  a numpy array kept in a memory element as a :class:`RemoteArray`:
                ``{"kind": "array", "meta": …}``;
 (4) ``object`` any other heavy value kept in a memory element as a remote object (pickle
-               protocol 5, out-of-band buffers).
+               protocol 5, out-of-band buffers). pandas DataFrames, Series and Indexes are
+               objects: their column data (numeric blocks, categorical codes, datetime and
+               timedelta columns, strings joined into one UTF-8 buffer) sits beside the small
+               pickle stream, not in it (objects.py rule 5). A separate "frame" kind storing
+               columns as RemoteArrays would move the same bytes; bench/frames_transfer.py
+               measures it as a yardstick for numeric frames, and it is no faster.
 
 Heavy values (3, 4) are written only when the caller asks for a memory element; the compiler
 decides which values are heavy. Packing a heavy value that came from a memory element and was
