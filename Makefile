@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dag.py $(BENCH_ARGS)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/transports.py --quick
+	$(BIN)/python bench/frames_transfer.py --quick
 	$(BIN)/python bench/remote.py --quick
 	$(BIN)/python bench/split.py
 
