@@ -10,8 +10,12 @@ of the receiver (or what an accessor/groupby reads) and of every argument before
 attempt, and the global RNGs before and after the attempts on each receiver. A failed attempt is
 checked too: a program may catch the error.
 
-Generators passed as arguments (``df.sample(random_state=gen)``) are not tried: rule 6 of
-:mod:`scadc.analysis.effects` treats any generator given to a library call as drawn from.
+Arguments are ordinary values (lists, dicts, sets, frames, arrays), and a ``collections.
+defaultdict`` where a method takes a mapping (the analysis types it as a dict, and a lookup with
+``m[key]`` inserts the key). Generators passed as arguments (``df.sample(random_state=gen)``) are
+not tried: rule 6 of :mod:`scadc.analysis.effects` treats any generator given to a library call as
+drawn from. Nor are iterators: the methods that iterate an argument advance it, which the last test
+records; seeing that is the analysis's job (an iterator is never transferable across a cut).
 
 The inverse check at the end runs a sample of mutating methods, asserts that they do mutate, and
 that the table does not list them.
@@ -288,6 +292,16 @@ def _identity(x: Any) -> Any:
     return x
 
 
+def _missing(key: object = None) -> str:
+    return "?"
+
+
+def _defaultdict(items: Mapping[Any, Any]) -> collections.defaultdict[Any, Any]:
+    """A mapping whose lookup of a missing key inserts it: a method that reads a mapping with ``m[key]``
+    rather than ``m.get(key)`` changes this argument (and the analysis types it as a plain dict)."""
+    return collections.defaultdict(_missing, items)
+
+
 #: tried in this order; values the receivers hold come early, so that a mutator is seen doing something
 GENERIC: tuple[Call, ...] = (
     call(), call(0), call(1), call(2), call([1, 2]), call({2, 9}), call(OTHER), call(-1), call("a"), call(b"a"),
@@ -331,7 +345,7 @@ _PANDAS_EXAMPLES: dict[str, tuple[Call, ...]] = {
     "groupby": (call("kind", observed=True), call(level=0), call([0, 1, 0, 1])),
     "head": (call(2),),
     "tail": (call(2),),
-    "map": (call({1: "one", 0.5: "half"}), call(_identity), call(str)),
+    "map": (call({1: "one", 0.5: "half"}), call(_identity), call(str), call(_defaultdict({1: "one"}))),
     "melt": (call(id_vars=["num"]), call()),
     "nlargest": (call(2, "num"), call(2, "a"), call(2)),
     "nsmallest": (call(2, "num"), call(2, "a"), call(2)),
@@ -339,10 +353,11 @@ _PANDAS_EXAMPLES: dict[str, tuple[Call, ...]] = {
     "pivot": (call(index="when", columns="kind", values="num"),),
     "pivot_table": (call(index="kind", values="num", aggfunc="sum", observed=True),),
     "query": (call("num > 1"), call("a > 1")),
-    "rename": (call(columns={"num": "n", "a": "A"}), call(str), call("new")),
+    "rename": (call(columns={"num": "n", "a": "A"}), call(str), call("new"), call(_defaultdict({1: "one"})),
+               call(columns=_defaultdict({"num": "n"}))),
     "rename_axis": (call("rows"),),
     "reorder_levels": (call([1, 0]),),
-    "replace": (call({"a": "z", 1: 10}), call(1, 10)),
+    "replace": (call({"a": "z", 1: 10}), call(1, 10), call(_defaultdict({1: 10}))),
     "resample": (call("2D"),),
     "rolling": (call(2),),
     "expanding": (call(),),
@@ -413,7 +428,7 @@ _PANDAS_EXAMPLES: dict[str, tuple[Call, ...]] = {
     # the .cat accessor
     "add_categories": (call(["zz"]),),
     "remove_categories": (call(["y"]),),
-    "rename_categories": (call({"x": "X"}), call(str.upper)),
+    "rename_categories": (call({"x": "X"}), call(str.upper), call(_defaultdict({"x": "X"}))),
     "reorder_categories": (call(["y", "x"]),),
     "set_categories": (call(["x", "y", "w"]),),
 }
@@ -446,7 +461,7 @@ _STR_EXAMPLES: dict[str, tuple[Call, ...]] = {
     "expandtabs": (call(4),),
     "find": (call("o"),),
     "format": (call(name=["x"]),),
-    "format_map": (call({"name": ["x"]}),),
+    "format_map": (call({"name": ["x"]}), call(collections.defaultdict(list))),
     "index": (call("o"),),
     "join": (call(["a", "b"]),),
     "ljust": (call(40),),
@@ -461,7 +476,7 @@ _STR_EXAMPLES: dict[str, tuple[Call, ...]] = {
     "rsplit": (call(","),),
     "split": (call(","),),
     "startswith": (call("He"), call(("He", "x"))),
-    "translate": (call({ord("l"): "L"}), call(str.maketrans("l", "L"))),
+    "translate": (call({ord("l"): "L"}), call(str.maketrans("l", "L")), call(_defaultdict({ord("l"): "L"}))),
     "zfill": (call(40),),
 }
 
@@ -509,9 +524,14 @@ EXAMPLES: Mapping[Kind, Mapping[str, tuple[Call, ...]]] = {
 # -- entries known to be wrong -------------------------------------------------------------------
 
 #: (kind, method) -> why the entry is wrong: the lead fixes the table, these then XPASS and go
+_DEFAULTDICT = ("looks its mapping argument up with m[key]: a collections.defaultdict argument (typed dict by the "
+                "analysis) gains every missing key")
 KNOWN_WRONG: Mapping[tuple[Kind, str], str] = {
     (Kind.PANDAS, "sample"): "without random_state=, sample() draws from numpy's global generator (np.random), "
                              "the hidden RNG state the plan carries between elements (rule S1 does not see it)",
+    (Kind.STR, "format_map"): f"str.format_map {_DEFAULTDICT}",
+    (Kind.STR, "translate"): f"str.translate {_DEFAULTDICT}",
+    (Kind.PANDAS, "map"): f"Series.map / Index.map {_DEFAULTDICT} (pandas calls __missing__)",
 }
 
 _SKIPPED: Mapping[tuple[Kind, str], Callable[[], str | None]] = {
@@ -694,3 +714,25 @@ def test_fingerprint_sees_deep_changes() -> None:
         before = state(value)
         change(value)
         assert state(value) != before, make
+
+
+#: (kind, receiver, method) of table entries that iterate an argument: given an iterator, they
+#: advance it. The main test passes lists; an iterator argument is the analysis's to see (like
+#: ``list(it)`` in rule 7), not the table's: an iterator is never transferable across a cut.
+ITERATING: tuple[tuple[Kind, Callable[[], Any], str], ...] = (
+    (Kind.STR, lambda: ",", "join"),
+    (Kind.BYTES, lambda: b",", "join"),
+    (Kind.SET, lambda: {1}, "union"),
+    (Kind.SET, lambda: {1}, "issubset"),
+    (Kind.FROZENSET, lambda: frozenset({1}), "isdisjoint"),
+    (Kind.PANDAS, lambda: pd.Series([1, 2]), "isin"),
+    (Kind.PANDAS, lambda: pd.Index([1]), "union"),
+)
+
+
+@pytest.mark.parametrize(("kind", "make", "method"), ITERATING, ids=[f"{k.value}.{m}" for k, _, m in ITERATING])
+def test_pure_method_advances_an_iterator_argument(kind: Kind, make: Callable[[], Any], method: str) -> None:
+    items = [b"a", b"b"] if kind is Kind.BYTES else ["a", "b"] if kind is Kind.STR else [2, 3]
+    it = iter(items)
+    getattr(make(), method)(it)
+    assert next(it, None) is None, f"{kind.value}.{method} did not consume its iterator argument"
