@@ -55,8 +55,9 @@ class _PandasState:
     attrs: dict[str, Any]
 
     @classmethod
-    def of(cls, x: Any) -> _PandasState:
-        return cls(x.copy(deep=True), copy.deepcopy(dict(x.attrs)) if hasattr(x, "attrs") else {})
+    def of(cls, x: Any, snapshot: bool) -> _PandasState:
+        attrs = dict(x.attrs) if hasattr(x, "attrs") else {}
+        return cls(x.copy(deep=True), copy.deepcopy(attrs)) if snapshot else cls(x, attrs)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _PandasState):
@@ -83,31 +84,32 @@ def _index_same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a.equals(b) and a.dtype == b.dtype and list(a.names) == list(b.names)
 
 
-def state(x: Any) -> object:
+def state(x: Any, snapshot: bool = True) -> object:
     """What ``x`` holds, deeply, as a value to compare with ``==`` (a later ``state(x)`` differs iff
-    ``x`` or something it contains was changed in place)."""
+    ``x`` or something it contains was changed in place). ``snapshot=False`` for the state compared
+    last: it may refer to ``x`` itself rather than copy it."""
     if isinstance(x, np.ndarray):
         return ("ndarray", x.dtype.descr if x.dtype.names else x.dtype.str, x.shape, x.flags.writeable, x.tobytes())
     if isinstance(x, (pd.DataFrame, pd.Series, pd.Index)):
-        return _PandasState.of(x)
+        return _PandasState.of(x, snapshot)
     if isinstance(x, np.random.Generator):
         return ("Generator", repr(x.bit_generator.state))
     if isinstance(x, np.random.RandomState):
         return ("RandomState", pickle.dumps(x.get_state()))
     if isinstance(x, (list, tuple)):
-        return (type(x), [state(v) for v in x])
+        return (type(x), [state(v, snapshot) for v in x])
     if isinstance(x, collections.deque):
-        return (type(x), x.maxlen, [state(v) for v in x])
+        return (type(x), x.maxlen, [state(v, snapshot) for v in x])
     if isinstance(x, dict):  # insertion order is observable (iteration, OrderedDict ==)
         factory = x.default_factory if isinstance(x, collections.defaultdict) else None
-        return (type(x), factory, [(state(k), state(v)) for k, v in x.items()])
+        return (type(x), factory, [(state(k, snapshot), state(v, snapshot)) for k, v in x.items()])
     if isinstance(x, (set, frozenset)):
         return (type(x), frozenset(x))
     if isinstance(x, bytearray):
         return (bytearray, bytes(x))
     if callable(x) or isinstance(x, (str, bytes, int, float, complex, type(None), np.generic)):
         return (type(x), x if not callable(x) else id(x))  # immutable, or a function (not compared deeper)
-    return (type(x), copy.deepcopy(x), repr(x))
+    return (type(x), copy.deepcopy(x) if snapshot else x, repr(x))
 
 
 def global_rng_state() -> tuple[Any, Any]:
@@ -594,7 +596,7 @@ def _attempt(receiver: Receiver, method: str, c: Call, tmp: Callable[[], Path],
             _consume(fn(*args, **kwargs))
         except Exception as e:
             ok, error = False, f"{type(e).__name__}: {e}"[:200]
-    changed = [what for what, v in watched.items() if state(v) != states[what]]
+    changed = [what for what, v in watched.items() if states[what] != state(v, snapshot=False)]
     return ok, (", ".join(changed) or None), error
 
 
@@ -720,8 +722,9 @@ def test_fingerprint_sees_deep_changes() -> None:
     ]:
         value = make()
         before = state(value)
+        assert before == state(value, snapshot=False), make  # unchanged: equal
         change(value)
-        assert state(value) != before, make
+        assert before != state(value, snapshot=False), make
 
 
 #: (kind, receiver, method) of table entries that iterate an argument: given an iterator, they
