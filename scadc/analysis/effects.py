@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import networkx as nx
-from libcst.metadata import Scope
+from libcst.metadata import ExpressionContext, Scope
 
 from scadc.analysis.names import PROGRAM, Names
 from scadc.analysis.types import UNKNOWN, Kind, Signatures, ValueType, infer_types, is_pure_method, type_of
@@ -73,7 +73,9 @@ MUTATING_METHODS = frozenset({
     "extendleft", "rotate", "popleft", "write", "writelines", "seek", "truncate", "close", "send",
 })
 VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
-                          "flat", "base", "values", "keys", "items"})
+                          "flat", "base", "values", "keys", "items", "getfield", "conj", "conjugate"})
+#: methods whose result is the receiver itself (or a view of it) when given ``copy=`` other than True
+VIEW_IF_NOT_COPIED = frozenset({"astype"})
 NUMPY_VIEW_FUNCTIONS = frozenset({"asarray", "asanyarray", "ravel", "reshape", "transpose", "squeeze",
                                   "atleast_1d", "atleast_2d", "atleast_3d", "swapaxes", "moveaxis", "frombuffer",
                                   "broadcast_to", "expand_dims"})
@@ -159,6 +161,16 @@ def _is_slice(target: cst.Subscript) -> bool:
     return any(isinstance(el.slice, cst.Slice) for el in target.slice)
 
 
+def _is_view_call(call: cst.Call) -> bool:
+    """``x.reshape(...)``, ``x.astype(t, copy=False)``: the result may be (a view of) ``x`` (A3)."""
+    if not isinstance(call.func, cst.Attribute):
+        return False
+    method = call.func.attr.value
+    return method in VIEW_METHODS or (method in VIEW_IF_NOT_COPIED and any(
+        a.keyword is not None and a.keyword.value == "copy" and not (isinstance(a.value, cst.Name)
+                                                                  and a.value.value == "True") for a in call.args))
+
+
 def _unparse(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
 
@@ -212,9 +224,8 @@ class _Visitor(cst.CSTVisitor):
                 return expr
             if isinstance(expr, (cst.Attribute, cst.Subscript)):
                 expr = expr.value
-            elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
-                    expr.func.attr.value in VIEW_METHODS:
-                expr = expr.func.value
+            elif isinstance(expr, cst.Call) and _is_view_call(expr):
+                expr = expr.func.value  # type: ignore[attr-defined]
             else:
                 return None
 
@@ -263,8 +274,8 @@ class _Visitor(cst.CSTVisitor):
             q = self.names.qualname(value.func) or ""
             if q.startswith("numpy.") and q.rsplit(".", 1)[-1] in NUMPY_VIEW_FUNCTIONS and value.args:
                 return [value.args[0].value]
-            if isinstance(value.func, cst.Attribute) and value.func.attr.value in VIEW_METHODS:
-                return [value.func.value]
+            if _is_view_call(value):
+                return [value.func.value]  # type: ignore[attr-defined]
         return []
 
     def _assign(self, targets: list[cst.BaseExpression], value: cst.BaseExpression, at: cst.CSTNode) -> None:
@@ -400,6 +411,10 @@ class _Visitor(cst.CSTVisitor):
             return
         if t.kind is not Kind.UNKNOWN:
             self._generators_passed(every, f"`.{method}()`", at)
+            if t.kind is Kind.PANDAS and method == "sample" and not any(
+                    a.keyword is not None and a.keyword.value == "random_state" and
+                    not (isinstance(a.value, cst.Name) and a.value.value == "None") for a in at.args):
+                self.out.rng.add("numpy.random")  # S1: sample() without random_state draws from np.random
             if is_pure_method(t, method, exact=exact):
                 return
             self.mutate(receiver, f"`.{method}()` is not a known-pure method of {t}", at)  # rules 3, 8
@@ -421,10 +436,20 @@ class _Visitor(cst.CSTVisitor):
                 self.alias(receiver, src)
 
     def _generators_passed(self, args: list[cst.BaseExpression], what: str, at: cst.Call) -> None:
-        """Rule 6: a generator given to a library call (``df.sample(random_state=gen)``) may be drawn from."""
+        """Rule 6: a generator given to a library call (``df.sample(random_state=gen)``) may be drawn
+        from; a defaultdict given to one may gain the keys it looks up (``s.map(dd)``)."""
         for arg in args:
-            if self._type(arg)[0].kind is Kind.RNG:
+            kind = self._type(arg)[0].kind
+            if kind is Kind.RNG:
                 self.mutate(arg, f"a generator passed to {what} may be drawn from", at)
+            elif kind is Kind.DEFAULTDICT:
+                self.mutate(arg, f"a defaultdict passed to {what} may gain the keys it looks up", at)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        """``d[k]`` of a defaultdict inserts a missing key."""
+        if self.names.program.contexts.get(node) is ExpressionContext.LOAD and \
+                self._type(node.value)[0].kind is Kind.DEFAULTDICT:
+            self.mutate(node.value, f"`{_unparse(node)}` inserts a missing key into a defaultdict", node)
 
     def _callables_passed(self, node: cst.Call, q: str | None) -> None:
         """A program function or a lambda passed to a call runs there (rule 8, S3)."""

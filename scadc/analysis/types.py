@@ -60,6 +60,9 @@ class Kind(enum.Enum):
     FROZENSET = "frozenset"
     LIST = "list"
     DICT = "dict"
+    #: a ``collections.defaultdict``: a lookup of a missing key inserts it (``d[k]``, and any call
+    #: that looks keys up in a mapping it is given: ``str.format_map``, ``Series.map``)
+    DEFAULTDICT = "defaultdict"
     SET = "set"
     DEQUE = "deque"
     RNG = "rng"
@@ -201,6 +204,7 @@ PURE_METHODS: Mapping[Kind, frozenset[str]] = {
     Kind.LIST: frozenset({"copy", "count", "index"}),
     Kind.DEQUE: frozenset({"copy", "count", "index"}),
     Kind.DICT: frozenset({"copy", "get", "items", "keys", "values", "most_common", "elements", "total"}),
+    Kind.DEFAULTDICT: frozenset({"copy", "get", "items", "keys", "values"}),
     Kind.NONE: frozenset(),
 }
 
@@ -218,7 +222,7 @@ _BUILTIN_KINDS = {
     **dict.fromkeys(("str", "repr", "format", "chr", "ascii", "hex", "bin", "oct"), Kind.STR),
     "list": Kind.LIST, "sorted": Kind.LIST, "dict": Kind.DICT, "set": Kind.SET, "frozenset": Kind.FROZENSET,
     "tuple": Kind.TUPLE, "bytes": Kind.BYTES, "bytearray": Kind.BYTEARRAY,
-    "collections.Counter": Kind.DICT, "collections.OrderedDict": Kind.DICT, "collections.defaultdict": Kind.DICT,
+    "collections.Counter": Kind.DICT, "collections.OrderedDict": Kind.DICT, "collections.defaultdict": Kind.DEFAULTDICT,
     "collections.deque": Kind.DEQUE,
 }
 _NUMPY_RNG = frozenset({"default_rng", "Generator", "RandomState"})
@@ -440,7 +444,7 @@ def _method_result(base: ValueType, method: str) -> ValueType:
         return base if method in PURE_METHODS[k] else UNKNOWN
     if k is Kind.RNG:
         return UNKNOWN if method in ("spawn", "bit_generator") else _T[Kind.NDARRAY]
-    if method == "copy" and k in (Kind.LIST, Kind.DICT, Kind.SET, Kind.DEQUE, Kind.BYTEARRAY):
+    if method == "copy" and k in (Kind.LIST, Kind.DICT, Kind.DEFAULTDICT, Kind.SET, Kind.DEQUE, Kind.BYTEARRAY):
         return base
     if k in (Kind.SET, Kind.FROZENSET) and method in _SET_PURE - {"isdisjoint", "issubset", "issuperset"}:
         return base
@@ -558,7 +562,8 @@ def _binop(op: cst.BaseAugOp) -> cst.BaseBinaryOp:
 
 
 #: kinds whose ``x op= v`` changes ``x`` in place and keeps its kind (or raises)
-_IN_PLACE_KINDS = frozenset({Kind.NDARRAY, Kind.PANDAS, Kind.LIST, Kind.SET, Kind.DICT, Kind.BYTEARRAY, Kind.DEQUE})
+_IN_PLACE_KINDS = frozenset({Kind.NDARRAY, Kind.PANDAS, Kind.LIST, Kind.SET, Kind.DICT, Kind.DEFAULTDICT,
+                             Kind.BYTEARRAY, Kind.DEQUE})
 
 
 def _augmented(expr: cst.BaseExpression, env: _Env) -> ValueType | None:

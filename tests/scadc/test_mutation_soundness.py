@@ -167,6 +167,29 @@ CASES = [
         v = a.reshape(-1)
         v.fill(1.0)  # <-
         print(a)""", {"a", "v"}, set()),
+    ("defaultdict_lookup_inserts", """
+        d = collections.defaultdict(list)
+        x = d["k"]  # <-
+        print(len(d), x)""", {"d"}, set()),
+    ("defaultdict_passed_to_a_pure_method", """
+        d = collections.defaultdict(str)
+        s = "{x}".format_map(d)  # <-
+        print(dict(d), s)""", {"d"}, set()),
+    ("astype_without_a_copy_is_a_view", """
+        a = np.zeros(3)
+        b = a.astype(float, copy=False)
+        b[0] = 1.0  # <-
+        print(a)""", {"a", "b"}, set()),
+    ("astype_copies", """
+        a = np.zeros(3)
+        b = a.astype(np.float32)
+        b[0] = 1.0  # <-
+        print(a, b)""", {"b"}, {"a"}),
+    ("getfield_is_a_view", """
+        a = np.zeros(3)
+        b = a.getfield(np.float64)
+        b[0] = 1.0  # <-
+        print(a)""", {"a", "b"}, set()),
     ("an_element_of_an_object_array", """
         a = np.empty(2, dtype=object)
         a[0] = set()
@@ -210,3 +233,18 @@ def test_a_mutation_names_its_reason(tmp_path: Path) -> None:
     assert ("model", "`.fit()` on a value of unknown type") in reasons
     assert ("df", "`.update()` is not a known-pure method of pandas") in reasons
     assert not any(r for n, r in reasons if "describe" in r)
+
+
+def test_sample_without_random_state_draws_from_the_global_generator(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(PRELUDE + textwrap.dedent("""\
+        def main():
+            df = pd.DataFrame({"a": [1, 2, 3]})
+            s = df.sample(2)
+            t = df.sample(2, random_state=1)
+
+
+        if __name__ == "__main__":
+            main()
+        """))
+    units = analyze(str(tmp_path / "app.py")).units
+    assert "numpy.random" in units[1].hidden and "numpy.random" not in units[2].hidden

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -50,6 +51,26 @@ def test_every_allowed_cut_preserves_the_output(example: Path, tmp_path: Path) -
     run("-m", "scadc", "split", example.relative_to(ROOT), "-o", prog, "--policy", "every")
     assert len(list(prog.glob("*.o.py"))) > 2
     assert run("-m", "scadc", "run", prog, "--quiet").stdout == original_output(example)
+
+
+@cache
+def profiled(example: Path) -> Path:
+    out = Path(tempfile.mkdtemp(prefix="scadc-profile-")) / f"{example.stem}.profile.json"
+    assert run("-m", "scadc", "profile", example.relative_to(ROOT), "-o", out).stdout == original_output(example)
+    return out
+
+
+# `resource` with a profile over shm is covered by test_pandas and test_profile_observed; the suite's time
+# goes to the strictest case here: every allowed cut, over tcp
+@pytest.mark.parametrize(("policy", "transport"), [("every", "tcp")])
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_a_profiled_split_prints_what_the_original_prints(example: Path, policy: str, transport: str,
+                                                           tmp_path: Path) -> None:
+    """Issue 11: equivalent under --profile too (measured sizes and observed mutations change the plan)."""
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", example.relative_to(ROOT), "-o", prog, "--policy", policy,
+        "--profile", profiled(example))
+    assert run("-m", "scadc", "run", prog, "--transport", transport, "--quiet").stdout == original_output(example)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
