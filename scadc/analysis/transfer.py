@@ -2,7 +2,8 @@
 
 A local is *not transferable* when any of its bindings in the entry region is:
 
-1. an open file or socket: ``open(...)``, ``io.open``, ``os.fdopen``, ``socket.socket``, or a
+1. an open file or socket: ``open(...)``, ``io.open``, ``os.fdopen``, ``socket.socket``, a pandas
+   reader that reads as it goes (``pd.read_csv(..., chunksize=…)`` or ``iterator=True``), or a
    ``with … as`` target of such a call;
 2. a generator: a generator expression, or a call of a program function that contains ``yield``;
 3. an iterator: ``iter()``, ``map()``, ``filter()``, ``zip()``, ``enumerate()``, ``reversed()``,
@@ -64,6 +65,9 @@ class TransferProvider(Provider[str, str]):
                     q = names.qualname(value.func) or ""
                     if q in _FILES:
                         reason = "an open file"  # rule 1
+                    elif q.startswith("pandas.read_") and any(
+                            a.keyword is not None and a.keyword.value in ("chunksize", "iterator") for a in value.args):
+                        reason = f"a reader holding an open file ({q.removeprefix('pandas.')}(chunksize=…))"
                     elif q in _ITERATORS or q.startswith("itertools."):
                         reason = f"an iterator ({q.removeprefix('builtins.')}())"  # rule 3
                     elif q.startswith(_SYNC):

@@ -248,3 +248,18 @@ def test_sample_without_random_state_draws_from_the_global_generator(tmp_path: P
         """))
     units = analyze(str(tmp_path / "app.py")).units
     assert "numpy.random" in units[1].hidden and "numpy.random" not in units[2].hidden
+
+
+def test_a_chunked_pandas_reader_cannot_cross_a_cut(tmp_path: Path) -> None:
+    """It holds an open file: found only when its pickle failed at run time before."""
+    (tmp_path / "app.py").write_text(PRELUDE + textwrap.dedent("""\
+        def main():
+            reader = pd.read_csv("data.csv", chunksize=1000)
+            first = next(reader)
+            print(first)
+
+
+        if __name__ == "__main__":
+            main()
+        """))
+    assert "reader" in analyze(str(tmp_path / "app.py")).not_transferable
