@@ -52,8 +52,8 @@ pytestmark = pytest.mark.usefixtures("no_leftovers")
 ISSUE_11_OPEN = True
 UNSOUND_UNTIL_ISSUE_11 = pytest.mark.xfail(
     ISSUE_11_OPEN, strict=False,
-    reason="issue 11: unknown methods are assumed pure (effects.py rule 8) and generators are only "
-           "recognised where bound in the same scope")
+    # unknown methods are taken for pure (effects.py rule 8); a generator is known only where bound
+    reason="issue 11")
 
 QUICK_EXAMPLES = 3
 MAX_FUZZ_EXAMPLES = 1000
@@ -550,9 +550,13 @@ def _diff(expected: bytes, got: bytes) -> str:
     return "\n".join(shown[:40] + (["…"] if len(shown) > 40 else []))
 
 
-def check(case: Case, tmp: Path) -> None:
-    """``python app.py`` vs the program split with every/resource/--profile and run; fail with the
-    program, the commands that reproduce it, and expected vs got."""
+#: how each program is split: (policy, with a profile from `scadc profile` first)
+CONFIGS = (("every", False), ("resource", False), ("resource", True))
+
+
+def check(case: Case, tmp: Path, configs: tuple[tuple[str, bool], ...] = CONFIGS) -> None:
+    """``python app.py`` vs the program split with each of ``configs`` and run; fail with the program,
+    the commands that reproduce it, and expected vs got."""
     app = tmp / "app.py"
     app.write_text(case.text)
     original = subprocess.run([sys.executable, str(app)], capture_output=True, timeout=120, check=False)
@@ -560,7 +564,7 @@ def check(case: Case, tmp: Path) -> None:
     heavy = parse_size(case.heavy_bytes)
     split_opts = f"--heavy-bytes {case.heavy_bytes}"
     run_cmd = f"scadc run prog --quiet --transport {case.transport}"
-    for policy, with_profile in (("every", False), ("resource", False), ("resource", True)):
+    for policy, with_profile in configs:
         profile = None
         if with_profile:
             profile = str(tmp / "app.profile.json")
