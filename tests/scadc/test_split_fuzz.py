@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scadc.analysis import analyze
+from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES
 from scadc.codegen.emit import write_program
 from scadc.partition.build import build_plan
 from scadc.partition.policies import make_policy
@@ -98,6 +99,21 @@ def source(statements: list[str], log: Path) -> str:
     return HEADER.format(log=str(log)) + body + FOOTER
 
 
+def split_and_run(app: Path, prog: Path, policy: str, *, transport: str = "shm",
+                  heavy_bytes: int = DEFAULT_HEAVY_BYTES, profile: str | None = None) -> bytes:
+    """Split ``app`` into ``prog`` with ``policy`` (as `scadc split` does), run it (as `scadc run
+    --transport TRANSPORT` does) and return what it printed; :class:`RunFailed` propagates."""
+    analysis = analyze(str(app), heavy_bytes=heavy_bytes, profile=profile)
+    plan = build_plan(analysis, make_policy(policy))
+    assert plan.validate() == []
+    write_program(analysis, plan, prog, force=True)
+    program = load_program(prog)
+    out, err = io.BytesIO(), io.BytesIO()
+    with LocalEngine(memory=memory_backend(transport, program), stdout=out, stderr=err) as engine:
+        engine.run(program)
+    return out.getvalue()
+
+
 def check(statements: list[str], tmp: Path) -> None:
     log = tmp / "log.txt"
     app = tmp / "app.py"
@@ -107,19 +123,11 @@ def check(statements: list[str], tmp: Path) -> None:
     assert original.returncode == 0, original.stderr.decode()
     for policy in ("every", "resource"):
         log.unlink(missing_ok=True)
-        prog = tmp / f"prog-{policy}"
-        analysis = analyze(str(app))
-        plan = build_plan(analysis, make_policy(policy))
-        assert plan.validate() == []
-        write_program(analysis, plan, prog, force=True)
-        program = load_program(prog)
-        out, err = io.BytesIO(), io.BytesIO()
-        with LocalEngine(memory=memory_backend("shm", program), stdout=out, stderr=err) as engine:
-            try:
-                engine.run(program)
-            except RunFailed as failed:  # pragma: no cover - the assertion below shows it
-                pytest.fail(f"{policy}: {failed.failure.format()}\n{failed.failure.traceback}\n{app.read_text()}")
-        assert out.getvalue() == original.stdout, f"{policy}:\n{app.read_text()}"
+        try:
+            out = split_and_run(app, tmp / f"prog-{policy}", policy)
+        except RunFailed as failed:  # pragma: no cover - the assertion below shows it
+            pytest.fail(f"{policy}: {failed.failure.format()}\n{failed.failure.traceback}\n{app.read_text()}")
+        assert out == original.stdout, f"{policy}:\n{app.read_text()}"
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow,
