@@ -8,7 +8,8 @@ Mutation rules:
 
 1. ``x[...] = v``, ``x.attr = v``, ``del x[...]``, ``x[...] += v`` mutate ``x``.
 2. ``x += v`` (a name) mutates ``x``'s object (in place for arrays and lists) and rebinds ``x``.
-3. A method in :data:`MUTATING_METHODS` (``append``, ``sort``, ``fill``, …) mutates its receiver.
+3. A method of a known type that is not in that type's pure row (``append``, ``sort``, ``fill``, …)
+   mutates its receiver; those that store an argument (:data:`ALIAS_METHODS`) alias it too (A7).
 4. ``out=`` of any call, and numpy's in-place functions (:data:`NUMPY_INPLACE`: ``np.copyto``,
    ``np.put``, ``np.add.at``, ``np.random.shuffle``, …) mutate the named argument.
 5. A call into a program helper mutates the arguments bound to the parameters the helper mutates
@@ -63,15 +64,9 @@ from libcst.metadata import ExpressionContext, Scope
 from scadc.analysis.names import PROGRAM, Names
 from scadc.analysis.types import UNKNOWN, Kind, Signatures, ValueType, infer_types, is_pure_method, type_of
 
-__all__ = ["CONSUMING_BUILTINS", "MUTATING_METHODS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
+__all__ = ["ALIAS_METHODS", "CONSUMING_BUILTINS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
            "Summary", "collect_effects", "helper_functions", "is_inner", "summarize_helpers"]
 
-MUTATING_METHODS = frozenset({
-    "append", "extend", "insert", "remove", "pop", "popitem", "clear", "sort", "reverse", "update",
-    "setdefault", "add", "discard", "difference_update", "intersection_update", "symmetric_difference_update",
-    "fill", "resize", "put", "itemset", "setfield", "setflags", "partition", "byteswap", "appendleft",
-    "extendleft", "rotate", "popleft", "write", "writelines", "seek", "truncate", "close", "send",
-})
 VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
                           "flat", "base", "values", "keys", "items", "getfield", "conj", "conjugate"})
 #: methods whose result is the receiver itself (or a view of it) when given ``copy=`` other than True

@@ -65,9 +65,10 @@ class TransferProvider(Provider[str, str]):
                     q = names.qualname(value.func) or ""
                     if q in _FILES:
                         reason = "an open file"  # rule 1
-                    elif q.startswith("pandas.read_") and any(
-                            a.keyword is not None and a.keyword.value in ("chunksize", "iterator") for a in value.args):
-                        reason = f"a reader holding an open file ({q.removeprefix('pandas.')}(chunksize=…))"
+                    elif q.startswith("pandas.read_") and (chunked := next(
+                            (a.keyword.value for a in value.args if a.keyword is not None
+                             and a.keyword.value in ("chunksize", "iterator")), None)):
+                        reason = f"a reader holding an open file ({q.removeprefix('pandas.')}({chunked}=…))"
                     elif q in _ITERATORS or q.startswith("itertools."):
                         reason = f"an iterator ({q.removeprefix('builtins.')}())"  # rule 3
                     elif q.startswith(_SYNC):

@@ -49,7 +49,7 @@ pytestmark = pytest.mark.usefixtures("no_leftovers")
 #: Issue 11 is open: the analysis takes unknown methods for pure and knows a generator only where it
 #: is bound, so these programs split wrongly today. Flip to False when effects.py/mutation.py are
 #: fixed: the tests then must pass, and the quick run shrinks a failure as the fuzz run does.
-ISSUE_11_OPEN = True
+ISSUE_11_OPEN = False
 UNSOUND_UNTIL_ISSUE_11 = pytest.mark.xfail(
     ISSUE_11_OPEN, strict=False,
     # unknown methods are taken for pure (effects.py rule 8); a generator is known only where bound
