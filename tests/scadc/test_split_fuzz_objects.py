@@ -598,7 +598,7 @@ _SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, H
 
 
 @UNSOUND_UNTIL_ISSUE_11
-@settings(max_examples=QUICK_EXAMPLES, **_SETTINGS,  # type: ignore[arg-type]
+@settings(max_examples=QUICK_EXAMPLES, **_SETTINGS,
           # while the failure is expected, report it at once: shrinking it takes minutes
           phases=[Phase.explicit, Phase.reuse, Phase.generate] if ISSUE_11_OPEN else list(Phase))
 @given(cases())
@@ -627,7 +627,7 @@ _BUDGET = _Budget()
 @pytest.mark.slow
 @pytest.mark.timeout(7200)
 @settings(max_examples=min(MAX_FUZZ_EXAMPLES, max(1, int(os.environ.get("SCAD_FUZZ") or 1))),
-          **_SETTINGS)  # type: ignore[arg-type]
+          **_SETTINGS)
 @given(cases())
 def test_object_programs_split_and_run_print_the_same_fuzz(tmp_path: Path, case: Case) -> None:
     if _BUDGET.spent():
