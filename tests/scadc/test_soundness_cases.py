@@ -1,10 +1,10 @@
-"""Small programs the analysis splits wrongly before issue 11 is fixed, each the shrunk form of a
+"""Small programs the analysis split wrongly before issue 11 was fixed, each the shrunk form of a
 failure the object fuzzer (test_split_fuzz_objects.py) found, or of one it is built to find.
 
 Each is split with ``--policy every``, the default ``resource`` policy and ``resource --profile``
-(after ``scadc profile``), run, and must print what ``python app.py`` prints. Today some of these
-(case, split) pairs pass, because no cut separates the change from the read; the xfail is not
-strict, so they show as XPASS.
+(after ``scadc profile``), run, and must print what ``python app.py`` prints. Before the fix 14 of
+the 21 (case, split) pairs failed; the others pass either way, because no cut separates the change
+from the read.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scadc.test_split_fuzz_objects import CONFIGS, UNSOUND_UNTIL_ISSUE_11, Case, check
+from tests.scadc.test_split_fuzz_objects import CONFIGS, Case, check
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -156,7 +156,6 @@ if __name__ == "__main__":
 }
 
 
-@UNSOUND_UNTIL_ISSUE_11
 @pytest.mark.parametrize(("policy", "with_profile"), CONFIGS,
                          ids=[f"{p}{'-profile' if w else ''}" for p, w in CONFIGS])
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scadrt.engines.local import RunFailed
@@ -45,15 +45,6 @@ from scadrt.sizes import parse_size
 from tests.scadc.test_split_fuzz import split_and_run
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
-
-#: Issue 11 is open: the analysis takes unknown methods for pure and knows a generator only where it
-#: is bound, so these programs split wrongly today. Flip to False when effects.py/mutation.py are
-#: fixed: the tests then must pass, and the quick run shrinks a failure as the fuzz run does.
-ISSUE_11_OPEN = False
-UNSOUND_UNTIL_ISSUE_11 = pytest.mark.xfail(
-    ISSUE_11_OPEN, strict=False,
-    # unknown methods are taken for pure (effects.py rule 8); a generator is known only where bound
-    reason="issue 11")
 
 QUICK_EXAMPLES = 3
 MAX_FUZZ_EXAMPLES = 1000
@@ -597,10 +588,7 @@ _SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, H
                                                          HealthCheck.data_too_large]}
 
 
-@UNSOUND_UNTIL_ISSUE_11
-@settings(max_examples=QUICK_EXAMPLES, **_SETTINGS,
-          # while the failure is expected, report it at once: shrinking it takes minutes
-          phases=[Phase.explicit, Phase.reuse, Phase.generate] if ISSUE_11_OPEN else list(Phase))
+@settings(max_examples=QUICK_EXAMPLES, **_SETTINGS)
 @given(cases())
 def test_object_programs_split_and_run_print_the_same(tmp_path: Path, case: Case) -> None:
     check(case, tmp_path)
@@ -623,7 +611,6 @@ class _Budget:
 _BUDGET = _Budget()
 
 
-@UNSOUND_UNTIL_ISSUE_11
 @pytest.mark.slow
 @pytest.mark.timeout(7200)
 @settings(max_examples=min(MAX_FUZZ_EXAMPLES, max(1, int(os.environ.get("SCAD_FUZZ") or 1))),
