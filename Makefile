@@ -63,8 +63,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/split.py
 
 FUZZ_EXAMPLES ?= 5000
+FUZZ_SECONDS ?= 1200
 fuzz: $(STAMP)
-	SCAD_FUZZ=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m slow tests
+	SCAD_FUZZ=$(FUZZ_EXAMPLES) SCAD_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -m slow tests
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
