@@ -240,7 +240,7 @@ def load_program(directory: str | Path, *, max_parallelism: int = DEFAULT_MAX_PA
         problems.append(Problem(str(root), 0, "no elements found (expected <name>.o.py or <name>.o.yaml files)"))
     specs = _link(raws, problems)
     if problems:
-        raise ProgramError(_capped(root, problems))
+        raise ProgramError(_capped(root, problems), total=len(set(problems)))
     name = root.resolve().name
     return Program(name=name, path=str(root), elements=MappingProxyType(dict(sorted(specs.items()))))
 

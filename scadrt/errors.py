@@ -115,11 +115,12 @@ class Problem:
 class ProgramError(UserError):
     """An element directory failed validation; ``problems`` lists every problem found."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[Problem], *, total: int | None = None) -> None:
+        """``total``: how many problems were found, when ``problems`` lists only the first of them."""
         self.problems: tuple[Problem, ...] = tuple(sorted(set(problems)))
         if not self.problems:
             raise InternalError("ProgramError raised without problems")
-        count = len(self.problems)
+        count = len(self.problems) if total is None else total
         head = f"invalid program: {count} problem{'s' if count > 1 else ''}"
         super().__init__("\n".join([head, *(p.format() for p in self.problems)]))
 

@@ -207,6 +207,7 @@ def test_the_list_of_problems_is_capped(tmp_path: Path) -> None:
     result = scadc_bounded("dag", tmp_path)
     assert_clean_error(result, "more problems")
     assert result.stderr.count("\n") < 250
+    assert "invalid program: 2000 problems" in result.stderr  # all found, not the 101 lines listed
 
 
 # --------------------------------------------------------------------------- files
