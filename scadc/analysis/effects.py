@@ -457,7 +457,11 @@ class _Visitor(cst.CSTVisitor):
                 self.out.module_state |= found.module_state
                 self.out.rng |= found.rng
                 self.out.io |= found.io
-                mutates = bool(found.params or found.conditional)
+                # it is given parts of the receiver (``df.apply(f)``): its methods on them are decided
+                # with the receiver's type, as a lambda's are
+                kind = self._type(receiver)[0] if receiver is not None else UNKNOWN
+                mutates = bool(found.params) or any(not is_pure_method(kind, m, exact=False)
+                                                    for _, m, _ in found.conditional)
             elif isinstance(a.value, cst.Lambda):
                 mutates = self._lambda_mutates(a.value, receiver)
             if mutates:

@@ -158,6 +158,14 @@ CASES = [
         df = pd.DataFrame({"a": [1.0, 2.0]})
         out = df.apply(lambda col: col.sum())  # <-
         print(df, out)""", set(), {"df"}),
+    ("helper_applied_to_a_frame_reads_it", """
+        df = pd.DataFrame({"a": [1.0, 2.0]})
+        out = df.apply(total)  # <-
+        print(df, out)""", set(), {"df"}),
+    ("helper_applied_to_a_frame_changes_it", """
+        df = pd.DataFrame({"x": [1.0, 2.0]})
+        out = df.apply(scale, axis=1)  # <-
+        print(df, out)""", {"df"}, set()),
     ("random_module_generator_object", """
         r = random.Random(3)
         x = r.random()  # <-
