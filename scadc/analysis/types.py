@@ -37,8 +37,9 @@ T6. A name bound several times has the kind all its bindings agree on, else it i
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import libcst as cst
 
@@ -86,6 +87,7 @@ class ValueType:
 
 
 UNKNOWN = ValueType(Kind.UNKNOWN)
+T = TypeVar("T")
 
 
 class Signatures:
@@ -98,8 +100,12 @@ class Signatures:
 
     def __init__(self, returns: Mapping[str, ValueType], attributes: Mapping[str, ValueType],
                  functions: Mapping[str, cst.FunctionDef] | None = None, names: Names | None = None,
-                 outer: Mapping[str, ValueType] | None = None, *, final: bool = True) -> None:
+                 outer: Mapping[str, ValueType] | None = None, *, final: bool = True,
+                 walks: dict[object, Any] | None = None) -> None:
         self.returns, self.attributes = returns, attributes
+        #: what a walk of a function's code found (its bindings, returns, stores on self), by
+        #: (what, node): the walks are the costly part, and the fixed points repeat them
+        self.walks: dict[object, Any] | None = walks
         #: while :func:`program_signatures` solves, an attribute not yet stored is "nothing yet"
         self.final = final
         self._functions, self._names, self._outer = functions or {}, names, outer or {}
@@ -109,6 +115,15 @@ class Signatures:
         return isinstance(other, Signatures) and (self.returns, self.attributes) == (other.returns, other.attributes)
 
     __hash__ = None  # type: ignore[assignment]
+
+    def walk(self, what: str, node: cst.CSTNode, walker: Callable[[], T]) -> T:
+        """``walker()``, once per (what, node) for the signatures of one program."""
+        if self.walks is None:
+            return walker()
+        key = (what, node)
+        if key not in self.walks:
+            self.walks[key] = walker()
+        return self.walks[key]  # type: ignore[no-any-return]
 
     def call(self, name: str, args: tuple[ValueType, ...]) -> ValueType:
         generic = self.returns.get(name, UNKNOWN)
@@ -123,7 +138,6 @@ class Signatures:
 
 
 NO_SIGNATURES = Signatures({}, {})
-_START = Signatures({}, {}, final=False)
 _T = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
 
 #: every method name that changes its receiver on some common type (list, dict, set, bytearray,
@@ -454,11 +468,20 @@ def _method_result(base: ValueType, method: str) -> ValueType:
 # -- the bindings of one scope (T6) --------------------------------------------------------------
 
 class _Bindings(cst.CSTVisitor):
-    """Each binding of a name in one scope's code, as (name, how to type it); nested scopes skipped."""
+    """Each binding of a name in one scope's code, as (name, how to type it), and what its
+    ``return`` statements return; nested scopes skipped (one walk: it is the costly part)."""
 
     def __init__(self, root: cst.CSTNode) -> None:
         self.root = root
         self.found: list[tuple[str, cst.BaseExpression | None, str]] = []  # (name, expr, how)
+        self.returned: list[cst.BaseExpression | None] = []
+        self.generator = False
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.returned.append(node.value)
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        self.generator = True
 
     def _targets(self, target: cst.BaseExpression, value: cst.BaseExpression | None, how: str) -> None:
         if isinstance(target, cst.Name):
@@ -556,6 +579,12 @@ class _Bindings(cst.CSTVisitor):
     visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
 
 
+def _bindings(node: cst.CSTNode) -> _Bindings:
+    collector = _Bindings(node)
+    node.visit(collector)
+    return collector
+
+
 def _binop(op: cst.BaseAugOp) -> cst.BaseBinaryOp:
     name = type(op).__name__.removesuffix("Assign")
     return getattr(cst, name)()  # type: ignore[no-any-return]
@@ -602,9 +631,7 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     """
     found: list[tuple[str, cst.BaseExpression | None, str]] = []
     for node in ([code] if isinstance(code, cst.CSTNode) else code):
-        collector = _Bindings(node)
-        node.visit(collector)
-        found.extend(collector.found)
+        found.extend(signatures.walk("bindings", node, lambda node=node: _bindings(node)).found)  # type: ignore[misc]
     solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
     env = _Env(names, solution, outer, signatures)
     for _ in range(8):  # the lattice has height 2: this is far more rounds than a solution needs
@@ -643,7 +670,8 @@ def _returned(fn: cst.FunctionDef, name: str, names: Names, outer: Mapping[str, 
     given = _params(fn, cls, args)
     local = {**outer, **given, **infer_types(fn, names, {**outer, **given}, sig)}
     found: ValueType | None = None
-    for value in _returns(fn):
+    walked = sig.walk("bindings", fn, lambda: _bindings(fn))
+    for value in [cst.Name("__generator__")] if walked.generator else walked.returned:
         found = _join(found, type_of(value, names, local, sig)[0] if value is not None else _T[Kind.NONE])
     return found or _T[Kind.NONE]
 
@@ -652,7 +680,8 @@ def program_signatures(functions: Mapping[str, cst.FunctionDef], names: Names,
                        outer: Mapping[str, ValueType]) -> Signatures:
     """What each program function returns and what methods store on ``self`` (T2, T4): joins over
     ``return`` values and ``self.attr = value`` bindings, to a fixed point (they read each other)."""
-    sig = _START
+    walks: dict[object, Any] = {}
+    sig = Signatures({}, {}, final=False, walks=walks)
     for _ in range(6):
         returns: dict[str, ValueType] = {}
         attributes: dict[str, ValueType | None] = {}
@@ -663,16 +692,19 @@ def program_signatures(functions: Mapping[str, cst.FunctionDef], names: Names,
                 given = _params(fn, cls)
                 local = {**outer, **given, **infer_types(fn, names, {**outer, **given}, sig)}
                 env = _Env(names, {}, local, sig)
-                for attr, value, augmented in _self_stores(fn, fn.params.params[0].name.value):
+                self_name = fn.params.params[0].name.value
+                stores = sig.walk("stores", fn, lambda fn=fn, self_name=self_name: _self_stores(fn, self_name))
+                for attr, value, augmented in stores:  # type: ignore[has-type]
                     key = f"{cls}.{attr}"
                     t = _augmented(value, env) if augmented else _type(value, env)[0]
                     attributes[key] = _join(attributes.get(key), t)
         new = Signatures(returns, {k: v for k, v in attributes.items() if v is not None}, functions, names, outer,
-                         final=False)
+                         final=False, walks=walks)
         if new == sig:
             break
         sig = new
-    return Signatures(sig.returns, {k: v or UNKNOWN for k, v in sig.attributes.items()}, functions, names, outer)
+    return Signatures(sig.returns, {k: v or UNKNOWN for k, v in sig.attributes.items()}, functions, names, outer,
+                      walks=walks)
 
 
 def _self_stores(fn: cst.FunctionDef, self_name: str) -> list[tuple[str, cst.BaseExpression, bool]]:
@@ -702,28 +734,3 @@ def _self_stores(fn: cst.FunctionDef, self_name: str) -> list[tuple[str, cst.Bas
 
     fn.visit(_Find())
     return out
-
-
-def _returns(fn: cst.FunctionDef) -> list[cst.BaseExpression | None]:
-    out: list[cst.BaseExpression | None] = []
-    generator = False
-
-    class _Find(cst.CSTVisitor):
-        def visit_Return(self, node: cst.Return) -> None:
-            out.append(node.value)
-
-        def visit_Yield(self, node: cst.Yield) -> None:
-            nonlocal generator
-            generator = True
-
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is fn
-
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            return False
-
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            return False
-
-    fn.visit(_Find())
-    return [cst.Name("__generator__")] if generator else out
