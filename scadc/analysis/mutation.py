@@ -80,9 +80,10 @@ class ProgramTypesProvider(Provider[str, ProgramTypes]):
     def compute(self, program: Program, results: Results) -> Mapping[str, ProgramTypes]:
         names = results.get(NamesProvider)["names"]
         body = list(program.module.body)
-        module = infer_types(body, names, {})
+        # the module itself is the root: the walk binds each def's name and skips its body
+        module = infer_types(program.module, names, {})
         signatures = program_signatures(helper_functions(program.module), names, module)
-        module = infer_types(body, names, {}, signatures)  # module data bound from helpers' results
+        module = infer_types(program.module, names, {}, signatures)  # module data bound from helpers' results
         entry = dict(module)
         if program.entry.kind != "script":
             fn = next(s for s in body if isinstance(s, cst.FunctionDef) and s.name.value == program.entry.name)

@@ -623,6 +623,10 @@ def _element(t: ValueType | None, how: str) -> ValueType | None:
     return UNKNOWN
 
 
+#: rounds before a fixed point is given up (everything unknown); sequential code settles in 2-3
+_ROUNDS = 30
+
+
 def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: Mapping[str, ValueType],
                 signatures: Signatures = NO_SIGNATURES) -> dict[str, ValueType]:
     """The type of every name the code binds (rule T6): the least fixed point over its bindings.
@@ -634,8 +638,11 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
         found.extend(signatures.walk("bindings", node, lambda node=node: _bindings(node)).found)  # type: ignore[misc]
     solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
     env = _Env(names, solution, outer, signatures)
-    for _ in range(8):  # the lattice has height 2: this is far more rounds than a solution needs
-        new: dict[str, ValueType | None] = dict.fromkeys(solution, None)
+    # chaotic iteration from "nothing yet": each binding's type joins into its name's in place, so a
+    # chain of bindings (v2 = v1 + 1; v3 = v2 + 1 …) settles in one round; the values only rise (the
+    # join), and a round with no change is the least fixed point
+    for _ in range(_ROUNDS):
+        changed = False
         for name, expr, how in found:
             if how == "unknown" or expr is None:
                 t: ValueType | None = UNKNOWN
@@ -645,12 +652,13 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
                 t = _augmented(expr, env)
             else:
                 t = _element(_type(expr, env)[0], how)
-            new[name] = _join(new[name], t)
-        if new == solution:
-            break
-        solution.clear()
-        solution.update(new)
-    return {name: (t or UNKNOWN) for name, t in solution.items()}
+            joined = _join(solution[name], t)
+            if joined != solution[name]:
+                solution[name] = joined
+                changed = True
+        if not changed:
+            return {name: (t or UNKNOWN) for name, t in solution.items()}
+    return dict.fromkeys(solution, UNKNOWN)  # not settled: a value below the fixed point could be unsound
 
 
 def _params(fn: cst.FunctionDef, cls: str | None, args: tuple[ValueType, ...] = ()) -> dict[str, ValueType]:
@@ -682,7 +690,7 @@ def program_signatures(functions: Mapping[str, cst.FunctionDef], names: Names,
     ``return`` values and ``self.attr = value`` bindings, to a fixed point (they read each other)."""
     walks: dict[object, Any] = {}
     sig = Signatures({}, {}, final=False, walks=walks)
-    for _ in range(6):
+    for _ in range(10):
         returns: dict[str, ValueType] = {}
         attributes: dict[str, ValueType | None] = {}
         for name, fn in functions.items():
@@ -701,10 +709,12 @@ def program_signatures(functions: Mapping[str, cst.FunctionDef], names: Names,
         new = Signatures(returns, {k: v for k, v in attributes.items() if v is not None}, functions, names, outer,
                          final=False, walks=walks)
         if new == sig:
-            break
+            return Signatures(sig.returns, {k: v or UNKNOWN for k, v in sig.attributes.items()}, functions, names,
+                              outer, walks=walks)
         sig = new
-    return Signatures(sig.returns, {k: v or UNKNOWN for k, v in sig.attributes.items()}, functions, names, outer,
-                      walks=walks)
+    # not settled: what a function returns or stores could still change, so nothing is known of it
+    return Signatures(dict.fromkeys(sig.returns, UNKNOWN), dict.fromkeys(sig.attributes, UNKNOWN), functions,
+                      names, outer, walks=walks)
 
 
 def _self_stores(fn: cst.FunctionDef, self_name: str) -> list[tuple[str, cst.BaseExpression, bool]]:
