@@ -198,6 +198,30 @@ CASES = [
         b = a.getfield(np.float64)
         b[0] = 1.0  # <-
         print(a)""", {"a", "b"}, set()),
+    ("a_long_chain_of_arrays_stays_typed", """
+        v0 = np.zeros(3)
+        v1 = v0 + 1.0
+        v2 = v1 + 1.0
+        v3 = v2 + 1.0
+        v4 = v3 + 1.0
+        v5 = v4 + 1.0
+        v6 = v5 + 1.0
+        v7 = v6 + 1.0
+        v8 = v7 + 1.0
+        v9 = v8 + 1.0
+        v10 = v9 + 1.0
+        v11 = v10 + 1.0
+        v12 = v11 + 1.0
+        v13 = v12 + 1.0
+        v14 = v13 + 1.0
+        v15 = v14 + 1.0
+        v16 = v15 + 1.0
+        v17 = v16 + 1.0
+        v18 = v17 + 1.0
+        v19 = v18 + 1.0
+        v20 = v19 + 1.0
+        t = v20.sum()  # <-
+        print(t)""", set(), {"v20"}),
     ("an_element_of_an_object_array", """
         a = np.empty(2, dtype=object)
         a[0] = set()
