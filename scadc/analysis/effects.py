@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import networkx as nx
-from libcst.metadata import ExpressionContext, Scope
+from libcst.metadata import ComprehensionScope, ExpressionContext, Scope
 
 from scadc.analysis.names import PROGRAM, Names
 from scadc.analysis.types import UNKNOWN, Kind, Signatures, ValueType, infer_types, is_pure_method, type_of
@@ -199,8 +199,6 @@ class _Visitor(cst.CSTVisitor):
         return None
 
     def _inside(self, scope: Scope | None) -> bool:
-        from libcst.metadata import ComprehensionScope
-
         while isinstance(scope, ComprehensionScope):
             scope = scope.parent
             if scope is self.scope:

@@ -192,6 +192,9 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     parallel = {c.name for c in computes if c.loop is not None}
     # values that cross a cut may be instances of the program's classes: unpickling needs them
     classes = analysis.program.needs(n for d in analysis.program.definitions if d.kind == "class" for n in d.names)
+    # settings run in every element, with what they read, as they ran before the original's main()
+    settings = [d for d in analysis.program.definitions if d.kind == "setting"]
+    setting_needs = analysis.program.needs(set().union(*(d.refs for d in settings)))
     for k, compute in enumerate(computes):
         header = ["type: compute"]
         if parents := plan.parents(compute.name):
@@ -208,9 +211,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         needs = set().union(*(analysis.units[i].needs for i in compute.units))
         if compute.unpack or compute.send:
             needs |= classes
-        # settings run in every element, with what they read, as they ran before the original's main()
-        settings = [d for d in analysis.program.definitions if d.kind == "setting"]
-        needs |= analysis.program.needs(set().union(*(d.refs for d in settings)))
+        needs |= setting_needs
         chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
         definitions = [d for d in analysis.program.definitions if id(d) in chosen]
         blocks = [f"import scadrt.remote.values as {_RUNTIME}", *(d.code.strip("\n") for d in definitions)]
