@@ -43,7 +43,7 @@ import pandas as pd
 from scadrt.remote import RemoteArray, RemoteMemory, load_object, objects, store_object
 from scadrt.remote.values import pack, unpack
 from scadrt.transports import open_descriptor
-from scadrt.transports.memory_server import spawn_memory_server
+from scadrt.transports.launcher import spawn_memory_server
 from scadrt.transports.shm import SharedRegion
 
 MiB = 1 << 20

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from scadrt.remote import RemoteArray, RemoteMemory
-from scadrt.transports.memory_server import spawn_memory_server
+from scadrt.transports.launcher import spawn_memory_server
 from scadrt.transports.protocol import recv_exact, send_all
 from scadrt.transports.tcp import TcpTransport
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from scadrt.transports.memory_server import spawn_memory_server
+from scadrt.transports.launcher import spawn_memory_server
 from scadrt.transports.protocol import recv_exact, send_all
 from scadrt.transports.shm import SharedRegion, ShmTransport
 from scadrt.transports.tcp import TcpTransport

@@ -23,8 +23,13 @@ where they occur, with ``raise ... from exc``::
     │   └── StagingBufferError        a staging buffer was re-registered while a pool held unwritten data
     └── InternalError                 a bug in scadc/scadrt itself, never the user's fault
 
+    KeyboardInterrupt                 (Python's) Ctrl-C
+    └── Terminated                    SIGTERM arrived during a run (the CLI exits 143, not 130)
+
 ``scadc`` defines its own compile errors on top of :class:`UserError`, so the CLI needs to
-know only this tree.
+know only this tree. :class:`Terminated` is no :class:`ScadError`: a SIGTERM must unwind
+through every ``except Exception`` like Ctrl-C does, so that each ``finally`` stops what it
+started, and code that catches ``KeyboardInterrupt`` to clean up catches it too.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ __all__ = [
     "RemoteMetadataError",
     "ScadError",
     "StagingBufferError",
+    "Terminated",
     "TransportClosedError",
     "TransportConfigError",
     "TransportError",
     "TransportUnavailableError",
     "UserError",
+    "clip",
     "shorten",
 ]
 
@@ -70,6 +77,16 @@ def shorten(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit - 1]}…"
 
 
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to at most ``limit`` characters, with an ellipsis after the cut: the way to
+    quote text we did not write (an address, a library's message, a line a child printed).
+
+    >>> clip("tcp://" + "x" * 300, limit=10)
+    'tcp://xxxx…'
+    """
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class ScadError(Exception):
     """Base class of every error raised on purpose by scadrt and scadc."""
 
@@ -83,6 +100,11 @@ class InternalError(ScadError):
 
     def __str__(self) -> str:
         return f"internal error (this is a bug in scadc, please report it): {super().__str__()}"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during a run; it unwinds like Ctrl-C (see the module docstring) so that
+    teardown runs. The local engine raises it from its SIGTERM handler."""
 
 
 class MissingToolError(UserError):

@@ -47,7 +47,7 @@ from scadrt.sizes import format_size
 from scadrt.transports.shm import SharedRegion, new_segment_name
 
 if TYPE_CHECKING:
-    from scadrt.transports.memory_server import ServerProcess
+    from scadrt.transports.launcher import ServerProcess
 
 __all__ = ["TOKEN_BYTES", "TRANSPORT_CHOICES", "MemoryStartError", "ShmMemory", "TcpMemory", "memory_backend"]
 
@@ -157,7 +157,7 @@ class TcpMemory:
         self.stopping: list[ServerProcess] = []
 
     def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
-        from scadrt.transports.memory_server import launch_memory_server
+        from scadrt.transports.launcher import launch_memory_server
 
         todo = deque((spec, instance) for spec in specs for instance in spec.instance_names())
         starting: list[tuple[ElementSpec, _Served, float]] = []

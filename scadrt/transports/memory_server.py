@@ -1,9 +1,10 @@
 """The memory server: one memory element's region, served over tcp (pyzmq ROUTER) to many clients.
 
 Run it as ``scadc memory-server --listen tcp://127.0.0.1:2333 --size 512MiB`` or
-``python -m scadrt.transports.memory_server …`` (the same options); engines and tests use
-:func:`spawn_memory_server`. When it is ready it prints exactly one line to stdout,
-``listening on tcp://HOST:PORT`` (with the real port when asked for port 0), and logs to stderr.
+``python -m scadrt.transports.memory_server …`` (the same options); engines and tests start it
+as a child process with :mod:`scadrt.transports.launcher`. When it is ready it prints exactly
+one line to stdout, ``listening on tcp://HOST:PORT`` (with the real port when asked for port 0),
+and logs to stderr.
 
 Behaviour (the wire format is in :mod:`scadrt.transports.protocol`):
 
@@ -44,8 +45,9 @@ Behaviour (the wire format is in :mod:`scadrt.transports.protocol`):
    ``--exit-with-stdin`` it also stops when its stdin reaches end of file (the process that
    started it holds the pipe's write end and died, even by SIGKILL); with
    ``--exit-with-parent PID`` it asks the kernel for SIGTERM when its parent dies
-   (``PR_SET_PDEATHSIG``). :func:`launch_memory_server` sets both (the second only when called
-   from the main thread: the kernel sends the signal when the parent *thread* exits).
+   (``PR_SET_PDEATHSIG``). :func:`~scadrt.transports.launcher.launch_memory_server` sets both
+   (the second only when called from the main thread: the kernel sends the signal when the
+   parent *thread* exits).
 7. IPv6: ``--listen tcp://[::1]:0`` works (zmq's IPV6 option is set for IPv6 addresses).
 """
 
@@ -56,31 +58,28 @@ import contextlib
 import ctypes
 import errno
 import hmac
-import ipaddress
 import json
 import logging
 import math
 import os
-import re
-import select
 import selectors
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import IO, Self
+from typing import Self
 
 import numpy as np
 import zmq
 
-from scadrt.errors import TransportConfigError, TransportError, UserError
+from scadrt.errors import TransportConfigError, TransportError, UserError, clip
 from scadrt.sizes import format_size, parse_size
+from scadrt.transports.address import is_ipv6, is_loopback, parse_listen
 from scadrt.transports.base import allocate_buffer, copy_bytes
 from scadrt.transports.protocol import (
     HEADER_SIZE,
@@ -103,12 +102,9 @@ __all__ = [
     "DEFAULT_MAX_REQUEST",
     "MemoryServer",
     "ServerConfig",
-    "ServerProcess",
     "add_arguments",
-    "launch_memory_server",
     "main",
     "run_from_args",
-    "spawn_memory_server",
 ]
 
 log = logging.getLogger("scadrt.memory_server")
@@ -121,7 +117,6 @@ DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_IDLE_TIMEOUT = 30.0
 _POLL_MS = 100  # how often the loop checks for stop(): bounds the shutdown latency
 _KNOWN_OPS = frozenset(int(op) for op in Op)
-_TCP_URL = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d+|\*)$")
 _LOG_BURST = 5  # refusals logged per second (rule 3); the rest are counted
 #: errnos of accept() that mean "out of descriptors or memory now", not "this connection failed"
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -136,41 +131,6 @@ _POOL_BYTES = 64 << 20
 _TOKEN_ON_ARGV = ("--token puts the secret on the command line, where every user of this machine can read it "
                   "(/proc/PID/cmdline); set SCAD_TOKEN in the environment, or use --token-file FILE "
                   "(a file only you can read: chmod 600 FILE)")
-
-
-def parse_listen(url: str) -> tuple[str, str]:
-    """Split ``tcp://HOST:PORT`` into host and port; raise TransportConfigError otherwise."""
-    match = _TCP_URL.match(url)
-    if not match:
-        raise TransportConfigError(f"listen address {_cap(url)!r} is not tcp://HOST:PORT (e.g. {DEFAULT_LISTEN})")
-    host, port = match["host"], match["port"]
-    if port != "*" and int(port) > 65535:
-        raise TransportConfigError(f"listen address {_cap(url)!r}: port {port} is out of range")
-    return host.strip("[]"), port
-
-
-def is_ipv6(host: str) -> bool:
-    """True for an IPv6 address literal (zmq needs its IPV6 option set to bind or connect one)."""
-    return ":" in host
-
-
-def is_loopback(host: str) -> bool:
-    """True if every address ``host`` stands for is a loopback address (``*`` is not)."""
-    if host in ("*", ""):
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
-
-
-def _cap(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _size_text(nbytes: int) -> str:
@@ -678,7 +638,7 @@ def _allocate(size: int) -> memoryview:
     try:
         return allocate_buffer(size)
     except (MemoryError, OverflowError, ValueError) as exc:  # numpy's _ArrayMemoryError is a MemoryError
-        raise TransportConfigError(f"cannot allocate the region of {_size_text(size)}: {_cap(str(exc))}") from exc
+        raise TransportConfigError(f"cannot allocate the region of {_size_text(size)}: {clip(str(exc))}") from exc
 
 
 def _drain_refused(selector: selectors.BaseSelector, refused: dict[socket.socket, float], conn: socket.socket) -> None:
@@ -761,7 +721,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         size = parse_size(args.size)
         max_request = parse_size(args.max_request)
     except (ValueError, OverflowError) as exc:
-        raise TransportConfigError(_cap(str(exc))) from exc
+        raise TransportConfigError(clip(str(exc))) from exc
     if args.token_file is not None:
         token: str | None = read_token_file(args.token_file)
     else:
@@ -804,7 +764,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                 rdma = RdmaServerEndpoint(config.size, device=None if args.rdma == "auto" else args.rdma)
             except (MemoryError, OverflowError) as exc:
                 raise TransportConfigError(f"cannot allocate the region of {_size_text(config.size)}: "
-                                           f"{_cap(str(exc))}") from exc
+                                           f"{clip(str(exc))}") from exc
         server = MemoryServer(config, region=rdma.region if rdma else None, rdma_accept=rdma.accept if rdma else None)
         endpoint = server.bind()
     except (TransportError, UserError) as exc:  # address in use, no RDMA device...: the user's to fix
@@ -843,107 +803,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"memory-server: error: {exc}", file=sys.stderr)
         return 2
-
-
-# -- starting one as a child process ---------------------------------------------------------------
-
-
-@dataclass
-class ServerProcess:
-    """A memory server running as a child process (see :func:`spawn_memory_server`).
-
-    A server from :func:`launch_memory_server` stops when this object's ``process.stdin`` closes:
-    at :meth:`stop`, when the object is garbage-collected, and when this process dies.
-    """
-
-    process: subprocess.Popen[bytes]
-    #: the endpoint clients connect to, with the real port
-    url: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        """Wait for the "listening on" line and learn the url; TransportError (and the server
-        stopped) if it exits or stays silent for ``timeout`` seconds."""
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline().decode().strip() if ready else ""
-        if not line.startswith("listening on "):
-            status = self.stop(timeout=1.0)
-            raise TransportError(f"memory server did not start (exit status {status}, said {_cap(line)!r})")
-        self.url = line.removeprefix("listening on ")
-
-    def stop(self, timeout: float = 5.0) -> int:
-        """SIGTERM, wait up to ``timeout`` s (then SIGKILL); return the exit status."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
-        return self.process.returncode
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-
-def spawn_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", token: str | None = None,
-                        max_request: int | None = None, rdma: str | None = None, no_stream: bool = False,
-                        log_level: str = "warning", ready_timeout: float = 20.0,
-                        extra_args: Sequence[str] = (), stderr: IO[bytes] | int | None = None) -> ServerProcess:
-    """Start ``python -m scadrt.transports.memory_server`` and wait for its "listening on" line.
-
-    The token travels in the environment (``SCAD_TOKEN``), not on the command line, where other
-    users could read it in the process list. Raise :class:`TransportError` if the server exits or
-    stays silent for ``ready_timeout`` seconds.
-    """
-    server = launch_memory_server(size, listen=listen, token=token, max_request=max_request, rdma=rdma,
-                                  no_stream=no_stream, log_level=log_level, extra_args=extra_args, stderr=stderr)
-    server.wait_ready(ready_timeout)
-    return server
-
-
-def launch_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", token: str | None = None,
-                         max_request: int | None = None, rdma: str | None = None, no_stream: bool = False,
-                         log_level: str = "warning", extra_args: Sequence[str] = (),
-                         stderr: IO[bytes] | int | None = None) -> ServerProcess:
-    """Start a memory server without waiting for it (:meth:`ServerProcess.wait_ready` does), so
-    that several can start at once; see :func:`spawn_memory_server`.
-
-    The server dies with this process (rule 6): its stdin is a pipe whose write end only this
-    process holds (close-on-exec, so programs this process runs do not inherit it; processes it
-    *forks* do, and keep the server alive until they exit or close it), and, when called from the
-    main thread, it also gets SIGTERM from the kernel when this process dies.
-    ``extra_args`` are more server options (e.g. ``["--idle-timeout", "5"]``).
-    """
-    argv = [sys.executable, "-m", "scadrt.transports.memory_server", "--listen", listen,
-            "--size", str(size), "--log-level", log_level, "--exit-with-stdin"]
-    if threading.current_thread() is threading.main_thread():
-        argv += ["--exit-with-parent", str(os.getpid())]
-    if max_request is not None:
-        argv += ["--max-request", str(max_request)]
-    if rdma is not None:  # a device name, or "auto"
-        argv += ["--rdma", rdma]
-    if no_stream:
-        argv.append("--no-stream")
-    argv += list(extra_args)
-    env = dict(os.environ)
-    env.pop("SCAD_TOKEN", None)
-    if token is not None:
-        env["SCAD_TOKEN"] = token
-    # subprocess makes the parent's end of each pipe close-on-exec
-    return ServerProcess(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                          env=env), url="")
 
 
 if __name__ == "__main__":

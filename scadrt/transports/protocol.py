@@ -81,6 +81,7 @@ from scadrt.errors import (
     TransportClosedError,
     TransportConfigError,
     TransportError,
+    clip,
 )
 
 __all__ = [
@@ -230,7 +231,7 @@ def read_token_file(path: str) -> str:
     (``chmod 600`` fixes that), is not a regular file, cannot be read, is empty, longer than
     ``MAX_TOKEN`` bytes or not UTF-8. The mode is checked on the opened file, not on the name.
     """
-    shown = path if len(path) <= 200 else path[:200] + "…"
+    shown = clip(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:

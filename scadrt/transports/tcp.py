@@ -45,8 +45,8 @@ import zmq
 
 from scadrt.errors import ConnectionLostError, ProtocolError, TransportConfigError
 from scadrt.sizes import parse_size
+from scadrt.transports.address import is_ipv6, parse_listen
 from scadrt.transports.base import Transport
-from scadrt.transports.memory_server import is_ipv6, parse_listen
 from scadrt.transports.protocol import (
     HEADER_SIZE,
     MAX_TOKEN,

@@ -26,7 +26,8 @@ import zmq
 from scadc.cli import main as scadc_main
 from scadrt.errors import AccessDeniedError, TransportConfigError
 from scadrt.transports import open_descriptor
-from scadrt.transports.memory_server import MemoryServer, ServerConfig, ServerProcess, spawn_memory_server
+from scadrt.transports.launcher import ServerProcess, spawn_memory_server
+from scadrt.transports.memory_server import MemoryServer, ServerConfig
 from scadrt.transports.protocol import HEADER_SIZE, Header, Op, Status
 from scadrt.transports.tcp import TcpTransport
 
@@ -358,7 +359,7 @@ def test_server_stops_when_its_stdin_closes() -> None:
 
 _PARENT = """
 import os, sys, threading, time
-from scadrt.transports.memory_server import spawn_memory_server
+from scadrt.transports.launcher import spawn_memory_server
 servers = []
 if sys.argv[1] == "thread":  # launched from a thread that lives on: no PDEATHSIG, stdin EOF does it
     t = threading.Thread(target=lambda: servers.append(spawn_memory_server(4096)))

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from scadrt.errors import OutOfBoundsError
-from scadrt.transports.memory_server import spawn_memory_server
+from scadrt.transports.launcher import spawn_memory_server
 from scadrt.transports.tcp import TcpTransport
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_leftovers")]

@@ -28,7 +28,7 @@ from scadrt.dag import load_program
 from scadrt.engines.local import LocalEngine
 from scadrt.engines.memory import TcpMemory, memory_backend
 from scadrt.errors import AccessDeniedError
-from scadrt.transports.memory_server import spawn_memory_server
+from scadrt.transports.launcher import spawn_memory_server
 from scadrt.transports.protocol import HEADER_SIZE, Header, Op, Status, pack_request
 from scadrt.transports.shm import SharedRegion
 from scadrt.transports.tcp import TcpTransport

@@ -10,7 +10,7 @@ import pytest
 
 from scadrt.remote.array import RemoteArray
 from scadrt.transports import open_descriptor
-from scadrt.transports.memory_server import spawn_memory_server
+from scadrt.transports.launcher import spawn_memory_server
 from scadrt.transports.shm import SharedRegion
 
 

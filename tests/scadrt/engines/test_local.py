@@ -279,7 +279,7 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals, st
 
 
 def test_run_element_against_a_memory_server_started_by_hand(tmp_path: Path) -> None:
-    from scadrt.transports.memory_server import spawn_memory_server
+    from scadrt.transports.launcher import spawn_memory_server
 
     fanout = EXAMPLES / "fanout"
     results = tmp_path / "results"

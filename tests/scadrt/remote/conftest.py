@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from scadrt.transports import open_descriptor
+from scadrt.transports.launcher import ServerProcess, spawn_memory_server
 from scadrt.transports.local import LocalTransport
-from scadrt.transports.memory_server import ServerProcess, spawn_memory_server
 from scadrt.transports.shm import SharedRegion
 from tests.leftovers import nothing_left_behind
 from tests.scadrt.remote.regions import KINDS, REGION_SIZE, Region

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from scadc.cli import main as scadc_main
 from scadrt.errors import AccessDeniedError, ConnectionLostError, TransportConfigError
-from scadrt.transports.memory_server import ServerConfig, ServerProcess, spawn_memory_server
+from scadrt.transports.launcher import ServerProcess, spawn_memory_server
+from scadrt.transports.memory_server import ServerConfig
 from scadrt.transports.protocol import HEADER_SIZE, MAGIC, VERSION, Header, Op, Status
 from scadrt.transports.tcp import TcpTransport
 

@@ -139,7 +139,7 @@ def test_round_trip_on_a_real_device() -> None:
     pytest.importorskip("pyverbs")
     if not rdma.list_devices():
         pytest.skip("no RDMA device on this machine")
-    from scadrt.transports.memory_server import spawn_memory_server  # pragma: no cover - needs hardware
+    from scadrt.transports.launcher import spawn_memory_server  # pragma: no cover - needs hardware
 
     server = spawn_memory_server(1 << 20, rdma="auto")  # pragma: no cover
     try:  # pragma: no cover

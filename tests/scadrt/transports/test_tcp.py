@@ -12,7 +12,7 @@ import pytest
 
 from scadrt.errors import ConnectionLostError, TransportConfigError
 from scadrt.transports import open_descriptor
-from scadrt.transports.memory_server import ServerProcess, spawn_memory_server
+from scadrt.transports.launcher import ServerProcess, spawn_memory_server
 from scadrt.transports.tcp import TcpTransport
 from tests.scadrt.transports.conformance import REGION, Endpoint, TransportConformance
 
