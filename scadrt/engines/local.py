@@ -29,53 +29,27 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from scadrt.dag import ElementSpec, Program
 from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
-from scadrt.engines.memory import MemoryStartError, SegmentGuard, instance_index
+from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard, instance_index
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, fork_worker, read_frame, warm_up, write_frame
-from scadrt.errors import InternalError
+from scadrt.errors import InternalError, Terminated
 from scadrt.report import InstanceRun, MemoryRun, RunReport
 from scadrt.sourcemap import load_sourcemap
 
-__all__ = ["LocalEngine", "MemoryBackend", "RunFailed", "RunResult", "Terminated"]
+__all__ = ["LocalEngine", "RunFailed", "RunResult"]
 
 _SAMPLE_INTERVAL = 0.05
 #: how long an instance that lost its connection waits for its memory server to be seen dead
 _LOST_GRACE = 1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-class MemoryBackend(Protocol):
-    """Starts and stops memory elements for the engine."""
-
-    kind: str
-    #: whether the engine should poll :meth:`lost` during the run, or ask only when an instance failed
-    poll_lost: bool
-
-    def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
-        """Start every instance of each of ``specs`` (at once where that is faster); return
-        element name → instance name → transport descriptor. Raise :class:`MemoryStartError`
-        for an instance that cannot start; name each segment to ``watcher`` before creating it."""
-        ...
-
-    def lost(self) -> list[tuple[str, str, str]]:
-        """(element, instance, what happened) of each running instance that went away by itself."""
-        ...
-
-    def stop(self, name: str) -> list[int]:
-        """Free every instance of memory element ``name``; return the bytes each really used."""
-        ...
-
-    def close(self) -> None:
-        """Stop everything still running (idempotent)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -100,10 +74,6 @@ class _Aborted(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.format())
         self.failure = failure
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived during a run; it unwinds like Ctrl-C so that teardown runs."""
 
 
 class _Process:
@@ -190,24 +160,14 @@ def _rss(pid: int) -> int:
         return 0
 
 
-class LocalEngine:
-    """Runs programs on this machine; one engine may run several programs in turn."""
+class _Pool:
+    """The warm workers of an engine, and the selector over their event pipes; outlives runs."""
 
-    def __init__(self, *, memory: MemoryBackend | None = None, max_workers: int | None = None,
-                 retries: int = 0, stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
-                 on_event: Callable[[str, str, int], None] | None = None) -> None:
-        self.memory = memory
-        self.max_workers = max_workers or os.cpu_count() or 1
-        self.retries = retries
-        self.stdout = stdout or sys.stdout.buffer
-        self.stderr = stderr or sys.stderr.buffer
-        self.on_event = on_event or (lambda event, element, index: None)
-        self._workers: list[_Worker] = []
+    def __init__(self) -> None:
+        self.workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
 
-    # ------------------------------------------------------------------ pool
-
-    def _start_worker(self) -> _Worker:
+    def start_worker(self) -> _Worker:
         task_r, task_w = os.pipe()
         event_r, event_w = os.pipe()
         warm_up()  # once: every worker forked from this process inherits it
@@ -222,24 +182,39 @@ class LocalEngine:
             os.close(event_w)
         worker = _Worker(_Process(pid), os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb", buffering=0))
         self._selector.register(worker.events, selectors.EVENT_READ, worker)
-        self._workers.append(worker)
+        self.workers.append(worker)
         return worker
 
-    def start_pool(self, size: int) -> None:
+    def grow(self, size: int) -> None:
         """Start workers up to ``size`` (they warm up concurrently, while other work goes on)."""
-        while len(self._workers) < size:
-            self._start_worker()
+        while len(self.workers) < size:
+            self.start_worker()
+
+    def readable(self, timeout: float) -> list[_Worker]:
+        """The workers with an event (or end of file) to read, after waiting at most ``timeout`` s."""
+        return [key.data for key, _ in self._selector.select(timeout=timeout)]
+
+    def replace(self, worker: _Worker) -> int:
+        """Reap ``worker``, whose event pipe reached end of file, and start another; return its exit code."""
+        self._selector.unregister(worker.events)
+        self.workers.remove(worker)
+        worker.events.close()
+        with suppress(OSError):
+            worker.tasks.close()
+        code = worker.proc.wait()
+        self.start_worker()
+        return code
 
     def close(self) -> None:
-        """Stop every worker and child this engine started."""
-        for worker in self._workers:
+        """Stop every worker and the child it runs."""
+        for worker in self.workers:
             if worker.child:
                 with suppress(ProcessLookupError):
                     os.kill(worker.child, signal.SIGKILL)
             with suppress(OSError):
                 worker.tasks.close()
         deadline = time.monotonic() + 2.0
-        for worker in self._workers:
+        for worker in self.workers:
             try:
                 worker.proc.wait(max(0.0, deadline - time.monotonic()))
             except TimeoutError:
@@ -248,7 +223,30 @@ class LocalEngine:
             with suppress(KeyError, ValueError):
                 self._selector.unregister(worker.events)
             worker.events.close()
-        self._workers.clear()
+        self.workers.clear()
+
+
+class LocalEngine:
+    """Runs programs on this machine; one engine may run several programs in turn."""
+
+    def __init__(self, *, memory: MemoryBackend | None = None, max_workers: int | None = None,
+                 retries: int = 0, stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
+                 on_event: Callable[[str, str, int], None] | None = None) -> None:
+        self.memory = memory
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.retries = retries
+        self.stdout = stdout or sys.stdout.buffer
+        self.stderr = stderr or sys.stderr.buffer
+        self.on_event = on_event or (lambda event, element, index: None)
+        self._pool = _Pool()
+
+    def start_pool(self, size: int) -> None:
+        """Start workers up to ``size`` (they warm up concurrently, while other work goes on)."""
+        self._pool.grow(size)
+
+    def close(self) -> None:
+        """Stop every worker and child this engine started."""
+        self._pool.close()
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -266,7 +264,10 @@ class LocalEngine:
                 tmp = tempfile.mkdtemp(prefix="scadrt-run-")
                 watcher.directory(tmp)
                 try:
-                    return _Run(self, program, {} if run_input is None else run_input, Path(tmp), watcher).execute()
+                    run = _Run(program, {} if run_input is None else run_input, Path(tmp), pool=self._pool,
+                               memory=self.memory, max_workers=self.max_workers, retries=self.retries,
+                               stdout=self.stdout, stderr=self.stderr, on_event=self.on_event, watcher=watcher)
+                    return run.execute()
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
         finally:
@@ -290,15 +291,18 @@ def _signals_unwind() -> Iterator[None]:
 
 
 class _Run:
-    """The state of one run; lives only inside :meth:`LocalEngine.run`."""
+    """The state of one run; lives only inside :meth:`LocalEngine.run`, which hands it the engine's
+    pool and settings. A failed run closes the pool (its children must not outlive the run)."""
 
-    def __init__(self, engine: LocalEngine, program: Program, run_input: Any, tmp: Path,
-                 watcher: SegmentGuard | None = None) -> None:
-        self.engine, self.program, self.tmp, self.watcher = engine, program, tmp, watcher
-        self.scheduler = Scheduler(program, run_input, retries=engine.retries)
+    def __init__(self, program: Program, run_input: Any, tmp: Path, *, pool: _Pool, memory: MemoryBackend | None,
+                 max_workers: int, retries: int, stdout: BinaryIO, stderr: BinaryIO,
+                 on_event: Callable[[str, str, int], None], watcher: SegmentGuard | None = None) -> None:
+        self.program, self.tmp, self.watcher = program, tmp, watcher
+        self.pool, self.memory, self.max_workers, self.on_event = pool, memory, max_workers, on_event
+        self.scheduler = Scheduler(program, run_input, retries=retries)
         self.sourcemap = load_sourcemap(program.path)
         order = [(name, i) for name in self.scheduler.order for i in range(program.elements[name].parallelism)]
-        self.output = _OutputSequencer(order, engine.stdout, engine.stderr)
+        self.output = _OutputSequencer(order, stdout, stderr)
         self.queue: deque[Submit] = deque()
         self.descriptors: dict[str, dict[str, str]] = {}
         self.memory_runs: dict[str, list[MemoryRun]] = {}
@@ -317,28 +321,27 @@ class _Run:
         return time.time() - self.t0
 
     def execute(self) -> RunResult:
-        engine = self.engine
         computes = self.program.compute_elements()
         ok = False
         try:
             # One worker more than may run at once: a worker reaps its exiting child and forks the
             # next one after each instance, and the spare takes the next instance meanwhile.
-            engine.start_pool(min(engine.max_workers, sum(e.parallelism for e in computes)) + 1)
+            self.pool.grow(min(self.max_workers, sum(e.parallelism for e in computes)) + 1)
             # Memory elements start with the first submission; a cold pool would leave them idle.
-            while not any(w.ready for w in engine._workers):
+            while not any(w.ready for w in self.pool.workers):
                 self.wait_events()
             self.apply(self.scheduler.start())
             while self.finished is None:
                 self.dispatch()
                 self.wait_events()
                 self.check_memory()
-            while any(w.task is not None for w in engine._workers):  # the last processes' exit reports
+            while any(w.task is not None for w in self.pool.workers):  # the last processes' exit reports
                 self.wait_events()
             ok = True
         except _Aborted as aborted:
             # instances that finished just before the abort are exiting: their numbers belong in the report
             deadline = time.monotonic() + 2.0
-            while any(w.task is not None and w.finished for w in engine._workers) and time.monotonic() < deadline:
+            while any(w.task is not None and w.finished for w in self.pool.workers) and time.monotonic() < deadline:
                 self.wait_events()
             self.teardown(ok=False)  # first, so the report has every memory element's end
             failure = aborted.failure
@@ -373,11 +376,11 @@ class _Run:
 
 
     def start_memories(self, specs: list[ElementSpec]) -> None:
-        if self.engine.memory is None:
+        if self.memory is None:
             raise InternalError("a memory element started, but the engine has no memory backend")
         start = self.now()
         try:
-            started = self.engine.memory.start(specs, self.watcher)
+            started = self.memory.start(specs, self.watcher)
         except MemoryStartError as exc:  # what did start is freed at teardown (memory.close)
             self.apply(self.scheduler.abort(Failure(exc.element, instance_index(exc.instance), "MemoryStartError",
                                                     str(exc), memory=exc.instance)))
@@ -386,7 +389,7 @@ class _Run:
             self.live_memory.add(spec.name)
             self.descriptors[spec.name] = started[spec.name]
             self.memory_runs[spec.name] = [
-                MemoryRun(spec.name, instance, self.engine.memory.kind, spec.limits.mem, start, start, descriptor)
+                MemoryRun(spec.name, instance, self.memory.kind, spec.limits.mem, start, start, descriptor)
                 for instance, descriptor in started[spec.name].items()
             ]
 
@@ -398,7 +401,7 @@ class _Run:
 
     def check_memory(self) -> None:
         """Stop the run as soon as a memory element it still needs went away (rule in the docstring)."""
-        memory = self.engine.memory
+        memory = self.memory
         if memory is None or not memory.poll_lost or not self.live_memory or \
                 self.now() - self.memory_checked < _SAMPLE_INTERVAL:
             return
@@ -410,7 +413,7 @@ class _Run:
     def lost_memory_of(self, element: str, failure: Failure) -> list[tuple[str, str, str]]:
         """The memory elements of ``element`` that went away: a failed instance's cause. A server
         killed closes its sockets before it can be reaped, so a lost connection waits a moment."""
-        memory = self.engine.memory
+        memory = self.memory
         peers = {link.peer for link in self.program.elements[element].corunning} & self.live_memory
         if memory is None or not peers:
             return []
@@ -425,7 +428,7 @@ class _Run:
         self.live_memory.discard(name)
         if name not in self.memory_runs:
             return
-        used = self.engine.memory.stop(name) if self.engine.memory is not None else []
+        used = self.memory.stop(name) if self.memory is not None else []
         end = self.now()
         runs = self.memory_runs[name]
         used += [0] * (len(runs) - len(used))
@@ -447,10 +450,10 @@ class _Run:
     def dispatch(self) -> None:
         if self.scheduler.failing is not None:
             self.queue = deque(s for s in self.queue if self.scheduler.still_needed(s.element, s.index))
-        workers = self.engine._workers
+        workers = self.pool.workers
         running = sum(w.task is not None and not w.finished for w in workers)
         for worker in workers:
-            if not self.queue or running >= self.engine.max_workers:
+            if not self.queue or running >= self.max_workers:
                 return
             if not worker.ready or worker.task is not None:
                 continue
@@ -472,16 +475,14 @@ class _Run:
     # ------------------------------------------------------------------ events
 
     def wait_events(self) -> None:
-        engine = self.engine
-        for key, _ in engine._selector.select(timeout=_SAMPLE_INTERVAL):
-            worker: _Worker = key.data
+        for worker in self.pool.readable(_SAMPLE_INTERVAL):
             frame = read_frame(worker.events)
             if frame is None:
                 self.worker_died(worker)
             else:
                 self.on_frame(worker, frame)
         now = self.now()
-        for worker in engine._workers:
+        for worker in self.pool.workers:
             if worker.child:
                 worker.samples.append((now, _rss(worker.child)))
 
@@ -494,7 +495,7 @@ class _Run:
             raise InternalError(f"worker {worker.proc.pid} reported {frame}, but runs {task}")
         if isinstance(frame, Started):
             worker.child, worker.started, worker.samples, worker.transfer = frame.pid, frame.start - self.t0, [], None
-            self.engine.on_event("started", task.element, task.index)
+            self.on_event("started", task.element, task.index)
         elif isinstance(frame, Finished):
             worker.finished = True
             if frame.ok:  # the fast path: go on while the child's process is still exiting
@@ -509,7 +510,7 @@ class _Run:
         worker.transfer = payload["transfer"]  # first: the commands below may stop the run
         if self.scheduler.aborted:  # it finished while the run was stopping: only recorded, for the report
             return
-        self.engine.on_event("ok", task.element, task.index)
+        self.on_event("ok", task.element, task.index)
         self.output.finished((task.element, task.index), task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_done(task.element, task.index, payload["result"]))
 
@@ -526,7 +527,7 @@ class _Run:
         ))
         if failure is None or self.scheduler.aborted:  # after the abort: only recorded, for the report
             return
-        self.engine.on_event(outcome, task.element, task.index)
+        self.on_event(outcome, task.element, task.index)
         if lost := self.lost_memory_of(task.element, failure):  # no retry brings it back
             self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
         self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
@@ -539,7 +540,7 @@ class _Run:
             traceback, message = error["traceback"], error["message"]
             if self.sourcemap is not None:  # a generated program: point at the original's lines
                 traceback = self.sourcemap.rewrite(traceback)
-                if error["kind"] == "RegionFullError":  # its memory elements were sized by estimate
+                if error["region_full"]:  # its memory elements were sized by estimate
                     hint = (f"hint: scadc split sized the memory elements from static estimates; measure "
                             f"them with `scadc profile {self.sourcemap.source} -o app.profile.json` and split "
                             f"again with `--profile app.profile.json`")
@@ -554,15 +555,8 @@ class _Run:
                        f"the process exited with status {os.waitstatus_to_exitcode(status)} without a result")
 
     def worker_died(self, worker: _Worker) -> None:
-        engine = self.engine
-        engine._selector.unregister(worker.events)
-        engine._workers.remove(worker)
-        worker.events.close()
-        with suppress(OSError):
-            worker.tasks.close()
-        code = worker.proc.wait()
+        code = self.pool.replace(worker)
         task = worker.task
-        engine._start_worker()
         if task is None:
             if not worker.ready:
                 raise InternalError(f"a worker exited with status {code} before it was ready")
@@ -584,16 +578,15 @@ class _Run:
         if self.torn_down:
             return
         self.torn_down = True
-        engine = self.engine
         try:
             if not ok:
                 # Children of a failed run must not outlive it; the workers restart on the next run.
-                engine.close()
+                self.pool.close()
         finally:
             for name in sorted(self.live_memory):
                 self.stop_memory(name)
-            if engine.memory is not None:
-                engine.memory.close()
+            if self.memory is not None:
+                self.memory.close()
 
     def report(self, status: str, failure: str = "") -> RunReport:
         program = self.program

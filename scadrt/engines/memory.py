@@ -5,9 +5,10 @@
 ``tcp``  a memory-server process per memory instance on 127.0.0.1 (a free port each), reached
          over pyzmq; the same path a multi-machine run takes.
 
-A backend's :meth:`start` returns, per memory instance (``name`` or ``name@i``), the tail of a
-transport descriptor (``IMPL;KEY,VALUE;…``); the engine prefixes the name under which each
-compute element asks for it (its corunning ``trans``), so the element code never changes.
+Each backend is a :class:`MemoryBackend`. Its :meth:`~MemoryBackend.start` returns, per memory
+instance (``name`` or ``name@i``), the tail of a transport descriptor (``IMPL;KEY,VALUE;…``);
+the engine prefixes the name under which each compute element asks for it (its corunning
+``trans``), so the element code never changes.
 
 Rules:
 
@@ -49,7 +50,10 @@ from scadrt.transports.shm import SharedRegion, new_segment_name
 if TYPE_CHECKING:
     from scadrt.transports.launcher import ServerProcess
 
-__all__ = ["TOKEN_BYTES", "TRANSPORT_CHOICES", "MemoryStartError", "ShmMemory", "TcpMemory", "memory_backend"]
+__all__ = [
+    "TOKEN_BYTES", "TRANSPORT_CHOICES", "MemoryBackend", "MemoryStartError", "SegmentGuard", "ShmMemory", "TcpMemory",
+    "memory_backend",
+]
 
 TRANSPORT_CHOICES = ("auto", "local", "shm", "tcp", "rdma")
 #: random bytes in each memory server's token (rule 1)
@@ -77,6 +81,34 @@ def instance_index(instance: str) -> int:
     """``m`` → 0, ``m@3`` → 3."""
     _, at, index = instance.partition("@")
     return int(index) if at else 0
+
+
+class MemoryBackend(Protocol):
+    """Starts and stops memory elements for the engine (the rules in the module docstring);
+    :class:`ShmMemory` and :class:`TcpMemory` are the two there are."""
+
+    kind: str
+    #: whether the engine should poll :meth:`lost` during the run, or ask only when an instance failed
+    poll_lost: bool
+
+    def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
+        """Start every instance of each of ``specs`` (at once where that is faster); return
+        element name → instance name → transport descriptor. Raise :class:`MemoryStartError`
+        for an instance that cannot start; name each segment to ``watcher`` before creating it."""
+        ...
+
+    def lost(self) -> list[tuple[str, str, str]]:
+        """(element, instance, what happened) of each running instance that went away by itself."""
+        ...
+
+    def stop(self, name: str) -> list[int]:
+        """Free every instance of memory element ``name``; return the bytes each really used."""
+        ...
+
+    def close(self) -> None:
+        """Stop everything still running (idempotent)."""
+        ...
+
 
 
 class ShmMemory:

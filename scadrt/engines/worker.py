@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from scadrt.engines.threads import limit_threads
+from scadrt.errors import RegionFullError
 
 __all__ = [
     "Exited", "Finished", "Ready", "Started", "Task", "execute_element", "format_element_error", "read_frame",
@@ -293,7 +294,9 @@ def run_instance(task: Task) -> int:
         Path(task.result_path).write_text(json.dumps({"result": result, "transfer": transfer}))
         return 0
     except BaseException as exc:
-        error = {"kind": type(exc).__name__, "message": str(exc), "traceback": format_element_error(exc)}
+        # region_full: the engine adds a sizing hint for generated programs (typed, not keyed on the name)
+        error = {"kind": type(exc).__name__, "message": str(exc), "traceback": format_element_error(exc),
+                 "region_full": isinstance(exc, RegionFullError)}
         Path(task.error_path).write_text(json.dumps(error))
         return 1
     finally:

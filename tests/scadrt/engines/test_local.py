@@ -129,7 +129,7 @@ def test_a_forked_worker_keeps_no_engine_fd_but_keeps_its_number_taken() -> None
     engine_fds = {int(fd) for fd in os.listdir("/proc/self/fd")}
     with LocalEngine() as engine:
         engine.start_pool(1)
-        worker = engine._workers[0]
+        worker = engine._pool.workers[0]
         pid = worker.proc.pid
         assert isinstance(read_frame(worker.events), Ready)  # it has set itself up
         fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
