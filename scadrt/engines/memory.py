@@ -206,11 +206,11 @@ class TcpMemory:
                 self.servers.setdefault(spec.name, []).append(served)
                 starting.append((spec, served, time.monotonic() + READY_TIMEOUT))
             wait = max(0.0, min(deadline for _, _, deadline in starting) - time.monotonic())
-            readable, _, _ = select.select([s.server.process.stdout for _, s, _ in starting], [], [], wait)
+            readable, _, _ = select.select([s.server.output for _, s, _ in starting], [], [], wait)
             now = time.monotonic()
             for entry in list(starting):
                 spec, served, deadline = entry
-                if served.server.process.stdout in readable or now >= deadline:
+                if served.server.output in readable or now >= deadline:
                     try:
                         served.server.wait_ready(0.0)
                     except TransportError as exc:

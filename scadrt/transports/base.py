@@ -65,7 +65,7 @@ def allocate_buffer(nbytes: int) -> memoryview:
 
     numpy's zeros comes from calloc, so a large buffer costs no RSS until it is touched.
     """
-    return memoryview(np.zeros(nbytes, dtype=np.uint8)).cast("B")
+    return np.zeros(nbytes, dtype=np.uint8).data.cast("B")
 
 
 def _non_negative(what: str, value: int) -> int:

@@ -40,12 +40,17 @@ class ServerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def output(self) -> IO[bytes]:
+        """The pipe the server's "listening on" line comes through (to select() on several)."""
+        assert self.process.stdout is not None  # launch_memory_server always makes the pipe
+        return self.process.stdout
+
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Wait for the "listening on" line and learn the url; TransportError (and the server
         stopped) if it exits or stays silent for ``timeout`` seconds."""
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline().decode().strip() if ready else ""
+        ready, _, _ = select.select([self.output], [], [], timeout)
+        line = self.output.readline().decode().strip() if ready else ""
         if not line.startswith("listening on "):
             status = self.stop(timeout=1.0)
             raise TransportError(f"memory server did not start (exit status {status}, said {clip(line)!r})")

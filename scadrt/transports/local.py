@@ -27,6 +27,7 @@ class LocalTransport(InProcessRegionTransport):
         super().__init__(name)
         if (region is None) == (size is None):
             raise TransportConfigError("LocalTransport takes either a region or a size")
+        # region is typed object, not Buffer: numpy's stubs declare ndarray a Buffer only on Python 3.12+
         view = allocate_buffer(size) if size is not None else memoryview(region).cast("B")  # type: ignore[arg-type]
         if view.readonly:
             raise TransportConfigError("the region of a local transport must be writable")

@@ -128,6 +128,8 @@ _PR_SET_PDEATHSIG = 1
 _POOLED_MIN = 64 << 10
 #: free reply buffers kept for reuse
 _POOL_BYTES = 64 << 20
+#: the frames of a reply, as zmq sends them: ``[identity, header, payload?]``
+_Reply = list[zmq.Frame | bytes | memoryview]
 _TOKEN_ON_ARGV = ("--token puts the secret on the command line, where every user of this machine can read it "
                   "(/proc/PID/cmdline); set SCAD_TOKEN in the environment, or use --token-file FILE "
                   "(a file only you can read: chmod 600 FILE)")
@@ -297,14 +299,14 @@ class MemoryServer:
     def bind(self) -> str:
         """Bind the listening socket; return the endpoint actually bound (``tcp://127.0.0.1:PORT``)."""
         with map_zmq_errors(f"memory server {self.config.listen}"):
-            sock = zmq.Context.instance().socket(zmq.ROUTER)
+            sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
             try:
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.setsockopt(zmq.MAXMSGSIZE, 2 * self.config.max_request + 4096)
                 if is_ipv6(parse_listen(self.config.listen)[0]):
                     sock.setsockopt(zmq.IPV6, 1)
                 sock.bind(self.config.listen)
-                endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+                endpoint: str = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             except BaseException:
                 sock.close(linger=0)
                 raise
@@ -374,7 +376,7 @@ class MemoryServer:
 
     # -- one request ------------------------------------------------------------------------------
 
-    def handle(self, frames: Sequence[zmq.Frame]) -> list[object]:
+    def handle(self, frames: Sequence[zmq.Frame]) -> _Reply:
         """Answer one request ``[identity, header, payload?]`` with ``[identity, header, payload?]``.
 
         A READ's payload is a private copy of the range (rule 4). A large one is a buffer of a pool
@@ -413,7 +415,7 @@ class MemoryServer:
         elif header.op not in _KNOWN_OPS:
             raise FrameError(Status.UNKNOWN_OP, f"unknown op {header.op}")
 
-    def _dispatch(self, identity: zmq.Frame, header: Header, payload: Sequence[zmq.Frame]) -> list[object]:
+    def _dispatch(self, identity: zmq.Frame, header: Header, payload: Sequence[zmq.Frame]) -> _Reply:
         self._check_request(header)
         op = header.op
         if op == Op.READ:
@@ -421,13 +423,13 @@ class MemoryServer:
             view = self.region[header.addr : header.addr + header.length]
             if len(view) < _POOLED_MIN:
                 with self._region_lock:
-                    data: object = bytes(view)
+                    data: bytes | memoryview = bytes(view)
             else:
                 buffer = self._replies.take(len(view))
-                data = memoryview(buffer)[: len(view)]
+                pooled = buffer.data[: len(view)]
                 with self._region_lock:
-                    copy_bytes(data, view)
-                self._lent = buffer
+                    copy_bytes(pooled, view)
+                data, self._lent = pooled, buffer
             return [identity, header.encode_reply(), data]
         if op == Op.WRITE:
             self._check_frames(header, payload, 1)
@@ -456,7 +458,7 @@ class MemoryServer:
             name = Op(header.op).name
             raise FrameError(Status.BAD_FRAME, f"{name} takes {expected} payload frame(s), got {len(payload)}")
 
-    def _error(self, identity: zmq.Frame, header: Header, status: Status, message: str) -> list[object]:
+    def _error(self, identity: zmq.Frame, header: Header, status: Status, message: str) -> _Reply:
         self._refusals.warning("request %d refused: %s", header.request_id, message)
         return [identity, header.reply(status, length=0).encode(), message.encode()]
 
@@ -486,8 +488,8 @@ class MemoryServer:
                 now = time.monotonic()
                 wait = _POLL_MS / 1000 if not paused_until else max(0.0, min(_POLL_MS / 1000, paused_until - now))
                 for key, _ in selector.select(wait):
-                    if key.fileobj is not listener:
-                        _drain_refused(selector, refused, key.fileobj)  # type: ignore[arg-type]
+                    if key.fileobj is not listener and isinstance(key.fileobj, socket.socket):  # a refused one
+                        _drain_refused(selector, refused, key.fileobj)
                 now = time.monotonic()
                 for conn in [c for c, deadline in refused.items() if deadline <= now]:
                     _forget_refused(selector, refused, conn)

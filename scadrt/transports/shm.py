@@ -29,7 +29,8 @@ same pages twice (and a compute element on another host would not hold them at a
 
 from __future__ import annotations
 
-import _posixshmem
+# CPython's private module behind multiprocessing.shared_memory: typeshed has no stub for it
+import _posixshmem  # type: ignore[import-not-found]
 import contextlib
 import mmap
 import os

@@ -105,7 +105,7 @@ class TcpTransport(Transport):
         self._ids = itertools.count(secrets.randbits(48))
         self._where = f"{self} at {url}"
         with map_zmq_errors(self._where):
-            sock = zmq.Context.instance().socket(zmq.DEALER)
+            sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             try:
                 sock.setsockopt(zmq.LINGER, 0)
                 # queue messages only on a completed connection: with no server, sends time out
@@ -183,7 +183,7 @@ class TcpTransport(Transport):
                     self._drain(more)
                     continue
                 body = self._sock.recv() if more else b""
-                self._drain(self._sock.rcvmore)
+                self._drain(self._more())
                 if header.status != Status.OK:
                     raise status_error(header.status, f"{self._where}: {body.decode(errors='replace')}")
                 return body
@@ -292,14 +292,14 @@ class TcpTransport(Transport):
                 continue
             if header.status != Status.OK:
                 message = self._sock.recv().decode(errors="replace") if more else "(no message)"
-                self._drain(self._sock.rcvmore)
+                self._drain(self._more())
                 raise status_error(header.status, f"{self._where}: {message}")
             if header.op == Op.READ:
                 if not more:
                     raise ProtocolError(f"{self._where}: READ reply without payload")
                 received = self._sock.recv_into(part)
-                if received != len(part) or self._sock.rcvmore:
-                    self._drain(self._sock.rcvmore)
+                if received != len(part) or self._more():
+                    self._drain(self._more())
                     raise ProtocolError(f"{self._where}: READ reply of {received} B, expected {len(part)} B")
             elif more:
                 self._drain(more)
@@ -323,17 +323,21 @@ class TcpTransport(Transport):
             raise ConnectionLostError(
                 f"{self._where}: no reply from the memory server within {self.timeout:g} s"
             ) from None
-        more = bool(self._sock.rcvmore)
+        more = self._more()
         try:
             return Header.decode(raw), more
         except FrameError as exc:
             self._drain(more)
             raise ProtocolError(f"{self._where}: malformed reply: {exc}") from exc
 
+    def _more(self) -> bool:
+        """Whether more frames of the message last received follow (pyzmq types RCVMORE loosely)."""
+        return bool(self._sock.rcvmore)
+
     def _drain(self, more: bool) -> None:
         while more:
             self._sock.recv()
-            more = bool(self._sock.rcvmore)
+            more = self._more()
 
     def _handshake(self, connect_timeout: float) -> dict[str, Any]:
         """INFO, re-sent until answered or ``connect_timeout`` passes (see the module docstring)."""
@@ -355,7 +359,7 @@ class TcpTransport(Transport):
                         self._drain(more)
                     else:
                         body = self._sock.recv() if more else b""
-                        self._drain(self._sock.rcvmore)
+                        self._drain(self._more())
                         if header.status != Status.OK:
                             raise status_error(header.status, f"{self._where}: {body.decode(errors='replace')}")
                         try:

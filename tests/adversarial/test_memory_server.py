@@ -255,7 +255,7 @@ def test_refused_requests_are_logged_at_a_bounded_rate(tmp_path: Path) -> None:
     log = tmp_path / "stderr"
     refused = 300
     with server(stderr=log) as srv:
-        raw = zmq.Context.instance().socket(zmq.DEALER)
+        raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         raw.setsockopt(zmq.LINGER, 0)
         raw.connect(srv.url)
         try:
@@ -278,7 +278,7 @@ def test_refused_requests_are_logged_at_a_bounded_rate(tmp_path: Path) -> None:
 def test_a_read_sent_before_a_write_never_sees_that_write() -> None:
     size = 1 << 20
     with server() as srv:
-        raw = zmq.Context.instance().socket(zmq.DEALER)
+        raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         raw.setsockopt(zmq.LINGER, 0)
         raw.connect(srv.url)
         try:

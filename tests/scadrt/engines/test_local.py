@@ -10,13 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from scadrt.dag import load_program
 from scadrt.engines.local import LocalEngine, RunFailed
-from scadrt.engines.memory import memory_backend
+from scadrt.engines.memory import TcpMemory, memory_backend
 from scadrt.engines.worker import Ready, read_frame
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -208,7 +209,7 @@ def test_tcp_memory_starts_servers_together_and_reaps_them_at_close(tmp_path: Pa
     })
     program = load_program(prog)
     backend = memory_backend("tcp", program)
-    assert backend is not None
+    assert isinstance(backend, TcpMemory)
     try:
         started = backend.start([program.elements["a"], program.elements["b"]])
         assert sorted(started) == ["a", "b"] and sorted(started["b"]) == ["b@0", "b@1"]
@@ -221,9 +222,9 @@ def test_tcp_memory_starts_servers_together_and_reaps_them_at_close(tmp_path: Pa
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
 
 
-def scadc(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def scadc(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "scadc", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, check=False, **kwargs)  # type: ignore[call-overload]
+                          cwd=ROOT, timeout=120, check=False, **kwargs)
 
 
 def test_cli_run_result_report_and_exit_codes(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +51,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     server = spawn_memory_server(REGION, max_request=MAX_REQUEST, log_level="error")
-    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     raw.setsockopt(zmq.LINGER, 0)
     raw.connect(server.url)
     try:
@@ -179,7 +179,7 @@ def test_token_is_required_in_every_request_when_set() -> None:
             t.write(4, 0)
             t.read(4, 0)
             assert bytes(t.buf) == b"safe"
-        raw = zmq.Context.instance().socket(zmq.DEALER)
+        raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         raw.setsockopt(zmq.LINGER, 0)
         raw.connect(server.url)
         raw.send(Header(Op.READ, 1, 0, 4).encode())
@@ -269,7 +269,8 @@ def test_a_killed_server_gives_connection_lost_within_the_timeout_and_a_restart_
         os.kill(server.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
         server.stop()
-        for call in (lambda: client.read(16, 0), lambda: client.write(16, 0), client.ping):
+        calls: tuple[Callable[[], object], ...] = (lambda: client.read(16, 0), lambda: client.write(16, 0), client.ping)
+        for call in calls:
             start = time.monotonic()
             with pytest.raises(ConnectionLostError):
                 call()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scadrt.errors import MissingToolError, ProtocolError, TransportUnavailableError, UserError
+from scadrt.errors import MissingToolError, ProtocolError, TransportError, TransportUnavailableError, UserError
 from scadrt.transports import open_transport, rdma
 from scadrt.transports.rdma import ConnInfo
 
@@ -117,7 +117,7 @@ def test_device_selection(pyverbs: Install) -> None:
 
 
 def test_verbs_errors_are_mapped() -> None:
-    with pytest.raises(rdma.TransportError, match="dev0: boom") as info, rdma.map_verbs_errors("dev0"):
+    with pytest.raises(TransportError, match="dev0: boom") as info, rdma.map_verbs_errors("dev0"):
         raise _PyverbsRDMAError("boom")
     assert isinstance(info.value.__cause__, _PyverbsRDMAError)
     with pytest.raises(KeyError), rdma.map_verbs_errors("dev0"):  # not pyverbs': untouched

@@ -60,7 +60,7 @@ def test_bad_descriptors(text: str, why: str) -> None:
 
 names = st.from_regex(r"[A-Za-z0-9_-]{1,8}(@[0-9]{1,2})?", fullmatch=True)
 keys = st.from_regex(r"[a-z_]{1,8}", fullmatch=True)
-values = st.text(st.characters(blacklist_characters=";", blacklist_categories=("Cs",)), max_size=12)
+values = st.text(st.characters(exclude_characters=";", exclude_categories=["Cs"]), max_size=12)
 
 
 @given(names, st.sampled_from(["rdma_tcp", "shm", "local"]), st.dictionaries(keys, values, max_size=4))
