@@ -122,6 +122,22 @@ def test_a_failing_sibling_stops_the_run_where_program_order_would(tmp_path: Pat
     assert statuses["a"] == "ok" and statuses["b"] == "failed"
 
 
+@pytest.mark.parametrize(("raised", "hinted"), [
+    ("class Full(RegionFullError):\n    pass\n", True),  # the allocator's error, or a subclass of it
+    ("class RegionFullError(Exception):\n    pass\nFull = RegionFullError\n", False),  # only the same name
+])
+def test_a_generated_program_that_fills_a_region_is_told_to_profile(tmp_path: Path, raised: str,
+                                                                    hinted: bool) -> None:
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\nfrom scadrt.errors import RegionFullError\n" + raised + MAIN
+                  + "    raise Full('no gap of 8 B')\n",
+        "sourcemap.json": json.dumps({"source": "app.py", "elements": {}}),  # what makes it generated
+    })
+    _, _, result = run(prog)
+    assert isinstance(result, RunFailed) and "no gap of 8 B" in result.failure.message
+    assert ("scadc profile app.py -o app.profile.json" in result.failure.message) is hinted
+
+
 def test_a_forked_worker_keeps_no_engine_fd_but_keeps_its_number_taken() -> None:
     # A worker is a fork of the engine. The engine's file objects come along; one finalized in
     # the worker would close its fd *number*, by then perhaps reused for a pipe of the worker's.
