@@ -7,6 +7,12 @@ Kinds (one module each, imported only when used, so pyzmq/pyverbs load only when
     tcp    a memory server reached with pyzmq              scadrt.transports.tcp
     rdma   one-sided RDMA to a memory server (pyverbs)     scadrt.transports.rdma
 
+Beside them: ``base`` (the interface every kind implements), ``protocol`` (the memory server's
+wire format), ``address`` (``tcp://HOST:PORT``, for the server and its clients alike),
+``memory_server`` (the server and its command line) and ``launcher`` (running one as a child
+process). Imports go one way: the server and its clients share ``protocol`` and ``address``,
+and no client imports the server.
+
 Scad's implementation names are accepted as aliases: ``rdma_local``, ``rdma_shared``,
 ``rdma_tcp``, ``rdma_uverbs`` (reference-notes §5.1).
 
