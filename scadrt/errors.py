@@ -23,7 +23,7 @@ where they occur, with ``raise ... from exc``::
     │   └── StagingBufferError        a staging buffer was re-registered while a pool held unwritten data
     └── InternalError                 a bug in scadc/scadrt itself, never the user's fault
 
-    KeyboardInterrupt                 (Python's) Ctrl-C
+    KeyboardInterrupt                 Ctrl-C (Python's own, not a ScadError)
     └── Terminated                    SIGTERM arrived during a run (the CLI exits 143, not 130)
 
 ``scadc`` defines its own compile errors on top of :class:`UserError`, so the CLI needs to
