@@ -410,14 +410,15 @@ class _Run:
         if lost:
             self.apply(self.scheduler.abort(self.memory_failure(lost)))
 
-    def lost_memory_of(self, element: str, failure: Failure) -> list[tuple[str, str, str]]:
+    def lost_memory_of(self, element: str, connection_lost: bool) -> list[tuple[str, str, str]]:
         """The memory elements of ``element`` that went away: a failed instance's cause. A server
-        killed closes its sockets before it can be reaped, so a lost connection waits a moment."""
+        killed closes its sockets before it can be reaped, so a lost connection (the instance
+        raised a :class:`~scadrt.errors.ConnectionLostError`) waits a moment."""
         memory = self.memory
         peers = {link.peer for link in self.program.elements[element].corunning} & self.live_memory
         if memory is None or not peers:
             return []
-        deadline = time.monotonic() + (_LOST_GRACE if failure.kind == "ConnectionLostError" else 0.0)
+        deadline = time.monotonic() + (_LOST_GRACE if connection_lost else 0.0)
         while True:
             lost = [m for m in memory.lost() if m[0] in peers]
             if lost or time.monotonic() >= deadline:
@@ -519,7 +520,7 @@ class _Run:
         """Record the instance; if it did not finish successfully, it failed or crashed (rule: failures
         are handled here, after the exit, so the report has the failed instance's numbers)."""
         submit = self.params.pop(task.task_id)
-        failure = None if transfer is not None else self.failure_of(task, exited.status)
+        failure, connection_lost = (None, False) if transfer is not None else self.failure_of(task, exited.status)
         outcome = "ok" if failure is None else "crashed" if failure.kind == "crash" else "failed"
         self.instances.append(InstanceRun(
             task.element, task.index, submit.attempt, outcome, start, exited.end - self.t0, exited.pid,
@@ -528,12 +529,14 @@ class _Run:
         if failure is None or self.scheduler.aborted:  # after the abort: only recorded, for the report
             return
         self.on_event(outcome, task.element, task.index)
-        if lost := self.lost_memory_of(task.element, failure):  # no retry brings it back
+        if lost := self.lost_memory_of(task.element, connection_lost):  # no retry brings it back
             self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
         self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_failed(failure, submit.params))
 
-    def failure_of(self, task: Task, status: int) -> Failure:
+    def failure_of(self, task: Task, status: int) -> tuple[Failure, bool]:
+        """Why the instance failed, and whether it lost its connection to a memory element (the
+        worker's typed flag: a subclass counts, a user class of the same name does not)."""
         error_path = Path(task.error_path)
         if os.WIFEXITED(status) and error_path.exists():
             error = json.loads(error_path.read_text())
@@ -546,13 +549,13 @@ class _Run:
                             f"again with `--profile app.profile.json`")
                     message = f"{message} ({hint})"
                     traceback = f"{traceback.rstrip()}\n{hint}\n"
-            return Failure(task.element, task.index, error["kind"], message, traceback)
+            return Failure(task.element, task.index, error["kind"], message, traceback), error["connection_lost"]
         if os.WIFSIGNALED(status):
             sig = signal.Signals(os.WTERMSIG(status))
             hint = " (out of memory?)" if sig == signal.SIGKILL else ""
-            return Failure(task.element, task.index, "crash", f"the process was killed by {sig.name}{hint}")
+            return Failure(task.element, task.index, "crash", f"the process was killed by {sig.name}{hint}"), False
         return Failure(task.element, task.index, "crash",
-                       f"the process exited with status {os.waitstatus_to_exitcode(status)} without a result")
+                       f"the process exited with status {os.waitstatus_to_exitcode(status)} without a result"), False
 
     def worker_died(self, worker: _Worker) -> None:
         code = self.pool.replace(worker)
@@ -567,7 +570,7 @@ class _Run:
                                           self.now(), worker.child, 0, 0.0, 0.0, tuple(worker.samples)))
         if self.scheduler.aborted:
             return
-        if lost := self.lost_memory_of(task.element, failure):
+        if lost := self.lost_memory_of(task.element, connection_lost=False):
             self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
         self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_failed(failure, submit.params))

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from scadrt.engines.threads import limit_threads
-from scadrt.errors import RegionFullError
+from scadrt.errors import ConnectionLostError, RegionFullError
 
 __all__ = [
     "Exited", "Finished", "Ready", "Started", "Task", "execute_element", "format_element_error", "read_frame",
@@ -294,9 +294,11 @@ def run_instance(task: Task) -> int:
         Path(task.result_path).write_text(json.dumps({"result": result, "transfer": transfer}))
         return 0
     except BaseException as exc:
-        # region_full: the engine adds a sizing hint for generated programs (typed, not keyed on the name)
+        # region_full: the engine adds a sizing hint for generated programs; connection_lost: it waits
+        # a moment for the memory element to be seen dead (typed, not keyed on the names)
         error = {"kind": type(exc).__name__, "message": str(exc), "traceback": format_element_error(exc),
-                 "region_full": isinstance(exc, RegionFullError)}
+                 "region_full": isinstance(exc, RegionFullError),
+                 "connection_lost": isinstance(exc, ConnectionLostError)}
         Path(task.error_path).write_text(json.dumps(error))
         return 1
     finally:
