@@ -138,6 +138,54 @@ def test_a_generated_program_that_fills_a_region_is_told_to_profile(tmp_path: Pa
     assert ("scadc profile app.py -o app.profile.json" in result.failure.message) is hinted
 
 
+#: argv: a file to wait for, a segment-name prefix. Once the file appears, waits 0.5 s and removes
+#: the segments: a memory element that dies just after its user saw the connection go.
+_LATE_REMOVER = """
+import os, sys, time
+mark, prefix = sys.argv[1:]
+deadline = time.monotonic() + 60
+while not os.path.exists(mark) and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.5)
+for name in os.listdir('/dev/shm'):
+    if name.startswith(prefix):
+        try:
+            os.unlink('/dev/shm/' + name)
+        except FileNotFoundError:  # the engine stopped it first
+            pass
+"""
+
+
+@pytest.mark.parametrize(("raised", "waited"), [
+    ("from scadrt.errors import ConnectionLostError as Lost\n", True),
+    ("from scadrt.errors import ConnectionLostError\nclass Lost(ConnectionLostError):\n    pass\n", True),
+    ("class ConnectionLostError(Exception):\n    pass\nLost = ConnectionLostError\n", False),  # the name only
+], ids=["the-transport-error", "a-subclass", "a-same-named-class"])
+def test_a_lost_connection_waits_for_its_memory_element_to_be_seen_dead(tmp_path: Path, raised: str,
+                                                                         waited: bool) -> None:
+    # The transport's ConnectionLostError (or a subclass) makes the engine wait a moment for the
+    # memory element to be seen dead, then blame the memory element; any other error does not wait.
+    mark = tmp_path / "raised"
+    remover = subprocess.Popen([sys.executable, "-c", _LATE_REMOVER, str(mark), f"scad-{os.getpid()}-"])
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\ncorunning: [a]\nlimits: {mem: 1 MB}\n",
+        "a.o.py": "#@ type: compute\nfrom pathlib import Path\n" + raised + MAIN
+                  + f"    Path({str(mark)!r}).touch()\n    raise Lost('gone')\n",
+    })
+    try:
+        _, _, result = run(prog)
+    finally:
+        mark.touch()  # the remover ends even if the element never ran
+        remover.wait(timeout=60)
+    assert isinstance(result, RunFailed)
+    if waited:
+        assert (result.failure.element, result.failure.kind) == ("m", "MemoryLost")
+        assert "was removed (while 'a' instance 0 was using it)" in result.failure.message
+    else:
+        assert (result.failure.element, result.failure.kind, result.failure.message) == (
+            "a", "ConnectionLostError", "gone")
+
+
 def test_a_forked_worker_keeps_no_engine_fd_but_keeps_its_number_taken() -> None:
     # A worker is a fork of the engine. The engine's file objects come along; one finalized in
     # the worker would close its fd *number*, by then perhaps reused for a pipe of the worker's.
