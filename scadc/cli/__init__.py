@@ -14,9 +14,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from scadc.cli_analysis import add_analyze, add_profile
-from scadc.run import add_run, add_run_element
-from scadc.split import add_split
+from scadc.cli.profile import add_analyze, add_profile
+from scadc.cli.run import add_run, add_run_element
+from scadc.cli.split import add_split
 from scadrt import __version__, load_program
 from scadrt.dag import DEFAULT_MAX_PARALLELISM
 from scadrt.errors import UserError
