@@ -36,7 +36,7 @@ __all__ = ["add_run"]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from scadc.progress import RichProgress, make_progress
+    from scadc.cli.progress import RichProgress, make_progress
 
     if args.max_workers is not None and args.max_workers < 1:
         raise UserError("--max-workers must be at least 1")
