@@ -93,8 +93,9 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     if not isinstance(program, Program):
         program = load_program(program, max_parallelism=max_parallelism)
     with LocalEngine(memory=memory_backend(transport, program), max_workers=max_workers, retries=retries,
-                     stdout=stdout or _text_sink(lambda: sys.stdout),
-                     stderr=stderr or _text_sink(lambda: sys.stderr), on_event=on_event) as engine:
+                     stdout=_text_sink(lambda: sys.stdout) if stdout is None else stdout,
+                     stderr=_text_sink(lambda: sys.stderr) if stderr is None else stderr,
+                     on_event=on_event) as engine:
         outcome = engine.run(program, params)
     if on_results is not None:
         on_results(outcome.results)

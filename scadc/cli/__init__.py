@@ -6,8 +6,9 @@ escaping (InternalError included) is a bug and shows its traceback.
 
 Each command lives in its own module (``scadc.cli.split``, ``…run``, ``…run_element``, ``…profile``,
 ``…analyze``, ``…dag``, ``…gen``, ``…memory_server``), which adds its subparser; what they share is in
-the leaves ``command`` (exit statuses, argparse helpers), ``output`` and ``params``. None of them
-imports this package's ``__init__``.
+the leaves ``command`` (exit statuses, argparse helpers), ``output`` (writing files), ``params`` (the
+run's input) and ``progress`` (a run's progress on stderr). None of them imports this package's
+``__init__``: the compiler and runtime they drive are :mod:`scadc.pipeline` and :func:`scadrt.run`.
 """
 
 from __future__ import annotations
