@@ -1,7 +1,8 @@
 """scadrt: the runtime of Scad programs (element directories of compute and memory elements).
 
 scadrt runs without the compiler: hand-written element directories load, validate, export
-and (with the engines) run the same way as the ones ``scadc split`` writes.
+and (with the engines) run the same way as the ones ``scadc split`` writes. :func:`run` runs one
+on this machine, as ``scadc run`` does.
 """
 
 from __future__ import annotations

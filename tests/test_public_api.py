@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import scadrt.errors
 import scadrt.export
 from scadc.errors import CompileError
 from scadc.partition.plan import PartitionPlan
+from scadrt.engines.local import RunFailed
 from scadrt.report import RunReport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,3 +98,11 @@ def test_importing_the_packages_imports_neither_engine_nor_compiler() -> None:
 def test_run_refuses_an_invalid_directory(tmp_path: Path) -> None:
     with pytest.raises(scadrt.ProgramError, match="program directory does not exist"):
         scadrt.run(tmp_path / "nope")
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_run_raises_run_failed_with_the_report(tmp_path: Path) -> None:
+    (tmp_path / "boom.o.py").write_text("#@ type: compute\ndef main(params, action):\n    raise ValueError('no')\n")
+    with pytest.raises(RunFailed) as failed:
+        scadrt.run(tmp_path, stderr=io.BytesIO())
+    assert failed.value.failure.kind == "ValueError" and failed.value.report.status == "failed"
