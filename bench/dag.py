@@ -11,6 +11,8 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -35,11 +37,15 @@ def write_chain(root: Path, elements: int) -> list[str]:
     return headers
 
 
-def best_of(repeats: int, fn: object) -> list[float]:
+def parse_headers(headers: list[str]) -> list[object]:
+    return [yaml.safe_load(header) for header in headers]
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()  # type: ignore[operator]
+        fn()
         times.append(time.perf_counter() - start)
     return times
 
@@ -55,8 +61,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             headers = write_chain(root, count)
-            ours = statistics.median(best_of(args.repeats, lambda r=root: load_program(r)))
-            base = statistics.median(best_of(args.repeats, lambda h=headers: [yaml.safe_load(x) for x in h]))
+            ours = statistics.median(best_of(args.repeats, partial(load_program, root)))
+            base = statistics.median(best_of(args.repeats, partial(parse_headers, headers)))
             print(f"{count:>8} | {ours * 1e3:>16.2f} | {base * 1e3:>12.2f} | {ours / base:>5.2f}× | "
                   f"{ours / count * 1e6:.0f}")
 

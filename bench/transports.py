@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import zmq
@@ -66,7 +67,7 @@ BUDGETS = {
 
 
 def raw_tcp_server() -> None:
-    region = memoryview(np.zeros(REGION, dtype=np.uint8))
+    region = np.zeros(REGION, dtype=np.uint8).data
     listener = socket.create_server(("127.0.0.1", 0))
     print(listener.getsockname()[1], flush=True)
     conn, _ = listener.accept()
@@ -75,14 +76,14 @@ def raw_tcp_server() -> None:
     while recv_exact(conn, memoryview(header)):
         op, addr, length = _RAW_HEADER.unpack(header)
         if op == _READ:
-            send_all(conn, [header, region[addr : addr + length]])
+            send_all(conn, [memoryview(header), region[addr : addr + length]])
         else:
             recv_exact(conn, region[addr : addr + length])
-            send_all(conn, [header])
+            send_all(conn, [memoryview(header)])
 
 
 def zmq_echo_server() -> None:
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
     sock.bind("tcp://127.0.0.1:0")
     print(sock.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
     while True:
@@ -129,6 +130,11 @@ def pin(pid: int, cpus: set[int]) -> None:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
+
+
+def sliced(op: Callable[[memoryview, int], None], buf: memoryview, size: int) -> Callable[[], None]:
+    """``op(buf[:size], 0)``, the slice taken per call as the transports' own calls take theirs."""
+    return lambda: op(buf[:size], 0)
 
 
 def latency(op: Callable[[], object], budget: Budget) -> tuple[float, float]:
@@ -203,11 +209,11 @@ def bench_tcp(placement: str, client_cpus: set[int], server_cpus: set[int], budg
         with child("--raw-server", server_cpus) as (_, port), child("--zmq-server", server_cpus) as (
                 _, zmq_url), TcpTransport(server.url) as ours:
             raw = RawTcpClient(int(port))
-            dealer = zmq.Context.instance().socket(zmq.DEALER)
+            dealer: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             dealer.setsockopt(zmq.LINGER, 0)
             dealer.connect(zmq_url)
             pin(os.getpid(), client_cpus)  # threads created since (zmq I/O) too
-            buf = memoryview(np.zeros(16 * MiB, dtype=np.uint8))
+            buf = np.zeros(16 * MiB, dtype=np.uint8).data
             ours.reg(16 * MiB)
 
             def zmq_round_trip() -> None:
@@ -215,8 +221,8 @@ def bench_tcp(placement: str, client_cpus: set[int], server_cpus: set[int], budg
                 dealer.recv()
 
             for size, label in ((8, "8 B"), (4096, "4 KiB")):
-                o50, o99 = latency(lambda s=size: ours.read(s, 0), budget)
-                r50, r99 = latency(lambda s=size: raw.read(buf[:s], 0), budget)
+                o50, o99 = latency(partial(ours.read, size, 0), budget)
+                r50, r99 = latency(sliced(raw.read, buf, size), budget)
                 rows.append(Row(placement, f"tcp {label} read p50", "µs", o50, "", r50, "raw TCP", ("≤", 2.0)))
                 rows.append(Row(placement, f"tcp {label} read p99", "µs", o99, "", r99, "raw TCP"))
             o50, _ = latency(lambda: ours.write(8, 0), budget)
@@ -229,8 +235,8 @@ def bench_tcp(placement: str, client_cpus: set[int], server_cpus: set[int], budg
                 for op in ("read", "write"):
                     ours_op = getattr(ours, op)
                     raw_op = getattr(raw, op)
-                    med, lo, hi = throughput(lambda s=size, f=ours_op: f(s, 0), size, budget)
-                    rmed, _, _ = throughput(lambda s=size, f=raw_op: f(buf[:s], 0), size, budget)
+                    med, lo, hi = throughput(partial(ours_op, size, 0), size, budget)
+                    rmed, _, _ = throughput(sliced(raw_op, buf, size), size, budget)
                     rows.append(Row(placement, f"tcp {label} {op}", "MiB/s", med, f"{lo:,.0f}–{hi:,.0f}", rmed,
                                     "raw TCP", ("≥", 0.6)))
             dealer.close()
@@ -250,12 +256,12 @@ def bench_shm(cpus: set[int], budget: Budget) -> list[Row]:
         memcpy, _, _ = throughput(lambda: np.copyto(dst, src), MiB, budget)
         for op in ("read", "write"):
             f = getattr(shm, op)
-            med, lo, hi = throughput(lambda f=f: f(MiB, 0), MiB, budget)
+            med, lo, hi = throughput(partial(f, MiB, 0), MiB, budget)
             rows.append(Row("in-process", f"shm 1 MiB {op}", "MiB/s", med, f"{lo:,.0f}–{hi:,.0f}", memcpy,
                             "numpy copyto", ("≥", 0.7)))
         for op in ("read", "write"):
             f = getattr(shm, op)
-            p50, p99 = latency(lambda f=f: f(8, 64), budget)
+            p50, p99 = latency(partial(f, 8, 64), budget)
             rows.append(Row("in-process", f"shm 8 B {op} p50 (p99 {p99:.2f})", "µs", p50, "", None, "",
                             ("abs≤", 3.0)))
     return rows

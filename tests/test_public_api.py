@@ -1,17 +1,32 @@
-"""The public surface of both packages is exactly what it should be."""
+"""The public surface of both packages is exactly what it should be, and its doors work."""
 
 from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 import scadc
 import scadrt
 import scadrt.dag
 import scadrt.errors
 import scadrt.export
+from scadc.errors import CompileError
+from scadc.partition.plan import PartitionPlan
+from scadrt.engines.local import RunFailed
+from scadrt.report import RunReport
+
+ROOT = Path(__file__).resolve().parents[1]
+#: small, quick, and with a memory element: the run needs a transport
+EXAMPLE = ROOT / "examples" / "monolithic" / "script.py"
 
 EXPECTED = {
     scadrt: ["Corun", "ElementSpec", "InternalError", "Limits", "MissingToolError", "Problem", "Program",
-             "ProgramError", "ScadError", "UserError", "__version__", "load_program"],
-    scadc: ["__version__"],
+             "ProgramError", "ScadError", "UserError", "__version__", "load_program", "run"],
+    scadc: ["__version__", "analyze_program", "split_program"],
 }
 
 
@@ -26,3 +41,68 @@ def test_all_names_exist_and_cover_the_public_names() -> None:
             assert hasattr(module, name), f"{module.__name__}.{name}"
     public_classes = {n for n, v in vars(scadrt.errors).items() if isinstance(v, type) and not n.startswith("_")}
     assert public_classes <= set(scadrt.errors.__all__) | {"Iterable"}
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PartitionPlan]:
+    """EXAMPLE split once for the module (splitting is the expensive part)."""
+    prog = tmp_path_factory.mktemp("api") / "prog"
+    return prog, scadc.split_program(EXAMPLE, prog)
+
+
+def test_split_program_writes_the_directory_and_returns_the_plan(split: tuple[Path, PartitionPlan]) -> None:
+    prog, plan = split
+    assert isinstance(plan, PartitionPlan) and plan.policy == "resource"
+    assert plan.computes and plan.memories
+    written = sorted(p.name for p in prog.iterdir())
+    assert written == sorted([*(f"{c.name}.o.py" for c in plan.computes), *(f"{m.name}.o.yaml" for m in plan.memories),
+                              "split.json", "sourcemap.json"])
+    assert sorted(scadrt.load_program(prog).elements) == sorted([*(c.name for c in plan.computes),
+                                                                 *(m.name for m in plan.memories)])
+
+
+def test_split_program_refuses_what_the_cli_refuses(split: tuple[Path, PartitionPlan], tmp_path: Path) -> None:
+    prog, _ = split
+    with pytest.raises(CompileError, match="exists; pass --force"):
+        scadc.split_program(EXAMPLE, prog)
+    with pytest.raises(scadrt.UserError, match="unknown policy"):
+        scadc.split_program(EXAMPLE, tmp_path / "other", policy="nope")
+    assert not (tmp_path / "other").exists()
+
+
+def test_analyze_program_returns_the_analysis() -> None:
+    analysis = scadc.analyze_program(EXAMPLE, heavy_bytes="1MiB")
+    assert analysis.program.path == str(EXAMPLE) and analysis.units
+    assert "sim" in analysis.heavy and analysis.heavy["sim"].heavy
+    assert analysis.format().startswith("program script.py:")
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_run_prints_what_the_program_prints(split: tuple[Path, PartitionPlan],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    prog, plan = split
+    original = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, check=True,
+                              timeout=120)
+    report = scadrt.run(prog)
+    assert isinstance(report, RunReport) and report.status == "ok"
+    assert sorted({i.element for i in report.instances}) == sorted(c.name for c in plan.computes)
+    assert capsys.readouterr().out == original.stdout
+
+
+def test_importing_the_packages_imports_neither_engine_nor_compiler() -> None:
+    code = "import sys, scadc, scadrt; print(sorted(m for m in sys.modules if m.startswith(('libcst', 'scadrt.eng'))))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          timeout=60).stdout == "[]\n"
+
+
+def test_run_refuses_an_invalid_directory(tmp_path: Path) -> None:
+    with pytest.raises(scadrt.ProgramError, match="program directory does not exist"):
+        scadrt.run(tmp_path / "nope")
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_run_raises_run_failed_with_the_report(tmp_path: Path) -> None:
+    (tmp_path / "boom.o.py").write_text("#@ type: compute\ndef main(params, action):\n    raise ValueError('no')\n")
+    with pytest.raises(RunFailed) as failed:
+        scadrt.run(tmp_path, stderr=io.BytesIO())
+    assert failed.value.failure.kind == "ValueError" and failed.value.report.status == "failed"

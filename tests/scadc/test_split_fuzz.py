@@ -19,14 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scadc.analysis import analyze
-from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES
-from scadc.codegen.emit import write_program
-from scadc.partition.build import build_plan
-from scadc.partition.policies import make_policy
-from scadrt.dag import load_program
-from scadrt.engines.local import LocalEngine, RunFailed
-from scadrt.engines.memory import memory_backend
+import scadc
+import scadrt
+from scadrt.engines.local import RunFailed
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -100,17 +95,13 @@ def source(statements: list[str], log: Path) -> str:
 
 
 def split_and_run(app: Path, prog: Path, policy: str, *, transport: str = "shm",
-                  heavy_bytes: int = DEFAULT_HEAVY_BYTES, profile: str | None = None) -> bytes:
+                  heavy_bytes: int | None = None, profile: str | None = None) -> bytes:
     """Split ``app`` into ``prog`` with ``policy`` (as `scadc split` does), run it (as `scadc run
     --transport TRANSPORT` does) and return what it printed; :class:`RunFailed` propagates."""
-    analysis = analyze(str(app), heavy_bytes=heavy_bytes, profile=profile)
-    plan = build_plan(analysis, make_policy(policy))
+    plan = scadc.split_program(app, prog, force=True, policy=policy, heavy_bytes=heavy_bytes, profile=profile)
     assert plan.validate() == []
-    write_program(analysis, plan, prog, force=True)
-    program = load_program(prog)
-    out, err = io.BytesIO(), io.BytesIO()
-    with LocalEngine(memory=memory_backend(transport, program), stdout=out, stderr=err) as engine:
-        engine.run(program)
+    out = io.BytesIO()
+    scadrt.run(prog, transport=transport, stdout=out, stderr=io.BytesIO())
     return out.getvalue()
 
 

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scadc.analysis import analyze
-from scadc.codegen.emit import write_program
-from scadc.partition.build import build_plan
-from scadc.partition.policies import make_policy
+import scadc
 from scadrt.dag import load_program
 from scadrt.export import to_dot
 from tests.test_golden import check_golden
@@ -24,8 +21,8 @@ GOLDEN = ROOT / "golden" / "monolithic"
 def test_split_output_matches_golden(example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      update_golden: bool) -> None:
     monkeypatch.chdir(ROOT)  # paths inside split.json and the comments are as the user typed them
-    analysis = analyze(f"examples/monolithic/{example}.py")
-    prog = write_program(analysis, build_plan(analysis, make_policy("resource")), tmp_path / example)
+    prog = tmp_path / example
+    scadc.split_program(f"examples/monolithic/{example}.py", prog)
     files = {p.name: p.read_text() for p in sorted(prog.iterdir())}
     files["dag.dot"] = to_dot(load_program(prog))
     expected = GOLDEN / example

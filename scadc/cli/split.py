@@ -1,76 +1,43 @@
-"""``scadc split``: analyse a monolithic program, partition it, write the element directory."""
+"""``scadc split``: compile a monolithic program into an element directory (:func:`scadc.split_program`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from scadc.cli.command import Exit, Subparsers, add_command
+from scadc.pipeline import split_program
 from scadrt.errors import UserError
 from scadrt.sizes import parse_size
-
-if TYPE_CHECKING:  # the compiler itself is imported when split runs (see _cmd_split)
-    from scadc.analysis import Analysis
-    from scadc.partition.plan import PartitionPlan
 
 __all__ = ["add_split"]
 
 
-def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
-    lines = [plan.format(), "decisions:"]
-    lines += [f"  boundary {i}: {why}" for i, why in plan.decisions]
-    if plan.loops:
-        lines.append("loops:")
-        lines += [f"  unit {i}: {why}" for i, why in plan.loops]
-    from scadc.analysis.observed import explain_observed
-
-    if observed := explain_observed(analysis.units):
-        lines += ["observed by the profile:", *observed]
-    lines.append("heavy objects:")
-    for name, d in sorted(analysis.heavy.items()):
-        lines.append(f"  {name}: {'heavy' if d.heavy else 'small'} ({d.reason})")
-    return "\n".join(lines) + "\n"
-
-
 def _cmd_split(args: argparse.Namespace) -> int:
-    # imported here: libcst and friends take most of a second, which `scadc run` should not pay
-    from scadc.analysis import analyze
-    from scadc.analysis.program import deep_call
-    from scadc.codegen.emit import check_output, write_program
-    from scadc.partition.build import build_plan
-    from scadc.partition.policies import make_policy
-
     try:
         heavy_bytes = parse_size(args.heavy_bytes)
     except ValueError as exc:
         raise UserError(f"--heavy-bytes: {exc}") from exc
-    policy = make_policy(args.policy, max_elements=args.max_elements, min_element_ms=args.min_element_ms)
-    check_output(args.output, args.program, force=args.force)  # before the work, and again when writing
-
-    def compile_program() -> tuple[Path, PartitionPlan]:
-        analysis = analyze(args.program, entry=args.entry, heavy_bytes=heavy_bytes, profile=args.profile)
-        plan = build_plan(analysis, policy, parallel=args.parallel)
-        if args.explain:
-            sys.stderr.write(_explain(analysis, plan))
-        return write_program(analysis, plan, args.output, force=args.force), plan
-
-    out, plan = deep_call(compile_program)  # libcst recurses per level of nesting: a deep stack
-    print(f"scadc: wrote {out}/ ({len(plan.computes)} compute, {len(plan.memories)} memory elements)",
+    plan = split_program(args.program, args.output, force=args.force, policy=args.policy,
+                         max_elements=args.max_elements, min_element_ms=args.min_element_ms,
+                         heavy_bytes=heavy_bytes, profile=args.profile, entry=args.entry, parallel=args.parallel,
+                         explain=sys.stderr.write if args.explain else None)
+    print(f"scadc: wrote {Path(args.output)}/ ({len(plan.computes)} compute, {len(plan.memories)} memory elements)",
           file=sys.stderr)
-    return 0
+    return Exit.OK
 
 
-def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "split", parents=[common], help="compile a monolithic Python program into an element directory",
+def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = add_command(
+        sub, common, "split", help="compile a monolithic Python program into an element directory",
         description="Analyse a monolithic Python program, cut it into compute elements where the heavy data "
                     "it works on changes, keep heavy values that cross a cut in memory elements, and write "
                     "the element directory (all of it, or nothing).",
         epilog="examples:\n  scadc split examples/monolithic/logreg_cv.py -o build/logreg\n"
                "  scadc split app.py -o prog --policy every --explain --force\n"
                "  scadc run build/logreg",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        run=_cmd_split,
     )
     p.add_argument("program", help="the Python program to split")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the element directory to write")
@@ -91,4 +58,3 @@ def add_split(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
                         "iteration (default: on)")
     p.add_argument("--explain", action="store_true",
                    help="print every cut decision, loop and heavy object to stderr")
-    p.set_defaults(run=_cmd_split)

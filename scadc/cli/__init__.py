@@ -1,0 +1,75 @@
+"""The ``scadc`` command line: the parser, :func:`main` and its exit statuses.
+
+Exit status (:class:`~scadc.cli.command.Exit`): 0 on success, 2 for a problem in the user's input
+(printed without a traceback; ``--debug`` adds it), 130 on Ctrl-C, 143 on SIGTERM. Anything else
+escaping (InternalError included) is a bug and shows its traceback.
+
+Each command lives in its own module (``scadc.cli.split``, ``…run``, ``…run_element``, ``…profile``,
+``…analyze``, ``…dag``, ``…gen``, ``…memory_server``), which adds its subparser; what they share is in
+the leaves ``command`` (exit statuses, argparse helpers), ``output`` (writing files), ``params`` (the
+run's input) and ``progress`` (a run's progress on stderr). None of them imports this package's
+``__init__``: the compiler and runtime they drive are :mod:`scadc.pipeline` and :func:`scadrt.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from scadc.cli.analyze import add_analyze
+from scadc.cli.command import Exit, Subparsers
+from scadc.cli.dag import add_dag
+from scadc.cli.gen import add_gen
+from scadc.cli.memory_server import add_memory_server
+from scadc.cli.profile import add_profile
+from scadc.cli.run import add_run
+from scadc.cli.run_element import add_run_element
+from scadc.cli.split import add_split
+from scadrt import __version__
+from scadrt.errors import UserError
+
+__all__ = ["build_parser", "main"]
+
+#: in the order ``scadc --help`` lists them
+_COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
+    add_split, add_profile, add_analyze, add_dag, add_gen, add_run, add_run_element, add_memory_server,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks for errors")
+    parser = argparse.ArgumentParser(
+        prog="scadc", parents=[common],
+        description="Compile monolithic Python programs into Scad element directories, and work with them.",
+    )
+    parser.add_argument("--version", action="version", version=f"scadc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _COMMANDS:
+        add(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return int(args.run(args))
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"scadc: error: {exc}", file=sys.stderr)
+        return Exit.USER_ERROR
+    except KeyboardInterrupt as exc:
+        # SIGTERM arrives as a KeyboardInterrupt subclass (scadrt.engines.local.Terminated)
+        terminated = type(exc).__name__ == "Terminated"
+        print(f"scadc: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return Exit.TERMINATED if terminated else Exit.INTERRUPTED
+    except BrokenPipeError:
+        # `scadc dag prog | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.OK
