@@ -229,6 +229,7 @@ def warm_up() -> None:
     """Import what every element needs, so that processes forked afterwards start warm."""
     import numpy  # noqa: F401
 
+    import scadrt.action  # what scadrt.element.run_element imports when it first runs
     import scadrt.remote.values  # what generated elements import
     import scadrt.transports  # noqa: F401
 
