@@ -18,7 +18,7 @@ next) runs an instance through this module, and the compiler generates elements 
 5. **Result.** ``main`` returns a JSON object (``None`` counts as ``{}``), anything else is a
    ``TypeError`` (:func:`check_result`). Elements scadc generates return
    ``{RESULT_VALUES: {name: packed value}, RESULT_RNG: generator state}``, the second key only
-   when the next element restores the random generators; an element written by hand may return
+   when a dependent restores the random generators; an element written by hand may return
    any JSON object.
 6. **Errors.** What an instance's failure shows is the traceback from the element's own frames
    on (:func:`format_element_error`): the frames of the engine and of this module are dropped.
