@@ -51,7 +51,7 @@ class Action:
         self.name = name
         #: parallel instance index, 0-based (from ``__OW_PAR`` when not given)
         self.par_index = _par_index_from_env() if par_index is None else par_index
-        self._sources: dict[str, TransportSource] = {}
+        self._sources: dict[str, Descriptor | Transport | Callable[[], Transport]] = {}  # text parsed
         for key, given in (transports or {}).items():
             source = parse_descriptor(given) if isinstance(given, str) else given
             if isinstance(source, Descriptor) and source.name != key:

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from scadrt.element import instance_names
 from scadrt.errors import Problem, ProgramError, UserError, shorten
 
 if TYPE_CHECKING:  # networkx is imported only by graph(): loading a program must stay fast
@@ -142,10 +143,9 @@ class ElementSpec:
         return tuple(link.peer for link in self.corunning)
 
     def instance_names(self) -> tuple[str, ...]:
-        """``name`` for a single instance, ``name@0 … name@N-1`` for a parallel one."""
-        if self.parallelism == 1:
-            return (self.name,)
-        return tuple(f"{self.name}@{i}" for i in range(self.parallelism))
+        """``name`` for a single instance, ``name@0 … name@N-1`` for a parallel one
+        (:func:`scadrt.element.instance_names`)."""
+        return instance_names(self.name, self.parallelism)
 
     def format(self) -> str:
         corun = ", ".join(f"{c.peer}({c.trans}:{c.kind})" for c in self.corunning)

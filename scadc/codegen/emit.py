@@ -46,10 +46,11 @@ import jinja2
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from scadc.analysis import Analysis
-from scadc.errors import CompileError
+from scadc.analysis import Analysis, Definition
+from scadc.errors import CompileError, InternalCompilerError
 from scadc.partition.plan import ComputePlan, PartitionPlan
 from scadc.source import Span
+from scadrt.element import RESULT_RNG, RESULT_VALUES
 from scadrt.errors import UserError
 from scadrt.sizes import format_size
 
@@ -98,6 +99,14 @@ class _EarlyExit(cst.CSTTransformer):
         return updated.with_changes(value=call, whitespace_after_return=cst.SimpleWhitespace(" "))
 
 
+def _returns_exit(unit: cst.BaseStatement) -> cst.BaseStatement:
+    """``unit`` with :class:`_EarlyExit` applied (which changes returns, never removes a statement)."""
+    changed = unit.visit(_EarlyExit())
+    if not isinstance(changed, cst.BaseStatement):
+        raise InternalCompilerError(f"_EarlyExit turned a statement into {type(changed).__name__}")
+    return changed
+
+
 def _received(parent: str) -> str:
     """The local holding what ``parent`` sent (its result's values)."""
     return f"_scad_{parent}"
@@ -108,13 +117,13 @@ def _prologue(compute: ComputePlan, parallel: set[str]) -> list[str]:
     parts of an accumulator are concatenated in instance order."""
     lines = []
     for parent in sorted({r.source for r in compute.unpack} - parallel):
-        lines.append(f"{_received(parent)} = params[{parent!r}][0]['values']")
+        lines.append(f"{_received(parent)} = params[{parent!r}][0][{RESULT_VALUES!r}]")
     if compute.rng_from is not None:
-        lines.append(f"{_RUNTIME}.restore_rng(params[{compute.rng_from!r}][0]['rng'])")
+        lines.append(f"{_RUNTIME}.restore_rng(params[{compute.rng_from!r}][0][{RESULT_RNG!r}])")
     for r in compute.unpack:
         if r.source in parallel:
-            lines.append(f"{r.name} = {_RUNTIME}.gather([{_RUNTIME}.unpack(part['values'][{r.name!r}], action) "
-                         f"for part in params[{r.source!r}]])")
+            lines.append(f"{r.name} = {_RUNTIME}.gather([{_RUNTIME}.unpack(part[{RESULT_VALUES!r}][{r.name!r}], "
+                         f"action) for part in params[{r.source!r}]])")
         else:
             lines.append(f"{r.name} = {_RUNTIME}.unpack({_received(r.source)}[{r.name!r}], action)")
     for name in compute.placeholders:
@@ -142,8 +151,9 @@ def _epilogue(compute: ComputePlan) -> list[str]:
             items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}[{_start(value.name)}:]),")
         else:
             items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}),")
-    rng = [f"'rng': {_RUNTIME}.capture_rng(),"] if compute.capture_rng else []
-    return ["return {", "    'values': {", *(f"        {i}" for i in items), "    },", *(f"    {r}" for r in rng), "}"]
+    rng = [f"{RESULT_RNG!r}: {_RUNTIME}.capture_rng(),"] if compute.capture_rng else []
+    return ["return {", f"    {RESULT_VALUES!r}: {{", *(f"        {i}" for i in items), "    },",
+            *(f"    {r}" for r in rng), "}"]
 
 
 def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple[str, int]:
@@ -162,7 +172,7 @@ def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple
         mine = cst.parse_expression(f"{compute.loop.iterable}[action.par_index : action.par_index + 1]")
         units = [loop.with_changes(iter=mine)]
     if any(analysis.units[i].exits for i in compute.units):
-        units = [u.visit(_EarlyExit()) for u in units]
+        units = [_returns_exit(u) for u in units]
     epilogue = list(cst.parse_module("\n".join(_epilogue(compute)) + "\n").body)
     first_unit = units[0].with_changes(leading_lines=[
         cst.EmptyLine(comment=cst.Comment(f"# ---- {Path(analysis.program.path).name}, from line "
@@ -180,6 +190,17 @@ def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple
     head = cst.Module(body=[function.with_changes(body=function.body.with_changes(body=[*prologue, first_unit]))])
     start = MetadataWrapper(head, unsafe_skip_copy=True).resolve(PositionProvider)[first_unit].start.line
     return module.code, start
+
+
+def _definitions(definitions: list[Definition]) -> str:
+    """The runtime's import and the definitions an element copies, spaced as PEP 8 asks: two blank
+    lines around a def, a class or any other compound statement, one between simple statements."""
+    text = f"import scadrt.remote.values as {_RUNTIME}"
+    simple = True  # the runtime's import
+    for definition in definitions:
+        follows_simple, simple = simple, isinstance(definition.node, cst.SimpleStatementLine)
+        text += ("\n\n" if simple and follows_simple else "\n\n\n") + definition.code.strip("\n")
+    return text
 
 
 def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, str], dict[str, Any]]:
@@ -214,11 +235,10 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         needs |= setting_needs
         chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
         definitions = [d for d in analysis.program.definitions if id(d) in chosen]
-        blocks = [f"import scadrt.remote.values as {_RUNTIME}", *(d.code.strip("\n") for d in definitions)]
         main, unit_line = _main(analysis, compute, parallel)
         text = template.render(header=header, source=source, first_line=compute.lines[0],
                                last_line=compute.lines[1], name=compute.name, position=k + 1,
-                               count=len(computes), definitions="\n\n\n".join(blocks), main=main)
+                               count=len(computes), definitions=_definitions(definitions), main=main)
         main_line = text.splitlines().index("def main(params, action):") + 1
         files[f"{compute.name}.o.py"] = text
         runs = [_unit_run(analysis, compute, main_line + unit_line - 1)]
@@ -363,7 +383,7 @@ def _check_written_by_split(target: Path) -> None:
 @functools.cache
 def _renameat2() -> Callable[..., int] | None:
     try:
-        return ctypes.CDLL(None, use_errno=True).renameat2  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):  # not Linux, or a libc older than glibc 2.28
         return None
 

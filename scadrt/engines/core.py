@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scadrt.dag import Program
+from scadrt.element import element_params
 from scadrt.errors import InternalError
 
 __all__ = ["Abort", "Command", "Failure", "Finish", "Scheduler", "StartMemory", "StopMemory", "Submit"]
@@ -190,10 +191,8 @@ class Scheduler:
     # ------------------------------------------------------------------ helpers
 
     def params_for(self, element: str) -> JSON:
-        parents = self.program.elements[element].parents
-        if not parents:
-            return self.run_input
-        return {parent: self.done[parent] for parent in parents}
+        """Rule (1), as :func:`scadrt.element.element_params` words it for every engine."""
+        return element_params(self.program.elements[element].parents, self.run_input, self.done)
 
     def still_needed(self, element: str, index: int) -> bool:
         """False for an instance after the failure (rule 5): a submitted one need not run."""
@@ -207,6 +206,8 @@ class Scheduler:
         """(5) Abort once no instance before the failing one is running or about to be submitted."""
         if any(self.still_needed(e, i) for e, indices in self.running.items() for i in indices):
             return []
+        if self.failing is None:
+            raise InternalError("settling a run that has not failed")
         self.aborted = True
         return [Abort(self.failing)]
 

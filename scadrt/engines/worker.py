@@ -1,12 +1,14 @@
-"""A warm worker process of the local engine, and the code that runs one element instance.
+"""The local engine's warm workers: a fork server that runs each element instance in a fresh child.
 
-The engine starts a few workers (``python -c`` calling :func:`serve` with two pipe fds); each
-imports numpy and scadrt once, then waits for tasks. Every task runs in a child forked from the
+The engine imports what every element needs (:func:`warm_up`) and forks a few workers from
+itself (:func:`fork_worker`, which calls :func:`serve` with two pipe fds), so a worker starts warm
+without a Python start-up; each then waits for tasks. Every task runs in a child forked from the
 warm worker, so each instance has its own address space (its peak RSS is its own, and nothing
-leaks into the next instance), while a fork costs a millisecond or two instead of a Python
-start-up. The child for the next task is forked while the current one runs, and a child reports
-its outcome before it exits, so neither fork nor exit is on the engine's critical path. The
-worker then reaps the child with ``wait4``, which gives its exact peak RSS and CPU time.
+leaks into the next instance), while a fork costs a millisecond or two. The child runs the
+instance through :mod:`scadrt.element` (the element ABI: loading, params, result, error). The
+child for the next task is forked while the current one runs, and a child reports its outcome
+before it exits, so neither fork nor exit is on the engine's critical path. The worker then reaps
+the child with ``wait4``, which gives its exact peak RSS and CPU time.
 
 Frames on both pipes are a 4-byte big-endian length and a pickle (engine and worker are the
 same program; nothing else writes to these pipes). The child writes its result or its error as
@@ -20,33 +22,27 @@ import contextlib
 import ctypes
 import gc
 import json
-import linecache
 import os
 import pickle
-import re
 import signal
 import struct
 import sys
 import time
 import traceback
-import types
-import warnings
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from scadrt.element import format_element_error, run_element
 from scadrt.engines.threads import limit_threads
 from scadrt.errors import ConnectionLostError, RegionFullError
 
 __all__ = [
-    "Exited", "Finished", "Ready", "Started", "Task", "execute_element", "format_element_error", "read_frame",
-    "serve", "write_frame",
+    "Exited", "Finished", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent", "fork_worker",
+    "read_frame", "serve", "warm_up", "write_frame",
 ]
 
 _LENGTH = struct.Struct(">I")
-#: the module name element code runs under (not "__main__": an element is not a script)
-PROGRAM_MODULE = "__scad_program__"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -170,128 +166,12 @@ def detach_inherited_fds(keep: set[int]) -> None:
                 os.dup2(devnull, fd)
 
 
-def execute_element(path: str, element: str, index: int, params: Any,
-                    transports: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
-    """Run ``main(params, action)`` of the element file ``path`` in this process.
-
-    Returns the result (a JSON-ready dict) and the bytes moved per transport kind; raises
-    whatever the element raises, or TypeError when its result is not a JSON object.
-    """
-    from scadrt.action import Action  # imported here: the worker preloads it before forking
-
-    os.environ["__OW_PAR"] = str(index)
-    sys.path.insert(0, str(Path(path).parent))  # elements may import modules beside them
-    source = Path(path).read_text(encoding="utf-8")
-    # One module name for every element of a program, importable while the element runs: a class
-    # defined in the program pickles as __scad_program__.Name in one element and unpickles in the
-    # next, which defines the same class under the same name.
-    module = types.ModuleType(PROGRAM_MODULE)
-    module.__file__ = path
-    sys.modules[PROGRAM_MODULE] = module
-    namespace = module.__dict__
-    with warnings_as_in_main(path):
-        exec(compile(source, path, "exec"), namespace)
-        with Action(element, transports, par_index=index) as action:
-            result = namespace["main"](params, action)
-            transfer = action.transfer_counts()
-    if result is None:
-        result = {}
-    if not isinstance(result, dict):
-        raise TypeError(f"main() must return a dict (a JSON object), not {type(result).__name__}")
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"main() returned a value that is not JSON-serialisable: {exc}") from exc
-    return result, transfer
-
-
-@contextlib.contextmanager
-def warnings_as_in_main(path: str) -> Iterator[None]:
-    """While the element file ``path`` runs: warnings its code triggers are shown as they were when
-    the original program ran as a script, and say where in the original they come from.
-
-    Python's default filters show a DeprecationWarning (pandas' FutureWarnings about ``inplace``,
-    numpy's deprecations…) only when the code that triggers it is in ``__main__``; element code
-    runs as :data:`PROGRAM_MODULE`. So every filter naming ``__main__`` (the default one, or a
-    ``-W``/``PYTHONWARNINGS`` one) gets a twin for the element's module right beside it, which keeps
-    the filters' order, and with it the precedence of the user's own options. A warning whose
-    location is a line of the element that :mod:`scadrt.sourcemap` maps names the original file
-    and line (the source's absolute path when it is found from the working directory, as Python
-    prints a script's), with the same source text. Filters and ``warnings.showwarning`` are
-    restored afterwards.
-    """
-    with warnings.catch_warnings():
-        _twin_main_filters()
-        shown = warnings.showwarning
-        where = _SourceLines(path)
-
-        def showwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                        *rest: Any) -> None:  # rest: file=None, line=None, as warnings.showwarning has
-            file, line = (*rest, None, None)[:2]
-            if filename == path and (original := where.lookup(lineno)) is not None:
-                line = linecache.getline(path, lineno) if line is None else line
-                filename, lineno = original
-            shown(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = showwarning
-        yield
-
-
-def _twin_main_filters() -> None:
-    module = re.compile(re.escape(PROGRAM_MODULE) + r"\Z")
-    for entry in list(warnings.filters):
-        action, message, category, pattern, lineno = entry
-        names_main = pattern == "__main__" if isinstance(pattern, str) else (
-            pattern is not None and pattern.match("__main__") is not None and pattern.match(PROGRAM_MODULE) is None)
-        if not names_main:
-            continue
-        # added through the public call, which tells the warnings machinery its filters changed,
-        # then moved next to its model (nothing warns in between, so nothing sees the first place)
-        warnings.filterwarnings(action, message.pattern if message is not None else "", category,
-                                module.pattern, lineno)
-        twin = warnings.filters.pop(0)
-        warnings.filters.insert(warnings.filters.index(entry) + 1, twin)
-
-
-class _SourceLines:
-    """Lines of an element file → (original file, line), read from the program's sourcemap.json
-    when first asked (a warning is rare; most elements never read it)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._map: Any = None
-        self._source = ""
-
-    def lookup(self, lineno: int) -> tuple[str, int] | None:
-        from scadrt.sourcemap import load_sourcemap  # only when a warning is shown
-
-        if self._map is None:
-            self._map = load_sourcemap(Path(self.path).parent) or False
-            if self._map:
-                source = self._map.source
-                # a script's warnings name its absolute path; the map has it as given to scadc split
-                self._source = source if os.path.isabs(source) or not os.path.isfile(source) else (
-                    os.path.abspath(source))
-        if not self._map:
-            return None
-        original = self._map.lookup(Path(self.path).name.partition(".")[0], lineno)
-        return None if original is None else (self._source, original)
-
-
-def format_element_error(exc: BaseException) -> str:
-    """The traceback from the element's own frames on (this module's frames dropped)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
-
-
 def run_instance(task: Task) -> int:
     """Run one element instance in this process (a fresh fork); return the exit status."""
     try:
         limit_threads(task.cpu)
-        result, transfer = execute_element(task.path, task.element, task.index, task.params, task.transports)
-        Path(task.result_path).write_text(json.dumps({"result": result, "transfer": transfer}))
+        outcome = run_element(task.path, task.element, task.index, task.params, task.transports)
+        Path(task.result_path).write_text(json.dumps({"result": outcome.result, "transfer": outcome.transfer}))
         return 0
     except BaseException as exc:
         # region_full: the engine adds a sizing hint for generated programs; connection_lost: it waits
@@ -354,7 +234,7 @@ def warm_up() -> None:
     """Import what every element needs, so that processes forked afterwards start warm."""
     import numpy  # noqa: F401
 
-    import scadrt.action
+    import scadrt.action  # what scadrt.element.run_element imports when it first runs
     import scadrt.remote.values  # what generated elements import
     import scadrt.transports  # noqa: F401
 

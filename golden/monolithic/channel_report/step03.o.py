@@ -5,21 +5,15 @@
 # Edit channel_report.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
-
 
 SCALE = 1
 
-
 N_ITEMS = 5_000
-
 
 N_WEEKS = 52
 
-
 TOP = 3
-
 
 SALES = np.dtype([("item", "i8"), ("week", "i4"), ("quantity", "i4"), ("price", "f8"), ("cost", "f8"),
                   ("discount", "f8")])

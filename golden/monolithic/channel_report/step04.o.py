@@ -5,12 +5,9 @@
 # Edit channel_report.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
 
-
 N_WEEKS = 52
-
 
 TOP = 3
 

@@ -5,12 +5,9 @@
 # Edit global_rng.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import random
 
-
 import numpy as np
-
 
 SIZE = 400_000
 

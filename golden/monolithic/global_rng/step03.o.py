@@ -5,7 +5,6 @@
 # Edit global_rng.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import random
 
 

@@ -8,19 +8,14 @@
 # Edit logreg_cv.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
-
 
 N_ROWS = 200_000
 
-
 N_FEATURES = 8
-
 
 # feature means and spreads roughly like the original data set
 MEANS = (3.8, 120.9, 69.1, 20.5, 79.8, 32.0, 0.47, 33.2)
-
 
 SPREADS = (3.4, 32.0, 19.4, 16.0, 115.2, 7.9, 0.33, 11.8)
 

@@ -6,12 +6,9 @@
 # Edit logreg_cv.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
 
-
 N_ROWS = 200_000
-
 
 N_FOLDS = 5
 

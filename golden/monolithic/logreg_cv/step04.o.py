@@ -10,15 +10,11 @@
 # Edit logreg_cv.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
-
 
 N_FOLDS = 5
 
-
 EPOCHS = 60
-
 
 LEARNING_RATE = 0.5
 

@@ -9,12 +9,9 @@
 # Edit logreg_cv.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
 
-
 EPOCHS = 60
-
 
 LEARNING_RATE = 0.5
 

@@ -4,12 +4,9 @@
 # Edit mutate_helpers.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
 
-
 ROWS = 250_000
-
 
 COLS = 4
 

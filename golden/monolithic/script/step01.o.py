@@ -7,15 +7,11 @@
 # Edit script.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
-
 
 ROWS = 1_500
 
-
 COLS = 256
-
 
 SEED = 7
 

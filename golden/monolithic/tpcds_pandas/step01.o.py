@@ -8,43 +8,30 @@
 # Edit tpcds_pandas.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import warnings
-
 
 import numpy as np
 
-
 import pandas as pd
-
 
 # pandas 3 deprecates ``inplace=`` (Pandas4Warning, a DeprecationWarning); this program keeps it
 warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)
 
-
 SCALE = 1
-
 
 N_SALES = 500_000 * SCALE
 
-
 N_ITEMS = 2_000
-
 
 N_STORES = 20
 
-
 FIRST_DAY = "1998-01-01"
-
 
 N_DAYS = 5 * 365
 
-
 CATEGORIES = ("Books", "Children", "Electronics", "Home", "Jewelry", "Men", "Music", "Shoes", "Sports", "Women")
 
-
 STATES = ("TN", "GA", "AL", "KY", "SC")
-
 
 MANUFACTURER = 128
 

@@ -8,9 +8,7 @@
 # Edit tpcds_pandas.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import warnings
-
 
 # pandas 3 deprecates ``inplace=`` (Pandas4Warning, a DeprecationWarning); this program keeps it
 warnings.filterwarnings("ignore", message="The inplace keyword", category=DeprecationWarning)

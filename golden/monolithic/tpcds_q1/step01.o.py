@@ -7,40 +7,28 @@
 # Edit tpcds_q1.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
-
 
 SCALE = 1
 
-
 N_DAYS = 3 * 365
-
 
 N_RETURNS = 400_000 * SCALE
 
-
 N_CUSTOMERS = 50_000 * SCALE
-
 
 N_STORES = 12
 
-
 FIRST_YEAR = 1999
-
 
 STATES = ("TN", "GA", "AL", "KY")
 
-
 DATE_DIM = np.dtype([("d_date_sk", "i8"), ("d_year", "i4")])
-
 
 STORE_RETURNS = np.dtype([("sr_returned_date_sk", "i8"), ("sr_customer_sk", "i8"), ("sr_store_sk", "i8"),
                           ("sr_fee", "f8")])
 
-
 CUSTOMER = np.dtype([("c_customer_sk", "i8"), ("c_customer_id", "U16")])
-
 
 STORE = np.dtype([("s_store_sk", "i8"), ("s_state", "U2")])
 

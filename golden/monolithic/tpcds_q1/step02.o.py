@@ -9,9 +9,7 @@
 # Edit tpcds_q1.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
-
 
 N_STORES = 12
 

@@ -10,39 +10,27 @@
 # Edit tpcds_q95.py and split again rather than this file.
 import scadrt.remote.values as _scad
 
-
 import numpy as np
-
 
 SCALE = 1
 
-
 N_SALES = 300_000 * SCALE
-
 
 N_ORDERS = 60_000 * SCALE
 
-
 N_RETURNS = 30_000 * SCALE
-
 
 N_ADDRESSES = 20_000 * SCALE
 
-
 N_SITES = 30
-
 
 N_WAREHOUSES = 5
 
-
 N_DAYS = 730
-
 
 STATES = ("IL", "IN", "WI", "MI", "OH")
 
-
 COMPANIES = ("pri", "able", "ought", "ese")
-
 
 WEB_SALES = np.dtype([("ws_order_number", "i8"), ("ws_warehouse_sk", "i8"), ("ws_ship_date_sk", "i8"),
                       ("ws_ship_addr_sk", "i8"), ("ws_web_site_sk", "i8"), ("ws_ext_ship_cost", "f8"),
