@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from scadrt.dag import DEFAULT_MAX_PARALLELISM, Corun, ElementSpec, Limits, Program, load_program
-from scadrt.errors import InternalError, MissingToolError, Problem, ProgramError, ScadError, UserError
+from scadrt.errors import InternalError, MissingToolError, Problem, ProgramError, RunFailed, ScadError, UserError
 
 if TYPE_CHECKING:  # the engine is imported when run() runs: `import scadrt` stays cheap
     from scadrt.report import RunReport
@@ -30,6 +30,7 @@ __all__ = [
     "Problem",
     "Program",
     "ProgramError",
+    "RunFailed",
     "ScadError",
     "UserError",
     "__version__",
@@ -81,7 +82,7 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     :class:`~scadrt.report.RunReport`.
 
     Raises :class:`ProgramError` for an invalid directory, :class:`UserError` for a bad option, and
-    :class:`scadrt.engines.local.RunFailed` when an element fails for good (its ``failure`` says
+    :class:`RunFailed` when an element fails for good (its ``failure`` says
     which and why, its ``report`` covers the run up to the failure).
     """
     from scadrt.engines.local import LocalEngine

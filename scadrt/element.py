@@ -22,6 +22,8 @@ next) runs an instance through this module, and the compiler generates elements 
    any JSON object.
 6. **Errors.** What an instance's failure shows is the traceback from the element's own frames
    on (:func:`format_element_error`): the frames of the engine and of this module are dropped.
+   An engine that reports a failure across a process boundary sends :func:`error_record`, which
+   also says, by type, whether the element ran out of region or lost its memory element.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from scadrt.errors import ConnectionLostError, RegionFullError
+
 if TYPE_CHECKING:
     from warnings import _ActionKind  # typeshed's name for filterwarnings' actions
 
@@ -51,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROGRAM_MODULE", "RESULT_RNG", "RESULT_VALUES", "Outcome", "check_result", "element_params",
-    "format_element_error", "instance_name", "instance_names", "load_element", "run_element",
+    "error_record", "format_element_error", "instance_name", "instance_names", "load_element", "run_element",
     "warnings_as_in_main",
 ]
 
@@ -259,3 +263,15 @@ class _SourceLines:
             return None
         original = self._map.lookup(Path(self.path).name.partition(".")[0], lineno)
         return None if original is None else (self._source, original)
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """A failure as JSON: its kind and message, the element's traceback (rule 6), and two typed flags.
+
+    ``region_full``: the engine adds a sizing hint for generated programs; ``connection_lost``: it
+    waits a moment for the memory element to be seen dead. Both are decided here with
+    ``isinstance`` (a subclass counts; a user class merely named the same does not), so that the
+    receiving side never matches class names.
+    """
+    return {"kind": type(exc).__name__, "message": str(exc), "traceback": format_element_error(exc),
+            "region_full": isinstance(exc, RegionFullError), "connection_lost": isinstance(exc, ConnectionLostError)}

@@ -16,7 +16,7 @@ import scadrt.errors
 import scadrt.export
 from scadc.errors import CompileError
 from scadc.partition.plan import PartitionPlan
-from scadrt.engines.local import RunFailed
+from scadrt.errors import RunFailed
 from scadrt.report import RunReport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ EXAMPLE = ROOT / "examples" / "monolithic" / "script.py"
 
 EXPECTED = {
     scadrt: ["Corun", "ElementSpec", "InternalError", "Limits", "MissingToolError", "Problem", "Program",
-             "ProgramError", "ScadError", "UserError", "__version__", "load_program", "run"],
+             "ProgramError", "RunFailed", "ScadError", "UserError", "__version__", "load_program", "run"],
     scadc: ["__version__", "analyze_program", "split_program"],
 }
 

@@ -29,7 +29,7 @@ from scadc.cli.run import add_run
 from scadc.cli.run_element import add_run_element
 from scadc.cli.split import add_split
 from scadrt import __version__
-from scadrt.errors import UserError
+from scadrt.errors import Terminated, UserError
 
 __all__ = ["build_parser", "main"]
 
@@ -65,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scadc: error: {exc}", file=sys.stderr)
         return Exit.USER_ERROR
     except KeyboardInterrupt as exc:
-        # SIGTERM arrives as a KeyboardInterrupt subclass (scadrt.engines.local.Terminated)
-        terminated = type(exc).__name__ == "Terminated"
+        # SIGTERM arrives as a KeyboardInterrupt subclass
+        terminated = isinstance(exc, Terminated)
         print(f"scadc: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return Exit.TERMINATED if terminated else Exit.INTERRUPTED
     except BrokenPipeError:

@@ -66,7 +66,7 @@ def _with_token(descriptor: Descriptor, token: str | None) -> Descriptor:
 
 
 def _cmd_run_element(args: argparse.Namespace) -> int:
-    from scadrt.engines.worker import execute_element, format_element_error
+    from scadrt.element import element_params, format_element_error, instance_name, run_element
     from scadrt.transports import parse_memory_spec
 
     path = Path(args.element)
@@ -79,9 +79,8 @@ def _cmd_run_element(args: argparse.Namespace) -> int:
         raise UserError(f"-i {args.index}: element {spec.name!r} has instances 0..{spec.parallelism - 1}")
     results_dir = Path(args.results_dir)
     run_input = parse_run_input(args.param, args.params_file)
-    params = run_input
-    if spec.parents:
-        params = {p: _parent_results(results_dir, program.elements[p]) for p in spec.parents}
+    params = element_params(spec.parents, run_input,
+                            {p: _parent_results(results_dir, program.elements[p]) for p in spec.parents})
     transports: dict[str, Any] = {}
     for memory in args.memory:
         for descriptor in parse_memory_spec(memory):
@@ -89,13 +88,13 @@ def _cmd_run_element(args: argparse.Namespace) -> int:
                 raise TransportConfigError(f"-m {memory}: a transport for {descriptor.name!r} is already given")
             transports[descriptor.name] = _with_token(descriptor, token)
     try:
-        result, _ = execute_element(str(path.resolve()), spec.name, args.index, params, transports)
+        result = run_element(str(path.resolve()), spec.name, args.index, params, transports).result
     except Exception as exc:
         print(f"scadc: element {spec.name!r} instance {args.index} failed:", file=sys.stderr)
         print(format_element_error(exc).rstrip(), file=sys.stderr)
         return Exit.FAILED
     results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = spec.name if spec.parallelism == 1 else f"{spec.name}@{args.index}"
+    name = instance_name(spec.name, args.index, spec.parallelism)
     out = results_dir / f"{name}.json"
     private_write(out, json.dumps(result) + "\n")
     print(f"scadc: wrote {out}", file=sys.stderr)

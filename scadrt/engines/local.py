@@ -40,11 +40,11 @@ from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, Star
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard, instance_index
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, fork_worker, read_frame, warm_up, write_frame
-from scadrt.errors import InternalError, Terminated
+from scadrt.errors import InternalError, RunFailed, Terminated
 from scadrt.report import InstanceRun, MemoryRun, RunReport
 from scadrt.sourcemap import load_sourcemap
 
-__all__ = ["LocalEngine", "RunFailed", "RunResult"]
+__all__ = ["LocalEngine", "RunResult"]
 
 _SAMPLE_INTERVAL = 0.05
 #: how long an instance that lost its connection waits for its memory server to be seen dead
@@ -57,15 +57,6 @@ class RunResult:
     report: RunReport
     #: sink element → its results (one per instance)
     results: dict[str, list[Any]]
-
-
-class RunFailed(Exception):
-    """An element failed for good; the report is complete up to the failure."""
-
-    def __init__(self, failure: Failure, report: RunReport) -> None:
-        super().__init__(failure.format())
-        self.failure = failure
-        self.report = report
 
 
 class _Aborted(Exception):

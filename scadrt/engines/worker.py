@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from scadrt.element import format_element_error, run_element
+from scadrt.element import error_record, run_element
 from scadrt.engines.threads import limit_threads
-from scadrt.errors import ConnectionLostError, RegionFullError
 
 __all__ = [
     "Exited", "Finished", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent", "fork_worker",
@@ -174,12 +173,7 @@ def run_instance(task: Task) -> int:
         Path(task.result_path).write_text(json.dumps({"result": outcome.result, "transfer": outcome.transfer}))
         return 0
     except BaseException as exc:
-        # region_full: the engine adds a sizing hint for generated programs; connection_lost: it waits
-        # a moment for the memory element to be seen dead (typed, not keyed on the names)
-        error = {"kind": type(exc).__name__, "message": str(exc), "traceback": format_element_error(exc),
-                 "region_full": isinstance(exc, RegionFullError),
-                 "connection_lost": isinstance(exc, ConnectionLostError)}
-        Path(task.error_path).write_text(json.dumps(error))
+        Path(task.error_path).write_text(json.dumps(error_record(exc)))
         return 1
     finally:
         sys.stdout.flush()

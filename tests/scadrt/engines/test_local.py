@@ -16,9 +16,10 @@ import psutil
 import pytest
 
 from scadrt.dag import load_program
-from scadrt.engines.local import LocalEngine, RunFailed
+from scadrt.engines.local import LocalEngine
 from scadrt.engines.memory import TcpMemory, memory_backend
 from scadrt.engines.worker import Ready, read_frame
+from scadrt.errors import RunFailed
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
