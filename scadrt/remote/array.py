@@ -58,14 +58,15 @@ def dtype_to_json(dtype: np.dtype[Any]) -> Any:
     if dtype.subdtype is not None:
         base, shape = dtype.subdtype
         return {"base": dtype_to_json(base), "shape": list(shape)}
-    if dtype.names is None:
+    structure = dtype.fields  # by name, and by title too; None when the dtype is not structured
+    if structure is None or dtype.names is None:
         return dtype.str
     try:
         with warnings.catch_warnings():  # dtype metadata is dropped, as by np.save; that warning is noise here
             warnings.simplefilter("ignore", UserWarning)
             return _lists(dtype_to_descr(dtype))
     except ValueError:  # overlapping or out-of-order fields have no descr
-        fields = [dtype.fields[n] for n in dtype.names]  # type: ignore[index]
+        fields = [structure[n] for n in dtype.names]
         form: dict[str, Any] = {"names": list(dtype.names), "formats": [dtype_to_json(f[0]) for f in fields],
                                 "offsets": [f[1] for f in fields], "itemsize": dtype.itemsize}
         if any(len(f) > 2 for f in fields):
@@ -83,8 +84,10 @@ def dtype_from_json(value: Any) -> np.dtype[Any]:
         if isinstance(value, dict) and "base" in value:
             return np.dtype((dtype_from_json(value["base"]), tuple(value["shape"])))
         if isinstance(value, dict):
-            form = {**value, "formats": [dtype_from_json(f) for f in value["formats"]]}
-            return np.dtype(form)
+            # JSON, checked by np.dtype (the stubs type a dict form as a TypedDict, which JSON data is not)
+            form: Any = {**value, "formats": [dtype_from_json(f) for f in value["formats"]]}
+            structured: np.dtype[Any] = np.dtype(form)
+            return structured
     except (TypeError, ValueError, KeyError) as exc:
         raise RemoteMetadataError(f"invalid dtype in metadata: {value!r} ({exc})") from exc
     raise RemoteMetadataError(f"invalid dtype in metadata: {value!r}")
