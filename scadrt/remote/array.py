@@ -12,15 +12,16 @@ Rules:
    pickles those). Any shape, zero-size and 0-d included; any memory layout (stored in C order).
 2. Every call reaches the region before it returns: ``store`` and ``__setitem__`` write through
    (the pool is flushed), so the metadata handed on always describes bytes that are there.
-3. Reads fetch only what the index needs: for an integer, a slice (any step) or an integer/boolean
-   array along axis 0, only those rows (consecutive rows in one read; rows a page apart or more
-   separately); any further indices apply to those rows locally. Other indices (``...`` or
-   ``None`` first, multi-dimensional masks) read the whole array.
+3. Reads fetch only what the index needs: for an integer, a slice (any step) or an integer array
+   or length-``n`` boolean mask along axis 0, only those rows (rows at most a pool page apart come
+   in one read, with the rows between; rows further apart in separate reads); any further indices
+   apply to those rows locally.
+   Other indices (``...``, ``None`` or a bool first, multi-dimensional masks) read the whole array.
 4. Everything returned is a fresh numpy array (or numpy scalar) owned by the caller: nothing
    aliases the pool's staging buffer or another result.
 5. ``__setitem__`` writes whole rows: with an index along axis 0 only, every row it touches is
    overwritten and nothing is read; with more (a tuple index) the rows touched are read, changed
-   and written back.
+   and written back; an index rule 3 does not split reads, changes and writes the whole array.
 6. Arrays larger than the pool or the staging buffer are read and written in chunks (the pool
    streams them), so size is bounded only by the memory element.
 7. ``attach`` is where writes by other processes become visible: it drops the array's pages from
