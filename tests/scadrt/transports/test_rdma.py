@@ -205,7 +205,7 @@ def _recording(verbs: dict[str, types.ModuleType], calls: list[tuple[Any, ...]])
         calls.append(("SGE", *args))
         return real.SGE(*args)
 
-    class SendWR(real.SendWR):  # type: ignore[name-defined,misc]  # a module attribute, untyped
+    class SendWR(real.SendWR):  # type: ignore[name-defined,misc]  # pyverbs is untyped: its classes are Any
         def set_wr_rdma(self, rkey: int, addr: int) -> None:
             calls.append(("rdma", rkey, addr))
             super().set_wr_rdma(rkey, addr)
@@ -217,10 +217,9 @@ def _deviceless_transport(v: dict[str, Any], queues: _Queues, depth: int) -> rdm
     """An RdmaTransport connected to nothing: its device, connection and MR are stand-ins."""
     t = object.__new__(rdma.RdmaTransport)
     Transport.__init__(t, "mem")
-    t._device = types.SimpleNamespace(v=v, name="dev0")  # type: ignore[assignment]
-    t._conn = types.SimpleNamespace(depth=depth, qp=queues, cq=queues)  # type: ignore[assignment]
-    t._mr = types.SimpleNamespace(lkey=0x77)
-    t._peer = ConnInfo(qpn=1, psn=2, rkey=0xBEEF, addr=0x10000, size=1 << 20)
+    vars(t).update(_device=types.SimpleNamespace(v=v, name="dev0"), _mr=types.SimpleNamespace(lkey=0x77),
+                   _conn=types.SimpleNamespace(depth=depth, qp=queues, cq=queues),
+                   _peer=ConnInfo(qpn=1, psn=2, rkey=0xBEEF, addr=0x10000, size=1 << 20))
     return t
 
 
@@ -253,9 +252,8 @@ def test_a_failed_completion_is_a_transport_error(verbs: dict[str, types.ModuleT
 def test_connect_builds_the_real_queue_pair_attributes(verbs: dict[str, types.ModuleType]) -> None:
     conn = object.__new__(rdma._Connection)
     queues = _Queues()
-    conn.device = types.SimpleNamespace(v=verbs, name="dev0", port=1, gid_index=3, lid=9,  # type: ignore[assignment]
-                                        gid=bytes(range(16)))
-    conn.depth, conn.psn, conn.qp = 8, 0x1234, queues
+    device = types.SimpleNamespace(v=verbs, name="dev0", port=1, gid_index=3, lid=9, gid=bytes(range(16)))
+    vars(conn).update(device=device, depth=8, psn=0x1234, qp=queues)
     peer = ConnInfo(qpn=0x42, psn=0x99, lid=7, gid=bytes(range(16, 32)))
     conn.connect(peer)
     attr = queues.to_rts_attr
