@@ -70,4 +70,4 @@ fuzz: $(STAMP)
 	SCAD_FUZZ=$(FUZZ_EXAMPLES) SCAD_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -m slow tests
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache .hypothesis
