@@ -46,8 +46,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# ruff, then mypy strict on scadc/ and scadrt/ (configured in pyproject.toml's [tool.mypy])
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 golden: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_golden.py tests/scadc/test_split_golden.py tests/scadc/test_analysis_data.py --update-golden
@@ -68,4 +70,4 @@ fuzz: $(STAMP)
 	SCAD_FUZZ=$(FUZZ_EXAMPLES) SCAD_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -m slow tests
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -6,8 +6,9 @@
     └── InternalCompilerError   a bug in scadc: an analysis invariant did not hold
 
 A :class:`CompileError` renders as ``file:line:col: message``, then the source line and a caret
-under the construct, so the CLI (which prints ``UserError`` without a traceback and exits 2)
-shows the user exactly where the problem is.
+under the construct (when the source is at hand), then its ``hint:`` if it has one, so the CLI
+(which prints ``UserError`` without a traceback and exits 2) shows the user exactly where the
+problem is.
 """
 
 from __future__ import annotations

@@ -11,14 +11,16 @@ Rules:
    loop going back to its header stays in its unit); it ends when the next one starts or the
    entry frame returns (normally, by an exception, or by ``sys.exit``).
 4. After each unit: wall and CPU time of the unit (measurement excluded), the size in bytes of
-   every local that holds data (numpy ``nbytes``; containers deep, bounded: at most
-   :data:`SAMPLE` items per container, extrapolated, and :data:`MAX_DEPTH` levels), and the
-   process RSS. Modules, functions and classes are not sized.
-5. The JSON is stable: keys sorted, units keyed by their span ``line:col`` (column 0-based), the
-   source's SHA-256 recorded so analysis can refuse a profile of another version of the file.
+   every local that holds data (numpy ``nbytes``; pandas objects: their buffers plus their strings,
+   sampled; containers deep, bounded: at most :data:`SAMPLE` items per container, extrapolated,
+   and :data:`MAX_DEPTH` levels), and the process RSS. Modules, functions and classes are not sized.
+5. The JSON is stable: keys sorted, units keyed by their span ``line:col`` (column 0-based), and
+   the SHA-256 of the source recorded as ``source_sha256``: analysis refuses a profile of another
+   version of the file (:func:`scadc.analysis.observed.check_source`).
 6. Observed mutation: at every unit boundary (once: the fingerprints after a unit are those before
-   the next) each local of the entry frame is fingerprinted (:func:`fingerprint`; large buffers by
-   CRC-32, the rest by SHA-1). A unit ``changed`` a local when the name holds the *same object*
+   the next) each local of the entry frame is fingerprinted (:func:`fingerprint`: a SHA-1 digest of
+   its contents, in which a buffer of :data:`_CRC_BYTES` (64 KiB) or more counts as its length and
+   CRC-32 instead of its bytes). A unit ``changed`` a local when the name holds the *same object*
    before and after it and the fingerprint differs: changed in place. A rebinding (``x = x + 1``) is a new object, not a
    change. ``unchecked`` lists the locals that could not be fingerprinted (they fail to pickle);
    modules, functions, classes, generators, files and the like are neither. To compare identities
@@ -45,7 +47,7 @@ import weakref
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scadc.analysis.program import deep_call, load_program
 
@@ -106,7 +108,14 @@ def deep_size(obj: object, depth: int = 0, seen: set[int] | None = None) -> int:
     return size + inner
 
 
-def _hasher() -> Any:
+class _Hash(Protocol):
+    """hashlib's hash objects, as far as fingerprints use them."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+def _hasher() -> _Hash:
     # SHA-1 as a fingerprint, not a signature; large buffers go through :func:`_feed_buffer`
     return hashlib.sha1(usedforsecurity=False)
 
@@ -182,7 +191,8 @@ def _feed_pandas(h: Any, obj: object, np: Any) -> bool:
             _feed_pickle(h, (obj.start, obj.stop, obj.step, obj.name))
         else:
             _feed_pickle(h, tuple(obj.names))
-            _feed_values(h, obj._values, np)
+            # pandas-stubs leave out Index._values: the backing array (numpy or extension) with no copy
+            _feed_values(h, obj._values, np)  # type: ignore[attr-defined]
     else:
         return False
     return True

@@ -1,7 +1,8 @@
 """Source positions and the caret renderer shared by every scadc diagnostic.
 
 Conventions (the same as libcst's ``CodePosition``): lines are 1-based, columns are 0-based and
-count characters (not bytes). A span that covers a whole file has ``line == 0``.
+count characters (not bytes); printed, a span shows a 1-based column (``file:line:col``, as editors
+expect). A span that covers a whole file has ``line == 0``.
 """
 
 from __future__ import annotations

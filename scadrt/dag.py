@@ -173,7 +173,7 @@ class Program:
     def memory_elements(self) -> tuple[ElementSpec, ...]:
         return tuple(e for e in self.elements.values() if e.kind == "memory")
 
-    def graph(self) -> nx.DiGraph:
+    def graph(self) -> nx.DiGraph[str]:
         """A new DiGraph: a node per element (attribute ``spec``), edges with ``kind``.
 
         Dependent edges run parent → child. Corunning edges are symmetric; they are stored
@@ -181,7 +181,7 @@ class Program:
         """
         import networkx as nx
 
-        graph = nx.DiGraph()
+        graph: nx.DiGraph[str] = nx.DiGraph()
         for spec in self.elements.values():
             graph.add_node(spec.name, spec=spec)
         for spec in self.elements.values():
@@ -441,25 +441,24 @@ class _Loader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()
+        # types-PyYAML leaves Parser.peek_event unannotated (and untyped_calls_exclude misses inherited methods)
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, (
-                f"aliases ('*{event.anchor[:40]}') are not allowed in element headers; "
+                f"aliases ('*{(event.anchor or '')[:40]}') are not allowed in element headers; "
                 "write the value out"
-            ), event.start_mark)
+            ), _mark(event.start_mark))
         if self._depth >= _MAX_YAML_DEPTH:
             raise yaml.composer.ComposerError(None, None, (
                 f"nested more than {_MAX_YAML_DEPTH} levels deep"
-            ), event.start_mark)
+            ), _mark(event.start_mark))
         self._depth += 1
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
-
-    def compose_scalar_node(self, anchor: str | None) -> yaml.ScalarNode:
-        node = super().compose_scalar_node(anchor)
-        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and len(node.value) > _MAX_NUMBER_CHARS:
+        if (isinstance(node, yaml.ScalarNode) and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+                and len(node.value) > _MAX_NUMBER_CHARS):
             raise yaml.composer.ComposerError(None, None, (
                 f"a number of {len(node.value)} characters; numbers have at most {_MAX_NUMBER_CHARS}"
             ), node.start_mark)
@@ -472,6 +471,11 @@ class _Loader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(None, None, (
                 f"cannot read {shorten(getattr(node, 'value', None), 40)} as {node.tag.rpartition(':')[2]}: {exc}"
             ), node.start_mark) from exc
+
+
+def _mark(mark: object) -> yaml.error.Mark | None:
+    """An event's mark, as the pure-Python loader makes it (the stubs also allow libyaml's)."""
+    return mark if isinstance(mark, yaml.error.Mark) else None
 
 
 def _parse_yaml(
@@ -502,7 +506,7 @@ def _parse_yaml(
             reason = f"{reason[:159]}…"
         problems.append(Problem(shown, file_line(mark.line) if mark else header[0][0], f"YAML error: {reason}"))
         return None, {}
-    if not isinstance(data, dict):
+    if node is None or not isinstance(data, dict):  # no node: an empty header, hence no data
         problems.append(Problem(shown, header[0][0], "the header must be a YAML mapping such as 'type: compute'"))
         return None, {}
     lines: dict[tuple[Any, ...], int] = {(): header[0][0]}

@@ -2,7 +2,8 @@
 
 Every export is a pure function of the program and deterministic: elements in name order,
 edges sorted, JSON with a fixed key order, so re-running gives byte-identical output and
-golden files can pin it.
+golden files can pin it. :func:`render_graphviz` draws DOT as SVG or PNG with graphviz's ``dot``
+program (a system tool, not a Python dependency).
 """
 
 from __future__ import annotations

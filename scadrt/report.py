@@ -1,9 +1,9 @@
 """RunReport: what a run did, per element instance and per memory element, and its totals.
 
-Times are seconds since the run started (floats); sizes are bytes. GB·s is memory × time
-summed over everything that held memory: compute instances (peak RSS × duration) and memory
-elements (resident bytes at release × lifetime; regions are allocated lazily, so the declared
-size overstates them), in GiB·s (2**30 bytes × s).
+Times are seconds since the run started (floats); sizes are bytes. GiB·s (2**30 bytes × s) is
+memory × time summed over everything that held memory: compute instances (peak RSS × duration)
+and memory elements (resident bytes at release × lifetime, the declared size when the resident
+bytes are unknown; regions are allocated lazily, so the declared size overstates them).
 
 A report holds no secret: a memory element's address is its transport descriptor with every
 ``token,…`` value redacted (:func:`~scadrt.transports.redact_tokens`), whoever built the

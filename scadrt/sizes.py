@@ -21,7 +21,7 @@ __all__ = ["SIZE_LIMIT", "format_size", "parse_size"]
 
 #: every size is below this many bytes
 SIZE_LIMIT = 2**63
-_UNITS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 # matched against the stripped text: one \s* only, so no input makes the match quadratic
 _SIZE = re.compile(r"^(\d+)(?:\.(\d+))?\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
 # 2**63 has 19 digits; a fraction of more than 40 digits times 1024**4 (2**40) is never whole
@@ -52,8 +52,8 @@ def parse_size(value: object) -> int:
                 raise _too_large(value)
             if len(fraction) > _MAX_FRACTION_DIGITS:
                 raise ValueError(f"size {shorten(value)} is not a whole number of bytes")
-            scale = 10 ** len(fraction)
-            size, rest = divmod(int(whole + fraction or "0") * 1024 ** _UNITS[unit.lower()], scale)
+            scale: int = 10 ** len(fraction)  # int ** int is typed Any (a negative exponent gives a float)
+            size, rest = divmod(int(whole + fraction or "0") * _UNITS[unit.lower()], scale)
             if rest:
                 raise ValueError(f"size {shorten(value)} is not a whole number of bytes")
             if size >= SIZE_LIMIT:

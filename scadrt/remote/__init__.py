@@ -18,13 +18,17 @@ A memory element is a passive byte region reached through a transport
 Modules, one concept each:
 
 - :mod:`.pool`      BufferPool: an LRU page cache of a region in one transport staging buffer.
-- :mod:`.allocator` Allocator: alloc/free of the region, its table kept in the region itself;
-                    RemoteMemory (transport + pool + allocator) and :func:`remote_memory`.
+- :mod:`.allocator` Allocator: alloc/free of the region, its table kept in the region itself.
+- :mod:`.memory`    RemoteMemory (transport + pool + allocator), one per transport, found or made
+                    by :func:`remote_memory`; the metadata header check the others share.
 - :mod:`.array`     RemoteArray: a numpy array in a memory element, read and written by rows.
-- :mod:`.objects`   store_object/load_object: pickle protocol 5 with out-of-band buffers.
+- :mod:`.objects`   store_object/load_object/free_object: pickle protocol 5, out-of-band buffers.
+- :mod:`.values`    pack/unpack: how generated elements pass the values live across a cut (inline
+                    JSON or pickle, or a RemoteArray or remote object), and the random generators'
+                    state (capture_rng/restore_rng).
 
-Every metadata value is a frozen dataclass with ``to_json()``/``from_json()``; what element code
-hands on is the JSON dict, never a pickle.
+RemoteArray and remote-object metadata are frozen dataclasses with ``to_json()``/``from_json()``;
+what element code hands on is the JSON dict (kind- and version-tagged), never a pickle of it.
 """
 
 from __future__ import annotations

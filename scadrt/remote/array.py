@@ -12,15 +12,16 @@ Rules:
    pickles those). Any shape, zero-size and 0-d included; any memory layout (stored in C order).
 2. Every call reaches the region before it returns: ``store`` and ``__setitem__`` write through
    (the pool is flushed), so the metadata handed on always describes bytes that are there.
-3. Reads fetch only what the index needs: for an integer, a slice (any step) or an integer/boolean
-   array along axis 0, only those rows (consecutive rows in one read; rows a page apart or more
-   separately); any further indices apply to those rows locally. Other indices (``...`` or
-   ``None`` first, multi-dimensional masks) read the whole array.
+3. Reads fetch only what the index needs: for an integer, a slice (any step) or an integer array
+   or length-``n`` boolean mask along axis 0, only those rows (rows at most a pool page apart come
+   in one read, with the rows between; rows further apart in separate reads); any further indices
+   apply to those rows locally.
+   Other indices (``...``, ``None`` or a bool first, multi-dimensional masks) read the whole array.
 4. Everything returned is a fresh numpy array (or numpy scalar) owned by the caller: nothing
    aliases the pool's staging buffer or another result.
 5. ``__setitem__`` writes whole rows: with an index along axis 0 only, every row it touches is
    overwritten and nothing is read; with more (a tuple index) the rows touched are read, changed
-   and written back.
+   and written back; an index rule 3 does not split reads, changes and writes the whole array.
 6. Arrays larger than the pool or the staging buffer are read and written in chunks (the pool
    streams them), so size is bounded only by the memory element.
 7. ``attach`` is where writes by other processes become visible: it drops the array's pages from
@@ -58,14 +59,15 @@ def dtype_to_json(dtype: np.dtype[Any]) -> Any:
     if dtype.subdtype is not None:
         base, shape = dtype.subdtype
         return {"base": dtype_to_json(base), "shape": list(shape)}
-    if dtype.names is None:
+    structure = dtype.fields  # by name, and by title too; None when the dtype is not structured
+    if structure is None or dtype.names is None:
         return dtype.str
     try:
         with warnings.catch_warnings():  # dtype metadata is dropped, as by np.save; that warning is noise here
             warnings.simplefilter("ignore", UserWarning)
             return _lists(dtype_to_descr(dtype))
     except ValueError:  # overlapping or out-of-order fields have no descr
-        fields = [dtype.fields[n] for n in dtype.names]  # type: ignore[index]
+        fields = [structure[n] for n in dtype.names]
         form: dict[str, Any] = {"names": list(dtype.names), "formats": [dtype_to_json(f[0]) for f in fields],
                                 "offsets": [f[1] for f in fields], "itemsize": dtype.itemsize}
         if any(len(f) > 2 for f in fields):
@@ -83,8 +85,10 @@ def dtype_from_json(value: Any) -> np.dtype[Any]:
         if isinstance(value, dict) and "base" in value:
             return np.dtype((dtype_from_json(value["base"]), tuple(value["shape"])))
         if isinstance(value, dict):
-            form = {**value, "formats": [dtype_from_json(f) for f in value["formats"]]}
-            return np.dtype(form)
+            # JSON, checked by np.dtype (the stubs type a dict form as a TypedDict, which JSON data is not)
+            form: Any = {**value, "formats": [dtype_from_json(f) for f in value["formats"]]}
+            structured: np.dtype[Any] = np.dtype(form)
+            return structured
     except (TypeError, ValueError, KeyError) as exc:
         raise RemoteMetadataError(f"invalid dtype in metadata: {value!r} ({exc})") from exc
     raise RemoteMetadataError(f"invalid dtype in metadata: {value!r}")

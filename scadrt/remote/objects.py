@@ -44,7 +44,7 @@ import operator
 import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -58,6 +58,8 @@ __all__ = ["MIN_STRINGS", "ObjectMeta", "free_object", "load_object", "store_obj
 #: only pays off when there are many
 MIN_STRINGS = 1024
 _SEP = "\x00"
+#: the memory order an array is stored and rebuilt in
+_Order = Literal["C", "F"]
 
 
 def _align(value: int) -> int:
@@ -123,8 +125,9 @@ def _exports_no_buffer(dtype: np.dtype[Any]) -> bool:
     (datetime64, timedelta64, structured dtypes holding them): numpy pickles such arrays in band.
     Other dtypes that export no buffer (a user-defined dtype's bytes may point elsewhere) are
     left to numpy."""
+    # ndarray.data is memoryview(array) (numpy's stubs declare ndarray a Buffer on Python 3.12+ only)
     try:
-        memoryview(np.empty(1, dtype=dtype))
+        np.empty(1, dtype=dtype).data  # noqa: B018 (the export is the test)
     except (ValueError, TypeError):
         return _plain(dtype)
     return False
@@ -142,7 +145,7 @@ def _plain(dtype: np.dtype[Any]) -> bool:
 _PLAIN_DTYPES = frozenset(type(np.dtype(code)) for code in (*"?bBhHiIlLqQefdgFDG", "M8", "m8", "S1", "U1", "V1"))
 
 
-def _order(array: np.ndarray) -> str:
+def _order(array: np.ndarray) -> _Order:
     return "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
 
 
@@ -150,12 +153,12 @@ def _reduce_raw(array: np.ndarray) -> tuple[Any, ...]:
     """``array`` as its bytes (one out-of-band buffer), kept in its memory order when contiguous."""
     order = _order(array)
     flat = array.T.reshape(-1) if order == "F" else np.ascontiguousarray(array).reshape(-1)
-    return _rebuild_raw, (pickle.PickleBuffer(flat.view(np.uint8)), array.dtype, array.shape, order)
+    return _rebuild_raw, (pickle.PickleBuffer(flat.view(np.uint8).data), array.dtype, array.shape, order)
 
 
-def _rebuild_raw(data: Any, dtype: np.dtype[Any], shape: tuple[int, ...], order: str) -> np.ndarray:
+def _rebuild_raw(data: Any, dtype: np.dtype[Any], shape: tuple[int, ...], order: _Order) -> np.ndarray:
     # a view of the loaded block, as numpy's own out-of-band arrays are (writable: rule 2)
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order)  # type: ignore[call-overload]
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order)
 
 
 def _reduce_strings(array: np.ndarray) -> Any:
@@ -164,7 +167,7 @@ def _reduce_strings(array: np.ndarray) -> Any:
     if array.size < MIN_STRINGS:
         return NotImplemented
     order = _order(array)
-    flat = array.ravel(order=order)  # type: ignore[call-overload]
+    flat = array.ravel(order=order)
     items = flat.tolist()
     kinds = list(map(type, items))
     types = set(kinds)
@@ -197,7 +200,7 @@ def _positions(items: list[Any], item: Any) -> Iterator[int]:
             yield pos
 
 
-def _rebuild_strings(data: Any, shape: tuple[int, ...], order: str,
+def _rebuild_strings(data: Any, shape: tuple[int, ...], order: _Order,
                      rest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """The array :func:`_reduce_strings` took apart; ``rest``: where the elements that are not
     strings go, and what they are."""
@@ -209,7 +212,7 @@ def _rebuild_strings(data: Any, shape: tuple[int, ...], order: str,
     if rest is not None:
         where, others = rest
         flat[where] = others
-    return flat.reshape(shape, order=order)  # type: ignore[call-overload]
+    return flat.reshape(shape, order=order)
 
 
 def store_object(target: Target, name: str | None, obj: Any) -> dict[str, Any]:
@@ -250,7 +253,7 @@ def load_object(target: Target, metadata: Mapping[str, Any] | ObjectMeta) -> Any
     block = np.empty(meta.nbytes, dtype=np.uint8)
     memory.pool.invalidate(meta.addr, meta.nbytes)  # another process may have written it since we cached it
     memory.pool.readinto(meta.addr, block)
-    view = memoryview(block)
+    view = block.data  # memoryview(block)
     offset, length = meta.stream
     return pickle.loads(view[offset : offset + length], buffers=[view[o : o + n] for o, n in meta.buffers])
 

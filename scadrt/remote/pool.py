@@ -64,6 +64,11 @@ __all__ = [
 #: what the pool reads into and writes from: anything exporting a C-contiguous buffer
 BytesLike = bytes | bytearray | memoryview | np.ndarray
 
+
+def _byte_view(data: BytesLike) -> memoryview:
+    # ndarray.data is memoryview(array); numpy's stubs declare ndarray a Buffer only on Python 3.12+
+    return (data.data if isinstance(data, np.ndarray) else memoryview(data)).cast("B")
+
 DEFAULT_PAGE_SIZE = 64 << 10
 #: small on purpose: every memory element an element touches gets its own pool, and large values
 #: stream through it, so the cache bounds the memory an element spends on staging
@@ -132,7 +137,7 @@ class BufferPool:
 
     def readinto(self, addr: int, dst: BytesLike) -> None:
         """Fill the writable C-contiguous buffer ``dst`` (all its bytes) from region bytes at ``addr``."""
-        out = memoryview(dst).cast("B")
+        out = _byte_view(dst)
         if out.readonly:
             raise TypeError("readinto needs a writable buffer")
         addr = self._check_range("read", addr, len(out))
@@ -151,7 +156,7 @@ class BufferPool:
 
     def write(self, addr: int, data: BytesLike) -> None:
         """Copy the C-contiguous buffer ``data`` to region bytes at ``addr`` (reaches the region at flush)."""
-        src = memoryview(data).cast("B")
+        src = _byte_view(data)
         addr = self._check_range("write", addr, len(src))
         if not len(src):
             return

@@ -113,11 +113,13 @@ def gather(parts: list[list[Any]]) -> list[Any]:
 
 def capture_rng() -> Packed:
     """The state of the global ``random`` and ``numpy.random`` generators, as JSON."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # the dict form: the legacy tuple is typed "tuple or dict" (a dict for generators other than MT19937)
+    numpy_state = np.random.get_state(legacy=False)
     version, internal, gauss = random.getstate()
     return {
-        "numpy": {"name": name, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached)},
+        "numpy": {"name": numpy_state["bit_generator"], "keys": numpy_state["state"]["key"].tolist(),
+                  "pos": int(numpy_state["state"]["pos"]), "has_gauss": int(numpy_state["has_gauss"]),
+                  "cached_gaussian": float(numpy_state["gauss"])},
         "random": {"version": version, "internal": list(internal), "gauss": gauss},
     }
 
