@@ -11,13 +11,11 @@ import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from scadrt.dag import DEFAULT_MAX_PARALLELISM, Corun, ElementSpec, Limits, Program, load_program
-from scadrt.errors import InternalError, MissingToolError, Problem, ProgramError, RunFailed, ScadError, UserError
-
-if TYPE_CHECKING:  # the engine is imported when run() runs: `import scadrt` stays cheap
-    from scadrt.report import RunReport
+from scadrt.errors import InternalError, MissingToolError, Problem, ProgramError, ScadError, UserError
+from scadrt.report import RunFailed, RunReport
 
 __version__ = "0.1.0"
 

@@ -21,8 +21,8 @@ where they occur, with ``raise ... from exc``::
     │   ├── TransportUnavailableError the transport cannot work on this machine (no RDMA device)
     │   ├── HeapFormatError           a region holds no valid heap (foreign data, newer version, corruption)
     │   └── StagingBufferError        a staging buffer was re-registered while a pool held unwritten data
-    ├── RunFailed                     an element of a run failed for good (carries the failure and the
-    │                                 report up to it); the CLI exits 1
+    ├── RunFailed                     an element of a run failed for good; the CLI exits 1 (defined in
+    │                                 scadrt.report: it carries the report up to the failure)
     └── InternalError                 a bug in scadc/scadrt itself, never the user's fault
 
     KeyboardInterrupt                 Ctrl-C (Python's own, not a ScadError)
@@ -38,11 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # only for annotations: the tree imports nothing of scadrt
-    from scadrt.engines.core import Failure
-    from scadrt.report import RunReport
 
 __all__ = [
     "AccessDeniedError",
@@ -57,7 +52,6 @@ __all__ = [
     "ProtocolError",
     "RegionFullError",
     "RemoteMetadataError",
-    "RunFailed",
     "ScadError",
     "StagingBufferError",
     "Terminated",
@@ -101,15 +95,6 @@ class ScadError(Exception):
 
 class UserError(ScadError):
     """The input is wrong; the message says where and how to fix it."""
-
-
-class RunFailed(ScadError):
-    """An element failed for good; the report is complete up to the failure."""
-
-    def __init__(self, failure: Failure, report: RunReport) -> None:
-        super().__init__(failure.format())
-        self.failure = failure
-        self.report = report
 
 
 class InternalError(ScadError):

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scadrt.errors import ScadError
 from scadrt.transports import redact_tokens
 
-__all__ = ["InstanceRun", "MemoryRun", "RunReport"]
+if TYPE_CHECKING:
+    from scadrt.engines.core import Failure
+
+__all__ = ["InstanceRun", "MemoryRun", "RunFailed", "RunReport"]
 
 _GiB = 2**30
 
@@ -115,3 +119,13 @@ class RunReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+
+class RunFailed(ScadError):
+    """An element failed for good (``failure`` says which and why); ``report`` is complete up to
+    the failure. It lives beside the report it carries, so that :mod:`scadrt.errors` stays a leaf."""
+
+    def __init__(self, failure: Failure, report: RunReport) -> None:
+        super().__init__(failure.format())
+        self.failure = failure
+        self.report = report

@@ -16,8 +16,7 @@ import scadrt.errors
 import scadrt.export
 from scadc.errors import CompileError
 from scadc.partition.plan import PartitionPlan
-from scadrt.errors import RunFailed
-from scadrt.report import RunReport
+from scadrt.report import RunFailed, RunReport
 
 ROOT = Path(__file__).resolve().parents[1]
 #: small, quick, and with a memory element: the run needs a transport

@@ -28,8 +28,8 @@ from scadc.cli.output import check_output_path, write_or_keep
 from scadc.cli.params import add_input_arguments, parse_run_input
 from scadrt import load_program
 from scadrt.engines.memory import TRANSPORT_CHOICES
-from scadrt.errors import RunFailed, UserError
-from scadrt.report import RunReport
+from scadrt.errors import UserError
+from scadrt.report import RunFailed, RunReport
 
 __all__ = ["add_run"]
 

@@ -40,8 +40,8 @@ from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, Star
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard, instance_index
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, fork_worker, read_frame, warm_up, write_frame
-from scadrt.errors import InternalError, RunFailed, Terminated
-from scadrt.report import InstanceRun, MemoryRun, RunReport
+from scadrt.errors import InternalError, Terminated
+from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport
 from scadrt.sourcemap import load_sourcemap
 
 __all__ = ["LocalEngine", "RunResult"]

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import scadc
 import scadrt
-from scadrt.errors import RunFailed
+from scadrt.report import RunFailed
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 

@@ -40,7 +40,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scadrt.errors import RunFailed
+from scadrt.report import RunFailed
 from scadrt.sizes import parse_size
 from tests.scadc.test_split_fuzz import split_and_run
 

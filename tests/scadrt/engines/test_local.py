@@ -19,7 +19,7 @@ from scadrt.dag import load_program
 from scadrt.engines.local import LocalEngine
 from scadrt.engines.memory import TcpMemory, memory_backend
 from scadrt.engines.worker import Ready, read_frame
-from scadrt.errors import RunFailed
+from scadrt.report import RunFailed
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
