@@ -29,8 +29,8 @@ same pages twice (and a compute element on another host would not hold them at a
 
 from __future__ import annotations
 
-# CPython's private module behind multiprocessing.shared_memory: typeshed has no stub for it
-import _posixshmem  # type: ignore[import-not-found]
+# CPython's private module behind multiprocessing.shared_memory (no stub: see pyproject's mypy overrides)
+import _posixshmem
 import contextlib
 import mmap
 import os
