@@ -13,14 +13,16 @@ Design (after Scad's ``rdma_uverbs``, with the fixes of reference-notes §10.18)
   in flight, and poll the CQ, **checking every completion's status** (Scad never did).
 - ConnInfo has an explicit, versioned little-endian encoding (Scad dumped raw C structs).
 
-pyverbs is an optional dependency (``pip install 'scadc[rdma]'``, which needs rdma-core's
-libibverbs); it is imported only when an RDMA transport is opened. With pyverbs but no device (or no
+pyverbs is an optional dependency (``pip install 'scadc[rdma]'`` installs the self-contained
+``pyverbs==56.0rc1`` wheel, which bundles libibverbs; Debian's ``python3-pyverbs`` works too); it
+is imported only when an RDMA transport is opened. With pyverbs but no device (or no
 ``ib_uverbs`` kernel module), :func:`find_device` raises
 :class:`~scadrt.errors.TransportUnavailableError` with a clear message: pyverbs itself raises on
 "no devices" on this kernel, and that is mapped here.
 
-This machine has neither pyverbs nor a device: the parts that need them are written against the
-pyverbs API but untested; the device-free parts (ConnInfo, detection, error mapping) are tested.
+The tests run against the real pyverbs with no device: imports and every verbs name used here,
+detection and error mapping, ConnInfo, queue-pair attributes, and the transfer loop (chunking,
+depth, completion status). Only a round trip through a real device is untested here.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from scadrt.transports.protocol import Op
 __all__ = ["INSTALL_HINT", "ConnInfo", "RdmaServerEndpoint", "RdmaTransport", "find_device", "import_pyverbs",
            "list_devices", "map_verbs_errors"]
 
-INSTALL_HINT = "pip install 'scadc[rdma]' (pyverbs needs rdma-core's libibverbs and an RDMA device)"
+INSTALL_HINT = "pip install 'scadc[rdma]' (or the distribution's python3-pyverbs); transfers also need an RDMA device"
 
 _PSN_MASK = (1 << 24) - 1
 _MAX_WR_BYTES = 1 << 30  # one work request moves at most this; larger transfers are split
