@@ -28,10 +28,10 @@ from typing import Literal
 import libcst as cst
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.names import Names
+from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program, Unit
 
-__all__ = ["Binding", "DefUse", "DefUseProvider", "NamesProvider", "pragma_of"]
+__all__ = ["Binding", "DefUse", "DefUseProvider", "pragma_of"]
 
 BindingKind = Literal["assign", "unpack", "augassign", "for", "with", "except", "walrus", "import", "def",
                       "class", "other"]
@@ -66,13 +66,6 @@ class DefUse:
     exits: bool
     #: reads that resolve to nothing (for the star-import check): (name, node)
     unresolved: tuple[tuple[str, cst.Name], ...]
-
-
-class NamesProvider(Provider[str, Names]):
-    """The program's :class:`Names` resolver under the key ``"names"`` (shared, built once)."""
-
-    def compute(self, program: Program, results: Results) -> Mapping[str, Names]:
-        return {"names": Names(program)}
 
 
 def pragma_of(stmt: cst.CSTNode) -> str | None:

@@ -61,11 +61,22 @@ import libcst as cst
 import networkx as nx
 from libcst.metadata import ComprehensionScope, ExpressionContext, Scope
 
-from scadc.analysis.names import PROGRAM, Names
-from scadc.analysis.types import UNKNOWN, Kind, Signatures, ValueType, infer_types, is_pure_method, type_of
+from scadc.analysis.base import Provider, Results
+from scadc.analysis.names import PROGRAM, Names, NamesProvider
+from scadc.analysis.program import Program, Unit, helper_functions
+from scadc.analysis.types import (
+    UNKNOWN,
+    Kind,
+    ProgramTypesProvider,
+    Signatures,
+    ValueType,
+    infer_types,
+    is_pure_method,
+    type_of,
+)
 
 __all__ = ["ALIAS_METHODS", "CONSUMING_BUILTINS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
-           "Summary", "collect_effects", "helper_functions", "is_inner", "summarize_helpers"]
+           "EffectsProvider", "HelperSummaryProvider", "Summary", "collect_effects", "is_inner", "summarize_helpers"]
 
 VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
                           "flat", "base", "values", "keys", "items", "getfield", "conj", "conjugate"})
@@ -583,19 +594,6 @@ def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Ma
     return visitor.out
 
 
-def helper_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
-    """Every module-level function (``f``) and method (``C.m``)."""
-    out: dict[str, cst.FunctionDef] = {}
-    for stmt in module.body:
-        if isinstance(stmt, cst.FunctionDef):
-            out[stmt.name.value] = stmt
-        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
-            for item in stmt.body.body:
-                if isinstance(item, cst.FunctionDef):
-                    out[f"{stmt.name.value}.{item.name.value}"] = item
-    return out
-
-
 def _has_yield(fn: cst.FunctionDef) -> bool:
     found = False
 
@@ -740,3 +738,29 @@ def alias_classes(pairs: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
     frozen = {root: frozenset(group) for root, group in groups.items()}
     return {name: frozen.get(root, frozenset()) for name, root in roots.items()
             if is_inner(name) or len(frozen[root]) > 1}
+
+
+class HelperSummaryProvider(Provider[str, Summary]):
+    """The :class:`Summary` of every module-level function (``"helper"``) and method
+    (``"Class.method"``), to a fixed point (:func:`summarize_helpers`)."""
+
+    DEPENDENCIES = (NamesProvider, ProgramTypesProvider)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, Summary]:
+        names = results.get(NamesProvider)["names"]
+        types = results.get(ProgramTypesProvider)["types"]
+        return summarize_helpers(names, types.module, types.signatures, program.positions)  # type: ignore[arg-type]
+
+
+class EffectsProvider(Provider[Unit, Effects]):
+    """The raw effects of each unit (treat as read-only)."""
+
+    DEPENDENCIES = (NamesProvider, ProgramTypesProvider, HelperSummaryProvider)
+
+    def compute(self, program: Program, results: Results) -> Mapping[Unit, Effects]:
+        names = results.get(NamesProvider)["names"]
+        summaries = dict(results.get(HelperSummaryProvider))
+        types = results.get(ProgramTypesProvider)["types"]
+        return {u: collect_effects(u.node, names, program.scope, summaries, types=types.entry,
+                                  signatures=types.signatures, positions=program.positions)  # type: ignore[arg-type]
+                for u in program.units}

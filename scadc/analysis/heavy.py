@@ -68,8 +68,6 @@ from __future__ import annotations
 
 import math
 import re
-import weakref
-from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,13 +75,13 @@ from typing import Any
 import libcst as cst
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.defuse import DefUseProvider, NamesProvider
-from scadc.analysis.mutation import TypesProvider
-from scadc.analysis.names import PROGRAM, Names
+from scadc.analysis.constants import Constants
+from scadc.analysis.defuse import DefUseProvider
+from scadc.analysis.names import PROGRAM, Names, NamesProvider
 from scadc.analysis.program import Program
-from scadc.analysis.types import Kind, ValueType
+from scadc.analysis.types import Kind, TypesProvider, ValueType
 
-__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "constant_value", "format_bytes"]
+__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "format_bytes"]
 
 DEFAULT_HEAVY_BYTES = 1 << 20
 
@@ -182,80 +180,6 @@ def _unparse(node: cst.CSTNode) -> str:
     return text if len(text) <= 50 else text[:47] + "..."
 
 
-class _Const:
-    """Evaluates integer/float arithmetic over literals and known constants (rule 3)."""
-
-    def __init__(self, env: Mapping[str, Any]) -> None:
-        self.env = env
-
-    def __call__(self, e: cst.BaseExpression | None) -> Any:
-        try:
-            return self._eval(e)
-        except (ArithmeticError, ValueError, TypeError, OverflowError):
-            return None
-
-    def _eval(self, e: cst.CSTNode | None) -> Any:
-        if isinstance(e, (cst.Integer, cst.Float)):
-            return e.evaluated_value
-        if isinstance(e, cst.Name):
-            return self.env.get(e.value)
-        if isinstance(e, (cst.Tuple, cst.List)):
-            items = [self._eval(el.value) for el in e.elements]
-            return None if any(i is None for i in items) else tuple(items)
-        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus):
-            v = self._eval(e.expression)
-            return None if v is None else -v
-        if isinstance(e, cst.BinaryOperation):
-            a, b = self._eval(e.left), self._eval(e.right)
-            if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
-                return None
-            ops = {cst.Add: lambda: a + b, cst.Subtract: lambda: a - b, cst.Multiply: lambda: a * b,
-                   cst.FloorDivide: lambda: a // b, cst.Divide: lambda: a / b, cst.Power: lambda: a**b,
-                   cst.Modulo: lambda: a % b}
-            f = ops.get(type(e.operator))
-            return f() if f else None
-        if isinstance(e, cst.Call) and isinstance(e.func, cst.Name) and e.func.value == "int" and len(e.args) == 1:
-            v = self._eval(e.args[0].value)
-            return None if v is None else int(v)
-        return None
-
-    def count(self, e: cst.BaseExpression | None) -> int | None:
-        v = self(e)
-        if isinstance(v, (int, float)):
-            return int(v)
-        if isinstance(v, tuple) and all(isinstance(x, (int, float)) for x in v):
-            return int(math.prod(v))
-        return None
-
-
-def _module_constants(program: Program) -> dict[str, Any]:
-    env: dict[str, Any] = {}
-    for d in program.definitions:
-        if d.kind == "constant" and isinstance(d.node, cst.SimpleStatementLine) and \
-                isinstance(d.node.body[0], cst.Assign):
-            value = _Const(env)(d.node.body[0].value)
-            for n in d.names:
-                if value is not None:
-                    env[n] = value
-    return env
-
-
-#: each program's module constants, evaluated once (a program does not change once loaded)
-_CONSTANTS: weakref.WeakKeyDictionary[Program, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def _constants(program: Program) -> dict[str, Any]:
-    env = _CONSTANTS.get(program)
-    if env is None:
-        env = _CONSTANTS[program] = _module_constants(program)
-    return env
-
-
-def constant_value(program: Program, expr: cst.BaseExpression) -> Any:
-    """``expr`` evaluated from literals and the module's constants (rule 3's arithmetic), or None."""
-    return _Const(_constants(program))(expr)
-
-
 class _Rules:
     def __init__(self, program: Program, names: Names, types: Mapping[str, ValueType], threshold: int) -> None:
         self.program, self.names, self.types, self.threshold = program, names, types, threshold
@@ -276,7 +200,7 @@ class _Rules:
                 size = self._struct_itemsize(d.node.body[0].value)
                 if size is not None:
                     self.dtypes.update(dict.fromkeys(d.names, size))
-        self.const = _Const(_constants(program))
+        self.const = Constants.of(program)
         #: local -> its largest rule-3/9 size, for the columns rule 9 names (filled by HeavyProvider)
         self.sizes: dict[str, int] = {}
         #: locals bound to a GroupBy (``g = df.groupby("k")``), whose aggregations rule 6 leaves small
@@ -516,7 +440,7 @@ class _Rules:
         if not values:
             return []
         outer = self.const
-        self.const = _Const(ChainMap(values, outer.env))  # not a copy of every constant per call
+        self.const = outer.with_values(values)  # not a copy of every constant per call
         try:
             return self._helper_returns(fn)
         finally:

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 from scadc.analysis.base import Provider, Results
 from scadc.analysis.defuse import DefUseProvider
-from scadc.analysis.mutation import EffectsProvider
+from scadc.analysis.effects import EffectsProvider
 from scadc.analysis.program import Program, Unit
 
 __all__ = ["HiddenStateProvider"]

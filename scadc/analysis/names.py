@@ -17,14 +17,16 @@ into ``<program>.helper``; it returns None for expressions rooted at a local val
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import libcst as cst
 from libcst.metadata import Assignment, BuiltinAssignment, ImportAssignment, Scope
 
+from scadc.analysis.base import Provider, Results
 from scadc.analysis.program import Program
 
-__all__ = ["PROGRAM", "NameKind", "Names", "dotted", "root_name"]
+__all__ = ["PROGRAM", "NameKind", "Names", "NamesProvider", "dotted", "root_name"]
 
 NameKind = Literal["local", "module", "builtin", "unresolved", "inner"]
 #: prefix of the qualified names of the program's own module-level functions and classes
@@ -154,3 +156,10 @@ class Names:
                         table[full.rsplit(".", 1)[-1]] = full
             self._imports[id(stmt)] = table
         return table.get(name)
+
+
+class NamesProvider(Provider[str, Names]):
+    """The program's :class:`Names` resolver under the key ``"names"`` (shared, built once)."""
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, Names]:
+        return {"names": Names(program)}

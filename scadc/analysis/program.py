@@ -54,8 +54,8 @@ from libcst.metadata import (
 from scadc.errors import CompileError
 from scadc.source import Span
 
-__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call", "load_program",
-           "read_source"]
+__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call",
+           "helper_functions", "load_program", "read_source"]
 
 #: how many levels of libcst nesting scadc follows (rule 6); Python's own compiler stops near 3,000
 MAX_NESTING = 10_000
@@ -178,6 +178,19 @@ class Program:
             for i in self._binders.get(name, ()):
                 todo.extend(r for r in self.definitions[i].refs if r not in seen)
         return frozenset(seen)
+
+
+def helper_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
+    """Every module-level function (``f``) and method (``C.m``)."""
+    out: dict[str, cst.FunctionDef] = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            out[stmt.name.value] = stmt
+        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            for item in stmt.body.body:
+                if isinstance(item, cst.FunctionDef):
+                    out[f"{stmt.name.value}.{item.name.value}"] = item
+    return out
 
 
 def read_source(path: str) -> str:

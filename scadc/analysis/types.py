@@ -39,14 +39,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import libcst as cst
 
-from scadc.analysis.names import PROGRAM, Names
+from scadc.analysis.base import Provider, Results
+from scadc.analysis.names import PROGRAM, Names, NamesProvider
+from scadc.analysis.program import Program, helper_functions
 
-__all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "PURE_METHODS", "UNKNOWN", "Kind", "Signatures", "ValueType",
-           "infer_types", "is_pure_method", "program_signatures", "type_of"]
+__all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "PURE_METHODS", "UNKNOWN", "Kind", "ProgramTypes",
+           "ProgramTypesProvider", "Signatures", "TypesProvider", "ValueType", "infer_types", "is_pure_method",
+           "program_signatures", "type_of"]
 
 
 class Kind(enum.Enum):
@@ -744,3 +748,43 @@ def _self_stores(fn: cst.FunctionDef, self_name: str) -> list[tuple[str, cst.Bas
 
     fn.visit(_Find())
     return out
+
+
+@dataclass(frozen=True)
+class ProgramTypes:
+    """The types of the whole program."""
+
+    #: module-level names
+    module: Mapping[str, ValueType]
+    #: what program functions return and methods store on ``self``
+    signatures: Signatures
+    #: the names the entry region reads: module-level names, then its own locals over them
+    entry: Mapping[str, ValueType]
+
+
+class ProgramTypesProvider(Provider[str, ProgramTypes]):
+    """``{"types": ProgramTypes}``."""
+
+    DEPENDENCIES = (NamesProvider,)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, ProgramTypes]:
+        names = results.get(NamesProvider)["names"]
+        body = list(program.module.body)
+        # the module itself is the root: the walk binds each def's name and skips its body
+        module = infer_types(program.module, names, {})
+        signatures = program_signatures(helper_functions(program.module), names, module)
+        module = infer_types(program.module, names, {}, signatures)  # module data bound from helpers' results
+        entry = dict(module)
+        if program.entry.kind != "script":
+            fn = next(s for s in body if isinstance(s, cst.FunctionDef) and s.name.value == program.entry.name)
+            entry.update(infer_types(fn, names, module, signatures))
+        return {"types": ProgramTypes(MappingProxyType(module), signatures, MappingProxyType(entry))}
+
+
+class TypesProvider(Provider[str, ValueType]):
+    """The type of each name the entry region reads (module-level and local)."""
+
+    DEPENDENCIES = (ProgramTypesProvider,)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, ValueType]:
+        return results.get(ProgramTypesProvider)["types"].entry

@@ -145,7 +145,7 @@ def _parallel_loops(analysis: Analysis, allowed: dict[int, str], *,
     context = LoopContext.of(analysis)
     for i in range(len(analysis.units)):
         found = parallel_loop(analysis, i, context)
-        if found == "":
+        if found is None:
             continue
         if isinstance(found, str):
             verdicts[i] = f"sequential: {found}"
