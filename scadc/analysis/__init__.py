@@ -29,7 +29,7 @@ from typing import Any
 from scadc.analysis.base import resolve
 from scadc.analysis.defuse import DefUseProvider
 from scadc.analysis.effects import HelperSummaryProvider, Summary
-from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider
+from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider, HeavyReason, HeavyRule
 from scadc.analysis.hidden_state import HiddenStateProvider
 from scadc.analysis.liveness import LivenessProvider
 from scadc.analysis.mutation import AliasProvider, Mutation, MutationProvider
@@ -43,7 +43,8 @@ from scadc.errors import CompileError
 from scadc.source import Span
 
 __all__ = ["DEFAULT_HEAVY_BYTES", "Analysis", "Boundary", "Definition", "Entry", "ForLoop", "HeavyDecision",
-           "LiveValue", "Mutation", "Options", "Program", "Unit", "UnitFacts", "UnitShape", "analyze", "load_profile"]
+           "HeavyReason", "HeavyRule", "LiveValue", "Mutation", "Options", "Program", "Unit", "UnitFacts",
+           "UnitShape", "analyze", "load_profile"]
 
 
 @dataclass(frozen=True)

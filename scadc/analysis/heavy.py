@@ -66,10 +66,11 @@ runs to a fixed point, so order of bindings does not matter.
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import libcst as cst
@@ -81,7 +82,7 @@ from scadc.analysis.names import PROGRAM, Names, NamesProvider
 from scadc.analysis.program import Program
 from scadc.analysis.types import Kind, TypesProvider, ValueType
 
-__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "format_bytes"]
+__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "HeavyReason", "HeavyRule", "format_bytes"]
 
 DEFAULT_HEAVY_BYTES = 1 << 20
 
@@ -147,6 +148,50 @@ _ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "int64": 8, "int32": 4, "
              "complex64": 8, "float": 8, "int": 8, "complex": 16, "intp": 8, "double": 8, "single": 4}
 
 
+class HeavyRule(enum.Enum):
+    """Which rule decided a local (the numbers of the module's rules)."""
+
+    PRAGMA = "pragma"  # 1
+    PROFILE = "profile"  # 2
+    STATIC = "static"  # 3 and 9: an allocation or a pandas constructor of computable size
+    LOADER = "loader"  # 4
+    COMPREHENSION = "comprehension"  # 5
+    RETURNED = "returned"  # 8: what a program function returns
+    INSTANCE = "instance"  # 8: an instance whose __init__ stores heavy values
+    DERIVED = "derived"  # 6
+    BELOW_THRESHOLD = "below the threshold"  # 7, with a static size
+    NO_RULE = "no rule applies"  # 7
+
+
+@dataclass(frozen=True)
+class HeavyReason:
+    """Why a local is (or is not) heavy: the rule, its evidence, and the line it was decided at.
+    ``str()`` is the text tables and ``split.json`` print; nothing reads it back."""
+
+    rule: HeavyRule
+    #: what the rule saw, for printing only: the pragma's word, the measured size and unit, the
+    #: allocation and its arithmetic, the loader or helper called, the heavy local derived from,
+    #: the number of heavy attributes an instance holds
+    evidence: str = ""
+    #: the line of the binding decided on, when the reason names it
+    line: int | None = None
+    #: ``RETURNED``: the reason of the value inside the function
+    inner: HeavyReason | None = None
+
+    def __str__(self) -> str:
+        text = {
+            HeavyRule.PRAGMA: f"pragma: # scad: {self.evidence}",
+            HeavyRule.PROFILE: f"profile: {self.evidence}",
+            HeavyRule.STATIC: f"static: {self.evidence}",
+            HeavyRule.LOADER: f"loader {self.evidence}() (size known at run time)",
+            HeavyRule.COMPREHENSION: f"comprehension over {self.evidence}",
+            HeavyRule.RETURNED: f"returned by {self.evidence}() ({self.inner})",
+            HeavyRule.INSTANCE: f"an instance holding heavy attributes (its __init__ allocates {self.evidence})",
+            HeavyRule.DERIVED: f"derived from heavy {self.evidence}",
+        }.get(self.rule, self.rule.value)
+        return text if self.line is None else f"{text} (line {self.line})"
+
+
 @dataclass(frozen=True)
 class HeavyDecision:
     """Whether a local is data-heavy, its size estimate when known, and which rule decided."""
@@ -154,8 +199,12 @@ class HeavyDecision:
     heavy: bool
     #: estimated or measured size in bytes; None when unknown
     size: int | None
-    #: the rule and its evidence, e.g. ``static: np.zeros((1000, 1000)) = 7.6 MiB``
-    reason: str
+    #: the rule and its evidence; prints as e.g. ``static: np.zeros((1000, 1000)) = 7.6 MiB``
+    reason: HeavyReason
+
+
+#: a size (None: unknown) and why, as a rule finds it for one value
+_Found = tuple[int | None, HeavyReason]
 
 
 def format_bytes(n: int | None) -> str:
@@ -208,7 +257,7 @@ class _Rules:
         #: locals bound to a window (``w = s.rolling(5)``), whose every method rule 6 keeps heavy
         self.windows: set[str] = set()
         #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
-        self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
+        self.returns: dict[str, list[_Found | None]] = {}
         self._functions = {stmt.name.value: stmt for stmt in program.module.body if isinstance(stmt, cst.FunctionDef)}
         for stmt in program.module.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value != program.entry.name:
@@ -219,11 +268,11 @@ class _Rules:
                 if init is not None:
                     self.returns[stmt.name.value] = self._helper_returns(init, instance=True)
 
-    def _helper_returns(self, fn: cst.FunctionDef, instance: bool = False) -> list[tuple[int | None, str] | None]:
+    def _helper_returns(self, fn: cst.FunctionDef, instance: bool = False) -> list[_Found | None]:
         """Rule 8: which values a program function returns (or an instance holds) are heavy."""
-        local: dict[str, tuple[int | None, str]] = {}
+        local: dict[str, _Found] = {}
         returns: list[cst.BaseExpression] = []
-        attrs: list[tuple[int | None, str]] = []
+        attrs: list[_Found] = []
         rules = self
 
         class _Walk(cst.CSTVisitor):
@@ -252,22 +301,23 @@ class _Rules:
         finally:
             self.sizes = outer_sizes
 
-    def _returned(self, fn: cst.FunctionDef, returns: list[cst.BaseExpression], attrs: list[tuple[int | None, str]],
-                  local: dict[str, tuple[int | None, str]], instance: bool) -> list[tuple[int | None, str] | None]:
+    def _returned(self, fn: cst.FunctionDef, returns: list[cst.BaseExpression], attrs: list[_Found],
+                  local: dict[str, _Found], instance: bool) -> list[_Found | None]:
         rules = self
         name = fn.name.value
         if instance:
             sizes = [a[0] for a in attrs]
             total = None if not attrs or None in sizes else sum(s for s in sizes if s is not None)
-            return [(total, f"an instance holding heavy attributes (its __init__ allocates {len(attrs)})")] \
+            return [(total, HeavyReason(HeavyRule.INSTANCE, str(len(attrs))))] \
                 if attrs else []
-        out: list[tuple[int | None, str] | None] = []
+        out: list[_Found | None] = []
         for r in returns[:1]:
             items = [el.value for el in r.elements] if isinstance(r, cst.Tuple) else [r]
             for item in items:
                 src = item.value if isinstance(item, cst.Name) else None
                 hit = local.get(src) if src else rules.static(item)
-                out.append((hit[0], f"returned by {name}() ({hit[1].split(' (line')[0]})") if hit else None)
+                out.append((hit[0], HeavyReason(HeavyRule.RETURNED, name, inner=replace(hit[1], line=None)))
+                           if hit else None)
         return out
 
     def _struct_itemsize(self, e: cst.BaseExpression) -> int | None:
@@ -304,14 +354,15 @@ class _Rules:
         q = self.names.qualname(e) or ""
         return _ITEMSIZE.get(q.rsplit(".", 1)[-1]) if q else None
 
-    def static(self, value: cst.CSTNode | None) -> tuple[int | None, str] | None:
+    def static(self, value: cst.CSTNode | None) -> _Found | None:
         """Rules 3-5 for one bound value: (size or None, reason), or None if no rule applies."""
         if isinstance(value, (cst.ListComp, cst.SetComp, cst.DictComp)):
             it = value.for_in.iter
             if isinstance(it, cst.Call) and (self.names.qualname(it.func) or "") == "builtins.range" and it.args:
                 n = self.const.count(it.args[-1].value if len(it.args) < 3 else None) if len(it.args) <= 2 else None
                 if n is not None:
-                    return n * 8, f"comprehension over range({n}) ≈ {format_bytes(n * 8)}"  # rule 5
+                    return n * 8, HeavyReason(HeavyRule.COMPREHENSION,
+                                              f"range({n}) ≈ {format_bytes(n * 8)}")  # rule 5
             return None
         if isinstance(value, cst.BinaryOperation):  # rule 3 through arithmetic: the larger operand
             found = [f for f in (self.static(value.left), self.static(value.right)) if f is not None]
@@ -329,10 +380,10 @@ class _Rules:
         args = [a.value for a in value.args if a.keyword is None and not a.star]
         kwargs = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
         if q in _LOADERS or (isinstance(func, cst.Attribute) and func.attr.value in _READ_METHODS and not q):
-            return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4
+            return None, HeavyReason(HeavyRule.LOADER, _unparse(func))  # rule 4
         reader = "chunksize" in kwargs or ("iterator" in kwargs and not _is_false(kwargs["iterator"]))
         if q.startswith("pandas.read_") and not reader:
-            return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4, pandas
+            return None, HeavyReason(HeavyRule.LOADER, _unparse(func))  # rule 4, pandas
         if q in _PANDAS_CONSTRUCTORS:
             return self._frame(value, args, kwargs)  # rule 9
         parts = q.split(".")
@@ -374,10 +425,10 @@ class _Rules:
         if count is None:
             return None  # the size depends on run-time values: no static decision
         size = count * itemsize
-        return size, f"static: {text} = {count} × {itemsize} B = {format_bytes(size)}"  # rule 3
+        return size, HeavyReason(HeavyRule.STATIC, f"{text} = {count} × {itemsize} B = {format_bytes(size)}")  # rule 3
 
     def _frame(self, call: cst.Call, args: list[cst.BaseExpression],
-               kwargs: dict[str, cst.BaseExpression]) -> tuple[int | None, str] | None:
+               kwargs: dict[str, cst.BaseExpression]) -> _Found | None:
         """Rule 9: the size of a pandas constructor's data, the sum of its columns' sizes."""
         data = kwargs.get("data", args[0] if args else None)
         if data is None:
@@ -402,7 +453,7 @@ class _Rules:
         what = f"{len(columns)} column{'s' if len(columns) != 1 else ''}" if len(columns) > 1 or \
             isinstance(data, cst.Dict) else "its data"
         bound = f"≥ {format_bytes(total)}, {unknown} of unknown size" if unknown else format_bytes(total)
-        return total, f"static: {_unparse(call)} = {what}, {bound}"
+        return total, HeavyReason(HeavyRule.STATIC, f"{_unparse(call)} = {what}, {bound}")
 
     def _column_size(self, e: cst.BaseExpression | None) -> int | None:
         """One column of rule 9, in bytes, or None when unknown."""
@@ -427,7 +478,7 @@ class _Rules:
             return max(sizes) if sizes else None  # ``np.round(rng.uniform(size=n), 2)``: its array's size
         return None
 
-    def _specialized(self, name: str, call: cst.Call) -> list[tuple[int | None, str] | None]:
+    def _specialized(self, name: str, call: cst.Call) -> list[_Found | None]:
         """Rule 8 again for one call, with the helper's parameters bound to the call's constant
         arguments (``load(rows=N)`` allocating ``np.empty(rows)``)."""
         fn = self._functions.get(name)
@@ -446,7 +497,7 @@ class _Rules:
         finally:
             self.const = outer
 
-    def unpacked(self, b: Any) -> tuple[int | None, str] | None:
+    def unpacked(self, b: Any) -> _Found | None:
         """Rule 8 for ``a, b = helper(...)``: the heavy returned value at the target's position."""
         value = b.value
         if not isinstance(value, cst.Call):
@@ -560,7 +611,8 @@ class HeavyProvider(Provider[str, HeavyDecision]):
         out: dict[str, HeavyDecision] = {}
         for b in bindings:  # rule 1
             if b.pragma is not None and b.name not in out:
-                out[b.name] = HeavyDecision(b.pragma == "memory", None, f"pragma: # scad: {b.pragma} (line {b.line})")
+                out[b.name] = HeavyDecision(b.pragma == "memory", None,
+                                            HeavyReason(HeavyRule.PRAGMA, b.pragma, b.line))
         bound = {b.name for b in bindings}
         for b in bindings:  # the sizes rule 9 reads for columns named by a local, and the GroupBy locals
             if b.kind in ("assign", "walrus") and b.value is not None:
@@ -574,22 +626,23 @@ class HeavyProvider(Provider[str, HeavyDecision]):
         for name, (size, key) in measured.items():  # rule 2
             if name not in out and name in bound:
                 heavy = size >= threshold
-                out[name] = HeavyDecision(heavy, size, f"profile: {format_bytes(size)} after the unit at {key}")
+                out[name] = HeavyDecision(heavy, size, HeavyReason(
+                    HeavyRule.PROFILE, f"{format_bytes(size)} after the unit at {key}"))
         for b in bindings:  # rules 3-5, 8
             if b.name in out or b.kind not in ("assign", "walrus", "unpack"):
                 continue
             found = rules.static(b.value) if b.kind != "unpack" else rules.unpacked(b)
             if found is not None:
                 size, reason = found
-                if (size is None and reason.startswith("loader")) or (size is not None and size >= threshold):
-                    out[b.name] = HeavyDecision(True, size, f"{reason} (line {b.line})")
+                if (size is None and reason.rule is HeavyRule.LOADER) or (size is not None and size >= threshold):
+                    out[b.name] = HeavyDecision(True, size, replace(reason, line=b.line))
         _derive(rules, bindings, out)  # rule 6
         for b in bindings:  # rule 7
             if b.name not in out:
                 static = rules.static(b.value) if b.kind in ("assign", "walrus") else None
                 size = static[0] if static else None
-                out[b.name] = HeavyDecision(False, size, "below the threshold" if size is not None
-                                            else "no rule applies")
+                out[b.name] = HeavyDecision(False, size, HeavyReason(
+                    HeavyRule.BELOW_THRESHOLD if size is not None else HeavyRule.NO_RULE))
         return out
 
 
@@ -629,6 +682,7 @@ def _derive(rules: _Rules, bindings: list[Any], out: dict[str, HeavyDecision]) -
                 continue
             source = rules.derived_from(b.value, heavy)
             if source is not None:
-                out[b.name] = HeavyDecision(True, out[source].size, f"derived from heavy {source} (line {b.line})")
+                out[b.name] = HeavyDecision(True, out[source].size,
+                                            HeavyReason(HeavyRule.DERIVED, source, b.line))
                 fresh.add(b.name)
         heavy |= fresh

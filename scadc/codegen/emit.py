@@ -249,7 +249,7 @@ def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:
         "entry": analysis.program.entry.name,
         "policy": plan.policy,
         "units": plan.unit_count,
-        "heavy": {name: {"heavy": d.heavy, "size": d.size, "reason": d.reason}
+        "heavy": {name: {"heavy": d.heavy, "size": d.size, "reason": str(d.reason)}
                   for name, d in sorted(analysis.heavy.items())},
         "decisions": [{"boundary": i, "decision": why} for i, why in plan.decisions],
         "loops": [{"unit": i, "verdict": why} for i, why in plan.loops],

@@ -36,7 +36,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from scadc.analysis import Analysis
+from scadc.analysis import Analysis, HeavyRule
 from scadc.errors import InternalCompilerError
 from scadc.partition.loops import LoopContext, parallel_loop
 from scadc.partition.plan import (
@@ -238,7 +238,7 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
         size = decision.size
         if size is None:
             region, reason = _UNKNOWN_SIZE, "size unknown: 1 GiB (regions are allocated lazily)"
-        elif decision.reason.startswith("profile"):
+        elif decision.reason.rule is HeavyRule.PROFILE:
             # measured: headroom for the allocator's table, alignment, and a value that grows a little
             region = max(16 * _MiB, math.ceil(size * 1.5 / _MiB) * _MiB)
             reason = f"measured {size} B × 1.5, at least 16 MiB"
