@@ -30,7 +30,7 @@ from scadc.analysis.base import resolve
 from scadc.analysis.defuse import DefUseProvider
 from scadc.analysis.effects import HelperSummaryProvider, Summary
 from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider, HeavyReason, HeavyRule
-from scadc.analysis.hidden_state import HiddenStateProvider
+from scadc.analysis.hidden_state import HiddenState, HiddenStateProvider, StateKind
 from scadc.analysis.liveness import LivenessProvider
 from scadc.analysis.mutation import AliasProvider, Mutation, MutationProvider
 from scadc.analysis.names import NamesProvider
@@ -43,8 +43,8 @@ from scadc.errors import CompileError
 from scadc.source import Span
 
 __all__ = ["DEFAULT_HEAVY_BYTES", "Analysis", "Boundary", "Definition", "Entry", "ForLoop", "HeavyDecision",
-           "HeavyReason", "HeavyRule", "LiveValue", "Mutation", "Options", "Program", "Unit", "UnitFacts",
-           "UnitShape", "analyze", "load_profile"]
+           "HeavyReason", "HeavyRule", "HiddenState", "LiveValue", "Mutation", "Options", "Program",
+           "StateKind", "Unit", "UnitFacts", "UnitShape", "analyze", "load_profile"]
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ class UnitFacts:
     #: profile, also what the run was observed to change (:mod:`scadc.analysis.observed`)
     mutated: frozenset[str]
     mutations: tuple[Mutation, ...]
-    #: hidden state touched: ``numpy.random``, ``random``, ``module:NAME``
-    hidden: frozenset[str]
+    #: hidden state touched: a global RNG, a module-level object, the outside world
+    hidden: frozenset[HiddenState]
     #: the unit may ``return`` from the entry function (early exit)
     exits: bool
     live_in: frozenset[str]

@@ -41,7 +41,7 @@ def format_analysis(a: Analysis, *, explain: bool = False) -> str:
         if explain:
             rows += [("  because", f"{m.name}: {m.reason} (line {m.line})") for m in sorted(set(f.mutations))]
         if f.hidden:
-            rows.append(("hidden", _names(f.hidden)))
+            rows.append(("hidden", _names(map(str, f.hidden))))
         if f.exits:
             rows.append(("exits", "may return from the entry"))
         rows += [("live-in", _names(f.live_in)), ("live-out", _names(f.live_out))]
