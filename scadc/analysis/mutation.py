@@ -34,7 +34,10 @@ class Mutation:
     name: str
     #: 1-based line of the mutating statement
     line: int
+    #: why, for printing
     reason: str
+    #: a profile saw it and the static rules did not predict it (:mod:`scadc.analysis.observed`)
+    observed: bool = False
 
 
 @dataclass(frozen=True)

@@ -471,13 +471,39 @@ def _method_result(base: ValueType, method: str) -> ValueType:
 
 # -- the bindings of one scope (T6) --------------------------------------------------------------
 
+class _How(enum.Enum):
+    """How a binding's expression types the name it binds (T6)."""
+
+    #: the name is bound to the expression's value
+    VALUE = "value"
+    #: ``x op= v``, given as the expression ``x op v``
+    AUGMENTED = "augmented"
+    #: the name takes the elements of what the expression gives (a loop target, a starred unpack)
+    ELEMENT = "element"
+    #: a loop target over ``range()``: a number
+    RANGE_ELEMENT = "element of range"
+    #: nothing tells (parameters, ``with``/``except`` targets, imports)
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class _Item:
+    """The name is item ``index`` of ``count`` unpacked from the expression's value."""
+
+    index: int
+    count: int
+
+
+_HowTyped = _How | _Item
+
+
 class _Bindings(cst.CSTVisitor):
     """Each binding of a name in one scope's code, as (name, how to type it), and what its
     ``return`` statements return; nested scopes skipped (one walk: it is the costly part)."""
 
     def __init__(self, root: cst.CSTNode) -> None:
         self.root = root
-        self.found: list[tuple[str, cst.BaseExpression | None, str]] = []  # (name, expr, how)
+        self.found: list[tuple[str, cst.BaseExpression | None, _HowTyped]] = []  # (name, expr, how)
         self.returned: list[cst.BaseExpression | None] = []
         self.generator = False
 
@@ -487,91 +513,91 @@ class _Bindings(cst.CSTVisitor):
     def visit_Yield(self, node: cst.Yield) -> None:
         self.generator = True
 
-    def _targets(self, target: cst.BaseExpression, value: cst.BaseExpression | None, how: str) -> None:
+    def _targets(self, target: cst.BaseExpression, value: cst.BaseExpression | None, how: _HowTyped) -> None:
         if isinstance(target, cst.Name):
             self.found.append((target.value, value, how))
         elif isinstance(target, (cst.Tuple, cst.List)):
             elements = [el.value for el in target.elements]
-            if isinstance(value, (cst.Tuple, cst.List)) and how == "value" and len(value.elements) == len(elements) \
+            if isinstance(value, (cst.Tuple, cst.List)) and how is _How.VALUE and len(value.elements) == len(elements) \
                     and not any(isinstance(el, cst.StarredElement) for el in (*target.elements, *value.elements)):
                 for t, v in zip(elements, (el.value for el in value.elements), strict=True):
                     self._targets(t, v, how)
-            elif how == "value" and not any(isinstance(el, cst.StarredElement) for el in target.elements):
+            elif how is _How.VALUE and not any(isinstance(el, cst.StarredElement) for el in target.elements):
                 for i, t in enumerate(elements):
-                    self._targets(t, value, f"item:{i}:{len(elements)}")
+                    self._targets(t, value, _Item(i, len(elements)))
             else:
                 for t in elements:
-                    self._targets(t, value, "element" if how in ("value", "element") else how)
+                    self._targets(t, value, _How.ELEMENT if how in (_How.VALUE, _How.ELEMENT) else how)
         elif isinstance(target, cst.StarredElement):
-            self._targets(target.value, None, "unknown")
+            self._targets(target.value, None, _How.UNKNOWN)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
-            self._targets(t.target, node.value, "value")
+            self._targets(t.target, node.value, _How.VALUE)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._targets(node.target, node.value, "value" if node.value is not None else "unknown")
+        self._targets(node.target, node.value, _How.VALUE if node.value is not None else _How.UNKNOWN)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if isinstance(node.target, cst.Name):  # x op= v types as x = x op v
             self.found.append((node.target.value, cst.BinaryOperation(node.target, _binop(node.operator),
-                                                                        node.value), "augmented"))
+                                                                        node.value), _How.AUGMENTED))
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._targets(node.target, node.value, "value")
+        self._targets(node.target, node.value, _How.VALUE)
 
     def visit_For(self, node: cst.For) -> None:
         self._for(node.target, node.iter)
 
     def _for(self, target: cst.BaseExpression, it: cst.BaseExpression) -> None:
         if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "range":
-            self._targets(target, cst.Integer("0"), "element-of-range")
+            self._targets(target, cst.Integer("0"), _How.RANGE_ELEMENT)
         elif isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and \
                 isinstance(target, cst.Tuple) and len(target.elements) == 2 and it.args:
-            self._targets(target.elements[0].value, cst.Integer("0"), "element-of-range")
-            self._targets(target.elements[1].value, it.args[0].value, "element")
+            self._targets(target.elements[0].value, cst.Integer("0"), _How.RANGE_ELEMENT)
+            self._targets(target.elements[1].value, it.args[0].value, _How.ELEMENT)
         elif isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "zip" and \
                 isinstance(target, cst.Tuple) and not any(a.star for a in it.args) and \
                 len(target.elements) == len(given := [a for a in it.args if a.keyword is None]):
             for t, a in zip(target.elements, given, strict=True):
-                self._targets(t.value, a.value, "element")
+                self._targets(t.value, a.value, _How.ELEMENT)
         else:
-            self._targets(target, it, "element")
+            self._targets(target, it, _How.ELEMENT)
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None and isinstance(node.asname.name, cst.BaseExpression):
-            self._targets(node.asname.name, None, "unknown")
+            self._targets(node.asname.name, None, _How.UNKNOWN)
 
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
         if node.name is not None and isinstance(node.name.name, cst.Name):
-            self.found.append((node.name.name.value, None, "unknown"))
+            self.found.append((node.name.name.value, None, _How.UNKNOWN))
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
             name = alias.asname.name if alias.asname is not None else alias.name
             if isinstance(name, cst.Name):
-                self.found.append((name.value, None, "unknown"))
+                self.found.append((name.value, None, _How.UNKNOWN))
             elif isinstance(name, cst.Attribute):
                 root = name
                 while isinstance(root, cst.Attribute):
                     root = root.value  # type: ignore[assignment]
                 if isinstance(root, cst.Name):
-                    self.found.append((root.value, None, "unknown"))
+                    self.found.append((root.value, None, _How.UNKNOWN))
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
                 name = alias.asname.name if alias.asname is not None else alias.name
                 if isinstance(name, cst.Name):
-                    self.found.append((name.value, None, "unknown"))
+                    self.found.append((name.value, None, _How.UNKNOWN))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         if node is not self.root:
-            self.found.append((node.name.value, None, "unknown"))
+            self.found.append((node.name.value, None, _How.UNKNOWN))
         return node is self.root
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.found.append((node.name.value, None, "unknown"))
+        self.found.append((node.name.value, None, _How.UNKNOWN))
         return False
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
@@ -607,16 +633,15 @@ def _augmented(expr: cst.BaseExpression, env: _Env) -> ValueType | None:
     return _binary(before, _type(expr.right, env)[0])
 
 
-def _element(t: ValueType | None, how: str) -> ValueType | None:
-    """A loop target's type from what it iterates; an unpacked target's from ``item:i:n``."""
-    if how == "element-of-range":
+def _element(t: ValueType | None, how: _HowTyped) -> ValueType | None:
+    """A loop target's type from what it iterates; an unpacked target's from its :class:`_Item`."""
+    if how is _How.RANGE_ELEMENT:
         return _T[Kind.NUMBER]
     if t is None:
         return None
-    if how.startswith("item:"):
-        _, i, n = how.split(":")
-        if t.items is not None and len(t.items) == int(n):
-            return t.items[int(i)]
+    if isinstance(how, _Item):
+        if t.items is not None and len(t.items) == how.count:
+            return t.items[how.index]
         return t if t.kind is Kind.NDARRAY else UNKNOWN  # rows of an array
     if t.kind is Kind.NDARRAY:
         return t
@@ -637,7 +662,7 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
 
     ``outer`` types the names the code reads but does not bind (parameters, module names).
     """
-    found: list[tuple[str, cst.BaseExpression | None, str]] = []
+    found: list[tuple[str, cst.BaseExpression | None, _HowTyped]] = []
     for node in ([code] if isinstance(code, cst.CSTNode) else code):
         found.extend(signatures.walk("bindings", node, lambda node=node: _bindings(node)).found)  # type: ignore[misc]
     solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
@@ -648,11 +673,11 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     for _ in range(_ROUNDS):
         changed = False
         for name, expr, how in found:
-            if how == "unknown" or expr is None:
+            if how is _How.UNKNOWN or expr is None:
                 t: ValueType | None = UNKNOWN
-            elif how == "value":
+            elif how is _How.VALUE:
                 t = _type(expr, env)[0]
-            elif how == "augmented":
+            elif how is _How.AUGMENTED:
                 t = _augmented(expr, env)
             else:
                 t = _element(_type(expr, env)[0], how)

@@ -129,18 +129,19 @@ class ResourcePolicy:
             works_on = _working_set(analysis, i, heavy)
             live = analysis.boundaries[i].names & held
             dead, kept = _bytes(analysis, held - live), _bytes(analysis, live)
+            cut = False
             if not held:
                 why = "not cut: the element before it has used no heavy data yet"
             elif works_on and not works_on & held:
-                why = (f"cut (R1a): works on [{', '.join(sorted(works_on))}], none of the element's "
-                       f"[{', '.join(sorted(held))}]")
+                cut, why = True, (f"cut (R1a): works on [{', '.join(sorted(works_on))}], none of the element's "
+                                  f"[{', '.join(sorted(held))}]")
             elif dead > kept:
-                why = f"cut (R1b): {dead} B of heavy data die here, {kept} B stay live"
+                cut, why = True, f"cut (R1b): {dead} B of heavy data die here, {kept} B stay live"
             elif not works_on:
                 why = "not cut: the statement uses no heavy data"
             else:
                 why = f"not cut: {dead} B of heavy data die here, {kept} B stay live"
-            if why.startswith("cut") and i in allowed_set:
+            if cut and i in allowed_set:
                 cuts.append(i)
                 reasons[i] = why
                 held = works_on
