@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import libcst as cst
+from libcst.metadata import ExpressionContext
 
 from scadc.analysis.base import Provider, Results
 from scadc.analysis.names import Names, NamesProvider
@@ -115,7 +116,7 @@ class _Events(cst.CSTVisitor):
         kind = self.names.classify(node)
         if kind == "local":
             self.events.append(("read", node.value))
-            if str(self.program.contexts.get(node)) == "ExpressionContext.DEL":
+            if self.program.contexts.get(node) is ExpressionContext.DEL:
                 self.events.append(("delete", node.value))
         elif kind == "module":
             self.module.add(node.value)
@@ -304,7 +305,7 @@ class _Summarizer:
                 self.block(s.orelse.body, acc, defined | k)
             return k
         if isinstance(s, cst.With):
-            k: set[str] = set()
+            k = set()
             for item in s.items:
                 k |= self.events(item, acc, defined | k, s)
             return k | self.block(s.body, acc, defined | k)

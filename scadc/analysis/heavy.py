@@ -341,7 +341,9 @@ class _Rules:
         if e is None:
             return None
         if isinstance(e, cst.SimpleString):
-            code = e.evaluated_value.lstrip("<>=|")
+            raw = e.evaluated_value
+            # a bytes type code (b"f8") is what numpy reads as the same text
+            code = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw).lstrip("<>=|")
             if code[:1] in ("U",) and code[1:].isdigit():
                 return 4 * int(code[1:])
             if code[:1] in ("S", "a", "V") and code[1:].isdigit():
@@ -371,11 +373,11 @@ class _Rules:
             return None
         q = self.names.qualname(value.func) or ""
         if q.startswith(PROGRAM + ".") and q[len(PROGRAM) + 1:] in self.returns:
-            found = self.returns[q[len(PROGRAM) + 1:]]
-            if not (found and found[0] is not None):
-                found = self._specialized(q[len(PROGRAM) + 1:], value)
-            if found and found[0] is not None:
-                return found[0]
+            returned = self.returns[q[len(PROGRAM) + 1:]]
+            if not (returned and returned[0] is not None):
+                returned = self._specialized(q[len(PROGRAM) + 1:], value)
+            if returned and returned[0] is not None:
+                return returned[0]
         func = value.func
         args = [a.value for a in value.args if a.keyword is None and not a.star]
         kwargs = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
@@ -396,8 +398,9 @@ class _Rules:
         if parts[0] == "numpy" and len(parts) == 2 and parts[1] in _ALLOC_SHAPE_ARG:
             shape = kwargs.get("shape", args[0] if args else None)
         elif q in ("numpy.arange",) and args:
-            nums = [self.const(a) for a in args[:3]]
-            if all(isinstance(x, (int, float)) for x in nums):
+            values = [self.const(a) for a in args[:3]]
+            nums = [x for x in values if isinstance(x, (int, float))]
+            if len(nums) == len(values):
                 start, stop, step = (0, nums[0], 1) if len(nums) == 1 else (*nums[:2], nums[2] if len(nums) > 2 else 1)
                 count = max(0, math.ceil((stop - start) / step))
         elif q == "numpy.linspace":
@@ -615,7 +618,7 @@ class HeavyProvider(Provider[str, HeavyDecision]):
                                             HeavyReason(HeavyRule.PRAGMA, b.pragma, b.line))
         bound = {b.name for b in bindings}
         for b in bindings:  # the sizes rule 9 reads for columns named by a local, and the GroupBy locals
-            if b.kind in ("assign", "walrus") and b.value is not None:
+            if b.kind in ("assign", "walrus") and isinstance(b.value, cst.BaseExpression):
                 size = rules._column_size(b.value)
                 if size is not None:
                     rules.sizes[b.name] = max(size, rules.sizes.get(b.name, 0))

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 import libcst as cst
-from libcst.metadata import Assignment, BuiltinAssignment, ImportAssignment, Scope
+from libcst.metadata import Access, Assignment, BuiltinAssignment, ImportAssignment, Scope
 
 from scadc.analysis.base import Provider, Results
 from scadc.analysis.program import Program
@@ -64,7 +64,7 @@ class Names:
         self.entry_scope = program.scope
         self.global_scope = program.scopes[program.module]
         self.module_names = program.module_names
-        self._access: dict[int, list[object]] = {}
+        self._access: dict[int, list[Access]] = {}
         self._assign: dict[int, list[Assignment]] = {}
         seen: set[int] = set()
         for scope in program.scopes.values():
@@ -90,7 +90,7 @@ class Names:
         accesses = self._access.get(id(node))
         if not accesses:
             return None
-        referents = [r for a in accesses for r in a.referents]  # type: ignore[attr-defined]
+        referents = [r for a in accesses for r in a.referents]
         if any(self._is_entry(r.scope, node.value) for r in referents):
             return "local"
         if any(r.scope is self.global_scope for r in referents):
@@ -123,7 +123,7 @@ class Names:
             root = root.value
         assert isinstance(root, cst.Name)
         for access in self._access.get(id(root), ()):
-            for ref in access.referents:  # type: ignore[attr-defined]
+            for ref in access.referents:
                 if isinstance(ref, ImportAssignment):
                     base = self._import_target(ref.node, parts[0])
                     if base is not None:

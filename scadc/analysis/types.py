@@ -39,8 +39,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import libcst as cst
 
@@ -118,6 +119,8 @@ class Signatures:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Signatures) and (self.returns, self.attributes) == (other.returns, other.attributes)
 
+    # equal by value but holding a growing memo: unhashable, as a class defining __eq__ is anyway;
+    # typeshed declares __hash__ a method, hence the ignore
     __hash__ = None  # type: ignore[assignment]
 
     def walk(self, what: str, node: cst.CSTNode, walker: Callable[[], T]) -> T:
@@ -127,7 +130,7 @@ class Signatures:
         key = (what, node)
         if key not in self.walks:
             self.walks[key] = walker()
-        return self.walks[key]  # type: ignore[no-any-return]
+        return cast("T", self.walks[key])  # what walker() gave for this key, so a T
 
     def call(self, name: str, args: tuple[ValueType, ...]) -> ValueType:
         generic = self.returns.get(name, UNKNOWN)
@@ -142,7 +145,7 @@ class Signatures:
 
 
 NO_SIGNATURES = Signatures({}, {})
-_T = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
+_T: dict[Kind, ValueType] = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
 
 #: every method name that changes its receiver on some common type (list, dict, set, bytearray,
 #: deque, ndarray, file): on an inexact receiver (T4) these are never pure
@@ -308,9 +311,10 @@ def _type(e: cst.BaseExpression, env: _Env) -> tuple[ValueType | None, bool]:
         if any(isinstance(el, cst.StarredElement) for el in e.elements):
             return _T[Kind.TUPLE], True
         items = [_type(el.value, env)[0] for el in e.elements]
-        if any(i is None for i in items):
+        known = tuple(i for i in items if i is not None)
+        if len(known) != len(items):
             return None, True
-        return ValueType(Kind.TUPLE, items=tuple(items)), True  # type: ignore[arg-type]
+        return ValueType(Kind.TUPLE, items=known), True
     if isinstance(e, cst.NamedExpr):
         return _type(e.value, env)
     if isinstance(e, cst.IfExp):
@@ -340,8 +344,8 @@ def _type(e: cst.BaseExpression, env: _Env) -> tuple[ValueType | None, bool]:
         if q is not None:
             return UNKNOWN, False
         if base.kind is Kind.CLASS:
-            found = env.signatures.attributes.get(f"{base.cls}.{e.attr.value}")
-            return (UNKNOWN if found is None and env.signatures.final else found), False
+            stored = env.signatures.attributes.get(f"{base.cls}.{e.attr.value}")
+            return (UNKNOWN if stored is None and env.signatures.final else stored), False
         return _attribute(base, e.attr.value), False
     if isinstance(e, cst.Subscript):
         base, _ = _type(e.value, env)
@@ -405,10 +409,11 @@ def _call(e: cst.Call, env: _Env) -> ValueType | None:
                 return ValueType(Kind.CLASS, name)
             if any(a.keyword is not None or a.star for a in e.args):
                 return env.signatures.returns.get(name, UNKNOWN)
-            args = tuple(_type(a.value, env)[0] for a in e.args)
-            if any(a is None for a in args):
+            given = [_type(a.value, env)[0] for a in e.args]
+            args = tuple(a for a in given if a is not None)
+            if len(args) != len(given):
                 return None
-            return env.signatures.call(name, args)  # type: ignore[arg-type]
+            return env.signatures.call(name, args)
         if parts[0] == "numpy":
             if len(parts) == 3 and parts[1] == "random" and parts[2] in _NUMPY_RNG:
                 return _T[Kind.RNG]
@@ -578,9 +583,9 @@ class _Bindings(cst.CSTVisitor):
             if isinstance(name, cst.Name):
                 self.found.append((name.value, None, _How.UNKNOWN))
             elif isinstance(name, cst.Attribute):
-                root = name
+                root: cst.BaseExpression = name
                 while isinstance(root, cst.Attribute):
-                    root = root.value  # type: ignore[assignment]
+                    root = root.value
                 if isinstance(root, cst.Name):
                     self.found.append((root.value, None, _How.UNKNOWN))
 
@@ -603,10 +608,18 @@ class _Bindings(cst.CSTVisitor):
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         return False
 
+    # comprehension variables live in their own scope
     def visit_ListComp(self, node: cst.ListComp) -> bool:
-        return False  # comprehension variables live in their own scope
+        return False
 
-    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return False
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return False
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return False
 
 
 def _bindings(node: cst.CSTNode) -> _Bindings:
@@ -616,8 +629,8 @@ def _bindings(node: cst.CSTNode) -> _Bindings:
 
 
 def _binop(op: cst.BaseAugOp) -> cst.BaseBinaryOp:
-    name = type(op).__name__.removesuffix("Assign")
-    return getattr(cst, name)()  # type: ignore[no-any-return]
+    binary: cst.BaseBinaryOp = getattr(cst, type(op).__name__.removesuffix("Assign"))()  # AddAssign -> Add
+    return binary
 
 
 #: kinds whose ``x op= v`` changes ``x`` in place and keeps its kind (or raises)
@@ -664,7 +677,7 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     """
     found: list[tuple[str, cst.BaseExpression | None, _HowTyped]] = []
     for node in ([code] if isinstance(code, cst.CSTNode) else code):
-        found.extend(signatures.walk("bindings", node, lambda node=node: _bindings(node)).found)  # type: ignore[misc]
+        found.extend(signatures.walk("bindings", node, partial(_bindings, node)).found)
     solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
     env = _Env(names, solution, outer, signatures)
     # chaotic iteration from "nothing yet": each binding's type joins into its name's in place, so a
@@ -730,8 +743,8 @@ def program_signatures(functions: Mapping[str, cst.FunctionDef], names: Names,
                 local = {**outer, **given, **infer_types(fn, names, {**outer, **given}, sig)}
                 env = _Env(names, {}, local, sig)
                 self_name = fn.params.params[0].name.value
-                stores = sig.walk("stores", fn, lambda fn=fn, self_name=self_name: _self_stores(fn, self_name))
-                for attr, value, augmented in stores:  # type: ignore[has-type]
+                stores = sig.walk("stores", fn, partial(_self_stores, fn, self_name))
+                for attr, value, augmented in stores:
                     key = f"{cls}.{attr}"
                     t = _augmented(value, env) if augmented else _type(value, env)[0]
                     attributes[key] = _join(attributes.get(key), t)

@@ -235,7 +235,7 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             loop=loops.get(group[0]) if len(group) == 1 else None,
         ))
 
-    memories = []
+    memory_plans: list[MemoryPlan] = []
     for name, memory in sorted(memory_of.items()):
         decision = analysis.heavy[name]
         size = decision.size
@@ -249,8 +249,8 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             # a static estimate covers one version of the value; later ones may be larger
             region = max(256 * _MiB, math.ceil(size * 4 / _MiB) * _MiB)
             reason = f"static estimate {size} B × 4, at least 256 MiB (profile for a tighter size)"
-        memories.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
-    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memories), decisions, n, verdicts)
+        memory_plans.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
+    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memory_plans), decisions, n, verdicts)
 
 
 def _conflict_reason(what: Touched, a: str, b: str, writes_a: frozenset[Touched],

@@ -285,8 +285,8 @@ class PartitionPlan:
             dependents.setdefault(e.source, []).append(e.target)
         return parents, dependents
 
-    def graph(self) -> nx.DiGraph:
-        graph = nx.DiGraph()
+    def graph(self) -> nx.DiGraph[str]:
+        graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(c.name for c in self.computes)
         graph.add_edges_from((e.source, e.target) for e in self.edges)
         return graph
@@ -328,14 +328,14 @@ class PartitionPlan:
             holding[m.value] = m
         corunning = {m.name: set(m.corunning) for m in self.memories}
         for compute in self.computes:  # (4)
-            for value in compute.send:
-                if not value.heavy:
+            for sent in compute.send:
+                if not sent.heavy:
                     continue
-                memory = memories.get(value.memory or "")
+                memory = memories.get(sent.memory or "")
                 if memory is None:
-                    problems.append(f"heavy {value.name!r} sent by {compute.name} has no memory element")
+                    problems.append(f"heavy {sent.name!r} sent by {compute.name} has no memory element")
                 elif compute.name not in corunning[memory.name]:
-                    problems.append(f"{compute.name} writes {value.name!r} but does not corun with {memory.name}")
+                    problems.append(f"{compute.name} writes {sent.name!r} but does not corun with {memory.name}")
             for received in compute.unpack:
                 memory = holding.get(received.name)
                 if memory is not None and compute.name not in corunning[memory.name]:
