@@ -62,7 +62,7 @@ import networkx as nx
 from libcst.metadata import CodeRange, ComprehensionScope, ExpressionContext, Scope
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.names import PROGRAM, Names, NamesProvider
+from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program, Unit, helper_functions
 from scadc.analysis.types import (
     UNKNOWN,
@@ -302,16 +302,16 @@ class _Visitor(cst.CSTVisitor):
                         self.out.module_state.add(t.value)  # rule S2 (global x; x = ...)
                     for src in self._value_sources(value):
                         self.alias(t, src)  # A1-A4, A8
-                    if isinstance(value, cst.Call) and (self.names.qualname(value.func) or "").startswith(
-                            PROGRAM + ".") and self._type(value)[0].kind is Kind.CLASS:
+                    if isinstance(value, cst.Call) and self.names.own(value.func) is not None and \
+                            self._type(value)[0].kind is Kind.CLASS:
                         for arg in value.args:
                             self.alias(t, arg.value)  # A9: an instance may keep its arguments
                     if isinstance(value, cst.Call) and self._is_generator_call(value):
                         self.out.generator_calls.add(t.value)
 
     def _is_generator_call(self, call: cst.Call) -> bool:
-        q = self.names.qualname(call.func) or ""
-        return q.startswith(PROGRAM + ".") and self.summaries.get(q[len(PROGRAM) + 1:], Summary()).generator
+        name = self.names.own(call.func)
+        return name is not None and self.summaries.get(name, Summary()).generator
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._assign([t.target for t in node.targets], node.value, node)
@@ -375,7 +375,7 @@ class _Visitor(cst.CSTVisitor):
                 if target is not None:
                     self.mutate(target, f"`{_unparse(func)}(..., inplace=...)` works in place", node)  # rule 8
         q = self.names.qualname(func)
-        if q is not None and not q.startswith(PROGRAM + "."):
+        if q is not None and self.names.own(func) is None:
             self._generators_passed(every, f"`{q}()`", node)
         self._callables_passed(node, q)
         if q is not None:
@@ -457,9 +457,9 @@ class _Visitor(cst.CSTVisitor):
         receiver = node.func.value if isinstance(node.func, cst.Attribute) and q is None else None
         targets = [receiver] if receiver is not None else [a.value for a in node.args]
         for a in node.args:
-            fq = self.names.qualname(a.value) if isinstance(a.value, (cst.Name, cst.Attribute)) else None
+            own = self.names.own(a.value) if isinstance(a.value, (cst.Name, cst.Attribute)) else None
             mutates = False
-            if fq is not None and fq.startswith(PROGRAM + ".") and (found := self.summaries.get(fq[len(PROGRAM) + 1:])):
+            if own is not None and (found := self.summaries.get(own)):
                 self.out.module_state |= found.module_state
                 self.out.rng |= found.rng
                 self.out.io |= found.io
@@ -518,8 +518,8 @@ class _Visitor(cst.CSTVisitor):
 
     def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression],
                         every: list[cst.BaseExpression]) -> None:
-        if q.startswith(PROGRAM + "."):
-            name = q[len(PROGRAM) + 1:]
+        name = self.names.own(node.func)
+        if name is not None:
             if name in self.summaries:
                 self._apply(self.summaries[name], list(positional), f"helper {name}()", node)  # rule 5
             elif f"{name}.__init__" in self.summaries:

@@ -71,14 +71,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import libcst as cst
 
 from scadc.analysis.base import Provider, Results
 from scadc.analysis.constants import Constants
-from scadc.analysis.defuse import DefUseProvider
-from scadc.analysis.names import PROGRAM, Names, NamesProvider
+from scadc.analysis.defuse import Binding, DefUseProvider
+from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program
 from scadc.analysis.types import Kind, TypesProvider, ValueType
 
@@ -372,10 +371,11 @@ class _Rules:
         if not isinstance(value, cst.Call):
             return None
         q = self.names.qualname(value.func) or ""
-        if q.startswith(PROGRAM + ".") and q[len(PROGRAM) + 1:] in self.returns:
-            returned = self.returns[q[len(PROGRAM) + 1:]]
+        own = self.names.own(value.func)
+        if own is not None and own in self.returns:
+            returned = self.returns[own]
             if not (returned and returned[0] is not None):
-                returned = self._specialized(q[len(PROGRAM) + 1:], value)
+                returned = self._specialized(own, value)
             if returned and returned[0] is not None:
                 return returned[0]
         func = value.func
@@ -500,13 +500,13 @@ class _Rules:
         finally:
             self.const = outer
 
-    def unpacked(self, b: Any) -> _Found | None:
+    def unpacked(self, b: Binding) -> _Found | None:
         """Rule 8 for ``a, b = helper(...)``: the heavy returned value at the target's position."""
         value = b.value
         if not isinstance(value, cst.Call):
             return None
-        q = self.names.qualname(value.func) or ""
-        found = self.returns.get(q[len(PROGRAM) + 1:]) if q.startswith(PROGRAM + ".") else None
+        own = self.names.own(value.func)
+        found = self.returns.get(own) if own is not None else None
         stmt_targets = self._unpack_targets.get(id(value))
         if not found or stmt_targets is None or b.name not in stmt_targets:
             return None
@@ -658,7 +658,7 @@ class _Mentions(cst.CSTVisitor):
         self.names.add(node.value)
 
 
-def _derive(rules: _Rules, bindings: list[Any], out: dict[str, HeavyDecision]) -> None:
+def _derive(rules: _Rules, bindings: list[Binding], out: dict[str, HeavyDecision]) -> None:
     """Rule 6 to its fixed point, in rounds: a round tries the undecided bindings, in order, against
     the names heavy when it starts, and the names it makes heavy are tried in the next round.
 

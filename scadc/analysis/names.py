@@ -13,6 +13,8 @@ Rules for a ``Name`` read (:meth:`Names.classify`):
 :meth:`Names.qualname` turns ``np.random.seed`` into ``numpy.random.seed`` through the import
 that binds the root name, ``print`` into ``builtins.print``, a module-level function ``helper``
 into ``<program>.helper``; it returns None for expressions rooted at a local value.
+:meth:`Names.own` gives the program's own name (``helper``) without that root, so nothing needs
+to take the text apart again.
 """
 
 from __future__ import annotations
@@ -115,6 +117,18 @@ class Names:
     # -- qualified names ------------------------------------------------------------------------
     def qualname(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name of a dotted expression rooted at an import, a builtin or a definition."""
+        found = self._resolve(expr)
+        return ".".join(found[1]) if found is not None else None
+
+    def own(self, expr: cst.BaseExpression) -> str | None:
+        """The program's own function or class ``expr`` names (``helper``, ``Class.method``: its
+        qualified name without the :data:`PROGRAM` root), else None."""
+        found = self._resolve(expr)
+        return ".".join(found[1][1:]) if found is not None and found[0] else None
+
+    def _resolve(self, expr: cst.BaseExpression) -> tuple[bool, list[str]] | None:
+        """Whether ``expr`` is rooted at one of the program's definitions, and the parts of its
+        qualified name; None when it is not a dotted name rooted at an import, builtin or definition."""
         parts = dotted(expr)
         if parts is None:
             return None
@@ -127,12 +141,12 @@ class Names:
                 if isinstance(ref, ImportAssignment):
                     base = self._import_target(ref.node, parts[0])
                     if base is not None:
-                        return ".".join([base, *parts[1:]])
+                        return False, [base, *parts[1:]]
                 elif isinstance(ref, BuiltinAssignment):
-                    return ".".join(["builtins", *parts])
+                    return False, ["builtins", *parts]
                 elif ref.scope is self.global_scope and isinstance(ref, Assignment) and isinstance(
                         ref.node, (cst.FunctionDef, cst.ClassDef)):
-                    return ".".join([PROGRAM, *parts])
+                    return True, [PROGRAM, *parts]
         return None
 
     def _import_target(self, stmt: cst.CSTNode, name: str) -> str | None:

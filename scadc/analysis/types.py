@@ -46,7 +46,7 @@ from typing import Any, TypeVar, cast
 import libcst as cst
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.names import PROGRAM, Names, NamesProvider
+from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program, helper_functions
 
 __all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "PURE_METHODS", "UNKNOWN", "Kind", "ProgramTypes",
@@ -403,8 +403,8 @@ def _call(e: cst.Call, env: _Env) -> ValueType | None:
     q = env.names.qualname(e.func)
     if q is not None:
         parts = q.split(".")
-        if parts[0] == PROGRAM:
-            name = ".".join(parts[1:])
+        name = env.names.own(e.func)
+        if name is not None:
             if any(isinstance(s, cst.ClassDef) and s.name.value == name for s in env.names.program.module.body):
                 return ValueType(Kind.CLASS, name)
             if any(a.keyword is not None or a.star for a in e.args):
