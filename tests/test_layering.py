@@ -1,4 +1,5 @@
-"""Imports go one way: scadrt never imports scadc; analysis never reaches partition or codegen."""
+"""Imports go one way: scadrt never imports scadc; analysis never reaches partition or codegen; the
+partitioner works on the analysis's frozen facts, never on the syntax tree (no libcst)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# package prefix → prefixes of this project it must not import
+# package prefix → prefixes of the modules it must not import (this project's or third-party)
 FORBIDDEN = {
     "scadrt": ("scadc",),
     "scadc.analysis": ("scadc.partition", "scadc.codegen", "scadc.cli"),
-    "scadc.partition": ("scadc.codegen", "scadc.cli"),
+    "scadc.partition": ("scadc.codegen", "scadc.cli", "libcst"),
     "scadc.codegen": ("scadc.cli",),
     # the library door: the commands call it, never the reverse
     "scadc.pipeline": ("scadc.cli",),
@@ -22,6 +23,8 @@ FORBIDDEN = {
 
 
 def imports_of(path: Path) -> set[str]:
+    """Every absolute module name ``path`` imports, anywhere in it (under ``TYPE_CHECKING`` or in a
+    function too), third-party ones included."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -56,8 +59,12 @@ def test_the_check_catches_violations(tmp_path: Path) -> None:
     (tmp_path / "scadrt" / "engines" / "x.py").write_text("import os\nfrom scadc.cli import main\n")
     (tmp_path / "scadc" / "analysis").mkdir(parents=True)
     (tmp_path / "scadc" / "analysis" / "__init__.py").write_text("import scadc.partition.plan as p\n")
+    (tmp_path / "scadc" / "partition").mkdir(parents=True)
+    (tmp_path / "scadc" / "partition" / "loops.py").write_text(
+        "import networkx\nimport libcstx\ndef f():\n    from libcst.metadata import Scope\n")
     assert violations(tmp_path) == [
         "scadrt.engines.x imports scadc.cli", "scadc.analysis imports scadc.partition.plan",
+        "scadc.partition.loops imports libcst.metadata",
     ]
 
 

@@ -8,8 +8,11 @@ The partitioner's entry point is :func:`analyze`, which returns a frozen :class:
 
 The analyses themselves are providers (:mod:`scadc.analysis.base`), one module per concept:
 ``program`` (parse, entry, units, definitions), ``names`` (scope resolution), ``defuse``,
-``effects``/``mutation`` (in-place changes and aliasing), ``dataflow`` (the one gen/kill solver),
-``liveness``, ``transfer`` (what cannot cross a cut), ``hidden_state``, ``heavy``, ``unsupported``,
+``types`` (what kind of value a name holds), ``effects`` (what code does: in-place changes,
+aliasing, state; helper summaries), ``mutation`` (what each unit changes, closed under
+aliasing), ``dataflow`` (the one gen/kill solver), ``liveness``, ``transfer`` (what cannot cross
+a cut), ``hidden_state``, ``constants`` (split-time arithmetic), ``heavy``, ``shapes`` (what a
+statement looks like: the facts of a ``for`` loop the partitioner decides on), ``unsupported``,
 ``observed`` (what a profile saw each unit change in place: added to ``UnitFacts.mutated``).
 May import ``scadrt`` but never ``scadc.partition``/``scadc.codegen``.
 """
@@ -24,21 +27,24 @@ from types import MappingProxyType
 from typing import Any
 
 from scadc.analysis.base import resolve
-from scadc.analysis.defuse import DefUseProvider, NamesProvider
-from scadc.analysis.effects import Summary
-from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider
-from scadc.analysis.hidden_state import HiddenStateProvider
+from scadc.analysis.defuse import DefUseProvider
+from scadc.analysis.effects import HelperSummaryProvider, Summary
+from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider, HeavyReason, HeavyRule
+from scadc.analysis.hidden_state import HiddenState, HiddenStateProvider, StateKind
 from scadc.analysis.liveness import LivenessProvider
-from scadc.analysis.mutation import AliasProvider, HelperSummaryProvider, Mutation, MutationProvider
+from scadc.analysis.mutation import AliasProvider, Mutation, MutationProvider
+from scadc.analysis.names import NamesProvider
 from scadc.analysis.observed import ObservedProvider, check_source, with_observed
 from scadc.analysis.program import Definition, Entry, Program, Unit, load_program
+from scadc.analysis.shapes import ForLoop, ShapeProvider, UnitShape
 from scadc.analysis.transfer import TransferProvider
 from scadc.analysis.unsupported import check_supported
 from scadc.errors import CompileError
 from scadc.source import Span
 
-__all__ = ["DEFAULT_HEAVY_BYTES", "Analysis", "Boundary", "Definition", "Entry", "HeavyDecision", "LiveValue",
-           "Mutation", "Options", "Program", "Unit", "UnitFacts", "analyze", "load_profile"]
+__all__ = ["DEFAULT_HEAVY_BYTES", "Analysis", "Boundary", "Definition", "Entry", "ForLoop", "HeavyDecision",
+           "HeavyReason", "HeavyRule", "HiddenState", "LiveValue", "Mutation", "Options", "Program",
+           "StateKind", "Unit", "UnitFacts", "UnitShape", "analyze", "load_profile"]
 
 
 @dataclass(frozen=True)
@@ -68,12 +74,14 @@ class UnitFacts:
     #: profile, also what the run was observed to change (:mod:`scadc.analysis.observed`)
     mutated: frozenset[str]
     mutations: tuple[Mutation, ...]
-    #: hidden state touched: ``numpy.random``, ``random``, ``module:NAME``
-    hidden: frozenset[str]
+    #: hidden state touched: a global RNG, a module-level object, the outside world
+    hidden: frozenset[HiddenState]
     #: the unit may ``return`` from the entry function (early exit)
     exits: bool
     live_in: frozenset[str]
     live_out: frozenset[str]
+    #: what the statement looks like where the partitioner asks (a ``for`` loop's facts …)
+    shape: UnitShape
 
     @property
     def index(self) -> int:
@@ -176,7 +184,7 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
     options = Options(heavy_bytes, MappingProxyType(dict(loaded)) if loaded is not None else None)
     r = resolve(program, NamesProvider, DefUseProvider, LivenessProvider, MutationProvider, HiddenStateProvider,
                 HeavyProvider, TransferProvider, AliasProvider, HelperSummaryProvider, ObservedProvider,
-                options=options)
+                ShapeProvider, options=options)
     du, live, mut = r[DefUseProvider], r[LivenessProvider], r[MutationProvider]
     check_supported(program, r[NamesProvider]["names"], du)
     heavy, transfer, classes = r[HeavyProvider], r[TransferProvider], r[AliasProvider]
@@ -185,7 +193,7 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
     units = tuple(
         UnitFacts(u, du[u].defs, du[u].kills, du[u].deletes, du[u].uses, du[u].module_refs, du[u].needs,
                   changes[u].mutated, changes[u].events, r[HiddenStateProvider][u], du[u].exits,
-                  live[u].live_in, live[u].live_out)
+                  live[u].live_in, live[u].live_out, r[ShapeProvider][u])
         for u in program.units)
     values: dict[str, LiveValue] = {}  # a local's LiveValue is the same at every boundary: one object each
 

@@ -41,7 +41,7 @@ def format_analysis(a: Analysis, *, explain: bool = False) -> str:
         if explain:
             rows += [("  because", f"{m.name}: {m.reason} (line {m.line})") for m in sorted(set(f.mutations))]
         if f.hidden:
-            rows.append(("hidden", _names(f.hidden)))
+            rows.append(("hidden", _names(map(str, f.hidden))))
         if f.exits:
             rows.append(("exits", "may return from the entry"))
         rows += [("live-in", _names(f.live_in)), ("live-out", _names(f.live_out))]
@@ -83,6 +83,7 @@ def format_analysis(a: Analysis, *, explain: bool = False) -> str:
             out.append(f"  {name}: {'; '.join(bits)}")
     if p.definitions:
         out.append("definitions:")
-        for d in p.definitions:
-            out.append(f"  line {d.span.line:<4} {d.kind:<9} {_names(d.names)}: refs {_names(d.refs)}")
+        for definition in p.definitions:
+            out.append(f"  line {definition.span.line:<4} {definition.kind:<9} {_names(definition.names)}: "
+                       f"refs {_names(definition.refs)}")
     return "\n".join(out) + "\n"

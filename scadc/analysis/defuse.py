@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import libcst as cst
+from libcst.metadata import ExpressionContext
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.names import Names
+from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program, Unit
 
-__all__ = ["Binding", "DefUse", "DefUseProvider", "NamesProvider", "pragma_of"]
+__all__ = ["Binding", "DefUse", "DefUseProvider", "pragma_of"]
 
 BindingKind = Literal["assign", "unpack", "augassign", "for", "with", "except", "walrus", "import", "def",
                       "class", "other"]
@@ -66,13 +67,6 @@ class DefUse:
     exits: bool
     #: reads that resolve to nothing (for the star-import check): (name, node)
     unresolved: tuple[tuple[str, cst.Name], ...]
-
-
-class NamesProvider(Provider[str, Names]):
-    """The program's :class:`Names` resolver under the key ``"names"`` (shared, built once)."""
-
-    def compute(self, program: Program, results: Results) -> Mapping[str, Names]:
-        return {"names": Names(program)}
 
 
 def pragma_of(stmt: cst.CSTNode) -> str | None:
@@ -122,7 +116,7 @@ class _Events(cst.CSTVisitor):
         kind = self.names.classify(node)
         if kind == "local":
             self.events.append(("read", node.value))
-            if str(self.program.contexts.get(node)) == "ExpressionContext.DEL":
+            if self.program.contexts.get(node) is ExpressionContext.DEL:
                 self.events.append(("delete", node.value))
         elif kind == "module":
             self.module.add(node.value)
@@ -311,7 +305,7 @@ class _Summarizer:
                 self.block(s.orelse.body, acc, defined | k)
             return k
         if isinstance(s, cst.With):
-            k: set[str] = set()
+            k = set()
             for item in s.items:
                 k |= self.events(item, acc, defined | k, s)
             return k | self.block(s.body, acc, defined | k)

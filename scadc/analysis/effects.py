@@ -59,13 +59,24 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import networkx as nx
-from libcst.metadata import ComprehensionScope, ExpressionContext, Scope
+from libcst.metadata import CodeRange, ComprehensionScope, ExpressionContext, Scope
 
-from scadc.analysis.names import PROGRAM, Names
-from scadc.analysis.types import UNKNOWN, Kind, Signatures, ValueType, infer_types, is_pure_method, type_of
+from scadc.analysis.base import Provider, Results
+from scadc.analysis.names import Names, NamesProvider
+from scadc.analysis.program import Program, Unit, helper_functions
+from scadc.analysis.types import (
+    UNKNOWN,
+    Kind,
+    ProgramTypesProvider,
+    Signatures,
+    ValueType,
+    infer_types,
+    is_pure_method,
+    type_of,
+)
 
 __all__ = ["ALIAS_METHODS", "CONSUMING_BUILTINS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
-           "Summary", "collect_effects", "helper_functions", "is_inner", "summarize_helpers"]
+           "EffectsProvider", "HelperSummaryProvider", "Summary", "collect_effects", "is_inner", "summarize_helpers"]
 
 VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
                           "flat", "base", "values", "keys", "items", "getfield", "conj", "conjugate"})
@@ -166,6 +177,11 @@ def _is_view_call(call: cst.Call) -> bool:
                                                                   and a.value.value == "True") for a in call.args))
 
 
+def _fact_name(root: cst.Name, where: str | None) -> str | None:
+    """What the facts call ``root`` where it lives (see ``_Visitor._tracked``)."""
+    return root.value if where == "tracked" else f"[{root.value}]" if where == "inner" else None
+
+
 def _unparse(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
 
@@ -173,7 +189,7 @@ def _unparse(node: cst.CSTNode) -> str:
 class _Visitor(cst.CSTVisitor):
     def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                  types: Mapping[str, ValueType], signatures: Signatures,
-                 positions: dict[cst.CSTNode, object], deferred: bool) -> None:
+                 positions: Mapping[cst.CSTNode, CodeRange], deferred: bool) -> None:
         self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
         self.signatures, self.positions = signatures, positions
         #: a helper's visit: methods on values of unknown type are conditional, not mutations
@@ -185,7 +201,7 @@ class _Visitor(cst.CSTVisitor):
 
     # -- where a root lives --------------------------------------------------------------------
     def _where(self, node: cst.Name) -> str | None:
-        refs = [r for a in self.names._access.get(id(node), ()) for r in a.referents]  # type: ignore[attr-defined]
+        refs = [r for a in self.names._access.get(id(node), ()) for r in a.referents]
         if not refs:  # a target without a read (``x += 1`` records no access in libcst): its binding
             refs = list(self.names._assign.get(id(node), ()))
         if any(r.scope is self.scope and (self.scope is not self.names.entry_scope
@@ -208,8 +224,7 @@ class _Visitor(cst.CSTVisitor):
     def _tracked(self, root: cst.Name) -> str | None:
         """The name facts use for ``root``: a local of the tracked scope, ``[v]`` for a comprehension's
         variable (an :func:`inner <is_inner>` name: it links objects, it is never a live value)."""
-        where = self._where(root)
-        return root.value if where == "tracked" else f"[{root.value}]" if where == "inner" else None
+        return _fact_name(root, self._where(root))
 
     def _root(self, expr: cst.BaseExpression) -> cst.Name | None:
         while True:
@@ -217,8 +232,8 @@ class _Visitor(cst.CSTVisitor):
                 return expr
             if isinstance(expr, (cst.Attribute, cst.Subscript)):
                 expr = expr.value
-            elif isinstance(expr, cst.Call) and _is_view_call(expr):
-                expr = expr.func.value  # type: ignore[attr-defined]
+            elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and _is_view_call(expr):
+                expr = expr.func.value
             else:
                 return None
 
@@ -228,15 +243,16 @@ class _Visitor(cst.CSTVisitor):
 
     def _line(self, node: cst.CSTNode) -> int:
         pos = self.positions.get(node)
-        return pos.start.line if pos is not None else 0  # type: ignore[attr-defined]
+        return pos.start.line if pos is not None else 0
 
     def mutate(self, expr: cst.BaseExpression, reason: str, at: cst.CSTNode) -> None:
         root = self._root(expr)
         if root is None:
             return
         where = self._where(root)
-        if where in ("tracked", "inner"):
-            self.out.mutations.append((self._tracked(root), reason, self._line(at)))  # type: ignore[arg-type]
+        tracked = _fact_name(root, where)
+        if tracked is not None:
+            self.out.mutations.append((tracked, reason, self._line(at)))
         elif where == "module" and root.value not in self.summaries and not self.names.qualname(root):
             self.out.module_state.add(root.value)  # rule S2
 
@@ -267,8 +283,8 @@ class _Visitor(cst.CSTVisitor):
             q = self.names.qualname(value.func) or ""
             if q.startswith("numpy.") and q.rsplit(".", 1)[-1] in NUMPY_VIEW_FUNCTIONS and value.args:
                 return [value.args[0].value]
-            if _is_view_call(value):
-                return [value.func.value]  # type: ignore[attr-defined]
+            if isinstance(value.func, cst.Attribute) and _is_view_call(value):
+                return [value.func.value]
         return []
 
     def _assign(self, targets: list[cst.BaseExpression], value: cst.BaseExpression, at: cst.CSTNode) -> None:
@@ -286,16 +302,16 @@ class _Visitor(cst.CSTVisitor):
                         self.out.module_state.add(t.value)  # rule S2 (global x; x = ...)
                     for src in self._value_sources(value):
                         self.alias(t, src)  # A1-A4, A8
-                    if isinstance(value, cst.Call) and (self.names.qualname(value.func) or "").startswith(
-                            PROGRAM + ".") and self._type(value)[0].kind is Kind.CLASS:
+                    if isinstance(value, cst.Call) and self.names.own(value.func) is not None and \
+                            self._type(value)[0].kind is Kind.CLASS:
                         for arg in value.args:
                             self.alias(t, arg.value)  # A9: an instance may keep its arguments
                     if isinstance(value, cst.Call) and self._is_generator_call(value):
                         self.out.generator_calls.add(t.value)
 
     def _is_generator_call(self, call: cst.Call) -> bool:
-        q = self.names.qualname(call.func) or ""
-        return q.startswith(PROGRAM + ".") and self.summaries.get(q[len(PROGRAM) + 1:], Summary()).generator
+        name = self.names.own(call.func)
+        return name is not None and self.summaries.get(name, Summary()).generator
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._assign([t.target for t in node.targets], node.value, node)
@@ -346,14 +362,6 @@ class _Visitor(cst.CSTVisitor):
         return True
 
     # -- calls ---------------------------------------------------------------------------------
-    def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call) -> None:
-        for index in sorted(summary.params):
-            if index < len(bound) and bound[index] is not None:
-                self.mutate(bound[index], f"{what} mutates its parameter {index}", at)  # type: ignore[arg-type]
-        self.out.module_state |= summary.module_state
-        self.out.rng |= summary.rng
-        self.out.io |= summary.io
-
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         positional = [a.value for a in node.args if not a.keyword and not a.star]
@@ -367,7 +375,7 @@ class _Visitor(cst.CSTVisitor):
                 if target is not None:
                     self.mutate(target, f"`{_unparse(func)}(..., inplace=...)` works in place", node)  # rule 8
         q = self.names.qualname(func)
-        if q is not None and not q.startswith(PROGRAM + "."):
+        if q is not None and self.names.own(func) is None:
             self._generators_passed(every, f"`{q}()`", node)
         self._callables_passed(node, q)
         if q is not None:
@@ -449,9 +457,9 @@ class _Visitor(cst.CSTVisitor):
         receiver = node.func.value if isinstance(node.func, cst.Attribute) and q is None else None
         targets = [receiver] if receiver is not None else [a.value for a in node.args]
         for a in node.args:
-            fq = self.names.qualname(a.value) if isinstance(a.value, (cst.Name, cst.Attribute)) else None
+            own = self.names.own(a.value) if isinstance(a.value, (cst.Name, cst.Attribute)) else None
             mutates = False
-            if fq is not None and fq.startswith(PROGRAM + ".") and (found := self.summaries.get(fq[len(PROGRAM) + 1:])):
+            if own is not None and (found := self.summaries.get(own)):
                 self.out.module_state |= found.module_state
                 self.out.rng |= found.rng
                 self.out.io |= found.io
@@ -498,20 +506,20 @@ class _Visitor(cst.CSTVisitor):
 
     def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call) -> None:
         for index in sorted(summary.params):
-            if index < len(bound) and bound[index] is not None:
-                self.mutate(bound[index], f"{what} mutates its parameter {index}", at)  # type: ignore[arg-type]
+            if index < len(bound) and (arg := bound[index]) is not None:
+                self.mutate(arg, f"{what} mutates its parameter {index}", at)
         for index, method, others in sorted(summary.conditional, key=lambda c: (c[0], c[1], sorted(c[2]))):
             if index < len(bound) and (receiver := bound[index]) is not None:
-                given = [bound[j] for j in sorted(others) if j < len(bound) and bound[j] is not None]
-                self._method(receiver, method, [], given, at, exact=False)  # type: ignore[arg-type]
+                given = [b for j in sorted(others) if j < len(bound) and (b := bound[j]) is not None]
+                self._method(receiver, method, [], given, at, exact=False)
         self.out.module_state |= summary.module_state
         self.out.rng |= summary.rng
         self.out.io |= summary.io
 
     def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression],
                         every: list[cst.BaseExpression]) -> None:
-        if q.startswith(PROGRAM + "."):
-            name = q[len(PROGRAM) + 1:]
+        name = self.names.own(node.func)
+        if name is not None:
             if name in self.summaries:
                 self._apply(self.summaries[name], list(positional), f"helper {name}()", node)  # rule 5
             elif f"{name}.__init__" in self.summaries:
@@ -574,26 +582,13 @@ class _Visitor(cst.CSTVisitor):
 
 def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                     types: Mapping[str, ValueType], signatures: Signatures,
-                    positions: dict[cst.CSTNode, object], deferred: bool = False) -> Effects:
+                    positions: Mapping[cst.CSTNode, CodeRange], deferred: bool = False) -> Effects:
     """The effects of ``node`` (code of ``scope``), its names typed by ``types``; ``deferred`` for
     a helper's body (rule 8's conditional methods stay conditional)."""
     visitor = _Visitor(names, scope, summaries, types=types, signatures=signatures, positions=positions,
                        deferred=deferred)
     node.visit(visitor)
     return visitor.out
-
-
-def helper_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
-    """Every module-level function (``f``) and method (``C.m``)."""
-    out: dict[str, cst.FunctionDef] = {}
-    for stmt in module.body:
-        if isinstance(stmt, cst.FunctionDef):
-            out[stmt.name.value] = stmt
-        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
-            for item in stmt.body.body:
-                if isinstance(item, cst.FunctionDef):
-                    out[f"{stmt.name.value}.{item.name.value}"] = item
-    return out
 
 
 def _has_yield(fn: cst.FunctionDef) -> bool:
@@ -654,7 +649,7 @@ class _Reads(Mapping[str, Summary]):
 
 
 def summarize_helpers(names: Names, module_types: Mapping[str, ValueType], signatures: Signatures,
-                      positions: dict[cst.CSTNode, object]) -> dict[str, Summary]:
+                      positions: Mapping[cst.CSTNode, CodeRange]) -> dict[str, Summary]:
     """Summaries of every module-level function and method, to a fixed point (rule 5, S3).
 
     Summaries only grow as those of the callees do, so the fixed point is the least one, whatever
@@ -710,7 +705,7 @@ def summarize_helpers(names: Names, module_types: Mapping[str, ValueType], signa
 
     for name in helpers:
         summarize(name)
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(helpers)
     graph.add_edges_from((name, callee) for name, read in seen.items() for callee in read)
     components = nx.condensation(graph)
@@ -740,3 +735,29 @@ def alias_classes(pairs: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
     frozen = {root: frozenset(group) for root, group in groups.items()}
     return {name: frozen.get(root, frozenset()) for name, root in roots.items()
             if is_inner(name) or len(frozen[root]) > 1}
+
+
+class HelperSummaryProvider(Provider[str, Summary]):
+    """The :class:`Summary` of every module-level function (``"helper"``) and method
+    (``"Class.method"``), to a fixed point (:func:`summarize_helpers`)."""
+
+    DEPENDENCIES = (NamesProvider, ProgramTypesProvider)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, Summary]:
+        names = results.get(NamesProvider)["names"]
+        types = results.get(ProgramTypesProvider)["types"]
+        return summarize_helpers(names, types.module, types.signatures, program.positions)
+
+
+class EffectsProvider(Provider[Unit, Effects]):
+    """The raw effects of each unit (treat as read-only)."""
+
+    DEPENDENCIES = (NamesProvider, ProgramTypesProvider, HelperSummaryProvider)
+
+    def compute(self, program: Program, results: Results) -> Mapping[Unit, Effects]:
+        names = results.get(NamesProvider)["names"]
+        summaries = dict(results.get(HelperSummaryProvider))
+        types = results.get(ProgramTypesProvider)["types"]
+        return {u: collect_effects(u.node, names, program.scope, summaries, types=types.entry,
+                                  signatures=types.signatures, positions=program.positions)
+                for u in program.units}

@@ -66,24 +66,22 @@ runs to a fixed point, so order of bindings does not matter.
 
 from __future__ import annotations
 
+import enum
 import math
 import re
-import weakref
-from collections import ChainMap
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.defuse import DefUseProvider, NamesProvider
-from scadc.analysis.mutation import TypesProvider
-from scadc.analysis.names import PROGRAM, Names
+from scadc.analysis.constants import Constants
+from scadc.analysis.defuse import Binding, DefUseProvider
+from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program
-from scadc.analysis.types import Kind, ValueType
+from scadc.analysis.types import Kind, TypesProvider, ValueType
 
-__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "constant_value", "format_bytes"]
+__all__ = ["DEFAULT_HEAVY_BYTES", "HeavyDecision", "HeavyProvider", "HeavyReason", "HeavyRule", "format_bytes"]
 
 DEFAULT_HEAVY_BYTES = 1 << 20
 
@@ -149,6 +147,50 @@ _ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "int64": 8, "int32": 4, "
              "complex64": 8, "float": 8, "int": 8, "complex": 16, "intp": 8, "double": 8, "single": 4}
 
 
+class HeavyRule(enum.Enum):
+    """Which rule decided a local (the numbers of the module's rules)."""
+
+    PRAGMA = "pragma"  # 1
+    PROFILE = "profile"  # 2
+    STATIC = "static"  # 3 and 9: an allocation or a pandas constructor of computable size
+    LOADER = "loader"  # 4
+    COMPREHENSION = "comprehension"  # 5
+    RETURNED = "returned"  # 8: what a program function returns
+    INSTANCE = "instance"  # 8: an instance whose __init__ stores heavy values
+    DERIVED = "derived"  # 6
+    BELOW_THRESHOLD = "below the threshold"  # 7, with a static size
+    NO_RULE = "no rule applies"  # 7
+
+
+@dataclass(frozen=True)
+class HeavyReason:
+    """Why a local is (or is not) heavy: the rule, its evidence, and the line it was decided at.
+    ``str()`` is the text tables and ``split.json`` print; nothing reads it back."""
+
+    rule: HeavyRule
+    #: what the rule saw, for printing only: the pragma's word, the measured size and unit, the
+    #: allocation and its arithmetic, the loader or helper called, the heavy local derived from,
+    #: the number of heavy attributes an instance holds
+    evidence: str = ""
+    #: the line of the binding decided on, when the reason names it
+    line: int | None = None
+    #: ``RETURNED``: the reason of the value inside the function
+    inner: HeavyReason | None = None
+
+    def __str__(self) -> str:
+        text = {
+            HeavyRule.PRAGMA: f"pragma: # scad: {self.evidence}",
+            HeavyRule.PROFILE: f"profile: {self.evidence}",
+            HeavyRule.STATIC: f"static: {self.evidence}",
+            HeavyRule.LOADER: f"loader {self.evidence}() (size known at run time)",
+            HeavyRule.COMPREHENSION: f"comprehension over {self.evidence}",
+            HeavyRule.RETURNED: f"returned by {self.evidence}() ({self.inner})",
+            HeavyRule.INSTANCE: f"an instance holding heavy attributes (its __init__ allocates {self.evidence})",
+            HeavyRule.DERIVED: f"derived from heavy {self.evidence}",
+        }.get(self.rule, self.rule.value)
+        return text if self.line is None else f"{text} (line {self.line})"
+
+
 @dataclass(frozen=True)
 class HeavyDecision:
     """Whether a local is data-heavy, its size estimate when known, and which rule decided."""
@@ -156,8 +198,12 @@ class HeavyDecision:
     heavy: bool
     #: estimated or measured size in bytes; None when unknown
     size: int | None
-    #: the rule and its evidence, e.g. ``static: np.zeros((1000, 1000)) = 7.6 MiB``
-    reason: str
+    #: the rule and its evidence; prints as e.g. ``static: np.zeros((1000, 1000)) = 7.6 MiB``
+    reason: HeavyReason
+
+
+#: a size (None: unknown) and why, as a rule finds it for one value
+_Found = tuple[int | None, HeavyReason]
 
 
 def format_bytes(n: int | None) -> str:
@@ -182,80 +228,6 @@ def _unparse(node: cst.CSTNode) -> str:
     return text if len(text) <= 50 else text[:47] + "..."
 
 
-class _Const:
-    """Evaluates integer/float arithmetic over literals and known constants (rule 3)."""
-
-    def __init__(self, env: Mapping[str, Any]) -> None:
-        self.env = env
-
-    def __call__(self, e: cst.BaseExpression | None) -> Any:
-        try:
-            return self._eval(e)
-        except (ArithmeticError, ValueError, TypeError, OverflowError):
-            return None
-
-    def _eval(self, e: cst.CSTNode | None) -> Any:
-        if isinstance(e, (cst.Integer, cst.Float)):
-            return e.evaluated_value
-        if isinstance(e, cst.Name):
-            return self.env.get(e.value)
-        if isinstance(e, (cst.Tuple, cst.List)):
-            items = [self._eval(el.value) for el in e.elements]
-            return None if any(i is None for i in items) else tuple(items)
-        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus):
-            v = self._eval(e.expression)
-            return None if v is None else -v
-        if isinstance(e, cst.BinaryOperation):
-            a, b = self._eval(e.left), self._eval(e.right)
-            if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
-                return None
-            ops = {cst.Add: lambda: a + b, cst.Subtract: lambda: a - b, cst.Multiply: lambda: a * b,
-                   cst.FloorDivide: lambda: a // b, cst.Divide: lambda: a / b, cst.Power: lambda: a**b,
-                   cst.Modulo: lambda: a % b}
-            f = ops.get(type(e.operator))
-            return f() if f else None
-        if isinstance(e, cst.Call) and isinstance(e.func, cst.Name) and e.func.value == "int" and len(e.args) == 1:
-            v = self._eval(e.args[0].value)
-            return None if v is None else int(v)
-        return None
-
-    def count(self, e: cst.BaseExpression | None) -> int | None:
-        v = self(e)
-        if isinstance(v, (int, float)):
-            return int(v)
-        if isinstance(v, tuple) and all(isinstance(x, (int, float)) for x in v):
-            return int(math.prod(v))
-        return None
-
-
-def _module_constants(program: Program) -> dict[str, Any]:
-    env: dict[str, Any] = {}
-    for d in program.definitions:
-        if d.kind == "constant" and isinstance(d.node, cst.SimpleStatementLine) and \
-                isinstance(d.node.body[0], cst.Assign):
-            value = _Const(env)(d.node.body[0].value)
-            for n in d.names:
-                if value is not None:
-                    env[n] = value
-    return env
-
-
-#: each program's module constants, evaluated once (a program does not change once loaded)
-_CONSTANTS: weakref.WeakKeyDictionary[Program, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def _constants(program: Program) -> dict[str, Any]:
-    env = _CONSTANTS.get(program)
-    if env is None:
-        env = _CONSTANTS[program] = _module_constants(program)
-    return env
-
-
-def constant_value(program: Program, expr: cst.BaseExpression) -> Any:
-    """``expr`` evaluated from literals and the module's constants (rule 3's arithmetic), or None."""
-    return _Const(_constants(program))(expr)
-
-
 class _Rules:
     def __init__(self, program: Program, names: Names, types: Mapping[str, ValueType], threshold: int) -> None:
         self.program, self.names, self.types, self.threshold = program, names, types, threshold
@@ -276,7 +248,7 @@ class _Rules:
                 size = self._struct_itemsize(d.node.body[0].value)
                 if size is not None:
                     self.dtypes.update(dict.fromkeys(d.names, size))
-        self.const = _Const(_constants(program))
+        self.const = Constants.of(program)
         #: local -> its largest rule-3/9 size, for the columns rule 9 names (filled by HeavyProvider)
         self.sizes: dict[str, int] = {}
         #: locals bound to a GroupBy (``g = df.groupby("k")``), whose aggregations rule 6 leaves small
@@ -284,7 +256,7 @@ class _Rules:
         #: locals bound to a window (``w = s.rolling(5)``), whose every method rule 6 keeps heavy
         self.windows: set[str] = set()
         #: program function (or class) -> per returned position: (size, reason) when heavy (rule 8)
-        self.returns: dict[str, list[tuple[int | None, str] | None]] = {}
+        self.returns: dict[str, list[_Found | None]] = {}
         self._functions = {stmt.name.value: stmt for stmt in program.module.body if isinstance(stmt, cst.FunctionDef)}
         for stmt in program.module.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value != program.entry.name:
@@ -295,11 +267,11 @@ class _Rules:
                 if init is not None:
                     self.returns[stmt.name.value] = self._helper_returns(init, instance=True)
 
-    def _helper_returns(self, fn: cst.FunctionDef, instance: bool = False) -> list[tuple[int | None, str] | None]:
+    def _helper_returns(self, fn: cst.FunctionDef, instance: bool = False) -> list[_Found | None]:
         """Rule 8: which values a program function returns (or an instance holds) are heavy."""
-        local: dict[str, tuple[int | None, str]] = {}
+        local: dict[str, _Found] = {}
         returns: list[cst.BaseExpression] = []
-        attrs: list[tuple[int | None, str]] = []
+        attrs: list[_Found] = []
         rules = self
 
         class _Walk(cst.CSTVisitor):
@@ -328,22 +300,23 @@ class _Rules:
         finally:
             self.sizes = outer_sizes
 
-    def _returned(self, fn: cst.FunctionDef, returns: list[cst.BaseExpression], attrs: list[tuple[int | None, str]],
-                  local: dict[str, tuple[int | None, str]], instance: bool) -> list[tuple[int | None, str] | None]:
+    def _returned(self, fn: cst.FunctionDef, returns: list[cst.BaseExpression], attrs: list[_Found],
+                  local: dict[str, _Found], instance: bool) -> list[_Found | None]:
         rules = self
         name = fn.name.value
         if instance:
             sizes = [a[0] for a in attrs]
             total = None if not attrs or None in sizes else sum(s for s in sizes if s is not None)
-            return [(total, f"an instance holding heavy attributes (its __init__ allocates {len(attrs)})")] \
+            return [(total, HeavyReason(HeavyRule.INSTANCE, str(len(attrs))))] \
                 if attrs else []
-        out: list[tuple[int | None, str] | None] = []
+        out: list[_Found | None] = []
         for r in returns[:1]:
             items = [el.value for el in r.elements] if isinstance(r, cst.Tuple) else [r]
             for item in items:
                 src = item.value if isinstance(item, cst.Name) else None
                 hit = local.get(src) if src else rules.static(item)
-                out.append((hit[0], f"returned by {name}() ({hit[1].split(' (line')[0]})") if hit else None)
+                out.append((hit[0], HeavyReason(HeavyRule.RETURNED, name, inner=replace(hit[1], line=None)))
+                           if hit else None)
         return out
 
     def _struct_itemsize(self, e: cst.BaseExpression) -> int | None:
@@ -367,7 +340,9 @@ class _Rules:
         if e is None:
             return None
         if isinstance(e, cst.SimpleString):
-            code = e.evaluated_value.lstrip("<>=|")
+            raw = e.evaluated_value
+            # a bytes type code (b"f8") is what numpy reads as the same text
+            code = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw).lstrip("<>=|")
             if code[:1] in ("U",) and code[1:].isdigit():
                 return 4 * int(code[1:])
             if code[:1] in ("S", "a", "V") and code[1:].isdigit():
@@ -380,14 +355,15 @@ class _Rules:
         q = self.names.qualname(e) or ""
         return _ITEMSIZE.get(q.rsplit(".", 1)[-1]) if q else None
 
-    def static(self, value: cst.CSTNode | None) -> tuple[int | None, str] | None:
+    def static(self, value: cst.CSTNode | None) -> _Found | None:
         """Rules 3-5 for one bound value: (size or None, reason), or None if no rule applies."""
         if isinstance(value, (cst.ListComp, cst.SetComp, cst.DictComp)):
             it = value.for_in.iter
             if isinstance(it, cst.Call) and (self.names.qualname(it.func) or "") == "builtins.range" and it.args:
                 n = self.const.count(it.args[-1].value if len(it.args) < 3 else None) if len(it.args) <= 2 else None
                 if n is not None:
-                    return n * 8, f"comprehension over range({n}) ≈ {format_bytes(n * 8)}"  # rule 5
+                    return n * 8, HeavyReason(HeavyRule.COMPREHENSION,
+                                              f"range({n}) ≈ {format_bytes(n * 8)}")  # rule 5
             return None
         if isinstance(value, cst.BinaryOperation):  # rule 3 through arithmetic: the larger operand
             found = [f for f in (self.static(value.left), self.static(value.right)) if f is not None]
@@ -395,20 +371,21 @@ class _Rules:
         if not isinstance(value, cst.Call):
             return None
         q = self.names.qualname(value.func) or ""
-        if q.startswith(PROGRAM + ".") and q[len(PROGRAM) + 1:] in self.returns:
-            found = self.returns[q[len(PROGRAM) + 1:]]
-            if not (found and found[0] is not None):
-                found = self._specialized(q[len(PROGRAM) + 1:], value)
-            if found and found[0] is not None:
-                return found[0]
+        own = self.names.own(value.func)
+        if own is not None and own in self.returns:
+            returned = self.returns[own]
+            if not (returned and returned[0] is not None):
+                returned = self._specialized(own, value)
+            if returned and returned[0] is not None:
+                return returned[0]
         func = value.func
         args = [a.value for a in value.args if a.keyword is None and not a.star]
         kwargs = {a.keyword.value: a.value for a in value.args if a.keyword is not None}
         if q in _LOADERS or (isinstance(func, cst.Attribute) and func.attr.value in _READ_METHODS and not q):
-            return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4
+            return None, HeavyReason(HeavyRule.LOADER, _unparse(func))  # rule 4
         reader = "chunksize" in kwargs or ("iterator" in kwargs and not _is_false(kwargs["iterator"]))
         if q.startswith("pandas.read_") and not reader:
-            return None, f"loader {_unparse(func)}() (size known at run time)"  # rule 4, pandas
+            return None, HeavyReason(HeavyRule.LOADER, _unparse(func))  # rule 4, pandas
         if q in _PANDAS_CONSTRUCTORS:
             return self._frame(value, args, kwargs)  # rule 9
         parts = q.split(".")
@@ -421,8 +398,9 @@ class _Rules:
         if parts[0] == "numpy" and len(parts) == 2 and parts[1] in _ALLOC_SHAPE_ARG:
             shape = kwargs.get("shape", args[0] if args else None)
         elif q in ("numpy.arange",) and args:
-            nums = [self.const(a) for a in args[:3]]
-            if all(isinstance(x, (int, float)) for x in nums):
+            values = [self.const(a) for a in args[:3]]
+            nums = [x for x in values if isinstance(x, (int, float))]
+            if len(nums) == len(values):
                 start, stop, step = (0, nums[0], 1) if len(nums) == 1 else (*nums[:2], nums[2] if len(nums) > 2 else 1)
                 count = max(0, math.ceil((stop - start) / step))
         elif q == "numpy.linspace":
@@ -450,10 +428,10 @@ class _Rules:
         if count is None:
             return None  # the size depends on run-time values: no static decision
         size = count * itemsize
-        return size, f"static: {text} = {count} × {itemsize} B = {format_bytes(size)}"  # rule 3
+        return size, HeavyReason(HeavyRule.STATIC, f"{text} = {count} × {itemsize} B = {format_bytes(size)}")  # rule 3
 
     def _frame(self, call: cst.Call, args: list[cst.BaseExpression],
-               kwargs: dict[str, cst.BaseExpression]) -> tuple[int | None, str] | None:
+               kwargs: dict[str, cst.BaseExpression]) -> _Found | None:
         """Rule 9: the size of a pandas constructor's data, the sum of its columns' sizes."""
         data = kwargs.get("data", args[0] if args else None)
         if data is None:
@@ -478,7 +456,7 @@ class _Rules:
         what = f"{len(columns)} column{'s' if len(columns) != 1 else ''}" if len(columns) > 1 or \
             isinstance(data, cst.Dict) else "its data"
         bound = f"≥ {format_bytes(total)}, {unknown} of unknown size" if unknown else format_bytes(total)
-        return total, f"static: {_unparse(call)} = {what}, {bound}"
+        return total, HeavyReason(HeavyRule.STATIC, f"{_unparse(call)} = {what}, {bound}")
 
     def _column_size(self, e: cst.BaseExpression | None) -> int | None:
         """One column of rule 9, in bytes, or None when unknown."""
@@ -503,7 +481,7 @@ class _Rules:
             return max(sizes) if sizes else None  # ``np.round(rng.uniform(size=n), 2)``: its array's size
         return None
 
-    def _specialized(self, name: str, call: cst.Call) -> list[tuple[int | None, str] | None]:
+    def _specialized(self, name: str, call: cst.Call) -> list[_Found | None]:
         """Rule 8 again for one call, with the helper's parameters bound to the call's constant
         arguments (``load(rows=N)`` allocating ``np.empty(rows)``)."""
         fn = self._functions.get(name)
@@ -516,19 +494,19 @@ class _Rules:
         if not values:
             return []
         outer = self.const
-        self.const = _Const(ChainMap(values, outer.env))  # not a copy of every constant per call
+        self.const = outer.with_values(values)  # not a copy of every constant per call
         try:
             return self._helper_returns(fn)
         finally:
             self.const = outer
 
-    def unpacked(self, b: Any) -> tuple[int | None, str] | None:
+    def unpacked(self, b: Binding) -> _Found | None:
         """Rule 8 for ``a, b = helper(...)``: the heavy returned value at the target's position."""
         value = b.value
         if not isinstance(value, cst.Call):
             return None
-        q = self.names.qualname(value.func) or ""
-        found = self.returns.get(q[len(PROGRAM) + 1:]) if q.startswith(PROGRAM + ".") else None
+        own = self.names.own(value.func)
+        found = self.returns.get(own) if own is not None else None
         stmt_targets = self._unpack_targets.get(id(value))
         if not found or stmt_targets is None or b.name not in stmt_targets:
             return None
@@ -636,10 +614,11 @@ class HeavyProvider(Provider[str, HeavyDecision]):
         out: dict[str, HeavyDecision] = {}
         for b in bindings:  # rule 1
             if b.pragma is not None and b.name not in out:
-                out[b.name] = HeavyDecision(b.pragma == "memory", None, f"pragma: # scad: {b.pragma} (line {b.line})")
+                out[b.name] = HeavyDecision(b.pragma == "memory", None,
+                                            HeavyReason(HeavyRule.PRAGMA, b.pragma, b.line))
         bound = {b.name for b in bindings}
         for b in bindings:  # the sizes rule 9 reads for columns named by a local, and the GroupBy locals
-            if b.kind in ("assign", "walrus") and b.value is not None:
+            if b.kind in ("assign", "walrus") and isinstance(b.value, cst.BaseExpression):
                 size = rules._column_size(b.value)
                 if size is not None:
                     rules.sizes[b.name] = max(size, rules.sizes.get(b.name, 0))
@@ -650,22 +629,23 @@ class HeavyProvider(Provider[str, HeavyDecision]):
         for name, (size, key) in measured.items():  # rule 2
             if name not in out and name in bound:
                 heavy = size >= threshold
-                out[name] = HeavyDecision(heavy, size, f"profile: {format_bytes(size)} after the unit at {key}")
+                out[name] = HeavyDecision(heavy, size, HeavyReason(
+                    HeavyRule.PROFILE, f"{format_bytes(size)} after the unit at {key}"))
         for b in bindings:  # rules 3-5, 8
             if b.name in out or b.kind not in ("assign", "walrus", "unpack"):
                 continue
             found = rules.static(b.value) if b.kind != "unpack" else rules.unpacked(b)
             if found is not None:
                 size, reason = found
-                if (size is None and reason.startswith("loader")) or (size is not None and size >= threshold):
-                    out[b.name] = HeavyDecision(True, size, f"{reason} (line {b.line})")
+                if (size is None and reason.rule is HeavyRule.LOADER) or (size is not None and size >= threshold):
+                    out[b.name] = HeavyDecision(True, size, replace(reason, line=b.line))
         _derive(rules, bindings, out)  # rule 6
         for b in bindings:  # rule 7
             if b.name not in out:
                 static = rules.static(b.value) if b.kind in ("assign", "walrus") else None
                 size = static[0] if static else None
-                out[b.name] = HeavyDecision(False, size, "below the threshold" if size is not None
-                                            else "no rule applies")
+                out[b.name] = HeavyDecision(False, size, HeavyReason(
+                    HeavyRule.BELOW_THRESHOLD if size is not None else HeavyRule.NO_RULE))
         return out
 
 
@@ -678,7 +658,7 @@ class _Mentions(cst.CSTVisitor):
         self.names.add(node.value)
 
 
-def _derive(rules: _Rules, bindings: list[Any], out: dict[str, HeavyDecision]) -> None:
+def _derive(rules: _Rules, bindings: list[Binding], out: dict[str, HeavyDecision]) -> None:
     """Rule 6 to its fixed point, in rounds: a round tries the undecided bindings, in order, against
     the names heavy when it starts, and the names it makes heavy are tried in the next round.
 
@@ -705,6 +685,7 @@ def _derive(rules: _Rules, bindings: list[Any], out: dict[str, HeavyDecision]) -
                 continue
             source = rules.derived_from(b.value, heavy)
             if source is not None:
-                out[b.name] = HeavyDecision(True, out[source].size, f"derived from heavy {source} (line {b.line})")
+                out[b.name] = HeavyDecision(True, out[source].size,
+                                            HeavyReason(HeavyRule.DERIVED, source, b.line))
                 fresh.add(b.name)
         heavy |= fresh

@@ -13,18 +13,22 @@ Rules for a ``Name`` read (:meth:`Names.classify`):
 :meth:`Names.qualname` turns ``np.random.seed`` into ``numpy.random.seed`` through the import
 that binds the root name, ``print`` into ``builtins.print``, a module-level function ``helper``
 into ``<program>.helper``; it returns None for expressions rooted at a local value.
+:meth:`Names.own` gives the program's own name (``helper``) without that root, so nothing needs
+to take the text apart again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import libcst as cst
-from libcst.metadata import Assignment, BuiltinAssignment, ImportAssignment, Scope
+from libcst.metadata import Access, Assignment, BuiltinAssignment, ImportAssignment, Scope
 
+from scadc.analysis.base import Provider, Results
 from scadc.analysis.program import Program
 
-__all__ = ["PROGRAM", "NameKind", "Names", "dotted", "root_name"]
+__all__ = ["PROGRAM", "NameKind", "Names", "NamesProvider", "dotted", "root_name"]
 
 NameKind = Literal["local", "module", "builtin", "unresolved", "inner"]
 #: prefix of the qualified names of the program's own module-level functions and classes
@@ -62,7 +66,7 @@ class Names:
         self.entry_scope = program.scope
         self.global_scope = program.scopes[program.module]
         self.module_names = program.module_names
-        self._access: dict[int, list[object]] = {}
+        self._access: dict[int, list[Access]] = {}
         self._assign: dict[int, list[Assignment]] = {}
         seen: set[int] = set()
         for scope in program.scopes.values():
@@ -88,7 +92,7 @@ class Names:
         accesses = self._access.get(id(node))
         if not accesses:
             return None
-        referents = [r for a in accesses for r in a.referents]  # type: ignore[attr-defined]
+        referents = [r for a in accesses for r in a.referents]
         if any(self._is_entry(r.scope, node.value) for r in referents):
             return "local"
         if any(r.scope is self.global_scope for r in referents):
@@ -113,6 +117,18 @@ class Names:
     # -- qualified names ------------------------------------------------------------------------
     def qualname(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name of a dotted expression rooted at an import, a builtin or a definition."""
+        found = self._resolve(expr)
+        return ".".join(found[1]) if found is not None else None
+
+    def own(self, expr: cst.BaseExpression) -> str | None:
+        """The program's own function or class ``expr`` names (``helper``, ``Class.method``: its
+        qualified name without the :data:`PROGRAM` root), else None."""
+        found = self._resolve(expr)
+        return ".".join(found[1][1:]) if found is not None and found[0] else None
+
+    def _resolve(self, expr: cst.BaseExpression) -> tuple[bool, list[str]] | None:
+        """Whether ``expr`` is rooted at one of the program's definitions, and the parts of its
+        qualified name; None when it is not a dotted name rooted at an import, builtin or definition."""
         parts = dotted(expr)
         if parts is None:
             return None
@@ -121,16 +137,16 @@ class Names:
             root = root.value
         assert isinstance(root, cst.Name)
         for access in self._access.get(id(root), ()):
-            for ref in access.referents:  # type: ignore[attr-defined]
+            for ref in access.referents:
                 if isinstance(ref, ImportAssignment):
                     base = self._import_target(ref.node, parts[0])
                     if base is not None:
-                        return ".".join([base, *parts[1:]])
+                        return False, [base, *parts[1:]]
                 elif isinstance(ref, BuiltinAssignment):
-                    return ".".join(["builtins", *parts])
+                    return False, ["builtins", *parts]
                 elif ref.scope is self.global_scope and isinstance(ref, Assignment) and isinstance(
                         ref.node, (cst.FunctionDef, cst.ClassDef)):
-                    return ".".join([PROGRAM, *parts])
+                    return True, [PROGRAM, *parts]
         return None
 
     def _import_target(self, stmt: cst.CSTNode, name: str) -> str | None:
@@ -154,3 +170,10 @@ class Names:
                         table[full.rsplit(".", 1)[-1]] = full
             self._imports[id(stmt)] = table
         return table.get(name)
+
+
+class NamesProvider(Provider[str, Names]):
+    """The program's :class:`Names` resolver under the key ``"names"`` (shared, built once)."""
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, Names]:
+        return {"names": Names(program)}

@@ -85,7 +85,7 @@ def with_observed(unit: Unit, static: UnitMutations, observed: frozenset[str],
     if not missed:
         return static
     closed = frozenset().union(*(classes.get(n, frozenset({n})) for n in missed))
-    events = tuple(Mutation(n, unit.span.line, OBSERVED_REASON) for n in sorted(missed))
+    events = tuple(Mutation(n, unit.span.line, OBSERVED_REASON, observed=True) for n in sorted(missed))
     return UnitMutations(static.mutated | closed, static.events + events)
 
 
@@ -101,4 +101,4 @@ def unpredicted(units: Iterable[UnitFacts], profile: Mapping[str, Any],
 def explain_observed(units: Iterable[UnitFacts]) -> list[str]:
     """``scadc split --explain`` lines: each mutation the profile added (rule 1), in unit order."""
     return [f"  unit {f.index} (line {m.line}): `{m.name}` {OBSERVED_REASON}; counted as a mutation"
-            for f in units for m in f.mutations if m.reason == OBSERVED_REASON]
+            for f in units for m in f.mutations if m.observed]

@@ -35,15 +35,17 @@ import sys
 import threading
 import tokenize
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeGuard, TypeVar
 
 import libcst as cst
 from libcst.metadata import (
+    Assignment,
     CodeRange,
+    ExpressionContext,
     ExpressionContextProvider,
     MetadataWrapper,
     PositionProvider,
@@ -54,8 +56,8 @@ from libcst.metadata import (
 from scadc.errors import CompileError
 from scadc.source import Span
 
-__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call", "load_program",
-           "read_source"]
+__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call",
+           "helper_functions", "load_program", "read_source"]
 
 #: how many levels of libcst nesting scadc follows (rule 6); Python's own compiler stops near 3,000
 MAX_NESTING = 10_000
@@ -133,7 +135,7 @@ class Program:
     definitions: tuple[Definition, ...]
     positions: dict[cst.CSTNode, CodeRange] = field(repr=False)
     scopes: dict[cst.CSTNode, Scope | None] = field(repr=False)
-    contexts: dict[cst.CSTNode, object] = field(repr=False)
+    contexts: dict[cst.CSTNode, ExpressionContext] = field(repr=False)
 
     @property
     def module(self) -> cst.Module:
@@ -180,6 +182,19 @@ class Program:
         return frozenset(seen)
 
 
+def helper_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
+    """Every module-level function (``f``) and method (``C.m``)."""
+    out: dict[str, cst.FunctionDef] = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            out[stmt.name.value] = stmt
+        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            for item in stmt.body.body:
+                if isinstance(item, cst.FunctionDef):
+                    out[f"{stmt.name.value}.{item.name.value}"] = item
+    return out
+
+
 def read_source(path: str) -> str:
     """The file's text, decoded as Python decodes it (rule 1); a missing file, an unknown or
     conflicting declared encoding, or a byte the encoding cannot decode is a :class:`CompileError`."""
@@ -224,6 +239,7 @@ def _python_compile(path: str, source: str) -> ast.Module:
             warnings.simplefilter("ignore")
             tree = compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
             compile(source, path, "exec", dont_inherit=True)
+        assert isinstance(tree, ast.Module)  # what compile gives for "exec" with PyCF_ONLY_AST
     except SyntaxError as exc:
         line = exc.lineno or 1
         column = max((exc.offset or 1) - 1, 0)
@@ -319,7 +335,7 @@ def deep_call(fn: Callable[[], _T]) -> _T:
     return outcome[0]
 
 
-def _is_main_guard(stmt: cst.BaseStatement) -> bool:
+def _is_main_guard(stmt: cst.BaseStatement) -> TypeGuard[cst.If]:
     if not isinstance(stmt, cst.If) or not isinstance(stmt.test, cst.Comparison):
         return False
     test = stmt.test
@@ -362,7 +378,7 @@ def _body(stmt: cst.FunctionDef) -> list[cst.BaseStatement]:
     body = list(stmt.body.body) if isinstance(stmt.body, cst.IndentedBlock) else []
     if body and _is_docstring(body[0]):
         body = body[1:]
-    return body  # type: ignore[return-value]
+    return body
 
 
 def _is_docstring(stmt: cst.CSTNode) -> bool:
@@ -403,7 +419,7 @@ def _is_constant(stmt: cst.BaseStatement, known: set[str]) -> bool:
     return ok
 
 
-def _kinds(stmts: list[cst.BaseStatement]) -> dict[int, DefinitionKind]:
+def _kinds(stmts: Sequence[cst.BaseStatement]) -> dict[int, DefinitionKind]:
     """The kind of each module-level statement; constants may only use earlier constants."""
     known: set[str] = {"True", "False", "None"}
     kinds: dict[int, DefinitionKind] = {}
@@ -443,6 +459,8 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
     scopes = dict(wrapper.resolve(ScopeProvider))
     contexts = dict(wrapper.resolve(ExpressionContextProvider))
     top = list(module.body)
+    global_scope = scopes[module]
+    assert global_scope is not None  # libcst gives the module its scope
 
     def span(node: cst.CSTNode) -> Span:
         pos = positions[node]
@@ -456,13 +474,13 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
         if fn is None:
             raise CompileError(f"--entry {entry}: no module-level function named {entry!r}", Span(path), source)
         kind = "function"
-    elif "main" in functions and any(_is_main_guard(s) and _guard_calls(s, "main") for s in top):  # type: ignore[arg-type]
+    elif "main" in functions and any(_is_main_guard(s) and _guard_calls(s, "main") for s in top):
         fn, kind = functions["main"], "main"
     elif "main" in functions and len(top) > 1 and _calls(top[-1], "main") and not _required_params(functions["main"]):
         # rule 2: a script whose last statement calls main() (no guard) runs main() as its entry, when
         # everything before it is a definition; else the elements' own main() would shadow the user's
         stmts = [s for s in top[:-1] if not (s is top[0] and _is_docstring(s))]
-        if len(_script_definitions(stmts, scopes[module])) == len(stmts):  # type: ignore[arg-type]
+        if len(_script_definitions(stmts, global_scope)) == len(stmts):
             fn, kind = functions["main"], "main"
     if fn is not None:
         required = _required_params(fn)
@@ -482,7 +500,7 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
             raise CompileError("a script that defines main() cannot be split: every element's entry point is "
                                "named main; call it as `if __name__ == \"__main__\": main()` (then it is the "
                                "entry function) or rename it", span(shadowed), source)
-        scope = scopes[module]
+        scope = global_scope
         stmts = [s for s in top if not (s is top[0] and _is_docstring(s))]
         candidates = _script_definitions(stmts, scope)
         defs_stmts = [s for s in stmts if id(s) in candidates]
@@ -490,8 +508,7 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
         entry_info = Entry("script", "<module>", Span(path, 1, 0, 1, 0))
     if not unit_stmts:
         raise CompileError("the entry region has no statements", entry_info.span, source)
-    global_scope = scopes[module]
-    assert global_scope is not None and scope is not None
+    assert scope is not None
     kinds = _kinds(defs_stmts)
     definitions = tuple(
         Definition(kinds[id(s)], tuple(sorted(_binds(s))), _refs(s, scopes, global_scope, positions), span(s),
@@ -517,7 +534,7 @@ class _NodeOwner(cst.CSTVisitor):
         return True
 
 
-def _script_definitions(stmts: list[cst.BaseStatement], scope: Scope) -> set[int]:
+def _script_definitions(stmts: Sequence[cst.BaseStatement], scope: Scope) -> set[int]:
     """Rule 4 for a script: the ids of the statements that are definitions.
 
     A candidate (import, def, class, constant) stays a definition unless a unit binds one of its
@@ -537,6 +554,8 @@ def _script_definitions(stmts: list[cst.BaseStatement], scope: Scope) -> set[int
     bound_in: dict[int, list[str]] = {}  # candidate -> the names its own bindings bind
     unit_bound: set[str] = set()
     for a in scope.assignments:
+        if not isinstance(a, Assignment):  # builtins: never in a module's own scope
+            continue
         where = owner.get(id(a.node))
         if where is None:
             unit_bound.add(a.name)

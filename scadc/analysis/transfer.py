@@ -23,8 +23,10 @@ from collections.abc import Mapping
 import libcst as cst
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.defuse import DefUseProvider, NamesProvider
-from scadc.analysis.mutation import AliasProvider, EffectsProvider
+from scadc.analysis.defuse import DefUseProvider
+from scadc.analysis.effects import EffectsProvider
+from scadc.analysis.mutation import AliasProvider
+from scadc.analysis.names import NamesProvider
 from scadc.analysis.program import Program
 
 __all__ = ["TransferProvider"]

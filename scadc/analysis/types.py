@@ -39,14 +39,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import partial
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
 
 import libcst as cst
 
-from scadc.analysis.names import PROGRAM, Names
+from scadc.analysis.base import Provider, Results
+from scadc.analysis.names import Names, NamesProvider
+from scadc.analysis.program import Program, helper_functions
 
-__all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "PURE_METHODS", "UNKNOWN", "Kind", "Signatures", "ValueType",
-           "infer_types", "is_pure_method", "program_signatures", "type_of"]
+__all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "PURE_METHODS", "UNKNOWN", "Kind", "ProgramTypes",
+           "ProgramTypesProvider", "Signatures", "TypesProvider", "ValueType", "infer_types", "is_pure_method",
+           "program_signatures", "type_of"]
 
 
 class Kind(enum.Enum):
@@ -114,6 +119,8 @@ class Signatures:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Signatures) and (self.returns, self.attributes) == (other.returns, other.attributes)
 
+    # equal by value but holding a growing memo: unhashable, as a class defining __eq__ is anyway;
+    # typeshed declares __hash__ a method, hence the ignore
     __hash__ = None  # type: ignore[assignment]
 
     def walk(self, what: str, node: cst.CSTNode, walker: Callable[[], T]) -> T:
@@ -123,7 +130,7 @@ class Signatures:
         key = (what, node)
         if key not in self.walks:
             self.walks[key] = walker()
-        return self.walks[key]  # type: ignore[no-any-return]
+        return cast("T", self.walks[key])  # what walker() gave for this key, so a T
 
     def call(self, name: str, args: tuple[ValueType, ...]) -> ValueType:
         generic = self.returns.get(name, UNKNOWN)
@@ -138,7 +145,7 @@ class Signatures:
 
 
 NO_SIGNATURES = Signatures({}, {})
-_T = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
+_T: dict[Kind, ValueType] = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
 
 #: every method name that changes its receiver on some common type (list, dict, set, bytearray,
 #: deque, ndarray, file): on an inexact receiver (T4) these are never pure
@@ -304,9 +311,10 @@ def _type(e: cst.BaseExpression, env: _Env) -> tuple[ValueType | None, bool]:
         if any(isinstance(el, cst.StarredElement) for el in e.elements):
             return _T[Kind.TUPLE], True
         items = [_type(el.value, env)[0] for el in e.elements]
-        if any(i is None for i in items):
+        known = tuple(i for i in items if i is not None)
+        if len(known) != len(items):
             return None, True
-        return ValueType(Kind.TUPLE, items=tuple(items)), True  # type: ignore[arg-type]
+        return ValueType(Kind.TUPLE, items=known), True
     if isinstance(e, cst.NamedExpr):
         return _type(e.value, env)
     if isinstance(e, cst.IfExp):
@@ -336,8 +344,8 @@ def _type(e: cst.BaseExpression, env: _Env) -> tuple[ValueType | None, bool]:
         if q is not None:
             return UNKNOWN, False
         if base.kind is Kind.CLASS:
-            found = env.signatures.attributes.get(f"{base.cls}.{e.attr.value}")
-            return (UNKNOWN if found is None and env.signatures.final else found), False
+            stored = env.signatures.attributes.get(f"{base.cls}.{e.attr.value}")
+            return (UNKNOWN if stored is None and env.signatures.final else stored), False
         return _attribute(base, e.attr.value), False
     if isinstance(e, cst.Subscript):
         base, _ = _type(e.value, env)
@@ -395,16 +403,17 @@ def _call(e: cst.Call, env: _Env) -> ValueType | None:
     q = env.names.qualname(e.func)
     if q is not None:
         parts = q.split(".")
-        if parts[0] == PROGRAM:
-            name = ".".join(parts[1:])
+        name = env.names.own(e.func)
+        if name is not None:
             if any(isinstance(s, cst.ClassDef) and s.name.value == name for s in env.names.program.module.body):
                 return ValueType(Kind.CLASS, name)
             if any(a.keyword is not None or a.star for a in e.args):
                 return env.signatures.returns.get(name, UNKNOWN)
-            args = tuple(_type(a.value, env)[0] for a in e.args)
-            if any(a is None for a in args):
+            given = [_type(a.value, env)[0] for a in e.args]
+            args = tuple(a for a in given if a is not None)
+            if len(args) != len(given):
                 return None
-            return env.signatures.call(name, args)  # type: ignore[arg-type]
+            return env.signatures.call(name, args)
         if parts[0] == "numpy":
             if len(parts) == 3 and parts[1] == "random" and parts[2] in _NUMPY_RNG:
                 return _T[Kind.RNG]
@@ -467,13 +476,39 @@ def _method_result(base: ValueType, method: str) -> ValueType:
 
 # -- the bindings of one scope (T6) --------------------------------------------------------------
 
+class _How(enum.Enum):
+    """How a binding's expression types the name it binds (T6)."""
+
+    #: the name is bound to the expression's value
+    VALUE = "value"
+    #: ``x op= v``, given as the expression ``x op v``
+    AUGMENTED = "augmented"
+    #: the name takes the elements of what the expression gives (a loop target, a starred unpack)
+    ELEMENT = "element"
+    #: a loop target over ``range()``: a number
+    RANGE_ELEMENT = "element of range"
+    #: nothing tells (parameters, ``with``/``except`` targets, imports)
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class _Item:
+    """The name is item ``index`` of ``count`` unpacked from the expression's value."""
+
+    index: int
+    count: int
+
+
+_HowTyped = _How | _Item
+
+
 class _Bindings(cst.CSTVisitor):
     """Each binding of a name in one scope's code, as (name, how to type it), and what its
     ``return`` statements return; nested scopes skipped (one walk: it is the costly part)."""
 
     def __init__(self, root: cst.CSTNode) -> None:
         self.root = root
-        self.found: list[tuple[str, cst.BaseExpression | None, str]] = []  # (name, expr, how)
+        self.found: list[tuple[str, cst.BaseExpression | None, _HowTyped]] = []  # (name, expr, how)
         self.returned: list[cst.BaseExpression | None] = []
         self.generator = False
 
@@ -483,100 +518,108 @@ class _Bindings(cst.CSTVisitor):
     def visit_Yield(self, node: cst.Yield) -> None:
         self.generator = True
 
-    def _targets(self, target: cst.BaseExpression, value: cst.BaseExpression | None, how: str) -> None:
+    def _targets(self, target: cst.BaseExpression, value: cst.BaseExpression | None, how: _HowTyped) -> None:
         if isinstance(target, cst.Name):
             self.found.append((target.value, value, how))
         elif isinstance(target, (cst.Tuple, cst.List)):
             elements = [el.value for el in target.elements]
-            if isinstance(value, (cst.Tuple, cst.List)) and how == "value" and len(value.elements) == len(elements) \
+            if isinstance(value, (cst.Tuple, cst.List)) and how is _How.VALUE and len(value.elements) == len(elements) \
                     and not any(isinstance(el, cst.StarredElement) for el in (*target.elements, *value.elements)):
                 for t, v in zip(elements, (el.value for el in value.elements), strict=True):
                     self._targets(t, v, how)
-            elif how == "value" and not any(isinstance(el, cst.StarredElement) for el in target.elements):
+            elif how is _How.VALUE and not any(isinstance(el, cst.StarredElement) for el in target.elements):
                 for i, t in enumerate(elements):
-                    self._targets(t, value, f"item:{i}:{len(elements)}")
+                    self._targets(t, value, _Item(i, len(elements)))
             else:
                 for t in elements:
-                    self._targets(t, value, "element" if how in ("value", "element") else how)
+                    self._targets(t, value, _How.ELEMENT if how in (_How.VALUE, _How.ELEMENT) else how)
         elif isinstance(target, cst.StarredElement):
-            self._targets(target.value, None, "unknown")
+            self._targets(target.value, None, _How.UNKNOWN)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
-            self._targets(t.target, node.value, "value")
+            self._targets(t.target, node.value, _How.VALUE)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._targets(node.target, node.value, "value" if node.value is not None else "unknown")
+        self._targets(node.target, node.value, _How.VALUE if node.value is not None else _How.UNKNOWN)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if isinstance(node.target, cst.Name):  # x op= v types as x = x op v
             self.found.append((node.target.value, cst.BinaryOperation(node.target, _binop(node.operator),
-                                                                        node.value), "augmented"))
+                                                                        node.value), _How.AUGMENTED))
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._targets(node.target, node.value, "value")
+        self._targets(node.target, node.value, _How.VALUE)
 
     def visit_For(self, node: cst.For) -> None:
         self._for(node.target, node.iter)
 
     def _for(self, target: cst.BaseExpression, it: cst.BaseExpression) -> None:
         if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "range":
-            self._targets(target, cst.Integer("0"), "element-of-range")
+            self._targets(target, cst.Integer("0"), _How.RANGE_ELEMENT)
         elif isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and \
                 isinstance(target, cst.Tuple) and len(target.elements) == 2 and it.args:
-            self._targets(target.elements[0].value, cst.Integer("0"), "element-of-range")
-            self._targets(target.elements[1].value, it.args[0].value, "element")
+            self._targets(target.elements[0].value, cst.Integer("0"), _How.RANGE_ELEMENT)
+            self._targets(target.elements[1].value, it.args[0].value, _How.ELEMENT)
         elif isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "zip" and \
                 isinstance(target, cst.Tuple) and not any(a.star for a in it.args) and \
                 len(target.elements) == len(given := [a for a in it.args if a.keyword is None]):
             for t, a in zip(target.elements, given, strict=True):
-                self._targets(t.value, a.value, "element")
+                self._targets(t.value, a.value, _How.ELEMENT)
         else:
-            self._targets(target, it, "element")
+            self._targets(target, it, _How.ELEMENT)
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None and isinstance(node.asname.name, cst.BaseExpression):
-            self._targets(node.asname.name, None, "unknown")
+            self._targets(node.asname.name, None, _How.UNKNOWN)
 
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
         if node.name is not None and isinstance(node.name.name, cst.Name):
-            self.found.append((node.name.name.value, None, "unknown"))
+            self.found.append((node.name.name.value, None, _How.UNKNOWN))
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
             name = alias.asname.name if alias.asname is not None else alias.name
             if isinstance(name, cst.Name):
-                self.found.append((name.value, None, "unknown"))
+                self.found.append((name.value, None, _How.UNKNOWN))
             elif isinstance(name, cst.Attribute):
-                root = name
+                root: cst.BaseExpression = name
                 while isinstance(root, cst.Attribute):
-                    root = root.value  # type: ignore[assignment]
+                    root = root.value
                 if isinstance(root, cst.Name):
-                    self.found.append((root.value, None, "unknown"))
+                    self.found.append((root.value, None, _How.UNKNOWN))
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
                 name = alias.asname.name if alias.asname is not None else alias.name
                 if isinstance(name, cst.Name):
-                    self.found.append((name.value, None, "unknown"))
+                    self.found.append((name.value, None, _How.UNKNOWN))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         if node is not self.root:
-            self.found.append((node.name.value, None, "unknown"))
+            self.found.append((node.name.value, None, _How.UNKNOWN))
         return node is self.root
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.found.append((node.name.value, None, "unknown"))
+        self.found.append((node.name.value, None, _How.UNKNOWN))
         return False
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         return False
 
+    # comprehension variables live in their own scope
     def visit_ListComp(self, node: cst.ListComp) -> bool:
-        return False  # comprehension variables live in their own scope
+        return False
 
-    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return False
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return False
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return False
 
 
 def _bindings(node: cst.CSTNode) -> _Bindings:
@@ -586,8 +629,8 @@ def _bindings(node: cst.CSTNode) -> _Bindings:
 
 
 def _binop(op: cst.BaseAugOp) -> cst.BaseBinaryOp:
-    name = type(op).__name__.removesuffix("Assign")
-    return getattr(cst, name)()  # type: ignore[no-any-return]
+    binary: cst.BaseBinaryOp = getattr(cst, type(op).__name__.removesuffix("Assign"))()  # AddAssign -> Add
+    return binary
 
 
 #: kinds whose ``x op= v`` changes ``x`` in place and keeps its kind (or raises)
@@ -603,16 +646,15 @@ def _augmented(expr: cst.BaseExpression, env: _Env) -> ValueType | None:
     return _binary(before, _type(expr.right, env)[0])
 
 
-def _element(t: ValueType | None, how: str) -> ValueType | None:
-    """A loop target's type from what it iterates; an unpacked target's from ``item:i:n``."""
-    if how == "element-of-range":
+def _element(t: ValueType | None, how: _HowTyped) -> ValueType | None:
+    """A loop target's type from what it iterates; an unpacked target's from its :class:`_Item`."""
+    if how is _How.RANGE_ELEMENT:
         return _T[Kind.NUMBER]
     if t is None:
         return None
-    if how.startswith("item:"):
-        _, i, n = how.split(":")
-        if t.items is not None and len(t.items) == int(n):
-            return t.items[int(i)]
+    if isinstance(how, _Item):
+        if t.items is not None and len(t.items) == how.count:
+            return t.items[how.index]
         return t if t.kind is Kind.NDARRAY else UNKNOWN  # rows of an array
     if t.kind is Kind.NDARRAY:
         return t
@@ -633,9 +675,9 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
 
     ``outer`` types the names the code reads but does not bind (parameters, module names).
     """
-    found: list[tuple[str, cst.BaseExpression | None, str]] = []
+    found: list[tuple[str, cst.BaseExpression | None, _HowTyped]] = []
     for node in ([code] if isinstance(code, cst.CSTNode) else code):
-        found.extend(signatures.walk("bindings", node, lambda node=node: _bindings(node)).found)  # type: ignore[misc]
+        found.extend(signatures.walk("bindings", node, partial(_bindings, node)).found)
     solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
     env = _Env(names, solution, outer, signatures)
     # chaotic iteration from "nothing yet": each binding's type joins into its name's in place, so a
@@ -644,11 +686,11 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     for _ in range(_ROUNDS):
         changed = False
         for name, expr, how in found:
-            if how == "unknown" or expr is None:
+            if how is _How.UNKNOWN or expr is None:
                 t: ValueType | None = UNKNOWN
-            elif how == "value":
+            elif how is _How.VALUE:
                 t = _type(expr, env)[0]
-            elif how == "augmented":
+            elif how is _How.AUGMENTED:
                 t = _augmented(expr, env)
             else:
                 t = _element(_type(expr, env)[0], how)
@@ -701,8 +743,8 @@ def program_signatures(functions: Mapping[str, cst.FunctionDef], names: Names,
                 local = {**outer, **given, **infer_types(fn, names, {**outer, **given}, sig)}
                 env = _Env(names, {}, local, sig)
                 self_name = fn.params.params[0].name.value
-                stores = sig.walk("stores", fn, lambda fn=fn, self_name=self_name: _self_stores(fn, self_name))
-                for attr, value, augmented in stores:  # type: ignore[has-type]
+                stores = sig.walk("stores", fn, partial(_self_stores, fn, self_name))
+                for attr, value, augmented in stores:
                     key = f"{cls}.{attr}"
                     t = _augmented(value, env) if augmented else _type(value, env)[0]
                     attributes[key] = _join(attributes.get(key), t)
@@ -744,3 +786,43 @@ def _self_stores(fn: cst.FunctionDef, self_name: str) -> list[tuple[str, cst.Bas
 
     fn.visit(_Find())
     return out
+
+
+@dataclass(frozen=True)
+class ProgramTypes:
+    """The types of the whole program."""
+
+    #: module-level names
+    module: Mapping[str, ValueType]
+    #: what program functions return and methods store on ``self``
+    signatures: Signatures
+    #: the names the entry region reads: module-level names, then its own locals over them
+    entry: Mapping[str, ValueType]
+
+
+class ProgramTypesProvider(Provider[str, ProgramTypes]):
+    """``{"types": ProgramTypes}``."""
+
+    DEPENDENCIES = (NamesProvider,)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, ProgramTypes]:
+        names = results.get(NamesProvider)["names"]
+        body = list(program.module.body)
+        # the module itself is the root: the walk binds each def's name and skips its body
+        module = infer_types(program.module, names, {})
+        signatures = program_signatures(helper_functions(program.module), names, module)
+        module = infer_types(program.module, names, {}, signatures)  # module data bound from helpers' results
+        entry = dict(module)
+        if program.entry.kind != "script":
+            fn = next(s for s in body if isinstance(s, cst.FunctionDef) and s.name.value == program.entry.name)
+            entry.update(infer_types(fn, names, module, signatures))
+        return {"types": ProgramTypes(MappingProxyType(module), signatures, MappingProxyType(entry))}
+
+
+class TypesProvider(Provider[str, ValueType]):
+    """The type of each name the entry region reads (module-level and local)."""
+
+    DEPENDENCIES = (ProgramTypesProvider,)
+
+    def compute(self, program: Program, results: Results) -> Mapping[str, ValueType]:
+        return results.get(ProgramTypesProvider)["types"].entry

@@ -17,6 +17,8 @@ The first problem in source order is raised.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import libcst as cst
 
 from scadc.analysis.defuse import DefUse
@@ -128,7 +130,7 @@ def _star_import(program: Program) -> cst.ImportFrom | None:
     return None
 
 
-def check_supported(program: Program, names: Names, defuse: dict[Unit, DefUse] | object) -> None:
+def check_supported(program: Program, names: Names, defuse: Mapping[Unit, DefUse]) -> None:
     """Raise the first problem (rules 1-5) in source order; return if there is none."""
     problems: list[CompileError] = []
     fn = next((s for s in program.module.body if isinstance(s, cst.FunctionDef)
@@ -141,8 +143,7 @@ def check_supported(program: Program, names: Names, defuse: dict[Unit, DefUse] |
         problems += check.problems
     star = _star_import(program)
     if star is not None:  # rule 5
-        du: dict[Unit, DefUse] = defuse  # type: ignore[assignment]
-        needed = program.needs(n for d in du.values() for n in d.module_refs)
+        needed = program.needs(n for d in defuse.values() for n in d.module_refs)
         roots: list[cst.CSTNode] = [u.node for u in program.units]
         roots += [d.node for d in program.definitions if set(d.names) & needed and d.kind != "import"]
         module_name = cst.Module([]).code_for_node(star.module) if star.module else "?"

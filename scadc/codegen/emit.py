@@ -269,12 +269,12 @@ def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:
         "entry": analysis.program.entry.name,
         "policy": plan.policy,
         "units": plan.unit_count,
-        "heavy": {name: {"heavy": d.heavy, "size": d.size, "reason": d.reason}
+        "heavy": {name: {"heavy": d.heavy, "size": d.size, "reason": str(d.reason)}
                   for name, d in sorted(analysis.heavy.items())},
         "decisions": [{"boundary": i, "decision": why} for i, why in plan.decisions],
         "loops": [{"unit": i, "verdict": why} for i, why in plan.loops],
-        "computes": [asdict(c) for c in plan.computes],
-        "edges": [asdict(e) for e in plan.edges],
+        "computes": [c.as_dict() for c in plan.computes],
+        "edges": [e.as_dict() for e in plan.edges],
         "memories": [asdict(m) for m in plan.memories],
     }
 

@@ -35,29 +35,31 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from scadc.analysis import Analysis
+from scadc.analysis import Analysis, HeavyRule, HiddenState, StateKind
 from scadc.errors import InternalCompilerError
 from scadc.partition.loops import LoopContext, parallel_loop
 from scadc.partition.plan import (
-    RNG_STATE,
     ComputePlan,
     ElementEdge,
     MemoryPlan,
     ParallelLoop,
     PartitionPlan,
     Received,
+    Touched,
     ValuePlan,
     conflict,
     conflict_steps,
     longer_paths,
+    touched_text,
 )
 from scadc.partition.policies import Policy, read_parts
 
 __all__ = ["allowed_cuts", "build_plan"]
 
+_T = TypeVar("_T")
 _MiB = 2**20
-_RNG = frozenset({"numpy.random", "random"})
 #: memory element size when the analysis has no estimate (regions are allocated lazily)
 _UNKNOWN_SIZE = 1024 * _MiB
 
@@ -67,16 +69,16 @@ def allowed_cuts(analysis: Analysis) -> dict[int, str]:
     units = analysis.units
     verdict: dict[int, str] = {}
     first_exit = next((u.index for u in units if u.exits), len(units))
-    module_state: dict[str, tuple[int, int]] = {}
+    module_state: dict[HiddenState, tuple[int, int]] = {}
     for u in units:
         for state in u.hidden:
-            if state.startswith("module:"):
+            if state.kind is StateKind.MODULE:
                 lo, hi = module_state.get(state, (u.index, u.index))
                 module_state[state] = (min(lo, u.index), max(hi, u.index))
-    starting: dict[int, list[tuple[str, int]]] = {}
+    starting: dict[int, list[tuple[HiddenState, int]]] = {}
     for state, (lo, hi) in module_state.items():
         starting.setdefault(lo + 1, []).append((state, hi))
-    spanning: list[tuple[str, int]] = []  # a heap of the states changed before and after the boundary
+    spanning: list[tuple[HiddenState, int]] = []  # a heap of the states changed before and after the boundary
     for boundary in analysis.boundaries[1:-1]:
         i = boundary.index
         pinned = [v for v in boundary.live if v.not_transferable is not None]
@@ -145,7 +147,7 @@ def _parallel_loops(analysis: Analysis, allowed: dict[int, str], *,
     context = LoopContext.of(analysis)
     for i in range(len(analysis.units)):
         found = parallel_loop(analysis, i, context)
-        if found == "":
+        if found is None:
             continue
         if isinstance(found, str):
             verdicts[i] = f"sequential: {found}"
@@ -189,23 +191,24 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
 
     # what conflicts (plan rule 5): memory elements read / written, and state beyond the process
     reads = [frozenset(v for v in s if v in memory_of) for s in sources]
-    writes = [frozenset(v for v in sent[k] if v in memory_of) | {f"@{h}" for h in facts[k].hidden}
+    writes: list[frozenset[Touched]] = [frozenset(v for v in sent[k] if v in memory_of) | facts[k].hidden
               for k in range(len(groups))]
-    rng = [k for k, f in enumerate(facts) if f.hidden & _RNG]
+    rng = [k for k, f in enumerate(facts) if any(h.kind is StateKind.RNG for h in f.hidden)]
     rng_from = {k: rng[i - 1] for i, k in enumerate(rng) if i}
 
     for k, j in rng_from.items():
-        delivered.setdefault((j, k), set()).add(RNG_STATE)
+        delivered.setdefault((j, k), set())  # a value edge even when the RNG state is all it carries
     # (O) only the conflicting pairs of conflict_steps: any other is ordered through them, so its
     # order edge would be implied (and left out below) anyway
     ordered: dict[tuple[int, int], str] = {}
     for j, k in conflict_steps(reads, writes):
         if (j, k) not in delivered and (j, k) not in ordered:
             both = conflict(reads[j], writes[j], reads[k], writes[k])
-            ordered[(j, k)] = _conflict_reason(sorted(both)[0], names[j], names[k], writes[j], writes[k])
+            ordered[(j, k)] = _conflict_reason(min(both, key=touched_text), names[j], names[k], writes[j], writes[k])
     # an order edge that another path implies adds nothing; value edges stay: results go to parents only
     implied = longer_paths(len(groups), [*delivered, *ordered], ordered)
-    element_edges = [ElementEdge(names[j], names[k], tuple(sorted(delivered[(j, k)])), "")
+    rng_edges = {(j, k) for k, j in rng_from.items()}
+    element_edges = [ElementEdge(names[j], names[k], tuple(sorted(delivered[(j, k)])), "", rng=(j, k) in rng_edges)
                      for j, k in sorted(delivered)]
     element_edges += [ElementEdge(names[j], names[k], (), why)
                       for (j, k), why in sorted(ordered.items()) if (j, k) not in implied]
@@ -227,18 +230,18 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             placeholders=tuple(sorted(f.placeholders)), send=send, memories=tuple(memories),
             rng_from=names[rng_from[k]] if k in rng_from else None,
             capture_rng=k in rng and k != rng[-1],
-            reads=tuple(sorted(reads[k])), writes=tuple(sorted(writes[k])),
+            reads=tuple(sorted(reads[k])), writes=tuple(sorted(writes[k], key=touched_text)),
             lines=(first.unit.first_line, last.unit.span.end_line or last.unit.span.line), holds=holds,
             loop=loops.get(group[0]) if len(group) == 1 else None,
         ))
 
-    memories = []
+    memory_plans: list[MemoryPlan] = []
     for name, memory in sorted(memory_of.items()):
         decision = analysis.heavy[name]
         size = decision.size
         if size is None:
             region, reason = _UNKNOWN_SIZE, "size unknown: 1 GiB (regions are allocated lazily)"
-        elif decision.reason.startswith("profile"):
+        elif decision.reason.rule is HeavyRule.PROFILE:
             # measured: headroom for the allocator's table, alignment, and a value that grows a little
             region = max(16 * _MiB, math.ceil(size * 1.5 / _MiB) * _MiB)
             reason = f"measured {size} B × 1.5, at least 16 MiB"
@@ -246,15 +249,14 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             # a static estimate covers one version of the value; later ones may be larger
             region = max(256 * _MiB, math.ceil(size * 4 / _MiB) * _MiB)
             reason = f"static estimate {size} B × 4, at least 256 MiB (profile for a tighter size)"
-        memories.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
-    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memories), decisions, n, verdicts)
+        memory_plans.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
+    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memory_plans), decisions, n, verdicts)
 
 
-def _conflict_reason(what: str, a: str, b: str, writes_a: frozenset[str], writes_b: frozenset[str]) -> str:
-    if what == "@io":
-        return "both may touch files, processes or sockets"
-    if what.startswith("@"):
-        return f"both touch {what[1:]}"
+def _conflict_reason(what: Touched, a: str, b: str, writes_a: frozenset[Touched],
+                     writes_b: frozenset[Touched]) -> str:
+    if isinstance(what, HiddenState):
+        return "both may touch files, processes or sockets" if what.kind is StateKind.IO else f"both touch {what}"
     if what in writes_a and what in writes_b:
         return f"both write {what!r} into its memory element"
     if what in writes_a:
@@ -273,7 +275,7 @@ class _GroupFacts:
     defined: frozenset[str]
     #: made or changed here: later loads of these come from this element
     changed: frozenset[str]
-    hidden: frozenset[str]
+    hidden: frozenset[HiddenState]
 
     @classmethod
     def of(cls, analysis: Analysis, group: tuple[int, ...], *, first: bool) -> _GroupFacts:
@@ -294,14 +296,14 @@ class _GroupFacts:
         )
 
 
-def _union(sets: Iterable[frozenset[str]]) -> frozenset[str]:
+def _union(sets: Iterable[frozenset[_T]]) -> frozenset[_T]:
     """The union of ``sets``. Units that change one alias class share its set: each set object is
     merged once, and when one set holds all the others it is the answer itself, not a copy."""
     parts = list({id(part): part for part in sets if part}.values())
     largest = max(parts, key=len, default=frozenset())
     if all(part is largest or part <= largest for part in parts):
         return largest
-    out: set[str] = set()
+    out: set[_T] = set()
     for part in parts:
         out |= part
     return frozenset(out)

@@ -20,29 +20,41 @@ carries no RNG state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import Any, TypeVar
 
 import networkx as nx
 
-__all__ = ["RNG_STATE", "ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received",
-           "ValuePlan", "conflict", "conflict_steps", "longer_paths"]
+from scadc.analysis.hidden_state import HiddenState
 
-#: what an edge delivers when it carries the global random generators' state: not an identifier,
-#: so a local named ``rng`` is never taken for it
-RNG_STATE = "<rng state>"
+__all__ = ["ComputePlan", "ElementEdge", "MemoryPlan", "ParallelLoop", "PartitionPlan", "Received", "Touched",
+           "ValuePlan", "conflict", "conflict_steps", "longer_paths", "touched_text"]
+
+#: what elements may both touch (rule 5): a memory element, named by the heavy local it holds, or
+#: state beyond the process (a global RNG, module-level state, the outside world)
+Touched = str | HiddenState
+#: how an edge prints the global random generators' state it delivers: not an identifier, so a
+#: local named ``rng`` is never taken for it
+_RNG_STATE_TEXT = "<rng state>"
+_H = TypeVar("_H", bound=Hashable)
 
 
-def conflict(reads_a: Iterable[str], writes_a: Iterable[str], reads_b: Iterable[str],
-             writes_b: Iterable[str]) -> set[str]:
+def touched_text(thing: Touched) -> str:
+    """``thing`` as printed (and sorted): a local's name, or ``@`` and the state (``@io``)."""
+    return thing if isinstance(thing, str) else f"@{thing}"
+
+
+def conflict(reads_a: Iterable[_H], writes_a: Iterable[_H], reads_b: Iterable[_H],
+             writes_b: Iterable[_H]) -> set[_H]:
     """What two elements both touch with at least one of them writing it (rule 5): they must be
     ordered."""
     writes_a, writes_b = set(writes_a), set(writes_b)
     return (writes_a & (set(reads_b) | writes_b)) | (set(reads_a) & writes_b)
 
 
-def conflict_steps(reads: Sequence[Iterable[str]], writes: Sequence[Iterable[str]]) -> list[tuple[int, int]]:
+def conflict_steps(reads: Sequence[Iterable[Touched]], writes: Sequence[Iterable[Touched]]) -> list[tuple[int, int]]:
     """The conflicting pairs (of elements ``0..n-1`` in program order) that order all the others.
 
     For each thing an element touches, only two kinds of earlier element can be its nearest
@@ -52,12 +64,12 @@ def conflict_steps(reads: Sequence[Iterable[str]], writes: Sequence[Iterable[str
     when these pairs are ordered, every conflicting pair is (rule 5). There are at most as many
     of them as touches, where all the conflicting pairs could be the square of the elements.
     """
-    last_writer: dict[str, int] = {}
-    readers: dict[str, list[int]] = {}
+    last_writer: dict[Touched, int] = {}
+    readers: dict[Touched, list[int]] = {}
     steps: list[tuple[int, int]] = []
     for k, (read, write) in enumerate(zip(reads, writes, strict=True)):
         written = set(write)
-        for thing in sorted(written | set(read)):
+        for thing in sorted(written | set(read), key=touched_text):
             if thing in last_writer:
                 steps.append((last_writer[thing], k))
             if thing in written:
@@ -153,9 +165,9 @@ class ComputePlan:
     rng_from: str | None
     capture_rng: bool
     #: what conflicts with other elements (rule 5): remote values it reads / writes, and state
-    #: (``@io``, ``@numpy.random``, ``@module:NAME``) it touches, counted as written
+    #: it touches (a global RNG, module state, the outside world), counted as written
     reads: tuple[str, ...]
-    writes: tuple[str, ...]
+    writes: tuple[Touched, ...]
     #: lines of the original file this element's statements come from (first, last)
     lines: tuple[int, int]
     #: estimated bytes of heavy values the element holds at once
@@ -177,6 +189,12 @@ class ComputePlan:
             found.setdefault(r.name, r)
         return found
 
+    def as_dict(self) -> dict[str, Any]:
+        """The element as plain data (``split.json``): its fields, state in its text form."""
+        data = asdict(self)
+        data["writes"] = [touched_text(w) for w in self.writes]
+        return data
+
     def format(self) -> str:
         unpack = ", ".join(f"{r.name}<{r.source}" for r in self.unpack)
         send = ", ".join(f"{v.name}{'*' if v.heavy else ''}" for v in self.send)
@@ -189,17 +207,31 @@ class ComputePlan:
 
 @dataclass(frozen=True)
 class ElementEdge:
-    """``source`` runs before ``target``; ``values`` are what it delivers (:data:`RNG_STATE`: the
-    global generators' state, under a name no local can have)."""
+    """``source`` runs before ``target``; ``values`` are the locals it delivers, ``rng`` whether
+    it also delivers the global generators' state."""
 
     source: str
     target: str
     values: tuple[str, ...]
-    #: why they are ordered, when no value is delivered
+    #: why they are ordered, when nothing is delivered
     reason: str
+    rng: bool = False
+
+    @property
+    def delivers(self) -> bool:
+        return bool(self.values) or self.rng
+
+    def shown_values(self) -> list[str]:
+        """What it delivers as printed: the RNG state (as ``<rng state>``, which sorts first) and
+        the values."""
+        return [_RNG_STATE_TEXT] * self.rng + list(self.values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The edge as plain data (``split.json``)."""
+        return {"source": self.source, "target": self.target, "values": self.shown_values(), "reason": self.reason}
 
     def format(self) -> str:
-        what = f"values [{', '.join(self.values)}]" if self.values else f"order: {self.reason}"
+        what = f"values [{', '.join(self.shown_values())}]" if self.delivers else f"order: {self.reason}"
         return f"{self.source} -> {self.target}: {what}"
 
 
@@ -253,8 +285,8 @@ class PartitionPlan:
             dependents.setdefault(e.source, []).append(e.target)
         return parents, dependents
 
-    def graph(self) -> nx.DiGraph:
-        graph = nx.DiGraph()
+    def graph(self) -> nx.DiGraph[str]:
+        graph: nx.DiGraph[str] = nx.DiGraph()
         graph.add_nodes_from(c.name for c in self.computes)
         graph.add_edges_from((e.source, e.target) for e in self.edges)
         return graph
@@ -265,14 +297,18 @@ class PartitionPlan:
         if units != list(range(self.unit_count)):  # (1)
             problems.append(f"units are not each in exactly one element, in order: {units}")
         position = {c.name: k for k, c in enumerate(self.computes)}
+        bad_edges = False
         for edge in self.edges:  # (2)
             if edge.source not in position or edge.target not in position:
                 problems.append(f"edge {edge.format()} names an unknown element")
+                bad_edges = True
             elif position[edge.source] >= position[edge.target]:
                 problems.append(f"edge {edge.format()} does not go forward in program order")
-        if any(p.startswith("edge ") for p in problems):
+                bad_edges = True
+        if bad_edges:
             return problems  # the rules below assume a DAG of known elements
         delivered = {(e.source, e.target): set(e.values) for e in self.edges}
+        rng_edges = {(e.source, e.target) for e in self.edges if e.rng}
         computes = {c.name: c for c in self.computes}
         sends = {c.name: {v.name for v in c.send} for c in self.computes}
         for compute in self.computes:  # (3)
@@ -283,7 +319,7 @@ class PartitionPlan:
                 if value.name not in delivered.get((value.source, compute.name), ()):
                     problems.append(f"{compute.name} loads {value.name!r}, but no edge from {value.source} delivers it")
             if compute.rng_from is not None and (
-                    RNG_STATE not in delivered.get((compute.rng_from, compute.name), ())
+                    (compute.rng_from, compute.name) not in rng_edges
                     or compute.rng_from not in computes or not computes[compute.rng_from].capture_rng):
                 problems.append(f"{compute.name} restores the RNG state, which {compute.rng_from} does not deliver")
         memories = {m.name: m for m in self.memories}
@@ -292,14 +328,14 @@ class PartitionPlan:
             holding[m.value] = m
         corunning = {m.name: set(m.corunning) for m in self.memories}
         for compute in self.computes:  # (4)
-            for value in compute.send:
-                if not value.heavy:
+            for sent in compute.send:
+                if not sent.heavy:
                     continue
-                memory = memories.get(value.memory or "")
+                memory = memories.get(sent.memory or "")
                 if memory is None:
-                    problems.append(f"heavy {value.name!r} sent by {compute.name} has no memory element")
+                    problems.append(f"heavy {sent.name!r} sent by {compute.name} has no memory element")
                 elif compute.name not in corunning[memory.name]:
-                    problems.append(f"{compute.name} writes {value.name!r} but does not corun with {memory.name}")
+                    problems.append(f"{compute.name} writes {sent.name!r} but does not corun with {memory.name}")
             for received in compute.unpack:
                 memory = holding.get(received.name)
                 if memory is not None and compute.name not in corunning[memory.name]:
@@ -310,7 +346,8 @@ class PartitionPlan:
                 for b in self.computes[k + 1:]:
                     both = conflict(a.reads, a.writes, b.reads, b.writes)
                     if both and not nx.has_path(graph, a.name, b.name):
-                        problems.append(f"{a.name} and {b.name} both touch {sorted(both)} but are not ordered")
+                        problems.append(f"{a.name} and {b.name} both touch {sorted(map(touched_text, both))} "
+                                        "but are not ordered")
         for compute in self.computes:  # (6)
             loop = compute.loop
             if loop is None:

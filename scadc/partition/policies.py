@@ -29,8 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-import libcst as cst
-
 from scadc.analysis import Analysis, UnitFacts
 from scadc.errors import CompileError
 from scadc.source import Span
@@ -50,11 +48,7 @@ def read_parts(facts: UnitFacts) -> tuple[frozenset[str], ...]:
     """The locals a unit needs the values of: what it uses or changes, but not what a plain
     ``del x`` statement names (the analysis counts that as a use; it needs no data). As the
     unit's own sets, not a copy into one (a unit changing a large alias class shares its set)."""
-    return (facts.mutated,) if _deletes_only(facts.unit.node) else (facts.uses, facts.mutated)
-
-
-def _deletes_only(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.SimpleStatementLine) and all(isinstance(s, cst.Del) for s in node.body)
+    return (facts.mutated,) if facts.shape.deletes_only else (facts.uses, facts.mutated)
 
 
 def _working_set(analysis: Analysis, index: int, heavy: frozenset[str]) -> frozenset[str]:
@@ -135,18 +129,19 @@ class ResourcePolicy:
             works_on = _working_set(analysis, i, heavy)
             live = analysis.boundaries[i].names & held
             dead, kept = _bytes(analysis, held - live), _bytes(analysis, live)
+            cut = False
             if not held:
                 why = "not cut: the element before it has used no heavy data yet"
             elif works_on and not works_on & held:
-                why = (f"cut (R1a): works on [{', '.join(sorted(works_on))}], none of the element's "
-                       f"[{', '.join(sorted(held))}]")
+                cut, why = True, (f"cut (R1a): works on [{', '.join(sorted(works_on))}], none of the element's "
+                                  f"[{', '.join(sorted(held))}]")
             elif dead > kept:
-                why = f"cut (R1b): {dead} B of heavy data die here, {kept} B stay live"
+                cut, why = True, f"cut (R1b): {dead} B of heavy data die here, {kept} B stay live"
             elif not works_on:
                 why = "not cut: the statement uses no heavy data"
             else:
                 why = f"not cut: {dead} B of heavy data die here, {kept} B stay live"
-            if why.startswith("cut") and i in allowed_set:
+            if cut and i in allowed_set:
                 cuts.append(i)
                 reasons[i] = why
                 held = works_on

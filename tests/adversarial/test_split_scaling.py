@@ -37,10 +37,11 @@ from scadc.analysis import Options, analyze
 from scadc.analysis.base import resolve
 from scadc.analysis.dataflow import chain, run_analysis
 from scadc.analysis.defuse import DefUseProvider
+from scadc.analysis.effects import HelperSummaryProvider
 from scadc.analysis.heavy import HeavyProvider
 from scadc.analysis.hidden_state import HiddenStateProvider
 from scadc.analysis.liveness import LivenessProvider, maybe_defined
-from scadc.analysis.mutation import AliasProvider, HelperSummaryProvider, MutationProvider
+from scadc.analysis.mutation import AliasProvider, MutationProvider
 from scadc.analysis.program import load_program
 from scadc.analysis.transfer import TransferProvider
 from scadc.codegen.emit import write_program

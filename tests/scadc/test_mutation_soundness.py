@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scadc.analysis import analyze
+from scadc.analysis import HiddenState, StateKind, analyze
 
 PRELUDE = """\
 import collections
@@ -279,7 +279,8 @@ def test_sample_without_random_state_draws_from_the_global_generator(tmp_path: P
             main()
         """))
     units = analyze(str(tmp_path / "app.py")).units
-    assert "numpy.random" in units[1].hidden and "numpy.random" not in units[2].hidden
+    numpy_random = HiddenState(StateKind.RNG, "numpy.random")
+    assert numpy_random in units[1].hidden and numpy_random not in units[2].hidden
 
 
 def test_a_chunked_pandas_reader_cannot_cross_a_cut(tmp_path: Path) -> None:

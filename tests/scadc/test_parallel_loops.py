@@ -37,12 +37,12 @@ if __name__ == "__main__":
 """
 
 
-def verdict(tmp_path: Path, body: str, *, iterable: str = "range(N)", before: str = "") -> ParallelLoop | str:
+def verdict(tmp_path: Path, body: str, *, iterable: str = "range(N)", before: str = "") -> ParallelLoop | str | None:
     path = tmp_path / "app.py"
     path.write_text(PROGRAM.format(body=textwrap.indent(textwrap.dedent(body), " " * 8), iterable=iterable,
                                    before=textwrap.indent(textwrap.dedent(before), " " * 4)))
     analysis = analyze(str(path))
-    loop = next(i for i, u in enumerate(analysis.units) if u.unit.node.__class__.__name__ == "For")
+    loop = next(i for i, u in enumerate(analysis.units) if u.shape.loop is not None)
     return parallel_loop(analysis, loop)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from scadc.analysis import analyze
 from scadc.partition.build import build_plan
-from scadc.partition.plan import RNG_STATE, PartitionPlan
+from scadc.partition.plan import PartitionPlan
 from scadc.partition.policies import make_policy
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -191,10 +191,10 @@ def test_the_rng_state_and_a_local_named_rng_are_two_values(tmp_path: Path) -> N
     (tmp_path / "app.py").write_text(RNG_AND_A_LOCAL_NAMED_RNG)
     plan = build_plan(analyze(str(tmp_path / "app.py")), make_policy("every"))
     assert plan.validate() == []
-    both = [e for e in plan.edges if RNG_STATE in e.values and "rng" in e.values]
+    both = [e for e in plan.edges if e.rng and "rng" in e.values]
     assert both, [e.format() for e in plan.edges]
     # an edge that delivers only the local named rng does not deliver the state
     edge = both[0]
-    broken = replace(plan, edges=tuple(replace(e, values=tuple(v for v in e.values if v != RNG_STATE))
-                                       if e is edge else e for e in plan.edges))
+    assert "values [<rng state>, rng]" in edge.format()
+    broken = replace(plan, edges=tuple(replace(e, rng=False) if e is edge else e for e in plan.edges))
     assert any("restores the RNG state" in p for p in broken.validate())

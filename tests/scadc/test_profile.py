@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import scadc.cli
-from scadc.analysis import analyze
+from scadc.analysis import HeavyRule, analyze
 from scadc.profile import deep_size, dumps, profile_program
 from tests.scadc.datadriven import ROOT
 
@@ -85,7 +85,7 @@ def test_analysis_uses_the_measured_sizes(tmp_path: Path) -> None:
     profile, _ = profile_program(str(path))
     assert not analyze(str(path)).heavy["big"].heavy  # the size is not computable statically
     decided = analyze(str(path), profile=profile).heavy["big"]
-    assert decided.heavy and decided.size == 512 * 512 * 8 and decided.reason.startswith("profile:")
+    assert decided.heavy and decided.size == 512 * 512 * 8 and decided.reason.rule is HeavyRule.PROFILE
 
 
 def test_profile_of_another_version_is_refused(tmp_path: Path) -> None:

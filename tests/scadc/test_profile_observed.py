@@ -259,7 +259,7 @@ def test_the_observation_is_explained(profiled: tuple[Path, Path, Any]) -> None:
     static = analyze(str(app))
     for f, s in zip(analysis.units, static.units, strict=True):
         assert f.mutated == s.mutated | frozenset(EXPECTED.get(f.span.key, ()))  # only adds
-        observed = {m.name for m in f.mutations if m.reason == OBSERVED_REASON}
+        observed = {m.name for m in f.mutations if m.observed}
         assert observed == set(EXPECTED.get(f.span.key, ())) - s.mutated
     text = scadc("analyze", app, "--profile", out, "--explain", cwd=app.parent).stdout
     assert f"    because c: {OBSERVED_REASON} (line 29)" in text
