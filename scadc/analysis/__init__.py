@@ -13,7 +13,8 @@ aliasing, state; helper summaries), ``mutation`` (what each unit changes, closed
 aliasing), ``dataflow`` (the one gen/kill solver), ``liveness``, ``transfer`` (what cannot cross
 a cut), ``hidden_state``, ``constants`` (split-time arithmetic), ``heavy``, ``shapes`` (what a
 statement looks like: the facts of a ``for`` loop the partitioner decides on), ``unsupported``,
-``observed`` (what a profile saw each unit change in place: added to ``UnitFacts.mutated``).
+``observed`` (what a profile saw each unit change in place: added to ``UnitFacts.mutated``);
+``facts`` holds the frozen result types and their text form.
 May import ``scadrt`` but never ``scadc.partition``/``scadc.codegen``.
 """
 
@@ -21,14 +22,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from scadc.analysis.base import resolve
 from scadc.analysis.defuse import DefUseProvider
-from scadc.analysis.effects import HelperSummaryProvider, Summary
+from scadc.analysis.effects import HelperSummaryProvider
+from scadc.analysis.facts import Analysis, Boundary, LiveValue, Options, UnitFacts
 from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider, HeavyReason, HeavyRule
 from scadc.analysis.hidden_state import HiddenState, HiddenStateProvider, StateKind
 from scadc.analysis.liveness import LivenessProvider
@@ -45,111 +46,6 @@ from scadc.source import Span
 __all__ = ["DEFAULT_HEAVY_BYTES", "Analysis", "Boundary", "Definition", "Entry", "ForLoop", "HeavyDecision",
            "HeavyReason", "HeavyRule", "HiddenState", "LiveValue", "Mutation", "Options", "Program",
            "StateKind", "Unit", "UnitFacts", "UnitShape", "analyze", "load_profile"]
-
-
-@dataclass(frozen=True)
-class Options:
-    """What :func:`analyze` was asked to do."""
-
-    heavy_bytes: int = DEFAULT_HEAVY_BYTES
-    #: a loaded profile (``scadc profile`` JSON), or None
-    profile: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class UnitFacts:
-    """Everything the partitioner needs to know about one unit."""
-
-    unit: Unit
-    #: names the unit may bind / binds on every path / deletes
-    defs: frozenset[str]
-    kills: frozenset[str]
-    deletes: frozenset[str]
-    #: locals read before being bound (needed on entry)
-    uses: frozenset[str]
-    #: module-level names read directly, and their transitive closure over definitions
-    module_refs: frozenset[str]
-    needs: frozenset[str]
-    #: locals whose object the unit may change in place (alias-closed), with the reasons; with a
-    #: profile, also what the run was observed to change (:mod:`scadc.analysis.observed`)
-    mutated: frozenset[str]
-    mutations: tuple[Mutation, ...]
-    #: hidden state touched: a global RNG, a module-level object, the outside world
-    hidden: frozenset[HiddenState]
-    #: the unit may ``return`` from the entry function (early exit)
-    exits: bool
-    live_in: frozenset[str]
-    live_out: frozenset[str]
-    #: what the statement looks like where the partitioner asks (a ``for`` loop's facts …)
-    shape: UnitShape
-
-    @property
-    def index(self) -> int:
-        return self.unit.index
-
-    @property
-    def span(self) -> Span:
-        return self.unit.span
-
-
-@dataclass(frozen=True)
-class LiveValue:
-    """A local live at a boundary."""
-
-    name: str
-    heavy: bool
-    #: None when the value can cross a cut; else why not
-    not_transferable: str | None
-    #: the locals that may share its object, itself included (empty when none does); one set per
-    #: class, shared by its members
-    alias_class: frozenset[str]
-
-    @property
-    def aliases(self) -> frozenset[str]:
-        """The other live-or-not locals that may share its object."""
-        return self.alias_class - {self.name}
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """The point just before unit ``index`` (``index == len(units)``: the end of the entry region)."""
-
-    index: int
-    live: tuple[LiveValue, ...]
-
-    @property
-    def cuttable(self) -> bool:
-        """No live value pins the units on both sides together."""
-        return all(v.not_transferable is None for v in self.live)
-
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset(v.name for v in self.live)
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """The frozen result of :func:`analyze`; :meth:`format` prints it deterministically."""
-
-    program: Program
-    options: Options
-    units: tuple[UnitFacts, ...]
-    #: ``len(units) + 1`` boundaries, boundary ``i`` just before unit ``i``
-    boundaries: tuple[Boundary, ...]
-    #: every local of the entry region -> heavy decision
-    heavy: Mapping[str, HeavyDecision]
-    #: non-transferable locals -> reason
-    not_transferable: Mapping[str, str]
-    #: alias classes with more than one name, sorted
-    aliases: tuple[frozenset[str], ...]
-    #: summaries of the program's helper functions and methods
-    helpers: Mapping[str, Summary]
-
-    def format(self, *, explain: bool = False) -> str:
-        """The analysis as a table (sorted, stable); ``explain`` adds the reasons behind each fact."""
-        from scadc.analysis._format import format_analysis
-
-        return format_analysis(self, explain=explain)
 
 
 def load_profile(path: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from scadc.errors import CompileError
 from scadc.source import Span
 
 if TYPE_CHECKING:
-    from scadc.analysis import UnitFacts
+    from scadc.analysis.facts import UnitFacts
 
 __all__ = ["OBSERVED_REASON", "ObservedProvider", "check_source", "explain_observed", "observed_changes",
            "unpredicted", "with_observed"]
