@@ -37,7 +37,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -99,12 +99,40 @@ class _EarlyExit(cst.CSTTransformer):
         return updated.with_changes(value=call, whitespace_after_return=cst.SimpleWhitespace(" "))
 
 
-def _returns_exit(unit: cst.BaseStatement) -> cst.BaseStatement:
-    """``unit`` with :class:`_EarlyExit` applied (which changes returns, never removes a statement)."""
-    changed = unit.visit(_EarlyExit())
+def _transformed(unit: cst.BaseStatement, transformer: cst.CSTTransformer) -> cst.BaseStatement:
+    """``unit`` with ``transformer`` applied (ours change parts of a statement, never remove one)."""
+    changed = unit.visit(transformer)
     if not isinstance(changed, cst.BaseStatement):
-        raise InternalCompilerError(f"_EarlyExit turned a statement into {type(changed).__name__}")
+        raise InternalCompilerError(f"{type(transformer).__name__} turned a statement into {type(changed).__name__}")
     return changed
+
+
+class _Blanks(cst.CSTTransformer):
+    """Empty blank lines in copied statements. Module-level code moved into main() keeps its blank
+    lines' ``indent`` flag, which would print main()'s indentation on them (whitespace-only lines);
+    and a block's footer loses the blank lines after its last comment, which would add to the blank
+    line before the epilogue. No line inside a statement goes (the source map maps them one to
+    one), and strings are other nodes: their text is never touched."""
+
+    def leave_EmptyLine(self, original: cst.EmptyLine, updated: cst.EmptyLine) -> cst.EmptyLine:
+        if updated.comment is not None:
+            return updated
+        return updated.with_changes(indent=False, whitespace=cst.SimpleWhitespace(""))
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        footer = list(updated.footer)
+        while footer and footer[-1].comment is None:
+            footer.pop()
+        return updated.with_changes(footer=footer)
+
+
+def _without_leading_blanks(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """The leading lines of an element's first statement from its first comment on: the blank lines
+    before it separated it from the previous statement, which is in another element."""
+    lines = list(lines)
+    while lines and lines[0].comment is None:
+        lines.pop(0)
+    return lines
 
 
 def _received(parent: str) -> str:
@@ -152,8 +180,10 @@ def _epilogue(compute: ComputePlan) -> list[str]:
         else:
             items.append(f"{value.name!r}: {_RUNTIME}.pack({value.name}),")
     rng = [f"{RESULT_RNG!r}: {_RUNTIME}.capture_rng(),"] if compute.capture_rng else []
-    return ["return {", f"    {RESULT_VALUES!r}: {{", *(f"        {i}" for i in items), "    },",
-            *(f"    {r}" for r in rng), "}"]
+    # an element that only captures the RNG state sends no values: `{}` on one line, not an empty block
+    values = ([f"    {RESULT_VALUES!r}: {{", *(f"        {i}" for i in items), "    },"] if items
+              else [f"    {RESULT_VALUES!r}: {{}},"])
+    return ["return {", *values, *(f"    {r}" for r in rng), "}"]
 
 
 def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple[str, int]:
@@ -172,12 +202,13 @@ def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple
         mine = cst.parse_expression(f"{compute.loop.iterable}[action.par_index : action.par_index + 1]")
         units = [loop.with_changes(iter=mine)]
     if any(analysis.units[i].exits for i in compute.units):
-        units = [_returns_exit(u) for u in units]
+        units = [_transformed(u, _EarlyExit()) for u in units]
+    units = [_transformed(u, _Blanks()) for u in units]
     epilogue = list(cst.parse_module("\n".join(_epilogue(compute)) + "\n").body)
     first_unit = units[0].with_changes(leading_lines=[
         cst.EmptyLine(comment=cst.Comment(f"# ---- {Path(analysis.program.path).name}, from line "
                                           f"{compute.lines[0]}")),
-        *getattr(units[0], "leading_lines", ()),
+        *_without_leading_blanks(getattr(units[0], "leading_lines", ())),
     ]) if hasattr(units[0], "leading_lines") else units[0]
     marker = cst.EmptyLine(comment=cst.Comment("# ---- values for the next element"))
     epilogue[0] = epilogue[0].with_changes(leading_lines=[cst.EmptyLine(indent=False), marker])
@@ -236,6 +267,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
         definitions = [d for d in analysis.program.definitions if id(d) in chosen]
         main, unit_line = _main(analysis, compute, parallel)
+        # main ends with its newline: the template adds none after it
         text = template.render(header=header, source=source, first_line=compute.lines[0],
                                last_line=compute.lines[1], name=compute.name, position=k + 1,
                                count=len(computes), definitions=_definitions(definitions), main=main)

@@ -63,4 +63,3 @@ def main(params, action):
             'store_top_revenue': _scad.pack(store_top_revenue),
         },
     }
-

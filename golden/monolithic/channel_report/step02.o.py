@@ -49,7 +49,6 @@ def best_items(sales, k):
 
 def main(params, action):
     # ---- channel_report.py, from line 53
-
     web = load_sales(rows=700_000 * SCALE, seed=2, price_level=25.0)
     web_revenue, web_profit = weekly(web)
     web_top, web_top_revenue = best_items(web, TOP)
@@ -64,4 +63,3 @@ def main(params, action):
             'web_top_revenue': _scad.pack(web_top_revenue),
         },
     }
-

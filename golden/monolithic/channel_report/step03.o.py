@@ -49,7 +49,6 @@ def best_items(sales, k):
 
 def main(params, action):
     # ---- channel_report.py, from line 58
-
     catalog = load_sales(rows=800_000 * SCALE, seed=3, price_level=40.0)
     catalog_revenue, catalog_profit = weekly(catalog)
     catalog_top, catalog_top_revenue = best_items(catalog, TOP)
@@ -64,4 +63,3 @@ def main(params, action):
             'catalog_top_revenue': _scad.pack(catalog_top_revenue),
         },
     }
-

@@ -29,7 +29,6 @@ def main(params, action):
     web_top = _scad.unpack(_scad_step02['web_top'], action)
     web_top_revenue = _scad.unpack(_scad_step02['web_top_revenue'], action)
     # ---- channel_report.py, from line 63
-
     # the report: every channel side by side, by quarter, and the best items overall
     revenue = np.stack([store_revenue, web_revenue, catalog_revenue])
     profit = np.stack([store_profit, web_profit, catalog_profit])
@@ -46,4 +45,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

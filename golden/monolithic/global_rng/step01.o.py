@@ -33,4 +33,3 @@ def main(params, action):
         },
         'rng': _scad.capture_rng(),
     }
-

@@ -40,8 +40,6 @@ def main(params, action):
 
     # ---- values for the next element
     return {
-        'values': {
-        },
+        'values': {},
         'rng': _scad.capture_rng(),
     }
-

@@ -15,4 +15,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

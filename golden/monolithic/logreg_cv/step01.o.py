@@ -44,4 +44,3 @@ def main(params, action):
             'y': _scad.pack(y, action, 'mem_y'),
         },
     }
-

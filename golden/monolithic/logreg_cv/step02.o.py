@@ -17,7 +17,6 @@ def main(params, action):
     _scad_step01 = params['step01'][0]['values']
     rng = _scad.unpack(_scad_step01['rng'], action)
     # ---- logreg_cv.py, from line 54
-
     order = rng.permutation(N_ROWS)
     folds = np.array_split(order, N_FOLDS)
 
@@ -27,4 +26,3 @@ def main(params, action):
             'folds': _scad.pack(folds),
         },
     }
-

@@ -16,4 +16,3 @@ def main(params, action):
             'scores': _scad.pack(scores),
         },
     }
-

@@ -64,4 +64,3 @@ def main(params, action):
             'scores': _scad.pack(scores[_scad_scores_start:]),
         },
     }
-

@@ -37,7 +37,6 @@ def main(params, action):
     scores = _scad.gather([_scad.unpack(part['values']['scores'], action) for part in params['step04']])
     y = _scad.unpack(_scad_step01['y'], action)
     # ---- logreg_cv.py, from line 65
-
     mean, spread = np.mean(scores), np.std(scores)
     print(f"cv accuracy: {mean:.6f} +/- {spread:.6f}")
     final = train(X, y, EPOCHS, LEARNING_RATE)
@@ -48,4 +47,3 @@ def main(params, action):
             'final': _scad.pack(final),
         },
     }
-

@@ -14,4 +14,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

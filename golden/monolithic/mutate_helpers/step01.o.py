@@ -66,4 +66,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

@@ -18,8 +18,6 @@ SEED = 7
 
 def main(params, action):
     # ---- script.py, from line 21
-    
-    
     rng = np.random.default_rng(SEED)
     data = rng.standard_normal((ROWS, COLS))
     norms = np.linalg.norm(data, axis=1, keepdims=True)
@@ -33,4 +31,3 @@ def main(params, action):
             'sim': _scad.pack(sim, action, 'mem_sim'),
         },
     }
-

@@ -35,4 +35,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

@@ -154,4 +154,3 @@ def main(params, action):
             'store_sales': _scad.pack(store_sales, action, 'mem_store_sales'),
         },
     }
-

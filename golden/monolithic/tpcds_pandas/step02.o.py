@@ -23,11 +23,9 @@ def main(params, action):
     sales = _scad.unpack(_scad_step01['sales'], action)
     store_sales = _scad.unpack(_scad_step01['store_sales'], action)
     # ---- tpcds_pandas.py, from line 140
-
     losses = sales.loc[sales["margin"] < 0]
     print(f"lines sold at a loss: {len(losses)}, total margin {money(sales['margin'].sum())}, "
           f"net profit {money(store_sales['ss_net_profit'].sum())}")
 
     # ---- values for the next element
     return {}
-

@@ -26,4 +26,3 @@ def main(params, action):
             'mean_pct': _scad.pack(mean_pct),
         },
     }
-

@@ -19,4 +19,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

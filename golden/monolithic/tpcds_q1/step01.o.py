@@ -78,4 +78,3 @@ def main(params, action):
             'store': _scad.pack(store),
         },
     }
-

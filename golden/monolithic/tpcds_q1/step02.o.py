@@ -45,4 +45,3 @@ def main(params, action):
             'result': _scad.pack(result, action, 'mem_result'),
         },
     }
-

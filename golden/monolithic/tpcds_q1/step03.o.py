@@ -21,4 +21,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

@@ -90,4 +90,3 @@ def main(params, action):
             'ws_wh': _scad.pack(ws_wh),
         },
     }
-

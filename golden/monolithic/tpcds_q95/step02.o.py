@@ -73,4 +73,3 @@ def main(params, action):
             'chosen': _scad.pack(chosen, action, 'mem_chosen'),
         },
     }
-

@@ -58,7 +58,6 @@ def main(params, action):
     _scad_step02 = params['step02'][0]['values']
     chosen = _scad.unpack(_scad_step02['chosen'], action)
     # ---- tpcds_q95.py, from line 74
-
     order_count = len(np.unique(chosen["ws_order_number"]))
     ship_cost = chosen["ws_ext_ship_cost"].sum()
     net_profit = chosen["ws_net_profit"].sum()
@@ -71,4 +70,3 @@ def main(params, action):
             'ship_cost': _scad.pack(ship_cost),
         },
     }
-

@@ -65,4 +65,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-
