@@ -289,8 +289,9 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
 
 
 def _unit_run(analysis: Analysis, compute: ComputePlan, generated_start: int) -> list[int]:
-    """[generated first line, original first line, line count] of the element's statements."""
-    first = analysis.units[compute.units[0]].unit.first_line
+    """[generated first line, original first line, line count] of the element's statements, from the
+    first statement itself: ``generated_start`` is its line, not that of the comments before it."""
+    first = analysis.units[compute.units[0]].unit.span.line
     return [generated_start, first, compute.lines[1] - first + 1]
 
 

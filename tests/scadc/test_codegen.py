@@ -8,6 +8,7 @@ import io
 import textwrap
 import tokenize
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,13 +23,17 @@ def expect(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 
 
-def elements(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """File name → text of every element scadc writes for ``source`` (as app.py)."""
+def rendered(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], dict[str, Any]]:
+    """File name → text of every element scadc writes for ``source`` (as app.py), and the source map."""
     monkeypatch.chdir(tmp_path)  # the comments name the source as given: app.py
     (tmp_path / "app.py").write_text(expect(source), encoding="utf-8")
     analysis = analyze("app.py")
-    files, _ = render_program(analysis, build_plan(analysis, make_policy("every")))
-    return files
+    return render_program(analysis, build_plan(analysis, make_policy("every")))
+
+
+def elements(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """File name → text of every element scadc writes for ``source`` (as app.py)."""
+    return rendered(source, tmp_path, monkeypatch)[0]
 
 
 def test_a_unit_that_reads_one_heavy_value_and_writes_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,18 +305,21 @@ def test_a_return_of_the_entry_function_ends_the_element_early(tmp_path: Path,
         """)
 
 
+MODULE_LEVEL = """
+    import numpy as np
+
+    x = np.arange(4)
+
+
+    # twice
+    y = x * 2
+    print(y)
+    """
+
+
 def test_module_level_statements_moved_into_main_bring_no_blank_lines(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    files = elements("""
-        import numpy as np
-
-        x = np.arange(4)
-
-
-        # twice
-        y = x * 2
-        print(y)
-        """, tmp_path, monkeypatch)
+    files = elements(MODULE_LEVEL, tmp_path, monkeypatch)
     # the blank lines that separated it from the previous element's statement go; its comment stays; and
     # no blank line carries main()'s indentation
     assert files["step02.o.py"] == expect("""
@@ -338,6 +346,14 @@ def test_module_level_statements_moved_into_main_bring_no_blank_lines(tmp_path: 
                 },
             }
         """)
+
+
+def test_the_source_map_maps_the_first_statement_to_its_own_line(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # step02.o.py line 15 is `y = x * 2` (above), line 7 of app.py: not the blank line 4 where the element's
+    # lines start, nor its comment
+    _, sourcemap = rendered(MODULE_LEVEL, tmp_path, monkeypatch)
+    assert sourcemap["elements"]["step02"] == [[15, 7, 1]]
 
 
 GOLDEN_ELEMENTS = sorted((Path(__file__).resolve().parents[2] / "golden" / "monolithic").glob("*/*.o.py"))
