@@ -189,12 +189,18 @@ class _Tree:
     (0.8 ms here, 4 % of a core at one sample per 20 ms); this reads each new pid's parent once:
     a pid is of the tree if its parent is. /proc lists pids in ascending order, so a parent is
     classified before its children (pid wrap-around during a run aside). A member stays one
-    after it exits or is re-parented, so its segments are still attributed to the run.
+    after it exits or is re-parented, so its segments are still attributed to the run; it
+    leaves ``live`` (what is sampled) when the sampler finds it gone, so that a later process
+    that gets its pid is not counted.
     """
 
     def __init__(self, root: int) -> None:
         self.members = {root}
+        self.live = {root}
         self._classified = {root}
+
+    def gone(self, pid: int) -> None:
+        self.live.discard(pid)
 
     def update(self) -> None:
         for name in os.listdir("/proc"):
@@ -209,6 +215,7 @@ class _Tree:
             ppid = int(stat.rpartition(b")")[2].split()[1])  # the command name may hold spaces and parentheses
             if ppid in self.members:
                 self.members.add(pid)
+                self.live.add(pid)
 
 
 @dataclass
@@ -251,9 +258,10 @@ def trace(argv: Sequence[str], cwd: Path = ROOT) -> Trace:
             now = time.perf_counter()
             tree.update()
             pss_total = shmem_total = 0
-            for pid in tree.members:
+            for pid in list(tree.live):
                 mem = _rollup(pid)
                 if mem is None:
+                    tree.gone(pid)
                     continue
                 rss, pss, pss_shmem = mem
                 processes.see(pid, now, rss)
