@@ -534,6 +534,8 @@ def main() -> None:
     names = args.examples or sorted(p.stem for p in EXAMPLES.glob("*.py"))
     sizes_text = "static size estimates" if args.static else "scadc profile sizes"
     tables: dict[int, list[Row]] = {}
+    # other work on the machine slows both sides, and the monolith's BLAS threads most of all
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start")
     for scale in scales:
         print(f"\nscale {scale}: split (--transport {args.transport}, {sizes_text}) vs monolithic, whole commands, "
               f"median of {repeats}; GB = 10^9 B")
