@@ -121,6 +121,19 @@ class Trace:
     def provisioned_mono(self) -> float:
         return self.root_peak * self.wall
 
+    def provisioned_parts(self) -> str:
+        """Where the split's provisioned GB·s comes from: the ``scadc run`` process, the processes
+        below it (workers, instances, memory servers), the segments."""
+        root = self.processes[self.root_pid]
+        others = [span for pid, span in self.processes.items() if pid != self.root_pid]
+        text = (f"engine {root.peak / MB:.0f} MB × {root.lifetime:.2f} s = {root.peak * root.lifetime / GB:.3f}; "
+                f"{len(others)} processes below it {sum(o.peak * o.lifetime for o in others) / GB:.3f}")
+        if others:
+            text += (f" (peaks {min(o.peak for o in others) / MB:.0f}–{max(o.peak for o in others) / MB:.0f} MB, "
+                     f"lifetimes {min(o.lifetime for o in others):.2f}–{max(o.lifetime for o in others):.2f} s)")
+        segs = sum(self.declared[name] * span.lifetime for name, span in self.segments.items())
+        return text + f"; {len(self.segments)} segments {segs / GB:.3f}"
+
 
 def _rollup(pid: int) -> tuple[int, int, int] | None:
     """(RSS, PSS, PSS of shared memory) of ``pid`` in bytes, or None once it is gone.
@@ -335,6 +348,8 @@ class Row:
     same_output: bool
     sampler_share: float
     split_interval: float
+    #: the split's provisioned GB·s in parts, from the repeat of median split wall time
+    parts: str
 
     @staticmethod
     def of(name: str, heavy: bool, pairs: Sequence[Pair]) -> Row:
@@ -355,6 +370,7 @@ class Row:
             same_output=all(p.mono.stdout == p.split.stdout for p in pairs),
             sampler_share=med(lambda p: (p.mono.sampler_cpu + p.split.sampler_cpu) / (p.mono.wall + p.split.wall)),
             split_interval=med(lambda p: p.split.wall / p.split.samples),
+            parts=sorted(pairs, key=lambda p: p.split.wall)[len(pairs) // 2].split.provisioned_parts(),
         )
 
 
@@ -523,6 +539,8 @@ def main() -> None:
     sizes.add_argument("--profile", dest="static", action="store_false", default=False,
                        help="split with sizes measured by scadc profile (the default)")
     sizes.add_argument("--static", dest="static", action="store_true", help="split with static size estimates")
+    parser.add_argument("--detail", action="store_true",
+                        help="under each row, where the split's provisioned GB·s comes from")
     parser.add_argument("--quick", action="store_true", help="one repeat at scale 1 (make bench)")
     parser.add_argument("--selfcheck", action="store_true", help="check the sampler on known allocations")
     parser.add_argument("examples", nargs="*", help="example names (default: every examples/monolithic/*.py)")
@@ -548,6 +566,8 @@ def main() -> None:
                 skipped.append(name)
                 continue
             print_row(row)
+            if args.detail:
+                print(f"    split provisioned GB·s: {row.parts}")
             sys.stdout.flush()
             rows.append(row)
         tables[scale] = rows
