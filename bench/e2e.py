@@ -4,16 +4,19 @@ For every program in examples/monolithic, the bench runs two whole commands: ``p
 (the monolith) and ``python -m scadc run prog --quiet --transport T`` (its split, compiled by
 ``scadc profile`` + ``scadc split --profile`` as the README recommends, or with static size
 estimates under ``--static``; compiling is untimed). A sampler in this process (never part of
-the tree it samples) reads every process of the command's tree every 20 ms, plus the
-``scad-<pid>-…`` shared-memory segments in /dev/shm that a process of the tree created
-(scadrt's engine names them so: scadrt/transports/shm.py). Per command:
+the tree it samples) reads every process of the command's tree every 20 ms (less often when
+that would take over 20 % of a core: reading the PSS of mapped shared memory costs the kernel
+some 3.6 ms per GB), plus the ``scad-<pid>-…`` shared-memory segments in /dev/shm that a process
+of the tree created (scadrt's engine names them so: scadrt/transports/shm.py). It reads /proc
+itself rather than through psutil, which rescans every process on the machine for each
+``children()`` and has no ``Pss_Shmem``. Per command:
 
 measured GB·s
     the integral over time of the tree's memory: every process's PSS (shared pages counted once)
     with the shared-memory part replaced by the run's segments at their allocated bytes
     (``st_blocks × 512``), so a segment page mapped by an element is not counted twice and an
-    unmapped one is not missed (below). ``decl`` next to it is the same with the segments at
-    their declared size (``st_size``), which a serverless platform bills.
+    unmapped one is not missed. ``(decl)`` next to it is the same with the segments at their
+    declared size (``st_size``), which a serverless platform bills.
 largest element
     split: the peak RSS of any process below the ``scadc run`` command (an element as if it ran
     alone in its own container, shared libraries included); mono: the program's peak RSS.
@@ -23,6 +26,10 @@ provisioned GB·s
     plus every segment's declared size × its lifetime.
 wall
     from the fork of the command to its exit.
+
+Also per split: ``shm MB``, the largest total of its segments at one sample (allocated and
+declared); ``procs``, the processes its tree had; ``out``, whether its stdout equals the
+monolith's. ``--detail`` adds, under each row, the split's provisioned GB·s in parts.
 
 Each figure is the median of ``--repeats`` runs; ratios are split / mono of the medians. One
 table per ``--scale`` (default 1 and 10): examples with a ``SCALE = 1`` line run as a copy with
