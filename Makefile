@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/frames_transfer.py --quick
 	$(BIN)/python bench/remote.py --quick
 	$(BIN)/python bench/split.py
+	$(BIN)/python bench/e2e.py --quick
 
 FUZZ_EXAMPLES ?= 5000
 FUZZ_SECONDS ?= 1200
