@@ -97,7 +97,13 @@ def test_profile_of_another_version_is_refused(tmp_path: Path) -> None:
         analyze(str(path), profile=profile)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+#: examples whose profile takes far longer than their run: under `make fuzz` only (pandas_report: ~30 s,
+#: as the profiler sizes its Period column and fingerprints its str columns whole at every unit boundary)
+SLOW_TO_PROFILE = ("pandas_report",)
+
+
+@pytest.mark.parametrize("example", [pytest.param(e, marks=pytest.mark.slow) if e.stem in SLOW_TO_PROFILE else e
+                                     for e in EXAMPLES], ids=lambda p: p.stem)
 def test_profile_runs_on_every_example(example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The CLI writes the profile and the program prints exactly what it prints unprofiled."""
     out = tmp_path / "p.json"
