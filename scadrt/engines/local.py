@@ -2,8 +2,15 @@
 
 It carries out the :class:`~scadrt.engines.core.Scheduler`'s commands with
 
-* a pool of warm workers (:mod:`scadrt.engines.worker`) that fork one child per instance;
-* a memory backend that starts memory elements (shared-memory segments or memory servers);
+* a pool of warm workers (:mod:`scadrt.engines.worker`) that fork one child per instance. A
+  worker is a process with numpy loaded, so the pool holds only what the scheduler says can use
+  one (:meth:`~scadrt.engines.core.Scheduler.wanted_workers`: what runs now and what becomes
+  ready next, never more than can still run at once); it grows a step ahead of the submissions
+  and a worker nothing remaining can use exits at once, so a chain runs on one worker and the
+  pool is empty when the run ends;
+* a memory backend that starts memory elements (shared-memory segments or memory servers; a
+  server is launched when the element before its first user is submitted, rule 6 of
+  :mod:`scadrt.engines.memory`), and frees each when its last user is done;
 * an output sequencer that writes each instance's captured stdout/stderr in program order,
   so the bytes printed do not depend on timing or concurrency.
 
@@ -171,7 +178,8 @@ def _rss(pid: int) -> int:
 
 
 class _Pool:
-    """The warm workers of an engine, and the selector over their event pipes; outlives runs."""
+    """The warm workers of an engine, and the selector over their event pipes (a run resizes it
+    to what it can use, and leaves it empty)."""
 
     def __init__(self) -> None:
         self.workers: list[_Worker] = []
@@ -634,7 +642,7 @@ class _Run:
         self.torn_down = True
         try:
             if not ok:
-                # Children of a failed run must not outlive it; the workers restart on the next run.
+                # Children of a failed run must not outlive it; the next run starts workers again.
                 self.pool.close()
         finally:
             for name in sorted(self.live_memory):
