@@ -347,6 +347,8 @@ class _Run:
         self.next_id = 0
         self.finished: Finish | None = None
         self.memory_checked = 0.0
+        #: the workers the scheduler wanted when last asked (None: ask again)
+        self.wanted: int | None = None
 
     def now(self) -> float:
         return time.time() - self.t0
@@ -390,6 +392,7 @@ class _Run:
     # ------------------------------------------------------------------ commands
 
     def apply(self, commands: list[Command]) -> None:
+        self.wanted = None  # the scheduler's state changed: resize() asks it again
         # memory elements the commands start are started together, before anything else they say
         starting = [self.program.elements[c.name] for c in commands if isinstance(c, StartMemory)]
         if starting:
@@ -420,11 +423,13 @@ class _Run:
                 if self.scheduler.memory.get(peer) == "pending"]
 
     def resize(self) -> None:
-        """Workers for what the scheduler says can use them now (:meth:`Scheduler.wanted_workers`);
-        after a failure, whatever runs keeps its worker."""
-        wanted = self.scheduler.wanted_workers(self.max_workers)
-        self.pool.grow(wanted)
-        self.pool.shrink(wanted)
+        """Workers for what the scheduler says can use them now (:meth:`Scheduler.wanted_workers`,
+        asked again only after commands changed its state); after a failure, whatever runs keeps
+        its worker."""
+        if self.wanted is None:
+            self.wanted = self.scheduler.wanted_workers(self.max_workers)
+        self.pool.grow(self.wanted)
+        self.pool.shrink(self.wanted)
 
     def start_memories(self, specs: list[ElementSpec]) -> None:
         if self.memory is None:
