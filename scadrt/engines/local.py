@@ -370,8 +370,8 @@ class _Run:
                 self.dispatch()
                 self.wait_events()
                 self.check_memory()
-            self.resize()  # no worker is wanted any more: they all retire
             while self.pool.workers:  # the last processes' exit reports, then the workers' ends
+                self.resize()  # no worker is wanted any more: each retires once it is ready and idle
                 self.wait_events()
             ok = True
         except _Aborted as aborted:
