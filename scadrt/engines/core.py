@@ -26,6 +26,10 @@ State
 Program order is :meth:`Program.topological_order` (dependency order, ties by name); ``ready``
 is drained in it, so submissions, and so stdout, follow it whatever the timing.
 
+How many workers an engine needs (:meth:`Scheduler.wanted_workers`) follows from the same state:
+no more than the instances that can still run at once (the widest antichain of what is not done,
+:func:`widest_antichain`), and no more than run now plus what becomes ready when they finish.
+
 Rules: (1) a compute element is ready when all its parents are done; a root receives the run's
 input, any other element ``{parent: [result of instance 0, 1, …]}``; (2) before a ready element
 is submitted, every memory element it coruns with is started; (3) a memory element is stopped
@@ -39,6 +43,8 @@ does not depend on which of two siblings happened to fail first.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,7 +52,9 @@ from scadrt.dag import Program
 from scadrt.element import element_params
 from scadrt.errors import InternalError
 
-__all__ = ["Abort", "Command", "Failure", "Finish", "Scheduler", "StartMemory", "StopMemory", "Submit"]
+__all__ = [
+    "Abort", "Command", "Failure", "Finish", "Scheduler", "StartMemory", "StopMemory", "Submit", "widest_antichain",
+]
 
 JSON = Any
 MemoryState = Literal["pending", "started", "released"]
@@ -199,6 +207,26 @@ class Scheduler:
         failing = self.failing
         return failing is None or self._position((element, index)) < self._position((failing.element, failing.index))
 
+    def remaining_width(self) -> int:
+        """The most instances that can still run at once: the widest antichain of the elements not
+        done, a submitted one weighted by its instances still running, one not yet submitted by its
+        parallelism (none after a failure: rule 5)."""
+        specs = self.program.elements
+        weights = {e: len(self.running[e]) if e in self.running else
+                   specs[e].parallelism if self.still_needed(e, 0) else 0
+                   for e in self.order if e not in self.done}
+        return widest_antichain(self.program, weights)
+
+    def wanted_workers(self, cap: int) -> int:
+        """How many workers an engine running at most ``cap`` instances at once should have now:
+        enough for the instances running and those of the elements that become ready when they
+        finish (so a worker is warm before its task comes), never more than can still run at once."""
+        specs = self.program.elements
+        running = sum(len(indices) for indices in self.running.values())
+        ahead = sum(specs[e].parallelism for e, parents in self.waiting.items()
+                    if parents <= self.running.keys() and self.still_needed(e, 0))
+        return min(cap, running + ahead, self.remaining_width())
+
     def _position(self, key: tuple[str, int]) -> tuple[int, int]:
         return self.order.index(key[0]), key[1]
 
@@ -248,3 +276,55 @@ class Scheduler:
             "users": {k: sorted(v) for k, v in sorted(self.users.items())},
             "failing": self.failing.format() if self.failing else None,
         }
+
+
+def widest_antichain(program: Program, weights: Mapping[str, int]) -> int:
+    """The largest total weight of compute elements none of which depends on another, directly or
+    not: how many instances can run at once when element ``e`` has ``weights[e]`` of them (absent:
+    0). By Dilworth's theorem (each element taken as ``weights[e]`` incomparable copies) it is the
+    total weight minus a maximum flow from each element to those that come after it."""
+    specs = program.elements
+    names = [n for n in program.topological_order() if weights.get(n, 0) > 0]
+    ancestors: dict[str, set[str]] = {}
+    for name in program.topological_order():
+        ancestors[name] = set().union(*({p} | ancestors[p] for p in specs[name].parents))
+    # nodes: "s", "t", ("out", e), ("in", e); capacity None is unbounded
+    capacity: dict[object, dict[object, int | None]] = {"s": {}, "t": {}}
+    for name in names:
+        capacity["s"][("out", name)] = weights[name]
+        capacity[("out", name)] = {("in", later): None for later in names if name in ancestors[later]}
+        capacity[("in", name)] = {"t": weights[name]}
+    flow = _max_flow(capacity)
+    return sum(weights[n] for n in names) - flow
+
+
+def _max_flow(capacity: dict[object, dict[object, int | None]]) -> int:
+    """Edmonds–Karp from "s" to "t" (``capacity`` is changed into the residual graph)."""
+    for node, edges in list(capacity.items()):
+        for other in edges:
+            capacity.setdefault(other, {}).setdefault(node, 0)
+    total = 0
+    while True:
+        previous: dict[object, object] = {"s": "s"}
+        queue: deque[object] = deque(["s"])
+        while queue and "t" not in previous:
+            node = queue.popleft()
+            for other, left in capacity[node].items():
+                if other not in previous and (left is None or left > 0):
+                    previous[other] = node
+                    queue.append(other)
+        if "t" not in previous:
+            return total
+        path: list[tuple[object, object]] = []
+        node = "t"
+        while node != "s":
+            path.append((previous[node], node))
+            node = previous[node]
+        pushed = min(left for u, v in path if (left := capacity[u][v]) is not None)
+        for u, v in path:
+            forward, backward = capacity[u][v], capacity[v][u]
+            if forward is not None:
+                capacity[u][v] = forward - pushed
+            if backward is not None:
+                capacity[v][u] = backward + pushed
+        total += pushed

@@ -2,8 +2,15 @@
 
 It carries out the :class:`~scadrt.engines.core.Scheduler`'s commands with
 
-* a pool of warm workers (:mod:`scadrt.engines.worker`) that fork one child per instance;
-* a memory backend that starts memory elements (shared-memory segments or memory servers);
+* a pool of warm workers (:mod:`scadrt.engines.worker`) that fork one child per instance. A
+  worker is a process with numpy loaded, so the pool holds only what the scheduler says can use
+  one (:meth:`~scadrt.engines.core.Scheduler.wanted_workers`: what runs now and what becomes
+  ready next, never more than can still run at once); it grows a step ahead of the submissions
+  and a worker nothing remaining can use exits at once, so a chain runs on one worker and the
+  pool is empty when the run ends;
+* a memory backend that starts memory elements (shared-memory segments or memory servers; a
+  server is launched when the element before its first user is submitted, rule 6 of
+  :mod:`scadrt.engines.memory`), and frees each when its last user is done;
 * an output sequencer that writes each instance's captured stdout/stderr in program order,
   so the bytes printed do not depend on timing or concurrency.
 
@@ -29,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +101,10 @@ class _Process:
 
 
 @dataclass(eq=False)
-class _Worker:
-    proc: _Process
-    tasks: BinaryIO
-    events: BinaryIO
-    ready: bool = False
-    task: Task | None = None
+class _Attempt:
+    """A task sent to a worker, until the worker reports its process exited."""
+
+    task: Task
     child: int = 0
     started: float = 0.0
     samples: list[tuple[float, int]] = field(default_factory=list)
@@ -107,6 +112,27 @@ class _Worker:
     transfer: dict[str, dict[str, int]] | None = None
     #: the instance has finished; its process may still be exiting
     finished: bool = False
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: _Process
+    tasks: BinaryIO
+    events: BinaryIO
+    ready: bool = False
+    #: task id → attempt, in the order sent: at most one not finished (the worker takes the next
+    #: task as soon as the last one has finished, while its process is still exiting)
+    attempts: dict[int, _Attempt] = field(default_factory=dict)
+    #: told to exit (its task pipe is closed): it reports what is exiting, then its pipe ends
+    retiring: bool = False
+
+    @property
+    def busy(self) -> bool:
+        return any(not a.finished for a in self.attempts.values())
+
+    @property
+    def idle(self) -> bool:
+        return self.ready and not self.retiring and not self.busy
 
 
 class _OutputSequencer:
@@ -152,11 +178,14 @@ def _rss(pid: int) -> int:
 
 
 class _Pool:
-    """The warm workers of an engine, and the selector over their event pipes; outlives runs."""
+    """The warm workers of an engine, and the selector over their event pipes (a run resizes it
+    to what it can use, and leaves it empty)."""
 
     def __init__(self) -> None:
         self.workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
+        #: how many workers it has started (tests: a chain needs one)
+        self.started = 0
 
     def start_worker(self) -> _Worker:
         task_r, task_w = os.pipe()
@@ -174,34 +203,45 @@ class _Pool:
         worker = _Worker(_Process(pid), os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb", buffering=0))
         self._selector.register(worker.events, selectors.EVENT_READ, worker)
         self.workers.append(worker)
+        self.started += 1
         return worker
 
     def grow(self, size: int) -> None:
-        """Start workers up to ``size`` (they warm up concurrently, while other work goes on)."""
-        while len(self.workers) < size:
+        """Start workers up to ``size`` not retiring (they warm up concurrently, while other work goes on)."""
+        while sum(not w.retiring for w in self.workers) < size:
             self.start_worker()
+
+    def shrink(self, size: int) -> None:
+        """Retire idle workers until at most ``size`` are left that are not retiring: a worker
+        nothing remaining can use exits now, and its memory stops counting."""
+        for worker in reversed(self.workers):
+            if sum(not w.retiring for w in self.workers) <= size:
+                return
+            if worker.idle:
+                worker.retiring = True
+                with suppress(OSError):
+                    worker.tasks.close()
 
     def readable(self, timeout: float) -> list[_Worker]:
         """The workers with an event (or end of file) to read, after waiting at most ``timeout`` s."""
         return [key.data for key, _ in self._selector.select(timeout=timeout)]
 
-    def replace(self, worker: _Worker) -> int:
-        """Reap ``worker``, whose event pipe reached end of file, and start another; return its exit code."""
+    def remove(self, worker: _Worker) -> int:
+        """Reap ``worker``, whose event pipe reached end of file; return its exit code."""
         self._selector.unregister(worker.events)
         self.workers.remove(worker)
         worker.events.close()
         with suppress(OSError):
             worker.tasks.close()
-        code = worker.proc.wait()
-        self.start_worker()
-        return code
+        return worker.proc.wait()
 
     def close(self) -> None:
         """Stop every worker and the child it runs."""
         for worker in self.workers:
-            if worker.child:
-                with suppress(ProcessLookupError):
-                    os.kill(worker.child, signal.SIGKILL)
+            for attempt in worker.attempts.values():
+                if attempt.child:
+                    with suppress(ProcessLookupError):
+                        os.kill(attempt.child, signal.SIGKILL)
             with suppress(OSError):
                 worker.tasks.close()
         deadline = time.monotonic() + 2.0
@@ -307,32 +347,38 @@ class _Run:
         self.next_id = 0
         self.finished: Finish | None = None
         self.memory_checked = 0.0
+        #: the workers the scheduler wanted when last asked (None: ask again)
+        self.wanted: int | None = None
 
     def now(self) -> float:
         return time.time() - self.t0
 
     def execute(self) -> RunResult:
-        computes = self.program.compute_elements()
         ok = False
         try:
-            # One worker more than may run at once: a worker reaps its exiting child and forks the
-            # next one after each instance, and the spare takes the next instance meanwhile.
-            self.pool.grow(min(self.max_workers, sum(e.parallelism for e in computes)) + 1)
+            if self.memory is not None:  # memory servers take a while: they start while the workers do
+                self.memory.prepare(self.upcoming_memory(self.scheduler.ready))
+            # The roots' workers; the scheduler says how many are wanted from then on (resize).
+            self.pool.grow(min(self.max_workers, sum(self.program.elements[e].parallelism
+                                                     for e in self.scheduler.ready)))
             # Memory elements start with the first submission; a cold pool would leave them idle.
-            while not any(w.ready for w in self.pool.workers):
+            while self.pool.workers and not any(w.ready for w in self.pool.workers):
                 self.wait_events()
             self.apply(self.scheduler.start())
             while self.finished is None:
+                self.resize()
                 self.dispatch()
                 self.wait_events()
                 self.check_memory()
-            while any(w.task is not None for w in self.pool.workers):  # the last processes' exit reports
+            while self.pool.workers:  # the last processes' exit reports, then the workers' ends
+                self.resize()  # no worker is wanted any more: each retires once it is ready and idle
                 self.wait_events()
             ok = True
         except _Aborted as aborted:
             # instances that finished just before the abort are exiting: their numbers belong in the report
             deadline = time.monotonic() + 2.0
-            while any(w.task is not None and w.finished for w in self.pool.workers) and time.monotonic() < deadline:
+            while any(a.finished for w in self.pool.workers for a in w.attempts.values()) and \
+                    time.monotonic() < deadline:
                 self.wait_events()
             self.teardown(ok=False)  # first, so the report has every memory element's end
             failure = aborted.failure
@@ -346,6 +392,7 @@ class _Run:
     # ------------------------------------------------------------------ commands
 
     def apply(self, commands: list[Command]) -> None:
+        self.wanted = None  # the scheduler's state changed: resize() asks it again
         # memory elements the commands start are started together, before anything else they say
         starting = [self.program.elements[c.name] for c in commands if isinstance(c, StartMemory)]
         if starting:
@@ -357,6 +404,9 @@ class _Run:
                 self.stop_memory(command.name)
             elif isinstance(command, Submit):
                 self.queue.append(command)
+                if self.memory is not None and command.index == 0 and command.attempt == 0:
+                    # what its dependents will use starts launching now, so that it is ready for them
+                    self.memory.prepare(self.upcoming_memory(self.program.elements[command.element].dependents))
             elif isinstance(command, Finish):
                 self.finished = command
             elif isinstance(command, Abort):
@@ -365,6 +415,21 @@ class _Run:
                     self.output.failed(key, *self.failed_output[key])
                 raise _Aborted(command.failure)
 
+
+    def upcoming_memory(self, elements: Iterable[str]) -> list[ElementSpec]:
+        """The memory elements ``elements`` corun with that have not started."""
+        specs = self.program.elements
+        return [specs[peer] for peer in sorted({p for e in elements for p in specs[e].corunning_names})
+                if self.scheduler.memory.get(peer) == "pending"]
+
+    def resize(self) -> None:
+        """Workers for what the scheduler says can use them now (:meth:`Scheduler.wanted_workers`,
+        asked again only after commands changed its state); after a failure, whatever runs keeps
+        its worker."""
+        if self.wanted is None:
+            self.wanted = self.scheduler.wanted_workers(self.max_workers)
+        self.pool.grow(self.wanted)
+        self.pool.shrink(self.wanted)
 
     def start_memories(self, specs: list[ElementSpec]) -> None:
         if self.memory is None:
@@ -379,8 +444,10 @@ class _Run:
         for spec in specs:
             self.live_memory.add(spec.name)
             self.descriptors[spec.name] = started[spec.name]
+            launched = self.memory.launched(spec.name)  # it has existed since then (prepare)
+            begin = start if launched is None else min(start, launched - self.t0)
             self.memory_runs[spec.name] = [
-                MemoryRun(spec.name, instance, self.memory.kind, spec.limits.mem, start, start, descriptor)
+                MemoryRun(spec.name, instance, self.memory.kind, spec.limits.mem, begin, begin, descriptor)
                 for instance, descriptor in started[spec.name].items()
             ]
 
@@ -443,11 +510,11 @@ class _Run:
         if self.scheduler.failing is not None:
             self.queue = deque(s for s in self.queue if self.scheduler.still_needed(s.element, s.index))
         workers = self.pool.workers
-        running = sum(w.task is not None and not w.finished for w in workers)
+        running = sum(w.busy for w in workers)
         for worker in workers:
             if not self.queue or running >= self.max_workers:
                 return
-            if not worker.ready or worker.task is not None:
+            if not worker.idle:
                 continue
             running += 1
             submit = self.queue.popleft()
@@ -461,7 +528,7 @@ class _Run:
                 error_path=f"{stem}.error.json", cpu=spec.limits.cpu,
             )
             self.params[task.task_id] = submit
-            worker.task, worker.finished = task, False
+            worker.attempts[task.task_id] = _Attempt(task)
             write_frame(worker.tasks, task)
 
     # ------------------------------------------------------------------ events
@@ -475,31 +542,33 @@ class _Run:
                 self.on_frame(worker, frame)
         now = self.now()
         for worker in self.pool.workers:
-            if worker.child:
-                worker.samples.append((now, _rss(worker.child)))
+            for attempt in worker.attempts.values():
+                if attempt.child and not attempt.finished:
+                    attempt.samples.append((now, _rss(attempt.child)))
 
     def on_frame(self, worker: _Worker, frame: Ready | Started | Finished | Exited) -> None:
         if isinstance(frame, Ready):
             worker.ready = True
             return
-        task = worker.task
-        if task is None or frame.task_id != task.task_id:
-            raise InternalError(f"worker {worker.proc.pid} reported {frame}, but runs {task}")
+        attempt = worker.attempts.get(frame.task_id)
+        if attempt is None:
+            raise InternalError(f"worker {worker.proc.pid} reported {frame}, but runs {list(worker.attempts)}")
+        task = attempt.task
         if isinstance(frame, Started):
-            worker.child, worker.started, worker.samples, worker.transfer = frame.pid, frame.start - self.t0, [], None
+            attempt.child, attempt.started = frame.pid, frame.start - self.t0
             self.on_event("started", task.element, task.index)
         elif isinstance(frame, Finished):
-            worker.finished = True
+            attempt.finished = True
             if frame.ok:  # the fast path: go on while the child's process is still exiting
-                self.instance_succeeded(worker, task)
+                self.instance_succeeded(attempt)
         else:
-            samples, transfer = tuple(worker.samples), worker.transfer
-            worker.task, worker.child, worker.transfer = None, 0, None
-            self.instance_exited(task, frame, worker.started, samples, transfer)
+            del worker.attempts[frame.task_id]
+            self.instance_exited(task, frame, attempt.started, tuple(attempt.samples), attempt.transfer)
 
-    def instance_succeeded(self, worker: _Worker, task: Task) -> None:
+    def instance_succeeded(self, attempt: _Attempt) -> None:
+        task = attempt.task
         payload = json.loads(Path(task.result_path).read_text())
-        worker.transfer = payload["transfer"]  # first: the commands below may stop the run
+        attempt.transfer = payload["transfer"]  # first: the commands below may stop the run
         if self.scheduler.aborted:  # it finished while the run was stopping: only recorded, for the report
             return
         self.on_event("ok", task.element, task.index)
@@ -549,22 +618,26 @@ class _Run:
                        f"the process exited with status {os.waitstatus_to_exitcode(status)} without a result"), False
 
     def worker_died(self, worker: _Worker) -> None:
-        code = self.pool.replace(worker)
-        task = worker.task
-        if task is None:
-            if not worker.ready:
-                raise InternalError(f"a worker exited with status {code} before it was ready")
-            return
-        failure = Failure(task.element, task.index, "crash", f"its worker process died (exit status {code})")
-        submit = self.params.pop(task.task_id)
-        self.instances.append(InstanceRun(task.element, task.index, submit.attempt, "crashed", worker.started,
-                                          self.now(), worker.child, 0, 0.0, 0.0, tuple(worker.samples)))
-        if self.scheduler.aborted:
-            return
-        if lost := self.lost_memory_of(task.element, connection_lost=False):
-            self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
-        self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
-        self.apply(self.scheduler.instance_failed(failure, submit.params))
+        """A worker's event pipe ended: a retired one is done; otherwise each task it had not
+        reported exited is recorded, and one not successfully finished crashed with it (the
+        pool grows again at the next :meth:`resize`)."""
+        code = self.pool.remove(worker)
+        if not worker.ready:
+            raise InternalError(f"a worker exited with status {code} before it was ready")
+        for attempt in worker.attempts.values():
+            task = attempt.task
+            submit = self.params.pop(task.task_id)
+            ok = attempt.transfer is not None  # the scheduler has its result already
+            self.instances.append(InstanceRun(task.element, task.index, submit.attempt, "ok" if ok else "crashed",
+                                              attempt.started, self.now(), attempt.child, 0, 0.0, 0.0,
+                                              tuple(attempt.samples), attempt.transfer or {}))
+            if ok or self.scheduler.aborted:
+                continue
+            failure = Failure(task.element, task.index, "crash", f"its worker process died (exit status {code})")
+            if lost := self.lost_memory_of(task.element, connection_lost=False):
+                self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
+            self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
+            self.apply(self.scheduler.instance_failed(failure, submit.params))
 
     # ------------------------------------------------------------------ end
 
@@ -574,7 +647,7 @@ class _Run:
         self.torn_down = True
         try:
             if not ok:
-                # Children of a failed run must not outlive it; the workers restart on the next run.
+                # Children of a failed run must not outlive it; the next run starts workers again.
                 self.pool.close()
         finally:
             for name in sorted(self.live_memory):

@@ -28,6 +28,11 @@ Rules:
    is asked only when an instance failed.
 5. Segments are named to the run's watcher before they are created (:mod:`scadrt.engines.watcher`);
    servers stop by themselves when the engine's process dies.
+6. :meth:`~MemoryBackend.prepare` begins starting memory elements that will be needed soon (the
+   engine asks when the elements before their first user are submitted), so that a server's
+   start-up (an interpreter importing zmq and numpy, a few hundred milliseconds) overlaps the
+   work before it instead of holding up its first user. Only tcp has anything to begin; a
+   server that fails to start is reported at :meth:`~MemoryBackend.start`, as always.
 """
 
 from __future__ import annotations
@@ -91,6 +96,14 @@ class MemoryBackend(Protocol):
     #: whether the engine should poll :meth:`lost` during the run, or ask only when an instance failed
     poll_lost: bool
 
+    def prepare(self, specs: Sequence[ElementSpec]) -> None:
+        """Begin starting ``specs`` without waiting (rule 6); :meth:`start` finishes the job."""
+        ...
+
+    def launched(self, name: str) -> float | None:
+        """When (``time.time()``) memory element ``name`` began to start, if :meth:`prepare` began it."""
+        ...
+
     def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
         """Start every instance of each of ``specs`` (at once where that is faster); return
         element name → instance name → transport descriptor. Raise :class:`MemoryStartError`
@@ -118,6 +131,12 @@ class ShmMemory:
     def __init__(self) -> None:
         self.regions: dict[str, list[SharedRegion]] = {}
         self.instances: dict[str, list[str]] = {}
+
+    def prepare(self, specs: Sequence[ElementSpec]) -> None:
+        """Nothing to begin: creating a segment takes microseconds (rule 6)."""
+
+    def launched(self, name: str) -> float | None:
+        return None
 
     def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
         started = {}
@@ -187,35 +206,69 @@ class TcpMemory:
         self.servers: dict[str, list[_Served]] = {}
         #: servers told to stop, not yet reaped
         self.stopping: list[ServerProcess] = []
+        #: servers launched and not yet seen listening (rule 2 counts them), with their deadline
+        self.starting: list[tuple[ElementSpec, _Served, float]] = []
+        #: memory element → when prepare() launched its first server (rule 6)
+        self.prepared: dict[str, float] = {}
+        #: prepared memory elements that failed to start: reported when they are started (rule 6)
+        self.broken: dict[str, MemoryStartError] = {}
 
-    def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
+    def _launch(self, spec: ElementSpec, instance: str) -> None:
         from scadrt.transports.launcher import launch_memory_server
 
-        todo = deque((spec, instance) for spec in specs for instance in spec.instance_names())
-        starting: list[tuple[ElementSpec, _Served, float]] = []
-        while todo or starting:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        try:
+            server = launch_memory_server(spec.limits.mem, token=token)
+        except OSError as exc:  # EAGAIN (too many processes), ENOMEM…
+            raise MemoryStartError(spec.name, instance, f"cannot start its memory server: {exc.strerror}") from exc
+        served = _Served(instance, server, token)
+        self.servers.setdefault(spec.name, []).append(served)
+        self.starting.append((spec, served, time.monotonic() + READY_TIMEOUT))
+
+    def _unlaunched(self, specs: Sequence[ElementSpec]) -> deque[tuple[ElementSpec, str]]:
+        return deque((spec, instance) for spec in specs for instance in spec.instance_names()[
+            len(self.servers.get(spec.name, ())):])
+
+    def prepare(self, specs: Sequence[ElementSpec]) -> None:
+        """Launch the servers of ``specs`` not launched yet, as many as rule 2 allows now (rule 6);
+        a launch that fails is left to :meth:`start`, which reports it."""
+        for spec, instance in self._unlaunched(specs):
+            if len(self.starting) >= self.max_starting:
+                return
+            self.prepared.setdefault(spec.name, time.time())
+            try:
+                self._launch(spec, instance)
+            except MemoryStartError as exc:
+                self.broken.setdefault(spec.name, exc)
+                return
+
+    def launched(self, name: str) -> float | None:
+        return self.prepared.get(name)
+
+    def start(self, specs: Sequence[ElementSpec], watcher: SegmentGuard | None = None) -> dict[str, dict[str, str]]:
+        for spec in specs:
+            if spec.name in self.broken:
+                raise self.broken[spec.name]
+        todo = self._unlaunched(specs)
+        wanted = {spec.name for spec in specs}
+        starting = self.starting  # prepared servers of other elements finish starting here too
+        while todo or any(spec.name in wanted for spec, _, _ in starting):
             while todo and len(starting) < self.max_starting:  # rule 2
-                spec, instance = todo.popleft()
-                token = secrets.token_urlsafe(TOKEN_BYTES)
-                try:
-                    server = launch_memory_server(spec.limits.mem, token=token)
-                except OSError as exc:  # EAGAIN (too many processes), ENOMEM…
-                    raise MemoryStartError(spec.name, instance,
-                                           f"cannot start its memory server: {exc.strerror}") from exc
-                served = _Served(instance, server, token)
-                self.servers.setdefault(spec.name, []).append(served)
-                starting.append((spec, served, time.monotonic() + READY_TIMEOUT))
+                self._launch(*todo.popleft())
             wait = max(0.0, min(deadline for _, _, deadline in starting) - time.monotonic())
             readable, _, _ = select.select([s.server.output for _, s, _ in starting], [], [], wait)
             now = time.monotonic()
             for entry in list(starting):
                 spec, served, deadline = entry
                 if served.server.output in readable or now >= deadline:
+                    starting.remove(entry)
                     try:
                         served.server.wait_ready(0.0)
                     except TransportError as exc:
-                        raise MemoryStartError(spec.name, served.instance, str(exc)) from exc
-                    starting.remove(entry)
+                        failed = MemoryStartError(spec.name, served.instance, str(exc))
+                        if spec.name in wanted:
+                            raise failed from exc
+                        self.broken.setdefault(spec.name, failed)  # prepared: its own start reports it
         return {spec.name: {s.instance: f"tcp;url,{s.server.url};token,{s.token};" for s in self.servers[spec.name]}
                 for spec in specs}
 

@@ -5,10 +5,11 @@ itself (:func:`fork_worker`, which calls :func:`serve` with two pipe fds), so a 
 without a Python start-up; each then waits for tasks. Every task runs in a child forked from the
 warm worker, so each instance has its own address space (its peak RSS is its own, and nothing
 leaks into the next instance), while a fork costs a millisecond or two. The child runs the
-instance through :mod:`scadrt.element` (the element ABI: loading, params, result, error). The
-child for the next task is forked while the current one runs, and a child reports its outcome
-before it exits, so neither fork nor exit is on the engine's critical path. The worker then reaps
-the child with ``wait4``, which gives its exact peak RSS and CPU time.
+instance through :mod:`scadrt.element` (the element ABI: loading, params, result, error). A
+child reports its outcome before it exits; the worker passes it on, forks the child for the next
+task and takes that task while the finished child is still exiting, so one worker serves a chain
+of elements and a child's exit is not on the engine's critical path. The worker reaps a child
+with ``wait4`` once its pidfd says it is gone, which gives its exact peak RSS and CPU time.
 
 Frames on both pipes are a 4-byte big-endian length and a pickle (engine and worker are the
 same program; nothing else writes to these pipes). The child writes its result or its error as
@@ -24,6 +25,7 @@ import gc
 import json
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -267,34 +269,56 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
 
 def serve(task_fd: int, event_fd: int, engine: int | None = None) -> None:
     """The worker's loop (``engine``: the parent's pid). A child reports its outcome before it
-    exits; only then does the worker fork the next child and reap this one, so neither delays
-    the engine."""
+    exits; the worker says so at once, then forks the next standby child and takes the next task
+    while the finished child is still exiting (it is reaped when its pidfd says it is gone), so the
+    exit does not delay the engine, and one worker serves a chain of elements."""
     die_with_parent(os.getppid() if engine is None else engine)
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()  # every fork of this worker inherits it already imported
     limit_threads(1)  # what most elements ask for: their instances then change nothing
 
-    inherited = (task_fd, event_fd)
-    with os.fdopen(task_fd, "rb") as tasks, os.fdopen(event_fd, "wb") as events:
+    inherited = (task_fd, event_fd)  # with the exiting children's pidfds: not a standby child's to hold
+    #: pidfd → (task id, pid) of children that finished (or went silent) and are exiting
+    exiting: dict[int, tuple[int, int]] = {}
+    running: tuple[int, _Child] | None = None
+    # unbuffered: select() must see every frame still in the pipe (see read_frame)
+    with os.fdopen(task_fd, "rb", buffering=0) as tasks, os.fdopen(event_fd, "wb") as events:
         child = _fork_standby(inherited)
         write_frame(events, Ready(os.getpid()))
-        while (task := read_frame(tasks)) is not None:
-            start = time.time()
-            with os.fdopen(child.task_w, "wb") as to_child:
-                write_frame(to_child, task)
-            write_frame(events, Started(task.task_id, child.pid, start))
-            running = child
-            outcome = os.read(running.done_r, 1)  # b"" when it died without a word
-            os.close(running.done_r)
-            if outcome:
-                write_frame(events, Finished(task.task_id, outcome == b"0"))
-            _, status, usage = os.wait4(running.pid, 0)
-            end = time.time()
-            # Fork the next child before saying Exited: until then the engine counts us busy.
-            child = _fork_standby(inherited)
-            write_frame(events, Exited(task.task_id, running.pid, status, end,
-                                       usage.ru_maxrss * 1024, usage.ru_utime, usage.ru_stime))
+        open_tasks = True
+        while open_tasks or running is not None or exiting:
+            # a new task only when no child runs: the engine sends one only then
+            waiting = [*exiting, running[1].done_r if running is not None else task_fd]
+            if not open_tasks and running is None:
+                waiting.remove(task_fd)
+            readable, _, _ = select.select(waiting, [], [])
+            for fd in readable:
+                if fd in exiting:
+                    task_id, pid = exiting.pop(fd)
+                    _, status, usage = os.wait4(pid, 0)
+                    os.close(fd)
+                    write_frame(events, Exited(task_id, pid, status, time.time(),
+                                               usage.ru_maxrss * 1024, usage.ru_utime, usage.ru_stime))
+                elif fd == task_fd:
+                    if (task := read_frame(tasks)) is None:
+                        open_tasks = False
+                        continue
+                    start = time.time()
+                    with os.fdopen(child.task_w, "wb") as to_child:
+                        write_frame(to_child, task)
+                    write_frame(events, Started(task.task_id, child.pid, start))
+                    running = (task.task_id, child)
+                else:  # the running child's word (b"" when it died without one)
+                    assert running is not None
+                    task_id, done = running
+                    outcome = os.read(done.done_r, 1)
+                    os.close(done.done_r)
+                    exiting[os.pidfd_open(done.pid)] = (task_id, done.pid)
+                    running = None
+                    if outcome:  # first: the engine schedules what comes next while we fork
+                        write_frame(events, Finished(task_id, outcome == b"0"))
+                    child = _fork_standby((*inherited, *exiting))
         os.close(child.task_w)  # the standby child reads EOF and exits
         os.close(child.done_r)
         os.waitpid(child.pid, 0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scadrt.dag import load_program
-from scadrt.engines.core import Abort, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
+from scadrt.engines.core import Abort, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit, widest_antichain
 from scadrt.errors import InternalError
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "elements"
@@ -131,3 +131,55 @@ def test_the_earliest_failure_in_program_order_is_the_one_reported(tmp_path: Pat
     assert s.instance_failed(Failure("c", 0, "ValueError", "late"), {}) == []
     early = Failure("b", 0, "KeyError", "early")
     assert s.instance_failed(early, {}) == [Abort(early)]  # b2 depends on b: nothing else before c runs
+
+
+def diamond(tmp_path: Path) -> Scheduler:
+    """a → (b ×3, c) → d, and e alone: at most 3 + 1 + 1 instances can run at once."""
+    write(tmp_path, {
+        "a.o.py": "#@ type: compute\n#@ dependents: [b, c]\n" + MAIN,
+        "b.o.py": "#@ type: compute\n#@ parallelism: 3\n#@ dependents: [d]\n" + MAIN,
+        "c.o.py": "#@ type: compute\n#@ dependents: [d]\n" + MAIN,
+        "d.o.py": "#@ type: compute\n" + MAIN,
+        "e.o.py": "#@ type: compute\n" + MAIN,
+    })
+    return Scheduler(load_program(tmp_path))
+
+
+def test_widest_antichain_counts_instances_that_can_run_at_once(tmp_path: Path) -> None:
+    s = diamond(tmp_path)
+    ones = dict.fromkeys(s.order, 1)
+    assert widest_antichain(s.program, ones) == 3  # {b, c, e}
+    assert widest_antichain(s.program, {**ones, "b": 3}) == 5
+    assert widest_antichain(s.program, {"a": 2, "d": 4}) == 4  # a and d are a chain: never at once
+    assert widest_antichain(s.program, {**ones, "a": 9}) == 10  # a with e
+    assert widest_antichain(load_program(EXAMPLES / "chain"), dict.fromkeys(["first", "second", "third"], 1)) == 1
+    assert widest_antichain(s.program, {}) == 0
+
+
+def test_workers_wanted_follow_what_can_still_run(tmp_path: Path) -> None:
+    s = diamond(tmp_path)
+    assert s.remaining_width() == 5
+    assert s.start() == [Submit("a", 0, {}), Submit("e", 0, {})]
+    # a and e run; b's three instances and c become ready when a finishes: warm workers for them,
+    # but a never runs with b or c, so 5 (e, b ×3, c) at most
+    assert s.wanted_workers(cap=8) == 5 and s.wanted_workers(cap=3) == 3
+    s.instance_done("e", 0, {})
+    assert s.remaining_width() == 4 and s.wanted_workers(cap=8) == 4
+    s.instance_done("a", 0, {})
+    s.instance_done("b", 1, {})
+    assert s.remaining_width() == 3 and s.wanted_workers(cap=8) == 3  # b[0], b[2], c; d comes after them
+    for i in (0, 2):
+        s.instance_done("b", i, {})
+    s.instance_done("c", 0, {})
+    assert s.wanted_workers(cap=8) == 1
+    s.instance_done("d", 0, {})
+    assert s.remaining_width() == 0 and s.wanted_workers(cap=8) == 0  # the pool can go
+
+
+def test_a_chain_wants_one_worker_and_nothing_after_a_failure(tmp_path: Path) -> None:
+    s = Scheduler(load_program(EXAMPLES / "chain"))
+    s.start()
+    assert s.wanted_workers(cap=8) == 1  # first runs, second comes after it: one worker does both
+    s = siblings(tmp_path)
+    assert s.instance_failed(Failure("c", 0, "ValueError", "late"), {}) == []
+    assert s.wanted_workers(cap=8) == 1  # b runs, b2 may still run; d never will

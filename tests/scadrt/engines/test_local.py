@@ -368,3 +368,56 @@ def test_run_element_against_a_memory_server_started_by_hand(tmp_path: Path) -> 
     assert missing.returncode == 2 and "square@0.json is missing" in missing.stderr
     bad_index = scadc("run-element", fanout / "collect.o.py", "-i", "3")
     assert bad_index.returncode == 2 and "instances 0..0" in bad_index.stderr
+
+
+def test_a_chain_runs_on_one_worker(tmp_path: Path) -> None:
+    # the worker takes the next element as soon as the last one has finished, while its process exits
+    program = load_program(EXAMPLES / "chain")
+    with LocalEngine(stdout=io.BytesIO(), stderr=io.BytesIO(), max_workers=4) as engine:
+        result = engine.run(program, {"n": 4})
+        assert engine._pool.started == 1
+        assert engine._pool.workers == []  # nothing remaining could use it: it exited
+    assert len({i.pid for i in result.report.instances}) == 3  # each instance still has its own process
+
+
+def test_a_worker_nothing_can_use_exits_while_the_run_goes_on(tmp_path: Path) -> None:
+    # 'quick' and 'slow' run at once; once 'quick' is done only 'slow' remains: one worker is enough
+    prog = write(tmp_path / "p", {
+        "quick.o.py": "#@ type: compute\n" + MAIN + "    return {}\n",
+        "slow.o.py": "#@ type: compute\nimport os, time\nimport psutil\n" + MAIN +
+                     "    time.sleep(1.5)\n    engine = psutil.Process(os.getppid()).parent()\n"
+                     "    print(len(engine.children()), flush=True)\n    return {}\n",
+    })
+    with LocalEngine(stdout=(out := io.BytesIO()), stderr=io.BytesIO(), max_workers=2) as engine:
+        result = engine.run(load_program(prog))
+        assert engine._pool.started == 2
+    assert not isinstance(result, RunFailed)
+    assert out.getvalue() == b"2\n"  # below the engine: slow's worker and the run's watcher
+
+
+@pytest.mark.parametrize("transport", ["shm", "tcp"])
+def test_a_memory_element_is_released_before_an_unrelated_element_finishes(tmp_path: Path, transport: str) -> None:
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\nlimits: {mem: 1 MB}\ncorunning: [a]\n",
+        "a.o.py": "#@ type: compute\n" + MAIN + "    return {}\n",
+        "b.o.py": "#@ type: compute\nimport time\n" + MAIN + "    time.sleep(1.5)\n    return {}\n",
+    })
+    _, _, result = run(prog, transport, max_workers=2)
+    report = result.report  # type: ignore[attr-defined]
+    (memory,) = report.memory
+    a, b = (next(i for i in report.instances if i.element == name) for name in ("a", "b"))
+    assert memory.end < b.end - 0.5 and memory.end >= a.start  # freed when its only user was done
+
+
+def test_tcp_memory_servers_launch_while_the_elements_before_their_users_run(tmp_path: Path) -> None:
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\nlimits: {mem: 1 MB}\ncorunning: [b]\n",
+        "a.o.py": "#@ type: compute\n#@ dependents: [b]\nimport time\n" + MAIN + "    time.sleep(1.0)\n    return {}\n",
+        "b.o.py": "#@ type: compute\n" + MAIN + "    return {}\n",
+    })
+    _, _, result = run(prog, "tcp")
+    report = result.report  # type: ignore[attr-defined]
+    (memory,) = report.memory
+    a, b = (next(i for i in report.instances if i.element == name) for name in ("a", "b"))
+    assert memory.start < a.end - 0.5  # launched when a was submitted, not when b was
+    assert b.start > a.end - 0.05  # b still comes after a
