@@ -131,8 +131,8 @@ _libc.munmap.restype = ctypes.c_int
 _libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _PAGE = mmap.PAGESIZE
-#: bytes compared at a time when deciding which pages of a mapping a write would change
-_COMPARE_BYTES = 1 << 20
+#: bytes compared at a time when deciding which pages of a mapping a write would change (whole pages)
+_COMPARE_BYTES = 256 * _PAGE
 
 #: a segment as this process knows it: (st_dev, st_ino) of its descriptor, so two names of one
 #: segment (or one name reused by a later segment) are never confused
@@ -190,16 +190,17 @@ def _keep_snapshots(key: _SegmentKey, addr: int, src: memoryview) -> None:
         if entry.base + first == _address(new):
             continue  # the mapping written onto itself: every byte stays as it is
         pages = np.frombuffer(memoryview(owner), dtype=np.uint8)
-        for pos in range(0, hi - lo, _COMPARE_BYTES):
-            old = pages[first + pos : first + min(pos + _COMPARE_BYTES, hi - lo)]
-            changed = np.flatnonzero(old != np.frombuffer(new[pos : pos + len(old)], dtype=np.uint8))
-            if not changed.size:
-                continue
-            # one changed byte per page; writing it onto itself is what makes the kernel copy the page
-            at = changed + (first + pos)
-            _, index = np.unique(at // _PAGE, return_index=True)
-            touch = at[index]
+        pos, stop = first, first + hi - lo  # in the mapping, which starts on a page
+        while pos < stop:
+            head = pos % _PAGE
+            upto = min(stop, pos - head + _COMPARE_BYTES)  # page-aligned chunks (but the first and last)
+            changed = np.zeros(-(-(upto - pos + head) // _PAGE) * _PAGE, dtype=np.bool_)
+            np.not_equal(pages[pos:upto], np.frombuffer(new[pos - first : upto - first], dtype=np.uint8),
+                         out=changed[head : head + upto - pos])
+            # a byte of each page with a change, written onto itself: that makes the kernel copy the page
+            touch = np.maximum(np.flatnonzero(changed.reshape(-1, _PAGE).any(axis=1)) * _PAGE + pos - head, pos)
             pages[touch] = pages[touch]
+            pos = upto
         del pages
 
 
