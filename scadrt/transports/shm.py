@@ -216,7 +216,9 @@ def _map_private(key: _SegmentKey, fd: int, addr: int, nbytes: int) -> memoryvie
     token = next(_tokens)
     try:
         owner = (ctypes.c_ubyte * length).from_address(base)
-        weakref.finalize(owner, _unmap, key, token, base, length)
+        # not at interpreter exit: an array still alive then (a daemon thread's) must stay readable;
+        # the process's end unmaps everything anyway
+        weakref.finalize(owner, _unmap, key, token, base, length).atexit = False
     except BaseException:
         _libc.munmap(base, length)
         raise
