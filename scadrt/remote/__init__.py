@@ -20,7 +20,8 @@ Modules, one concept each:
 - :mod:`.pool`      BufferPool: an LRU page cache of a region in one transport staging buffer.
 - :mod:`.allocator` Allocator: alloc/free of the region, its table kept in the region itself.
 - :mod:`.memory`    RemoteMemory (transport + pool + allocator), one per transport, found or made
-                    by :func:`remote_memory`; the metadata header check the others share.
+                    by :func:`remote_memory`; ``share``: large values mapped copy-on-write rather
+                    than copied where the transport can (shm); the metadata header check.
 - :mod:`.array`     RemoteArray: a numpy array in a memory element, read and written by rows.
 - :mod:`.objects`   store_object/load_object/free_object: pickle protocol 5, out-of-band buffers.
 - :mod:`.values`    pack/unpack: how generated elements pass the values live across a cut (inline

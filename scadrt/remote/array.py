@@ -18,7 +18,11 @@ Rules:
    apply to those rows locally.
    Other indices (``...``, ``None`` or a bool first, multi-dimensional masks) read the whole array.
 4. Everything returned is a fresh numpy array (or numpy scalar) owned by the caller: nothing
-   aliases the pool's staging buffer or another result.
+   aliases the pool's staging buffer or another result. ``materialize(share=True)`` may instead
+   return an array on a private copy-on-write mapping of the region (shm, large arrays:
+   :meth:`.RemoteMemory.share`): owned by the caller all the same (writable, its writes reach
+   neither the region nor other results), but holding no copy of the pages it only reads. It
+   assumes no other process writes the array while the result lives (as Scad elements never do).
 5. ``__setitem__`` writes whole rows: with an index along axis 0 only, every row it touches is
    overwritten and nothing is read; with more (a tuple index) the rows touched are read, changed
    and written back; an index rule 3 does not split reads, changes and writes the whole array.
@@ -229,8 +233,14 @@ class RemoteArray:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def materialize(self) -> np.ndarray:
-        """The whole array, as a fresh numpy array."""
+    def materialize(self, *, share: bool = False) -> np.ndarray:
+        """The whole array, as a fresh numpy array; with ``share``, on the region's own pages where
+        the transport allows (rule 4)."""
+        if share:
+            self._check_live()
+            view = self.memory.share(self.meta.addr, self.meta.nbytes)
+            if view is not None:  # C order, as stored; its base keeps the mapping alive
+                return np.frombuffer(view, dtype=self.dtype).reshape(self.shape)
         out = np.empty(self.shape, dtype=self.dtype)
         self._read_into(0, out)
         return out
@@ -263,8 +273,15 @@ class RemoteArray:
             self._write_rows(0, whole)
             return
         rows, local, rest = plan
+        shape = (len(rows), *self.shape[1:])
+        if (not rest and isinstance(local, slice) and local == slice(None, None, 1) and isinstance(value, np.ndarray)
+                and value.dtype == self.dtype and value.shape == shape and len(_runs(rows)) == 1):
+            # consecutive rows replaced by an array of their exact shape (pack's write-back): written
+            # straight from it, without a staging copy of the whole value
+            self._write_rows(int(rows[0]), value)
+            return
         # an index along axis 0 only overwrites every row it touches: nothing to read (rule 5)
-        block = self._read_rows(rows) if rest else np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        block = self._read_rows(rows) if rest else np.empty(shape, dtype=self.dtype)
         block[(local, *rest)] = value
         for start, stop in _runs(rows):
             first = int(np.searchsorted(rows, start))

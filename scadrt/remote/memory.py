@@ -3,13 +3,17 @@ transport's staging buffer, and the allocator of its region.
 
 :func:`remote_memory` finds or makes the one handle of a transport, so that one pool owns each
 staging buffer (pool rule 1); RemoteArray, remote objects and packed values all go through it.
+
+:meth:`RemoteMemory.share` is how a large value is loaded without a copy where the transport can
+map the region into this process (shm): the element then reads the memory element's own pages,
+copy-on-write, instead of holding the value a second time.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from scadrt.action import Action
 from scadrt.errors import RemoteMetadataError, UserError
@@ -17,7 +21,18 @@ from scadrt.remote.allocator import Allocator
 from scadrt.remote.pool import DEFAULT_CAPACITY, DEFAULT_MAX_TRANSFER, DEFAULT_PAGE_SIZE, BufferPool
 from scadrt.transports.base import Transport
 
-__all__ = ["RemoteMemory", "Target", "check_metadata_header", "remote_memory"]
+__all__ = ["SHARE_MIN_BYTES", "RemoteMemory", "Target", "check_metadata_header", "remote_memory"]
+
+#: values smaller than this are copied even where they could be shared: a mapping costs system
+#: calls and a page per end, which a small copy does not, and saves little
+SHARE_MIN_BYTES = 1 << 20
+
+
+@runtime_checkable
+class _Mappable(Protocol):
+    """A transport that can hand out region bytes as a private copy-on-write mapping (shm)."""
+
+    def map_private(self, addr: int, nbytes: int) -> memoryview: ...
 
 
 class RemoteMemory:
@@ -41,6 +56,18 @@ class RemoteMemory:
     @property
     def closed(self) -> bool:
         return self.pool.closed or self.transport.closed
+
+    def share(self, addr: int, nbytes: int) -> memoryview | None:
+        """Region bytes ``[addr, addr+nbytes)`` as a writable view of a private copy-on-write mapping,
+        when the transport can map them and they are at least :data:`SHARE_MIN_BYTES`; None: copy them.
+
+        The view is the caller's like a copy is: its writes stay in this process, and later writes
+        to the region by this process leave it as it was (:mod:`scadrt.transports.shm`, rules 1-2).
+        """
+        if nbytes < SHARE_MIN_BYTES or not isinstance(self.transport, _Mappable):
+            return None
+        self.pool.flush(addr, nbytes)  # what this process wrote but the pool still holds reaches the region
+        return self.transport.map_private(addr, nbytes)
 
     def close(self) -> None:
         self.pool.close()

@@ -14,7 +14,10 @@ Rules:
    buffer at the next multiple of 64 bytes, so arrays rebuilt from it are aligned.
 2. Loading reads the block in one request and rebuilds the object from it without copying the
    buffers again: arrays in the result are views of one fresh bytes block owned by the result
-   (writable, independent of the pool and of every other load).
+   (writable, independent of the pool and of every other load). ``load_object(…, share=True)``
+   maps a large block copy-on-write instead where the transport allows (shm:
+   :meth:`.RemoteMemory.share`), so the arrays are views of the region's own pages, with the
+   same guarantees, as long as no other process writes the block while they live.
 3. The block reaches the region before ``store_object`` returns (write-through, like RemoteArray).
 4. Unpickling runs code chosen by whoever pickled: load only metadata your own program produced
    (the same trust as Scad's pickled metadata, reference-notes §7.8).
@@ -246,14 +249,17 @@ def store_object(target: Target, name: str | None, obj: Any) -> dict[str, Any]:
     return ObjectMeta(name or memory.name, addr, nbytes, (0, len(stream)), tuple(pieces)).to_json()
 
 
-def load_object(target: Target, metadata: Mapping[str, Any] | ObjectMeta) -> Any:
-    """The object ``metadata`` describes (from :func:`store_object`, possibly in another process)."""
+def load_object(target: Target, metadata: Mapping[str, Any] | ObjectMeta, *, share: bool = False) -> Any:
+    """The object ``metadata`` describes (from :func:`store_object`, possibly in another process);
+    with ``share``, its buffers on the region's own pages where the transport allows (rule 2)."""
     meta = _meta(metadata)
     memory = _live(target, meta)
-    block = np.empty(meta.nbytes, dtype=np.uint8)
-    memory.pool.invalidate(meta.addr, meta.nbytes)  # another process may have written it since we cached it
-    memory.pool.readinto(meta.addr, block)
-    view = block.data  # memoryview(block)
+    view = memory.share(meta.addr, meta.nbytes) if share else None
+    if view is None:
+        block = np.empty(meta.nbytes, dtype=np.uint8)
+        memory.pool.invalidate(meta.addr, meta.nbytes)  # another process may have written it since we cached it
+        memory.pool.readinto(meta.addr, block)
+        view = block.data  # memoryview(block)
     offset, length = meta.stream
     return pickle.loads(view[offset : offset + length], buffers=[view[o : o + n] for o, n in meta.buffers])
 

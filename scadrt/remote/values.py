@@ -17,7 +17,8 @@ An element returns a JSON object; every value live across a cut travels inside i
                measures it as a yardstick for numeric frames, and it is no faster.
 
 Heavy values (3, 4) are written only when the caller asks for a memory element; the compiler
-decides which values are heavy. Packing a heavy value that came from a memory element and was
+decides which values are heavy. Unpacking a heavy value over shm maps it copy-on-write rather
+than copying it (:meth:`.RemoteMemory.share`). Packing a heavy value that came from a memory element and was
 *not* changed costs nothing: pass ``previous`` (its packed form when it arrived) and
 ``changed=False`` and the same packed form is returned. A changed array of the same dtype and
 shape is written back in place; anything else gets new space and the old space is freed.
@@ -100,9 +101,13 @@ def unpack(packed: Packed, target: Target | None = None) -> Any:
     if kind in ("array", "object"):
         if target is None:
             raise RemoteMetadataError(f"unpacking a remote {kind} needs the element's action")
+        # shared where the transport can map the memory element (shm): the element then holds no
+        # second copy of what it only reads, and what it changes in place stays its own (its
+        # write-back in pack() is what reaches the memory element); the compiler orders every
+        # element that changes a value after the elements that read it, which sharing assumes
         if kind == "array":
-            return RemoteArray.attach(target, packed["meta"]).materialize()
-        return load_object(target, packed["meta"])
+            return RemoteArray.attach(target, packed["meta"]).materialize(share=True)
+        return load_object(target, packed["meta"], share=True)
     raise RemoteMetadataError(f"not a packed value: {packed!r:.200}")
 
 

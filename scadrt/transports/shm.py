@@ -25,6 +25,23 @@ Large transfers (:meth:`ShmTransport.read_into`/:meth:`~ShmTransport.write_from`
 kernel copies the bytes, and the segment's pages never enter the compute element's resident set.
 They belong to the memory element; counting them in the compute element too would count the
 same pages twice (and a compute element on another host would not hold them at all).
+
+Loading a large value whole need not copy it at all: :meth:`ShmTransport.map_private` maps the
+value's bytes of the segment *copy-on-write* (``MAP_PRIVATE``), so the element reads the segment's
+own pages (held once on the host, whichever processes read them) and gets a private copy of only
+the pages it writes, which never reach the segment. Rules of a private mapping:
+
+1. It is the caller's alone: its writes change neither the segment nor any other mapping, so the
+   memory element keeps the original for a retry and for siblings reading it at the same time.
+2. It is a snapshot as far as this process goes: before this process writes bytes of the segment
+   (through any of its shm transports) that a live mapping shows, the pages whose bytes would
+   change are made private first (a page written onto itself, as by a write-back of the mapping
+   itself, changes nothing and stays shared). Writes by *other* processes to a block while a
+   mapping of it lives do show through its pages not yet written here; Scad elements never do
+   that (the compiler orders an element that changes a value after every element that reads it),
+   and the owner's writes through :attr:`SharedRegion.buf` are not watched either.
+3. It holds no file descriptor, lives exactly as long as the memoryview it is handed out as (and
+   every view and array made from it), and outlives the transport and the segment's name.
 """
 
 from __future__ import annotations
@@ -32,15 +49,20 @@ from __future__ import annotations
 # CPython's private module behind multiprocessing.shared_memory (no stub: see pyproject's mypy overrides)
 import _posixshmem
 import contextlib
+import ctypes
+import itertools
 import mmap
 import os
 import secrets
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from scadrt.errors import ConnectionLostError, TransportClosedError, TransportConfigError
+import numpy as np
+
+from scadrt.errors import ConnectionLostError, OutOfBoundsError, TransportClosedError, TransportConfigError
 from scadrt.sizes import parse_size
 from scadrt.transports.base import InProcessRegionTransport
 
@@ -96,6 +118,115 @@ def _release(mapping: mmap.mmap | None, view: memoryview | None) -> None:
         # BufferError: someone still holds a view of the mapping; it is unmapped when that view goes
         with contextlib.suppress(BufferError):
             mapping.close()
+
+
+# -- private (copy-on-write) mappings of a segment's bytes ---------------------------------------------
+
+# mmap(2) through libc rather than the mmap module: mmap.mmap keeps a duplicate of the descriptor
+# open for as long as the mapping lives (one per loaded value), and cannot be told where to map
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+_libc.munmap.restype = ctypes.c_int
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+_MAP_FAILED = ctypes.c_void_p(-1).value
+_PAGE = mmap.PAGESIZE
+#: bytes compared at a time when deciding which pages of a mapping a write would change (whole pages)
+_COMPARE_BYTES = 256 * _PAGE
+
+#: a segment as this process knows it: (st_dev, st_ino) of its descriptor, so two names of one
+#: segment (or one name reused by a later segment) are never confused
+_SegmentKey = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Mapped:
+    """One live private mapping: region bytes ``[start, stop)`` at virtual address ``address``."""
+
+    start: int
+    stop: int
+    address: int
+    #: the whole mapping (from ``base``, page-aligned), alive while any view of it is
+    owner: weakref.ref[ctypes.Array[ctypes.c_ubyte]]
+    base: int
+
+
+#: the live private mappings of each segment in this process (rule 2), by a token of their own
+_mapped: dict[_SegmentKey, dict[int, _Mapped]] = {}
+_tokens = itertools.count()
+
+
+def _unmap(key: _SegmentKey, token: int, base: int, length: int) -> None:
+    """The last view of a mapping is gone: forget it and give its pages back (rule 3)."""
+    entries = _mapped.get(key)
+    if entries is not None:
+        entries.pop(token, None)
+        if not entries:
+            _mapped.pop(key, None)
+    _libc.munmap(base, length)
+
+
+def _address(view: memoryview) -> int:
+    """Virtual address of a byte view's first byte."""
+    interface: dict[str, Any] = np.frombuffer(view, dtype=np.uint8).__array_interface__
+    address: int = interface["data"][0]
+    return address
+
+
+def _keep_snapshots(key: _SegmentKey, addr: int, src: memoryview) -> None:
+    """``src`` is about to be written at region ``addr``: give every live mapping of the bytes it
+    covers a private copy of each page whose bytes would change (rule 2)."""
+    entries = _mapped.get(key)
+    if not entries:
+        return
+    end = addr + len(src)
+    for entry in list(entries.values()):  # a copy: a mapping may die (and be forgotten) meanwhile
+        lo, hi = max(addr, entry.start), min(end, entry.stop)
+        owner = entry.owner() if lo < hi else None
+        if owner is None:
+            continue
+        new = src[lo - addr : hi - addr]
+        first = entry.address - entry.base + lo - entry.start  # offset of ``lo`` in the mapping
+        if entry.base + first == _address(new):
+            continue  # the mapping written onto itself: every byte stays as it is
+        pages = np.frombuffer(memoryview(owner), dtype=np.uint8)
+        pos, stop = first, first + hi - lo  # in the mapping, which starts on a page
+        while pos < stop:
+            head = pos % _PAGE
+            upto = min(stop, pos - head + _COMPARE_BYTES)  # page-aligned chunks (but the first and last)
+            changed = np.zeros(-(-(upto - pos + head) // _PAGE) * _PAGE, dtype=np.bool_)
+            np.not_equal(pages[pos:upto], np.frombuffer(new[pos - first : upto - first], dtype=np.uint8),
+                         out=changed[head : head + upto - pos])
+            # a byte of each page with a change, written onto itself: that makes the kernel copy the page
+            touch = np.maximum(np.flatnonzero(changed.reshape(-1, _PAGE).any(axis=1)) * _PAGE + pos - head, pos)
+            pages[touch] = pages[touch]
+            pos = upto
+        del pages
+
+
+def _map_private(key: _SegmentKey, fd: int, addr: int, nbytes: int) -> memoryview:
+    """Region bytes ``[addr, addr+nbytes)`` (``nbytes`` > 0) of the segment open as ``fd``, as a
+    writable byte view of a private mapping."""
+    base_offset = addr - addr % _PAGE  # mmap maps whole pages from a page-aligned offset
+    length = -(-(addr + nbytes - base_offset) // _PAGE) * _PAGE
+    base = _libc.mmap(None, length, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE, fd, base_offset)
+    if base is None or base == _MAP_FAILED:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"cannot map {nbytes} B of the segment: {os.strerror(errno)}")
+    token = next(_tokens)
+    try:
+        owner = (ctypes.c_ubyte * length).from_address(base)
+        # not at interpreter exit: an array still alive then (a daemon thread's) must stay readable;
+        # the process's end unmaps everything anyway
+        weakref.finalize(owner, _unmap, key, token, base, length).atexit = False
+    except BaseException:
+        _libc.munmap(base, length)
+        raise
+    _mapped.setdefault(key, {})[token] = _Mapped(addr, addr + nbytes, base + addr - base_offset,
+                                                  weakref.ref(owner), base)
+    head = addr - base_offset
+    # the views keep ``owner`` alive, and its finalizer unmaps once the last of them is gone
+    return memoryview(owner).cast("B")[head : head + nbytes]
 
 
 class SharedRegion:
@@ -171,6 +302,8 @@ class ShmTransport(InProcessRegionTransport):
         self.segment = segment
         self._region: memoryview | None = memoryview(self._mmap) if self._mmap is not None else memoryview(b"")
         self._fd = _posixshmem.shm_open(_posix_name(segment), os.O_RDWR, mode=0o600)
+        stat = os.fstat(self._fd)
+        self._key: _SegmentKey = (stat.st_dev, stat.st_ino)
 
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, str]) -> ShmTransport:
@@ -196,11 +329,35 @@ class ShmTransport(InProcessRegionTransport):
     def size(self) -> int:
         return self._size
 
+    def map_private(self, addr: int, nbytes: int) -> memoryview:
+        """Region bytes ``[addr, addr+nbytes)`` as a writable byte view of a private copy-on-write
+        mapping of the segment: no bytes are copied, and writes to the view stay in this process
+        (module docstring, rules 1-3). Counted in :attr:`bytes_read` as if they had been read."""
+        self._check_open()
+        if type(addr) is not int or type(nbytes) is not int or addr < 0 or nbytes < 0:
+            raise OutOfBoundsError(f"{self}: cannot map {nbytes!r} B at address {addr!r}")
+        if addr + nbytes > self._size:
+            raise OutOfBoundsError(f"{self}: mapping {nbytes} B at address {addr} overruns the region ({self._size} B)")
+        if not nbytes:
+            return memoryview(bytearray())
+        try:
+            view = _map_private(self._key, self._fd, addr, nbytes)
+        except OSError as exc:
+            raise ConnectionLostError(f"{self}: {exc.strerror}") from exc
+        self.bytes_read += nbytes
+        return view
+
+    def _write(self, addr: int, src: memoryview) -> None:
+        _keep_snapshots(self._key, addr, src)
+        super()._write(addr, src)
+
     def _direct(self, view: memoryview, addr: int, move: Any, op: str) -> None:
         """read_into/write_from: from :data:`SYSCALL_COPY_BYTES` on, the kernel copies."""
         if len(view) < SYSCALL_COPY_BYTES:
-            super()._direct(view, addr, move, op)
+            super()._direct(view, addr, move, op)  # through _read/_write
             return
+        if op == "write":
+            _keep_snapshots(self._key, addr, view)
         syscall = os.preadv if op == "read" else os.pwritev
         done = 0
         while done < len(view):

@@ -116,7 +116,7 @@ def frames() -> dict[str, Callable[[], Any]]:
 
     def odd_strings() -> Any:  # NUL (the joined form cannot hold it), lone surrogates, empties, subclasses
         values = text(N, ["a", "\udc80", "\x00", ""])
-        mixed = [Tag(v) if i % 97 == 0 else v for i, v in enumerate(text(N, ["b", "\ud800"]))]
+        mixed: list[Any] = [Tag(v) if i % 97 == 0 else v for i, v in enumerate(text(N, ["b", "\ud800"]))]
         mixed[5] = 5
         mixed[6] = ["a", "list"]
         mixed[7] = None
@@ -270,9 +270,11 @@ def test_numpy_object_arrays_of_strings_keep_shape_order_and_element_types(regio
     words = np.empty(4 * N, dtype=object)
     words[:] = text(4 * N, ["ab", "ü", "\U0001f600"])
     words[3], words[10], words[11] = None, Tag("tagged"), b"bytes"
-    array = {"C": lambda: words.reshape(4, N), "F": lambda: np.asfortranarray(words.reshape(N, 4)),
-             "strided": lambda: words.reshape(4, N)[::2, ::3], "0-d": lambda: np.array("alone", dtype=object),
-             "3-d": lambda: words.reshape(2, 2, N)}[layout]()
+    layouts: dict[str, Callable[[], Any]] = {
+        "C": lambda: words.reshape(4, N), "F": lambda: np.asfortranarray(words.reshape(N, 4)),
+        "strided": lambda: words.reshape(4, N)[::2, ::3], "0-d": lambda: np.array("alone", dtype=object),
+        "3-d": lambda: words.reshape(2, 2, N)}
+    array = layouts[layout]()
     memory = region.memory()
     back = load_object(region.memory(), store_object(memory, "mem", array))
     assert back.shape == array.shape and back.dtype == object and back.flags.writeable

@@ -22,8 +22,9 @@ class Model:
 def test_nested_objects_round_trip_with_arrays_out_of_band(region: Region) -> None:
     big = np.arange(1 << 19, dtype=np.float64)  # 4 MiB: larger than the 64 KiB pool
     rec = np.zeros(10, dtype=[("a", "<i4"), ("b", "S3")])
-    obj = {"big": big, "list": [big[:10], rec, "text", b"bytes", 3.5, None], "model": Model(big[::-1], ["x", "y"]),
-           "fortran": np.asfortranarray(np.arange(12).reshape(3, 4)), "empty": np.zeros((0, 3))}
+    obj: dict[str, Any] = {
+        "big": big, "list": [big[:10], rec, "text", b"bytes", 3.5, None], "model": Model(big[::-1], ["x", "y"]),
+        "fortran": np.asfortranarray(np.arange(12).reshape(3, 4)), "empty": np.zeros((0, 3))}
     metadata = json.loads(json.dumps(store_object(region.memory(), "mem", obj)))
     meta = ObjectMeta.from_json(metadata)
     assert meta.stream[1] < 64 << 10  # the 8 MiB of array data did not go into the pickle stream…

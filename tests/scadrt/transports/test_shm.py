@@ -9,9 +9,10 @@ import sys
 import textwrap
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
-from scadrt.errors import ConnectionLostError, TransportClosedError, TransportConfigError
+from scadrt.errors import ConnectionLostError, OutOfBoundsError, TransportClosedError, TransportConfigError
 from scadrt.transports import open_descriptor
 from scadrt.transports.shm import SharedRegion, ShmTransport, unlink_segment
 from tests.scadrt.transports.conformance import REGION, Endpoint, TransportConformance
@@ -126,9 +127,10 @@ def test_from_config() -> None:
             open_descriptor("m;shm;")
 
 
-def _rss_shmem() -> int:
+def _rss(kind: str) -> int:
+    """This process's resident bytes of ``kind`` (``Shmem``: of shared-memory segments, ``Anon``: its own)."""
     with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("RssShmem:"))
+        line = next(line for line in status if line.startswith(f"Rss{kind}:"))
     return int(line.split()[1]) * 1024
 
 
@@ -136,14 +138,60 @@ def test_large_transfers_keep_the_segment_out_of_the_resident_set() -> None:
     # pread/pwrite: the segment's pages are the memory element's, not the compute element's
     size = 64 << 20
     with SharedRegion(size + 4096) as region, ShmTransport(region.name, name="mem") as transport:
-        before = _rss_shmem()
+        before = _rss("Shmem")
         data = bytes(range(256)) * (size // 256)
         transport.write_from(data, 4096)
         back = bytearray(size)
         transport.read_into(back, 4096)
         assert back == data
-        assert _rss_shmem() - before < 8 << 20
+        assert _rss("Shmem") - before < 8 << 20
         # small transfers still go through the mapping, and both see the same bytes
         transport.reg(16)
         transport.read(16, 4096 + 256)
         assert bytes(transport.buf[:16]) == bytes(range(16))
+
+
+def test_map_private_is_copy_on_write() -> None:
+    size = 16 << 20
+    with SharedRegion(size + 8192) as region, ShmTransport(region.name, name="mem") as transport:
+        data = np.arange(size // 8, dtype=np.int64)
+        transport.write_from(data, 4160)  # not page-aligned: the mapping starts at the page before
+        before, read = _rss("Anon"), transport.bytes_read
+        view = transport.map_private(4160, size)
+        mapped = np.frombuffer(view, dtype=np.int64)
+        assert not view.readonly and len(view) == size and transport.bytes_read - read == size
+        assert np.array_equal(mapped, data) and _rss("Anon") - before < 4 << 20  # the segment's pages
+        mapped[:10] = -1  # private: the segment and a second mapping keep the original
+        other = np.frombuffer(transport.map_private(4160, size), dtype=np.int64)
+        assert int(other[0]) == 0 and bytes(region.buf[4160:4168]) == bytes(8)
+        # this process's writes to the segment leave both mappings as they were (small and large writes)
+        transport.write_from(np.full(4, 9, dtype=np.int64), 4160 + 8 * 100)
+        transport.write_from(np.full(size // 8, 7, dtype=np.int64), 4160)
+        assert int(mapped[0]) == -1 and int(mapped[100]) == 100 and np.array_equal(other, data)
+        assert int(np.frombuffer(region.buf, dtype=np.int64, count=1, offset=4160)[0]) == 7
+        # a mapping written back onto itself stays shared
+        again = transport.map_private(4160, size)
+        before = _rss("Anon")
+        transport.write_from(again, 4160)
+        assert _rss("Anon") - before < 1 << 20
+
+
+def test_map_private_outlives_the_transport_and_the_segment() -> None:
+    region = SharedRegion(1 << 20)
+    region.buf[4096:4100] = b"scad"
+    transport = ShmTransport(region.name, name="mem")
+    view = transport.map_private(4096, 4)
+    transport.close()
+    region.close()
+    assert not _exists(region.name) and bytes(view) == b"scad"
+    with pytest.raises(TransportClosedError):
+        transport.map_private(0, 4)
+
+
+def test_map_private_bounds() -> None:
+    with SharedRegion(8192) as region, ShmTransport(region.name, name="mem") as transport:
+        assert len(transport.map_private(8192, 0)) == 0
+        assert bytes(transport.map_private(8190, 2)) == bytes(2)
+        for addr, nbytes in ((8191, 2), (-1, 1), (0, -1)):
+            with pytest.raises(OutOfBoundsError):
+                transport.map_private(addr, nbytes)
