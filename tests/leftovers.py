@@ -19,6 +19,26 @@ def shm_segments() -> set[str]:
         return set()
 
 
+def _creator(name: str) -> int | None:
+    """The pid that created the segment ``scad-<pid>-<random>``, or None for another name."""
+    pid = name[len(SEGMENT_PREFIX):].partition("-")[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def ours_or_orphaned(name: str) -> bool:
+    """A segment this test can have leaked: made by this process or one of its children, or by a
+    process that is gone. A live process outside this tree (another test session, another user's
+    run on a shared machine) owns its segments and removes them itself; counting them made the
+    check fail whenever two suites ran at once."""
+    pid = _creator(name)
+    if pid is None or pid == os.getpid() or not psutil.pid_exists(pid):
+        return True
+    try:
+        return any(p.pid == os.getpid() for p in psutil.Process(pid).parents())
+    except psutil.NoSuchProcess:
+        return True
+
+
 def live_children() -> set[int]:
     return {c.pid for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE}
 
@@ -30,7 +50,7 @@ def nothing_left_behind(allowed: Callable[[], set[int]] = set) -> Iterator[None]
     yield
     deadline = time.monotonic() + 5.0  # a child killed in teardown may take a moment to be reaped
     while True:
-        new_segments = shm_segments() - segments
+        new_segments = {n for n in shm_segments() - segments if ours_or_orphaned(n)}
         new_children = live_children() - children - allowed()
         if not (new_segments or new_children) or time.monotonic() > deadline:
             break
