@@ -160,25 +160,80 @@ def _feed_pickle(h: Any, obj: object) -> None:
         _feed_buffer(h, raw)
 
 
-def _feed_values(h: Any, values: object, np: Any) -> None:
-    if np is not None and type(values) is np.ndarray:
-        _feed_array(h, values, np)
-    else:  # an ExtensionArray (categorical, strings, nullable, arrow, ...)
+def _feed_objects(h: Any, a: Any, np: Any) -> None:
+    """A pandas object ndarray's elements. Strings are fed a 64-bit SipHash of their contents each:
+    pandas' ``hash_array`` when a sample shows few distinct strings (it hashes each distinct one
+    once: 10-14 ms per 360k strings), else their ``hash()``, which each ``str`` caches (per process,
+    like the fingerprints; 15-20 ms), where their pickle takes 45-100 ms. Which of the two depends
+    on the values only, so equal columns fingerprint equal. Missing values among the strings count
+    by position and pickle (None, NaN and NA stay apart). Any other element (a list, a dict, an
+    instance of the program's class) may be changed in place with no new element: only its pickle
+    sees that, so such an array is pickled whole. A ``str`` subclass counts as a string: its extra
+    attributes are not fingerprinted."""
+    import pandas as pd  # a pandas object holds the array
+
+    flat = np.ascontiguousarray(a).reshape(-1)
+    h.update(f"objects {a.shape}|".encode())
+    if pd.api.types.infer_dtype(flat, skipna=False) != "string":
+        if pd.api.types.infer_dtype(flat, skipna=True) != "string":
+            _feed_pickle(h, flat)
+            return
+        missing = pd.isna(flat)
+        _feed_buffer(h, missing.view(np.uint8))
+        _feed_pickle(h, list(flat[missing]))
+        flat = flat[~missing]
+    sample = flat[:SAMPLE].tolist()
+    if len(set(sample)) * 4 <= len(sample):  # few distinct strings: pandas hashes each one once
+        h.update(b"siphash|")
+        _feed_buffer(h, pd.util.hash_array(flat, categorize=True).view(np.uint8))
+    else:
+        h.update(b"hash|")
+        _feed_buffer(h, np.fromiter(map(hash, flat), dtype=np.int64, count=flat.size).view(np.uint8))
+
+
+def _feed_values(h: Any, values: Any, np: Any) -> None:
+    """A column's or an index's values by what they hold: the same values in another layout give
+    the same bytes. An ExtensionArray whose values sit in fixed-width buffers (datetimes, periods,
+    timedeltas, nullable numbers, categoricals' codes) is fed those buffers with its dtype."""
+    import pandas as pd  # a pandas object holds the values
+
+    if type(values) is np.ndarray:
+        if values.dtype.hasobject:
+            _feed_objects(h, values, np)
+        else:
+            _feed_array(h, values, np)
+        return
+    h.update(f"{type(values).__name__}|".encode())
+    if isinstance(values, pd.Categorical):
+        h.update(b"ordered|" if values.ordered else b"unordered|")
+        _feed_values(h, values.codes, np)
+        _feed_pandas(h, values.categories, np)
+        return
+    h.update(f"{values.dtype!r}|".encode())
+    backing = getattr(values, "_ndarray", None)  # datetimes, periods, timedeltas, python strings
+    data, mask = getattr(values, "_data", None), getattr(values, "_mask", None)  # nullable numbers
+    if type(backing) is np.ndarray:
+        _feed_values(h, backing, np)
+    elif type(data) is np.ndarray and type(mask) is np.ndarray:
+        _feed_array(h, data, np)
+        _feed_array(h, mask, np)
+    else:  # arrow, sparse, intervals, the program's own: its pickle
         _feed_pickle(h, values)
 
 
 def _feed_pandas(h: Any, obj: object, np: Any) -> bool:
-    """A DataFrame's blocks (where each sits) + index + columns, a Series' values + index + name, an
-    Index's values + names; False for any other pandas object (it is pickled)."""
+    """A DataFrame's columns + index + each column's values in order, a Series' values + index +
+    name, an Index's values + names; False for any other pandas object (it is pickled). The
+    frame's blocks do not count: pandas consolidates them (``df[mask]``, ``df.take``) without
+    changing what the frame holds."""
     import pandas as pd  # loaded already: the value is a pandas object
 
     if isinstance(obj, pd.DataFrame):
         h.update(b"DataFrame|")
         _feed_pandas(h, obj.columns, np)
         _feed_pandas(h, obj.index, np)
-        for block in obj._mgr.blocks:
-            h.update(np.asarray(block.mgr_locs.as_array, dtype=np.int64).tobytes())
-            _feed_values(h, block.values, np)
+        for _, column in obj.items():  # a view of its block, not a copy
+            _feed_values(h, column._values, np)
         _feed_pickle(h, (obj.attrs, obj.flags.allows_duplicate_labels))
     elif isinstance(obj, pd.Series):
         h.update(b"Series|")
@@ -201,7 +256,8 @@ def _feed_pandas(h: Any, obj: object, np: Any) -> bool:
 def fingerprint(obj: object) -> bytes | None:
     """Rule 6: a digest of ``obj``'s contents, or None when it has none (code, files, generators) or
     cannot be read (it fails to pickle). numpy arrays: dtype + shape + buffer; pandas DataFrame /
-    Series / Index: blocks or values + index + columns; anything else: its pickle."""
+    Series / Index: each column's values + index + columns (:func:`_feed_pandas`); anything else: its
+    pickle."""
     if isinstance(obj, _UNFINGERPRINTED):
         return None
     np = sys.modules.get("numpy")  # no array exists unless the program loaded numpy
@@ -214,7 +270,7 @@ def fingerprint(obj: object) -> bytes | None:
             try:
                 if _feed_pandas(h, obj, np):
                     return h.digest()
-            except Exception:  # pandas internals (blocks) moved: its pickle still says what it holds
+            except Exception:  # pandas internals (_values, _ndarray) moved: its pickle still says what it holds
                 pass
             h = _hasher()
         _feed_pickle(h, obj)
@@ -258,11 +314,26 @@ class _Snapshot:
         return [name for name, (_, digest) in self.values.items() if digest is None]
 
 
+def _boxed(values: Any) -> Any:
+    """The object ndarray behind a column's or an index's values when its elements are Python
+    objects (object columns, python-backed strings), else None: periods, datetimes, categoricals
+    (codes) and nullable numbers sit in fixed-width buffers that ``memory_usage`` counts already."""
+    np = sys.modules["numpy"]  # pandas loaded it
+    array: Any
+    for array in (values, getattr(values, "_ndarray", None)):
+        if type(array) is np.ndarray:
+            return array if array.dtype.hasobject else None
+    return None
+
+
 def _pandas_size(obj: Any) -> int:
     """A frame's, Series' or Index's bytes: its buffers, plus its Python objects (strings) sampled.
 
     ``sys.getsizeof`` of a frame is ``memory_usage(deep=True)``, which walks every string of every
-    object column after every unit (seconds on a few million rows)."""
+    object column after every unit (seconds on a few million rows); only the sample is read here,
+    where it lies, with no column converted."""
+    import pandas as pd  # the value is a pandas object
+
     try:
         usage = obj.memory_usage(index=True, deep=False)
     except TypeError:  # an Index has no index= parameter
@@ -270,12 +341,15 @@ def _pandas_size(obj: Any) -> int:
     total = int(usage.sum()) if hasattr(usage, "sum") else int(usage)
     columns = [col for _, col in obj.items()] if hasattr(obj, "columns") else [obj]
     for col in columns:
-        dtype = getattr(col, "dtype", None)
-        if dtype is not None and str(dtype) != "category" and (dtype.kind == "O" or str(dtype) in ("str", "string")):
-            values = col.to_numpy(dtype=object) if hasattr(col, "to_numpy") else list(col)
-            sample = values[:SAMPLE]
-            if len(sample):
-                total += sum(sys.getsizeof(v) for v in sample) * len(values) // len(sample)  # rule 4
+        values = getattr(col, "_values", None)
+        if isinstance(values, pd.Categorical):  # its codes are counted: its categories' strings are not
+            categories: Any = values.categories  # pandas-stubs leave out Index._values
+            values = categories._values
+        boxed = _boxed(values)
+        if boxed is not None and boxed.size:
+            flat = boxed.reshape(-1)
+            sample = flat[:SAMPLE]
+            total += sum(sys.getsizeof(v) for v in sample) * flat.size // sample.size  # rule 4
     return total
 
 

@@ -95,7 +95,8 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subp
 
 
 def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    profile: dict[str, Any] = json.loads(path.read_text())
+    return profile
 
 
 def without_observations(profile: dict[str, Any]) -> dict[str, Any]:
@@ -161,6 +162,82 @@ def test_a_pandas_fingerprint_follows_blocks_index_and_columns() -> None:
     c0 = fingerprint(cat)
     cat.iloc[0] = "b"
     assert c0 is not None and fingerprint(cat) != c0
+
+
+def test_a_frame_fingerprint_follows_each_value_in_place() -> None:
+    """Any element changed in place changes the fingerprint: numeric, str (hashed, not pickled),
+    Period, a list in an object column appended to, the index, a column name."""
+    n = 5000
+    df = pd.DataFrame({"x": np.arange(n, dtype=float), "s": pd.array([f"w{i % 7}" for i in range(n)], dtype=str),
+                       "u": pd.array([f"u{i}" for i in range(n)], dtype=str),  # many distinct strings
+                       "o": pd.Series([f"o{i % 3}" for i in range(n)], dtype=object),  # not inferred str
+                       "m": pd.period_range("2023-01", periods=n, freq="D"),
+                       "n": pd.array(np.arange(n), dtype="Int64")})
+    df["l"] = [[i] for i in range(n)]
+    df.loc[3, "s"] = None  # missing values among the strings
+    df.loc[3, "o"] = None
+    seen = {fingerprint(df)}
+
+    def changed() -> None:
+        now = fingerprint(df)
+        assert now is not None and now not in seen
+        seen.add(now)
+
+    df.iloc[4000, 0] = -1.0
+    changed()
+    for col, value in (("s", "w1"), ("u", "u0"), ("o", "o0"), ("m", pd.Period("2020-01-01", "D")), ("n", 7)):
+        df.loc[4321, col] = value  # each already elsewhere in its column
+        changed()
+    df.loc[3, "o"] = float("nan")  # another missing value: NaN is not None (str columns hold NaN for both)
+    changed()
+    df.loc[2500, "l"].append(0)  # the same list object, longer
+    changed()
+    df.index = df.index + 1
+    changed()
+    df.columns = [*df.columns[:-1], "list"]
+    changed()
+
+
+def test_a_frame_fingerprint_follows_its_data_not_how_pandas_holds_it() -> None:
+    """``kept = sales[mask]`` fills a cache inside ``sales``' datetime column (which its pickle,
+    the old fingerprint, held: pandas_report's false change); consolidation regroups the blocks:
+    neither changes the data, so neither changes the fingerprint; an equal frame built otherwise
+    fingerprints equal."""
+    n = 1000
+    df = pd.DataFrame({"a": np.arange(n), "s": [f"s{i % 5}" for i in range(n)]})
+    df["b"] = np.arange(n) * 2.0
+    df["c"] = df["a"] + 1  # a block of its own until consolidated
+    df["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="D")
+    df["m"] = df["when"].dt.to_period("M")
+    df["k"] = pd.Categorical(df["s"])
+    when = next(block.values for block in df._mgr.blocks if block.dtype.kind == "M")
+    f0 = fingerprint(df)
+    assert "_cache" not in vars(when)
+    kept = df[df["a"] % 2 == 0]
+    assert "_cache" in vars(when)  # what the selection left behind
+    assert fingerprint(df) == f0 and fingerprint(kept) != f0
+    blocks = len(df._mgr.blocks)
+    df._consolidate_inplace()
+    assert len(df._mgr.blocks) < blocks
+    assert fingerprint(df) == f0
+    same = pd.DataFrame({"a": np.arange(n), "s": [f"s{i % 5}" for i in range(n)], "b": np.arange(n) * 2.0,
+                         "c": np.arange(n) + 1, "when": df["when"].to_numpy(), "m": df["m"].to_numpy(),
+                         "k": pd.Categorical([f"s{i % 5}" for i in range(n)])})
+    assert fingerprint(same) == f0
+
+
+def test_profile_does_not_report_a_mask_selection_as_a_change(tmp_path: Path) -> None:
+    """``kept = sales[mask]`` consolidates ``sales``: no observed change (it was one in pandas_report)."""
+    app = tmp_path / "app.py"
+    app.write_text("import numpy as np\nimport pandas as pd\n\n\ndef main():\n"
+                   "    sales = pd.DataFrame({'a': np.arange(100), 's': ['x', 'y'] * 50})\n"
+                   "    sales['when'] = pd.Timestamp('2024-01-01') + pd.to_timedelta(sales['a'], unit='D')\n"
+                   "    kept = sales[sales['a'] > 10]\n"
+                   "    print(len(kept), len(sales))\n\n\nif __name__ == '__main__':\n    main()\n")
+    profile, status = profile_program(str(app))
+    assert status == 0
+    assert profile["units"]["7:4"]["changed"] == ["sales"]  # a column added
+    assert profile["units"]["8:4"]["changed"] == []
 
 
 def test_what_cannot_be_fingerprinted_is_none() -> None:
