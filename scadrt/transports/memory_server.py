@@ -72,15 +72,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import numpy as np
 import zmq
 
 from scadrt.errors import TransportConfigError, TransportError, UserError, clip
 from scadrt.sizes import format_size, parse_size
 from scadrt.transports.address import is_ipv6, is_loopback, parse_listen
-from scadrt.transports.base import allocate_buffer, copy_bytes
 from scadrt.transports.protocol import (
     HEADER_SIZE,
     MAX_TOKEN,
@@ -94,6 +92,11 @@ from scadrt.transports.protocol import (
     recv_exact,
     send_all,
 )
+
+# numpy (through scadrt.transports.base) is imported where the region and reply buffers are made
+# and copied, not here: `--help`, argument errors and `scadc`'s parser stay without it
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -246,6 +249,8 @@ class _ReplyBuffers:
         if free:
             self._kept -= capacity
             return free.pop()
+        import numpy as np
+
         return np.empty(capacity, dtype=np.uint8)
 
     def lend(self, buffer: np.ndarray, tracker: zmq.MessageTracker) -> None:
@@ -427,6 +432,8 @@ class MemoryServer:
             else:
                 buffer = self._replies.take(len(view))
                 pooled = buffer.data[: len(view)]
+                from scadrt.transports.base import copy_bytes  # loaded with the region: a dict look-up
+
                 with self._region_lock:
                     copy_bytes(pooled, view)
                 data, self._lent = pooled, buffer
@@ -436,6 +443,8 @@ class MemoryServer:
             data = payload[0].buffer
             if len(data) != header.length:
                 raise FrameError(Status.BAD_FRAME, f"WRITE header says {header.length} B, payload has {len(data)} B")
+            from scadrt.transports.base import copy_bytes
+
             with self._region_lock:
                 copy_bytes(self.region[header.addr : header.addr + header.length], data)
             return [identity, header.encode_reply()]
@@ -637,6 +646,8 @@ class MemoryServer:
 
 
 def _allocate(size: int) -> memoryview:
+    from scadrt.transports.base import allocate_buffer
+
     try:
         return allocate_buffer(size)
     except (MemoryError, OverflowError, ValueError) as exc:  # numpy's _ArrayMemoryError is a MemoryError
