@@ -115,7 +115,7 @@ def test_the_memory_server_module_imports_no_numpy_yaml_or_loader() -> None:
 
 
 def test_the_cli_parser_imports_neither_numpy_nor_the_compiler() -> None:
-    assert _loaded("import scadc.cli; scadc.cli.build_parser()", "numpy", "libcst", "scadrt.engines") == []
+    assert _loaded("import scadc.cli; scadc.cli.build_parser()", "numpy", "libcst", "scadrt.engines", "zmq") == []
 
 
 def test_run_refuses_an_invalid_directory(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ Kinds (one module each, imported only when used, so pyzmq/pyverbs load only when
 
 Beside them: ``base`` (the interface every kind implements), ``protocol`` (the memory server's
 wire format), ``address`` (``tcp://HOST:PORT``, for the server and its clients alike),
-``memory_server`` (the server and its command line) and ``launcher`` (running one as a child
-process). Imports go one way: the server and its clients share ``protocol`` and ``address``,
-and no client imports the server.
+``memory_server`` (the server and its command line), ``server_options`` (that command line's
+options, without the server) and ``launcher`` (running one as a child process). Imports go one
+way: the server and its clients share ``protocol`` and ``address``, and no client imports the
+server.
 
 Scad's implementation names are accepted as aliases: ``rdma_local``, ``rdma_shared``,
 ``rdma_tcp``, ``rdma_uverbs`` (reference-notes §5.1).
