@@ -7,15 +7,15 @@ on this machine, as ``scadc run`` does.
 
 from __future__ import annotations
 
-import io
-import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from scadrt.dag import DEFAULT_MAX_PARALLELISM, Corun, ElementSpec, Limits, Program, load_program
 from scadrt.errors import InternalError, MissingToolError, Problem, ProgramError, ScadError, UserError
-from scadrt.report import RunFailed, RunReport
+
+if TYPE_CHECKING:
+    from scadrt.dag import Corun, ElementSpec, Limits, Program, load_program
+    from scadrt.report import RunFailed
+    from scadrt.runner import run
 
 __version__ = "0.1.0"
 
@@ -36,67 +36,24 @@ __all__ = [
     "run",
 ]
 
-
-class _TextSink(io.RawIOBase):
-    """Bytes written to a text stream looked up at each write: output reaches whatever sys.stdout or
-    sys.stderr is by then (``contextlib.redirect_stdout``, pytest's capture, or rich's live view,
-    which swaps them while it runs and places element output above itself)."""
-
-    def __init__(self, stream: Callable[[], TextIO]) -> None:
-        self.stream = stream
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.stream().write(bytes(data).decode("utf-8", errors="replace"))
-        return len(data)
-
-    def flush(self) -> None:
-        self.stream().flush()
+#: name → the module it comes from, imported on first use: every module of both packages imports
+#: ``scadrt.errors``, which runs this file, and a memory server or ``scadc --help`` needs neither
+#: the loader (yaml) nor the report (transports, numpy)
+_LAZY = {
+    "Corun": "scadrt.dag",
+    "ElementSpec": "scadrt.dag",
+    "Limits": "scadrt.dag",
+    "Program": "scadrt.dag",
+    "load_program": "scadrt.dag",
+    "RunFailed": "scadrt.report",
+    "run": "scadrt.runner",
+}
 
 
-def _text_sink(stream: Callable[[], TextIO]) -> BinaryIO:
-    # Buffered so that it is a BinaryIO; the engine flushes after each instance's output, so the
-    # buffer never holds output back past that
-    return io.BufferedWriter(_TextSink(stream))
-
-
-def run(program: str | Path | Program, *, params: Any = None, transport: str = "auto",
-        max_workers: int | None = None, retries: int = 0, max_parallelism: int = DEFAULT_MAX_PARALLELISM,
-        on_event: Callable[[str, str, int], None] | None = None,
-        on_results: Callable[[dict[str, list[Any]]], None] | None = None,
-        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None) -> RunReport:
-    """Run an element directory (or a loaded :class:`Program`) on this machine, as ``scadc run`` does.
-
-    The elements' output is written, in program order, to ``stdout``/``stderr`` (default: the
-    current ``sys.stdout``/``sys.stderr``). ``params`` is the root elements' input (a JSON-able
-    object; ``scadc run``'s ``--param``/``--params-file``); ``transport`` is how compute elements
-    reach memory elements (``auto``: shm on this host, or ``tcp``); ``max_workers`` instances run at
-    once (default: the number of cores); a failed instance is re-run up to ``retries`` times;
-    ``max_parallelism`` bounds an element's instances when ``program`` is a path. ``on_event(event,
-    element, index)`` sees each instance start and end; ``on_results`` is given each sink element's
-    results (one per instance) when the run succeeds. Returns the run's
-    :class:`~scadrt.report.RunReport`.
-
-    Raises :class:`ProgramError` for an invalid directory, :class:`UserError` for a bad option, and
-    :class:`RunFailed` when an element fails for good (its ``failure`` says
-    which and why, its ``report`` covers the run up to the failure).
-    """
-    from scadrt.engines.local import LocalEngine
-    from scadrt.engines.memory import memory_backend
-
-    if max_workers is not None and max_workers < 1:
-        raise UserError("max_workers must be at least 1")
-    if retries < 0:
-        raise UserError("retries cannot be negative")
-    if not isinstance(program, Program):
-        program = load_program(program, max_parallelism=max_parallelism)
-    with LocalEngine(memory=memory_backend(transport, program), max_workers=max_workers, retries=retries,
-                     stdout=_text_sink(lambda: sys.stdout) if stdout is None else stdout,
-                     stderr=_text_sink(lambda: sys.stderr) if stderr is None else stderr,
-                     on_event=on_event) as engine:
-        outcome = engine.run(program, params)
-    if on_results is not None:
-        on_results(outcome.results)
-    return outcome.report
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

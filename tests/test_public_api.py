@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,29 @@ def test_importing_the_packages_imports_neither_engine_nor_compiler() -> None:
     code = "import sys, scadc, scadrt; print(sorted(m for m in sys.modules if m.startswith(('libcst', 'scadrt.eng'))))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           timeout=60).stdout == "[]\n"
+
+
+def _loaded(code: str, *prefixes: str) -> list[str]:
+    """The modules starting with one of ``prefixes`` that a fresh interpreter has loaded after ``code``."""
+    probe = f"import json, sys\n{code}\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60).stdout
+    loaded: list[str] = json.loads(out)
+    return loaded
+
+
+def test_importing_scadrt_imports_no_numpy_and_no_transport() -> None:
+    # the lazy names still resolve, to the same objects as their modules'
+    assert _loaded("import scadrt", "numpy", "scadrt.transports.", "scadrt.report") == []
+    assert scadrt.RunFailed is RunFailed and scadrt.load_program is scadrt.dag.load_program
+
+
+def test_the_memory_server_module_imports_no_numpy_yaml_or_loader() -> None:
+    # numpy comes with the region, when a server starts (test_memory_server covers that it serves)
+    assert _loaded("import scadrt.transports.memory_server", "numpy", "yaml", "scadrt.dag", "scadrt.report") == []
+
+
+def test_the_cli_parser_imports_neither_numpy_nor_the_compiler() -> None:
+    assert _loaded("import scadc.cli; scadc.cli.build_parser()", "numpy", "libcst", "scadrt.engines", "zmq") == []
 
 
 def test_run_refuses_an_invalid_directory(tmp_path: Path) -> None:

@@ -6,12 +6,13 @@ import argparse
 import sys
 
 from scadc.cli.command import Exit, Subparsers, add_command, size
-from scadc.pipeline import analyze_program
 
 __all__ = ["add_analyze"]
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from scadc.pipeline import analyze_program  # the compiler: only when the command runs
+
     analysis = analyze_program(args.program, entry=args.entry, heavy_bytes=args.heavy_bytes, profile=args.profile)
     sys.stdout.write(analysis.format(explain=args.explain))
     return Exit.OK

@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 
 from scadc.cli.command import Subparsers, add_command
-from scadrt.transports import memory_server
+from scadrt.transports.server_options import add_arguments
 
 __all__ = ["add_memory_server"]
+
+
+def _cmd_memory_server(args: argparse.Namespace) -> int:
+    # the server (zmq) is imported only when it runs: the parser needs only its options
+    from scadrt.transports.memory_server import run_from_args
+
+    return run_from_args(args)
 
 
 def add_memory_server(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -24,6 +31,6 @@ def add_memory_server(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                "  scadc memory-server --listen 'tcp://[::1]:0' --size 64MiB\n"
                "  SCAD_TOKEN=secret scadc memory-server --listen tcp://0.0.0.0:2333 --size 1GiB\n"
                "  scadc memory-server --token-file ~/.scad-token --listen tcp://0.0.0.0:2333 --size 1GiB",
-        run=memory_server.run_from_args,
+        run=_cmd_memory_server,
     )
-    memory_server.add_arguments(p)
+    add_arguments(p)

@@ -12,7 +12,6 @@ from typing import Any
 
 from scadc.cli.command import Subparsers, add_command
 from scadc.cli.output import write_output
-from scadc.pipeline import analyze_program
 from scadrt.errors import UserError
 
 __all__ = ["add_profile"]
@@ -72,6 +71,7 @@ def _unpredicted_warnings(program: str, entry: str | None, profile: dict[str, An
     None for a program split would refuse, or whose file changed while it ran (nothing to compare)."""
     from scadc.analysis.observed import check_source, unpredicted
     from scadc.errors import CompileError
+    from scadc.pipeline import analyze_program
 
     try:
         analysis = analyze_program(program, entry=entry)

@@ -27,9 +27,9 @@ from scadc.cli.command import Exit, Subparsers, add_command, add_max_parallelism
 from scadc.cli.output import check_output_path, write_or_keep
 from scadc.cli.params import add_input_arguments, parse_run_input
 from scadrt import load_program
-from scadrt.engines.memory import TRANSPORT_CHOICES
 from scadrt.errors import UserError
 from scadrt.report import RunFailed, RunReport
+from scadrt.transports import TRANSPORT_CHOICES
 
 __all__ = ["add_run"]
 

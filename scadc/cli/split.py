@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from scadc.cli.command import Exit, Subparsers, add_command
-from scadc.pipeline import split_program
 from scadrt.errors import UserError
 from scadrt.sizes import parse_size
 
@@ -15,6 +14,8 @@ __all__ = ["add_split"]
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
+    from scadc.pipeline import split_program  # the compiler: only when the command runs
+
     try:
         heavy_bytes = parse_size(args.heavy_bytes)
     except ValueError as exc:

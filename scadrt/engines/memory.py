@@ -50,17 +50,17 @@ from typing import TYPE_CHECKING, Protocol
 from scadrt.dag import ElementSpec, Program
 from scadrt.errors import TransportError, UserError
 from scadrt.sizes import format_size
+from scadrt.transports import TRANSPORT_CHOICES
 from scadrt.transports.shm import SharedRegion, new_segment_name
 
 if TYPE_CHECKING:
     from scadrt.transports.launcher import ServerProcess
 
 __all__ = [
-    "TOKEN_BYTES", "TRANSPORT_CHOICES", "MemoryBackend", "MemoryStartError", "SegmentGuard", "ShmMemory", "TcpMemory",
+    "TOKEN_BYTES", "MemoryBackend", "MemoryStartError", "SegmentGuard", "ShmMemory", "TcpMemory",
     "memory_backend",
 ]
 
-TRANSPORT_CHOICES = ("auto", "local", "shm", "tcp", "rdma")
 #: random bytes in each memory server's token (rule 1)
 TOKEN_BYTES = 32
 #: how long a memory server may take from launch to listening

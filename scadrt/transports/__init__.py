@@ -9,9 +9,10 @@ Kinds (one module each, imported only when used, so pyzmq/pyverbs load only when
 
 Beside them: ``base`` (the interface every kind implements), ``protocol`` (the memory server's
 wire format), ``address`` (``tcp://HOST:PORT``, for the server and its clients alike),
-``memory_server`` (the server and its command line) and ``launcher`` (running one as a child
-process). Imports go one way: the server and its clients share ``protocol`` and ``address``,
-and no client imports the server.
+``memory_server`` (the server and its command line), ``server_options`` (that command line's
+options, without the server) and ``launcher`` (running one as a child process). Imports go one
+way: the server and its clients share ``protocol`` and ``address``, and no client imports the
+server.
 
 Scad's implementation names are accepted as aliases: ``rdma_local``, ``rdma_shared``,
 ``rdma_tcp``, ``rdma_uverbs`` (reference-notes §5.1).
@@ -38,14 +39,17 @@ import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scadrt.errors import TransportConfigError
-from scadrt.transports.base import Transport
+
+if TYPE_CHECKING:
+    from scadrt.transports.base import Transport
 
 __all__ = [
     "KINDS",
     "REDACTED",
+    "TRANSPORT_CHOICES",
     "Descriptor",
     "Transport",
     "canonical_kind",
@@ -63,6 +67,8 @@ KINDS: Mapping[str, tuple[str, str]] = {
     "tcp": ("scadrt.transports.tcp", "TcpTransport"),
     "rdma": ("scadrt.transports.rdma", "RdmaTransport"),
 }
+#: what ``scadc run --transport`` and :func:`scadrt.run` accept (``auto``: shm on this host, or tcp)
+TRANSPORT_CHOICES = ("auto", *KINDS)
 _ALIASES = {
     "rdma_local": "local",
     "rdma_shared": "shm",
@@ -76,6 +82,16 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+(@\d+)?$")
 # a token's value runs to the next ';' (in a -m spec, which has none, to the end: what follows is hidden too)
 _TOKEN_VALUE = re.compile(r"(token,)[^;]*")
 REDACTED = "<redacted>"
+
+
+def __getattr__(name: str) -> Any:
+    # Transport is imported on first use: base needs numpy, which the names here (redact_tokens for
+    # reports, descriptors for the memory server's clients) do not, and `import scadrt` must stay light
+    if name == "Transport":
+        from scadrt.transports.base import Transport
+
+        return Transport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def redact_tokens(text: str, limit: int | None = 200) -> str:

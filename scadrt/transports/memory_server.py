@@ -72,15 +72,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import numpy as np
 import zmq
 
 from scadrt.errors import TransportConfigError, TransportError, UserError, clip
 from scadrt.sizes import format_size, parse_size
 from scadrt.transports.address import is_ipv6, is_loopback, parse_listen
-from scadrt.transports.base import allocate_buffer, copy_bytes
 from scadrt.transports.protocol import (
     HEADER_SIZE,
     MAX_TOKEN,
@@ -94,27 +92,28 @@ from scadrt.transports.protocol import (
     recv_exact,
     send_all,
 )
+from scadrt.transports.server_options import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_REQUEST,
+    add_arguments,
+)
+
+# numpy (through scadrt.transports.base) is imported where the region and reply buffers are made
+# and copied, not here: `--help`, argument errors and `scadc`'s parser stay without it
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
-    "DEFAULT_IDLE_TIMEOUT",
-    "DEFAULT_LISTEN",
-    "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_MAX_REQUEST",
     "MemoryServer",
     "ServerConfig",
-    "add_arguments",
     "main",
     "run_from_args",
 ]
 
 log = logging.getLogger("scadrt.memory_server")
 
-DEFAULT_LISTEN = "tcp://127.0.0.1:2333"
-DEFAULT_MAX_REQUEST = 16 << 20
-#: stream connections (one thread each) served at once
-DEFAULT_MAX_CONNECTIONS = 256
-#: seconds a stream connection may stall in the middle of a request (or not read its reply)
-DEFAULT_IDLE_TIMEOUT = 30.0
 _POLL_MS = 100  # how often the loop checks for stop(): bounds the shutdown latency
 _KNOWN_OPS = frozenset(int(op) for op in Op)
 _LOG_BURST = 5  # refusals logged per second (rule 3); the rest are counted
@@ -246,6 +245,8 @@ class _ReplyBuffers:
         if free:
             self._kept -= capacity
             return free.pop()
+        import numpy as np
+
         return np.empty(capacity, dtype=np.uint8)
 
     def lend(self, buffer: np.ndarray, tracker: zmq.MessageTracker) -> None:
@@ -427,6 +428,8 @@ class MemoryServer:
             else:
                 buffer = self._replies.take(len(view))
                 pooled = buffer.data[: len(view)]
+                from scadrt.transports.base import copy_bytes  # loaded with the region: a dict look-up
+
                 with self._region_lock:
                     copy_bytes(pooled, view)
                 data, self._lent = pooled, buffer
@@ -436,6 +439,8 @@ class MemoryServer:
             data = payload[0].buffer
             if len(data) != header.length:
                 raise FrameError(Status.BAD_FRAME, f"WRITE header says {header.length} B, payload has {len(data)} B")
+            from scadrt.transports.base import copy_bytes
+
             with self._region_lock:
                 copy_bytes(self.region[header.addr : header.addr + header.length], data)
             return [identity, header.encode_reply()]
@@ -637,6 +642,8 @@ class MemoryServer:
 
 
 def _allocate(size: int) -> memoryview:
+    from scadrt.transports.base import allocate_buffer
+
     try:
         return allocate_buffer(size)
     except (MemoryError, OverflowError, ValueError) as exc:  # numpy's _ArrayMemoryError is a MemoryError
@@ -677,43 +684,6 @@ def _lingering_close(conn: socket.socket) -> None:
 
 
 # -- command line ----------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the memory server's options to ``parser`` (shared by ``scadc memory-server`` and ``-m``)."""
-    parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="URL",
-                        help=f"zmq endpoint to bind (default {DEFAULT_LISTEN}; port 0 picks a free port; "
-                             "IPv6 as tcp://[::1]:PORT)")
-    parser.add_argument("--size", default="1 GiB",
-                        help="region size, e.g. 512MiB or '512 MB' (default 1 GiB, allocated lazily)")
-    parser.add_argument("--token-file", default=None, metavar="FILE",
-                        help="read the shared secret every request must carry from FILE, which only its owner "
-                             "may read (chmod 600) (default: $SCAD_TOKEN); a token is required to listen on a "
-                             "non-loopback address")
-    # refused (rule 2): kept so that the refusal can say what to do instead
-    parser.add_argument("--token", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--max-request", default=format_size(DEFAULT_MAX_REQUEST),
-                        help="largest single READ/WRITE accepted (default %(default)s)")
-    parser.add_argument("--stream-port", type=int, default=0, metavar="PORT",
-                        help="TCP port of the stream channel for small ops (default: any free port; "
-                             "clients learn it from the server)")
-    parser.add_argument("--no-stream", action="store_true",
-                        help="no stream channel: small ops go over zmq too")
-    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
-                        help="stream connections (one thread each) served at once; more are refused and "
-                             "their clients use zmq (default %(default)s)")
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
-                        help="close a stream connection that stalls this long in the middle of a request or "
-                             "stops reading its replies (default %(default)g)")
-    parser.add_argument("--exit-with-stdin", action="store_true",
-                        help="stop when stdin reaches end of file (the starting process holds the pipe)")
-    parser.add_argument("--exit-with-parent", type=int, default=None, metavar="PID",
-                        help="stop when the parent process PID dies (Linux: PR_SET_PDEATHSIG)")
-    parser.add_argument("--rdma", nargs="?", const="auto", default=None, metavar="DEVICE",
-                        help="also serve the region by one-sided RDMA (needs pyverbs and a device; "
-                             "DEVICE defaults to the first one)")
-    parser.add_argument("--log-level", default="warning",
-                        choices=("debug", "info", "warning", "error"), help="stderr log level")
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
