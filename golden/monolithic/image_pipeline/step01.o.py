@@ -129,4 +129,3 @@ def main(params, action):
             'share': _scad.pack(share),
         },
     }
-

@@ -17,4 +17,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

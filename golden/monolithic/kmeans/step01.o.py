@@ -107,4 +107,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

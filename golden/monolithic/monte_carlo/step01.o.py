@@ -61,4 +61,3 @@ def main(params, action):
             'rng': _scad.pack(rng),
         },
     }
-

@@ -64,4 +64,3 @@ def main(params, action):
             'rng': _scad.pack(rng),
         },
     }
-

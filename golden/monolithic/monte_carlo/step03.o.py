@@ -62,4 +62,3 @@ def main(params, action):
             'rng': _scad.pack(rng),
         },
     }
-

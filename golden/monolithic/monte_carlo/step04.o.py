@@ -71,4 +71,3 @@ def main(params, action):
             'rng': _scad.pack(rng),
         },
     }
-

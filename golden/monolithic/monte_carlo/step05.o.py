@@ -78,4 +78,3 @@ def main(params, action):
             'results': _scad.pack(results),
         },
     }
-

@@ -32,4 +32,3 @@ def main(params, action):
             'deciles': _scad.pack(deciles),
         },
     }
-

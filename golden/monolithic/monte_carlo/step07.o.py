@@ -20,4 +20,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

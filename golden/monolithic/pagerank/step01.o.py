@@ -75,4 +75,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-

@@ -81,4 +81,3 @@ def main(params, action):
             'rng': _scad.pack(rng),
         },
     }
-

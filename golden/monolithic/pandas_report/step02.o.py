@@ -57,4 +57,3 @@ def main(params, action):
             'sales': _scad.pack(sales, action, 'mem_sales'),
         },
     }
-

@@ -58,4 +58,3 @@ def main(params, action):
 
     # ---- values for the next element
     return {}
-
