@@ -224,6 +224,18 @@ def test_a_profiled_split_sizes_regions_and_limits_from_the_measured_sizes(tmp_p
     assert f"scadc profile {app} -o app.profile.json" in err
 
 
+def test_a_region_holds_old_and_new_versions_only_when_the_old_one_is_not_freed_first() -> None:
+    from scadc.partition.build import _stored_region
+
+    mib = 2**20
+    # an element that received the version frees it before storing its own (values.pack with previous)
+    assert _stored_region([(False, 3 * mib), (True, 5 * mib)])[0] == 6 * mib  # (1088 B + 5 MiB) × 1.125
+    # one that did not receive it stores beside it: both blocks are live at once
+    region, reason = _stored_region([(False, 3 * mib), (False, 5 * mib)])
+    assert region == 10 * mib and "2 stored versions, at most 8388608 B live" in reason
+    assert _stored_region([(False, 100)])[0] == mib  # at least 1 MiB
+
+
 def test_split_cli_default_heavy_bytes_is_the_analysis_default() -> None:
     from scadc.analysis import DEFAULT_HEAVY_BYTES
     from scadc.cli import build_parser
