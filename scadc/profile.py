@@ -28,6 +28,13 @@ Rules:
    deleted array is freed as it would be; strongly otherwise, until the next boundary).
 7. The program runs in a module object installed as ``sys.modules["__main__"]`` (restored after),
    as under ``python app.py``: its own classes pickle, both for the program and for rule 6.
+8. Sizing elements (:mod:`scadc.partition.build`, :mod:`scadc.codegen.emit`): after each unit,
+   ``stored_bytes`` holds, for every local of at least :data:`STORED_MIN` bytes, the size of the block
+   the runtime would allocate for it in a memory element (:func:`scadrt.remote.values.packed_nbytes`:
+   the pickle stream and the out-of-band buffers, strings joined as UTF-8; counted, not stored, and
+   once per fingerprint); ``start_rss_bytes`` is the RSS when the unit started, ``peak_rise_bytes``
+   how far the RSS rose above it at its highest (``VmHWM``, reset as the unit starts; where it cannot
+   be reset, the rise at the unit's end). A unit run several times keeps the largest of each.
 """
 
 from __future__ import annotations
@@ -51,12 +58,15 @@ from typing import Any, Protocol
 
 from scadc.analysis.program import deep_call, load_program
 
-__all__ = ["MAX_DEPTH", "PROFILE_FORMAT", "SAMPLE", "deep_size", "fingerprint", "profile_program", "rss_bytes"]
+__all__ = ["MAX_DEPTH", "PROFILE_FORMAT", "SAMPLE", "STORED_MIN", "deep_size", "fingerprint", "profile_program",
+           "rss_bytes"]
 
 #: the format tag of a profile: `scadc profile -o` replaces only a file that carries it
 PROFILE_FORMAT = "scadc-profile/1"
 SAMPLE = 1000
 MAX_DEPTH = 4
+#: locals smaller than this get no stored size (rule 8): they are far below any heavy threshold
+STORED_MIN = 1 << 16
 _SKIP = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)
 #: buffers at least this large are fingerprinted by CRC-32 (:func:`_feed_buffer`)
 _CRC_BYTES = 1 << 16
@@ -74,6 +84,28 @@ def rss_bytes() -> int:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_peak() -> bool:
+    """Start a new peak RSS (Linux 4.0+: ``5`` in ``clear_refs`` resets ``VmHWM``); False if it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss() -> int | None:
+    """The process's peak RSS since the last :func:`_reset_peak` (``VmHWM``), or None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def deep_size(obj: object, depth: int = 0, seen: set[int] | None = None) -> int:
@@ -364,6 +396,10 @@ class _Tracer:
         self.units: dict[str, dict[str, Any]] = {}
         #: the locals at the last boundary (rule 6); None before the first unit starts
         self.snapshot: _Snapshot | None = None
+        #: rule 8: the RSS when the current unit started, and whether its peak was reset then
+        self.rss0, self.peak_reset = 0, False
+        #: rule 8: fingerprint -> stored size, so an unchanged value is packed (counted) once
+        self.stored: dict[bytes, int | None] = {}
 
     def global_trace(self, frame: types.FrameType, event: str, arg: object) -> Any:
         if self.frame is None and frame.f_code is self.target:
@@ -381,6 +417,7 @@ class _Tracer:
                 if self.snapshot is None:
                     self.snapshot = _Snapshot(list(frame.f_locals.items()))
                 self.current = unit
+                self.peak_reset, self.rss0 = _reset_peak(), rss_bytes()
                 self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
         elif event == "return":
             self.finish(frame)
@@ -390,6 +427,8 @@ class _Tracer:
         if self.current is None:
             return
         wall, cpu = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+        # read before measuring: sizing and fingerprinting allocate too
+        peak = _peak_rss() if self.peak_reset else None
         items = list(frame.f_locals.items())
         sizes = {name: deep_size(value) for name, value in items
                  if not name.startswith("__") and not isinstance(value, _SKIP)}
@@ -398,14 +437,45 @@ class _Tracer:
         # the old snapshot goes before RSS is read: it may be the last holder of a deleted list
         self.snapshot = after
         del items
+        rss = rss_bytes()
         key = self.keys[self.current]
         previous = self.units.get(key) or {}
+        stored = dict(previous.get("stored_bytes", {}))
+        for name, size in self.stored_sizes(after, sizes).items():
+            stored[name] = max(size, stored.get(name, 0))
+        rise = max(peak if peak is not None else rss, rss) - self.rss0
         self.units[key] = {"index": self.current, "wall_s": round(wall + previous.get("wall_s", 0.0), 6),
                            "cpu_s": round(cpu + previous.get("cpu_s", 0.0), 6),
-                           "rss_bytes": rss_bytes(), "live_bytes": dict(sorted(sizes.items())),
+                           "rss_bytes": rss, "live_bytes": dict(sorted(sizes.items())),
+                           "start_rss_bytes": previous.get("start_rss_bytes", self.rss0),
+                           "peak_rise_bytes": max(rise, previous.get("peak_rise_bytes", 0)),
+                           "stored_bytes": dict(sorted(stored.items())),
                            "changed": sorted({*changed, *previous.get("changed", ())}),
                            "unchecked": sorted({*after.unchecked(), *previous.get("unchecked", ())})}
         self.current = None
+
+
+    def stored_sizes(self, after: _Snapshot, sizes: dict[str, int]) -> dict[str, int]:
+        """Rule 8: the bytes a memory element would hold for each local of at least :data:`STORED_MIN`
+        bytes, as :func:`scadrt.remote.values.pack` stores it; a local that cannot be pickled has none."""
+        out: dict[str, int] = {}
+        for name, size in sizes.items():
+            entry = after.values.get(name)
+            if size < STORED_MIN or entry is None or entry[1] is None:
+                continue
+            digest = entry[1]
+            if digest not in self.stored:
+                value = entry[0]()
+                from scadrt.remote.values import packed_nbytes  # numpy is loaded: the value holds data
+
+                try:
+                    self.stored[digest] = packed_nbytes(value)
+                except Exception:  # it fingerprinted but does not pickle with the runtime's rules
+                    self.stored[digest] = None
+                del value
+            if (stored := self.stored[digest]) is not None:
+                out[name] = stored
+        return out
 
 
 def _find_code(code: types.CodeType, name: str, line: int) -> types.CodeType | None:

@@ -63,6 +63,15 @@ _REPORTS = frozenset({"split.json", "sourcemap.json"})
 _MAX_REPORT = 256 * 2**20  # a split.json larger than this was not written by split
 
 _MiB = 2**20
+#: an element process beside its program's data: Python with numpy, pandas and scadrt imported is
+#: 75 MiB resident here, its transport's buffer pool up to 8 MiB, and what the profile cannot see
+#: (the worker's own start, the pickle machinery, the JSON of parameters and results) the rest:
+#: with 96 MiB, tpcds_pandas' first element came within 3% of its profiled limit at scale 1
+_BASELINE = 128 * _MiB
+#: on a profiled peak: the profile saw one run; the element's heap differs from the monolith's
+#: (malloc's arenas, when the collector runs, what it frees late), and the figures were sampled
+#: between statements and at the unit's peak, not at every allocation inside a loaded value
+_PEAK_MARGIN = 1.25
 _RUNTIME = "_scad"  # the name generated code imports scadrt.remote.values as (not a user name)
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("scadc.codegen", "templates"), keep_trailing_newline=True,
@@ -159,6 +168,46 @@ def _prologue(compute: ComputePlan, parallel: set[str]) -> list[str]:
     if compute.loop is not None:
         lines += [f"{_start(name)} = len({name}) if action.par_index else 0" for name in compute.loop.accumulators]
     return lines
+
+
+def _profiled_limit(analysis: Analysis, compute: ComputePlan) -> int | None:
+    """``limits.mem`` from the profile's measurements (:mod:`scadc.profile` rule 8), or None when
+    the profile measured none of the element's units (no profile, or one from an older scadc).
+
+    The element's RSS is followed through its units as the profiled run saw it: it starts at the
+    baseline plus the heavy values it loads (:func:`_loaded`), rises by each unit's peak above where
+    the unit started, and moves by the unit's net change; packing the heavy values at the end needs
+    room for one value's block at a time (its strings joined into one buffer; the transports copy a
+    block out, they do not keep it mapped). The highest point above the baseline ×
+    :data:`_PEAK_MARGIN`, plus the baseline, rounded up to a MiB."""
+    profile = getattr(analysis.options, "profile", None) or {}
+    units = profile.get("units", {})
+    measured = [units.get(analysis.program.units[i].span.key) for i in compute.units]
+    if not any(u is not None and "peak_rise_bytes" in u for u in measured):
+        return None
+    stored: dict[str, int] = {}
+    for unit in units.values():
+        for name, size in unit.get("stored_bytes", {}).items():
+            stored[name] = max(size, stored.get(name, 0))
+    heavy = analysis.heavy
+    loads = {r.name for r in compute.unpack if (d := heavy.get(r.name)) is not None and d.heavy}
+    rss = _BASELINE + sum(_loaded(heavy[name].size or 0, stored.get(name, 0)) for name in loads)
+    peak = rss
+    for unit in measured:
+        if unit is None or "peak_rise_bytes" not in unit:  # did not run in the profiled run
+            continue
+        peak = max(peak, rss + unit["peak_rise_bytes"])
+        rss = max(_BASELINE, rss + unit["rss_bytes"] - unit["start_rss_bytes"])
+    packed = [stored.get(v.name, 0) for v in compute.send if v.heavy]
+    peak = max(peak, rss + max(packed, default=0))
+    return -(-(_BASELINE + int((peak - _BASELINE) * _PEAK_MARGIN)) // _MiB) * _MiB
+
+
+def _loaded(in_memory: int, stored: int) -> int:
+    """What a heavy value takes in the element that loads it: the block it reads (``stored``), and
+    what is rebuilt beside it: nothing for an array or a numeric frame (views of the block), the
+    Python objects for strings and other objects (the in-memory size bounds them)."""
+    return stored + in_memory if in_memory > stored else stored
 
 
 def _start(accumulator: str) -> str:
@@ -258,7 +307,9 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         if compute.memories:
             header.append("corunning:")
             header += [f"  {m}: {{trans: {m}, type: rdma}}" for m in compute.memories]
-        request = max(256 * _MiB, -(-(2 * compute.holds + 128 * _MiB) // _MiB) * _MiB)
+        request = _profiled_limit(analysis, compute)
+        if request is None:  # static: the values it holds, twice (loaded and a changed copy), and the baseline
+            request = max(256 * _MiB, -(-(2 * compute.holds + _BASELINE) // _MiB) * _MiB)
         header.append(f"limits: {{cpu: 1, mem: {format_size(request)}}}")
         needs = set().union(*(analysis.units[i].needs for i in compute.units))
         if compute.unpack or compute.send:

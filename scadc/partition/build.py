@@ -239,9 +239,12 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
     for name, memory in sorted(memory_of.items()):
         decision = analysis.heavy[name]
         size = decision.size
+        stored = _stored_versions(analysis, name, computes)
         if size is None:
             region, reason = _UNKNOWN_SIZE, "size unknown: 1 GiB (regions are allocated lazily)"
-        elif decision.reason.rule is HeavyRule.PROFILE:
+        elif stored:
+            region, reason = _stored_region(stored)
+        elif decision.reason.rule is HeavyRule.PROFILE:  # a profile without stored sizes (an older scadc)
             # measured: headroom for the allocator's table, alignment, and a value that grows a little
             region = max(16 * _MiB, math.ceil(size * 1.5 / _MiB) * _MiB)
             reason = f"measured {size} B × 1.5, at least 16 MiB"
@@ -251,6 +254,53 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             reason = f"static estimate {size} B × 4, at least 256 MiB (profile for a tighter size)"
         memory_plans.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
     return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memory_plans), decisions, n, verdicts)
+
+
+#: the heap's own bytes in a region (scadrt.remote.allocator): its header, and its first table of
+#: 64 entries of 16 B, which is enough while the region holds fewer than 64 blocks
+_HEAP_OVERHEAD = 64 + 64 * 16
+#: the allocator rounds every block up to this many bytes (scadrt.remote.allocator.GRANULE)
+_GRANULE = 64
+
+
+def _stored_versions(analysis: Analysis, name: str, computes: Sequence[ComputePlan]) -> list[tuple[bool, int]]:
+    """For each element that stores ``name`` into its memory element, in program order: whether it
+    frees the version it received first (scadrt.remote.values.pack with ``previous``), and the bytes
+    the runtime allocates for the version it stores, as the profile measured it at the end of the
+    element's last unit (its largest over the program when that unit has no figure). Empty
+    without a profile that measured stored sizes (:mod:`scadc.profile` rule 8)."""
+    profile = getattr(analysis.options, "profile", None) or {}
+    by_key = {key: unit.get("stored_bytes", {}) for key, unit in profile.get("units", {}).items()}
+    largest = max((sizes[name] for sizes in by_key.values() if name in sizes), default=None)
+    if largest is None:
+        return []
+    out = []
+    for compute in computes:
+        if any(v.name == name and v.heavy for v in compute.send):
+            key = analysis.program.units[compute.units[-1]].span.key
+            out.append((compute.received(name) is not None, by_key.get(key, {}).get(name, largest)))
+    return out
+
+
+def _stored_region(versions: Sequence[tuple[bool, int]]) -> tuple[int, str]:
+    """A region for the blocks the runtime allocates, from their measured sizes (``versions``:
+    :func:`_stored_versions`). A version stored by an element that received the last one replaces
+    it (freed first, so that space is free again); one stored by an element that did not receive
+    it is a new block beside the others. The heap's own bytes and the granule are added, then
+    1/8: the figures are exact for the profiled input, and the margin covers what moves between
+    runs of it (a pickle stream's memo, a string column of other lengths) without the old × 1.5,
+    which was sized for in-memory figures that include Python's per-string overhead."""
+    live: list[int] = []
+    peak = 0
+    for replaces, size in versions:
+        if replaces and live:
+            live.pop()
+        live.append(-(-max(size, 1) // _GRANULE) * _GRANULE)
+        peak = max(peak, sum(live))
+    need = _HEAP_OVERHEAD + peak
+    region = max(_MiB, math.ceil(need * 9 / 8 / _MiB) * _MiB)
+    blocks = f"{len(versions)} stored versions, at most {peak} B live" if len(versions) > 1 else f"{peak} B"
+    return region, f"stored {blocks} + the heap's {_HEAP_OVERHEAD} B, × 1.125, at least 1 MiB"
 
 
 def _conflict_reason(what: Touched, a: str, b: str, writes_a: frozenset[Touched],

@@ -55,7 +55,7 @@ from scadrt.errors import AllocationError, RemoteMetadataError
 from scadrt.remote.allocator import GRANULE
 from scadrt.remote.memory import RemoteMemory, Target, check_metadata_header, remote_memory
 
-__all__ = ["MIN_STRINGS", "ObjectMeta", "free_object", "load_object", "store_object"]
+__all__ = ["MIN_STRINGS", "ObjectMeta", "free_object", "load_object", "object_nbytes", "store_object"]
 
 #: an object array with fewer strings than this is pickled as usual (rule 5): the joined form
 #: only pays off when there are many
@@ -218,6 +218,41 @@ def _rebuild_strings(data: Any, shape: tuple[int, ...], order: _Order,
     return flat.reshape(shape, order=order)
 
 
+def _layout(stream: int, buffers: list[int]) -> tuple[list[tuple[int, int]], int]:
+    """Rule 1: where each out-of-band buffer goes after a stream of ``stream`` bytes, and the block's size."""
+    pieces: list[tuple[int, int]] = []
+    end = _align(stream)
+    for n in buffers:
+        pieces.append((end, n))
+        end = _align(end + n)
+    return pieces, pieces[-1][0] + pieces[-1][1] if pieces else stream
+
+
+class _Count:
+    """A file that only counts what is written to it."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, data: Any) -> int:
+        self.n += memoryview(data).nbytes
+        return self.n
+
+
+def object_nbytes(obj: Any) -> int:
+    """The size of the block :func:`store_object` would allocate for ``obj`` (nothing is stored;
+    the pickle stream is counted, not kept)."""
+    buffers: list[pickle.PickleBuffer] = []
+    out = _Count()
+    _Pickler(out, protocol=5, buffer_callback=buffers.append).dump(obj)
+    sizes = []
+    for buffer in buffers:
+        with buffer.raw() as raw:
+            sizes.append(raw.nbytes)
+        buffer.release()
+    return _layout(out.n, sizes)[1]
+
+
 def store_object(target: Target, name: str | None, obj: Any) -> dict[str, Any]:
     """Pickle ``obj`` into memory element ``name``; return its metadata (a JSON-serialisable dict)."""
     memory = remote_memory(target, name)
@@ -226,12 +261,7 @@ def store_object(target: Target, name: str | None, obj: Any) -> dict[str, Any]:
     _Pickler(out, protocol=5, buffer_callback=buffers.append).dump(obj)
     stream = out.getbuffer()
     raws = [b.raw() for b in buffers]  # 1-D byte views of the objects' own memory: no copy
-    pieces: list[tuple[int, int]] = []
-    end = _align(len(stream))
-    for raw in raws:
-        pieces.append((end, raw.nbytes))
-        end = _align(end + raw.nbytes)
-    nbytes = pieces[-1][0] + pieces[-1][1] if pieces else len(stream)
+    pieces, nbytes = _layout(len(stream), [raw.nbytes for raw in raws])
     addr = memory.allocator.alloc(nbytes)
     try:
         pool = memory.pool

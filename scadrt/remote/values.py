@@ -41,9 +41,9 @@ import numpy as np
 from scadrt.errors import RemoteMetadataError
 from scadrt.remote.array import RemoteArray
 from scadrt.remote.memory import Target
-from scadrt.remote.objects import free_object, load_object, store_object
+from scadrt.remote.objects import free_object, load_object, object_nbytes, store_object
 
-__all__ = ["capture_rng", "early_exit", "gather", "pack", "restore_rng", "unpack"]
+__all__ = ["capture_rng", "early_exit", "gather", "pack", "packed_nbytes", "restore_rng", "unpack"]
 
 Packed = dict[str, Any]
 
@@ -89,6 +89,14 @@ def pack(value: Any, target: Target | None = None, memory: str | None = None, *,
     if isinstance(value, np.ndarray) and value.dtype != object:
         return {"kind": "array", "meta": RemoteArray.store(target, memory, value).metadata()}
     return {"kind": "object", "meta": store_object(target, memory, value)}
+
+
+def packed_nbytes(value: Any) -> int:
+    """The bytes :func:`pack` asks a memory element's allocator for when it stores ``value`` anew
+    (the allocator rounds them up to its granule)."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return int(value.nbytes)
+    return object_nbytes(value)
 
 
 def unpack(packed: Packed, target: Target | None = None) -> Any:

@@ -149,3 +149,25 @@ def test_period_str_and_categorical_columns_are_sized_from_where_their_values_li
     assert deep_size(df["c"]) == df["c"].memory_usage(deep=False) + categories
     assert deep_size(df) == df.memory_usage(deep=False).sum() + deep_size(df["s"]) + deep_size(df["o"]) \
         - 2 * (n * 8 + df.index.nbytes) + categories
+
+
+def test_stored_sizes_are_what_the_runtime_allocates_not_the_in_memory_size(tmp_path: Path) -> None:
+    """Rule 8: a frame's strings are stored joined as UTF-8, far smaller than Python's str objects."""
+    pd = pytest.importorskip("pandas")
+    from scadrt.remote.values import packed_nbytes
+
+    path = tmp_path / "app.py"
+    path.write_text("import numpy as np\nimport pandas as pd\n\ndef main():\n"
+                    "    frame = pd.DataFrame({'n': np.arange(50_000), 's': [f'k{i}' for i in range(50_000)]})\n"
+                    "    big = np.zeros(100_000)\n    grown = np.ones(8_000_000)\n    del grown\n"
+                    "    print(len(frame), big.sum())\n\nif __name__ == '__main__':\n    main()\n")
+    profile, status = profile_program(str(path))
+    assert status == 0
+    units = sorted(profile["units"].values(), key=lambda u: u["index"])
+    frame = pd.DataFrame({"n": np.arange(50_000), "s": [f"k{i}" for i in range(50_000)]})
+    assert units[0]["stored_bytes"] == {"frame": packed_nbytes(frame)}
+    assert units[0]["stored_bytes"]["frame"] < units[0]["live_bytes"]["frame"] // 2
+    assert units[1]["stored_bytes"] == {"big": 800_000, "frame": packed_nbytes(frame)}
+    # 64 MB (above glibc's largest mmap threshold, so fresh pages): the unit rose by about that much
+    assert units[2]["peak_rise_bytes"] >= 60_000_000
+    assert all(u["start_rss_bytes"] > 0 and u["peak_rise_bytes"] >= 0 for u in units)

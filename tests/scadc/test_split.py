@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,57 @@ def test_a_memory_element_too_small_for_its_value_suggests_a_profile(tmp_path: P
     assert split.returncode == 1
     err = split.stderr.decode()
     assert "RegionFullError" in err and f"scadc profile {app} -o app.profile.json" in err
+
+
+SIZED = ("import os\n\nimport numpy as np\n\n\ndef main():\n    n = int(os.environ.get('APP_N', '1000000'))\n"
+         "    big = np.ones(n)\n    k = 3\n    print(big.sum() + k)\n\n\nif __name__ == '__main__':\n    main()\n")
+
+
+def _limits(path: Path) -> int:
+    from scadrt.sizes import parse_size
+
+    line = next(line for line in path.read_text().splitlines() if "limits:" in line)
+    return parse_size(line.split("mem: ")[1].rstrip("}"))
+
+
+def test_a_profiled_split_sizes_regions_and_limits_from_the_measured_sizes(tmp_path: Path) -> None:
+    """Issue 13: the region holds the stored block (8 MB of float64, the heap's 1088 B, × 1.125),
+    not measured × 1.5 / 16 MiB; a compute limit follows the profiled RSS, not the static 256 MiB floor."""
+    app = tmp_path / "app.py"
+    app.write_text(SIZED)
+    profile = tmp_path / "app.profile.json"
+    run("-m", "scadc", "profile", app, "-o", profile)
+    stored = {name: size for unit in json.loads(profile.read_text())["units"].values()
+              for name, size in unit["stored_bytes"].items()}
+    assert stored == {"big": 8_000_000}
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every", "--profile", profile)
+    memory = prog / "mem_big.o.yaml"
+    assert _limits(memory) == 9 * 2**20 and "stored 8000000 B + the heap's 1088 B" in memory.read_text()
+    limits = [_limits(p) for p in sorted(prog.glob("step*.o.py"))]
+    assert all(128 * 2**20 <= limit < 256 * 2**20 for limit in limits)  # baseline + 8 MB, not the 256 MiB floor
+    assert run("-m", "scadc", "run", prog, "--quiet").stdout == b"1000003.0\n"
+    # a run on a larger input than the profiled one: the region is too small, and the run says so
+    env = {**os.environ, "APP_N": "4000000"}
+    split = subprocess.run([sys.executable, "-m", "scadc", "run", str(prog), "--quiet"], capture_output=True,
+                           env=env, cwd=ROOT, timeout=120, check=False)
+    assert split.returncode == 1
+    err = split.stderr.decode()
+    assert "RegionFullError" in err and "cannot allocate 31250 KiB (32000000 B)" in err
+    assert "give the memory element more memory" in err
+    assert f"scadc profile {app} -o app.profile.json" in err
+
+
+def test_a_region_holds_old_and_new_versions_only_when_the_old_one_is_not_freed_first() -> None:
+    from scadc.partition.build import _stored_region
+
+    mib = 2**20
+    # an element that received the version frees it before storing its own (values.pack with previous)
+    assert _stored_region([(False, 3 * mib), (True, 5 * mib)])[0] == 6 * mib  # (1088 B + 5 MiB) × 1.125
+    # one that did not receive it stores beside it: both blocks are live at once
+    region, reason = _stored_region([(False, 3 * mib), (False, 5 * mib)])
+    assert region == 10 * mib and "2 stored versions, at most 8388608 B live" in reason
+    assert _stored_region([(False, 100)])[0] == mib  # at least 1 MiB
 
 
 def test_split_cli_default_heavy_bytes_is_the_analysis_default() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from scadrt.remote import ObjectMeta, RemoteMetadataError, free_object, load_object, store_object
+from scadrt.remote.objects import object_nbytes
 from tests.scadrt.remote.regions import Region
 
 
@@ -27,6 +28,7 @@ def test_nested_objects_round_trip_with_arrays_out_of_band(region: Region) -> No
         "fortran": np.asfortranarray(np.arange(12).reshape(3, 4)), "empty": np.zeros((0, 3))}
     metadata = json.loads(json.dumps(store_object(region.memory(), "mem", obj)))
     meta = ObjectMeta.from_json(metadata)
+    assert object_nbytes(obj) == meta.nbytes  # what scadc profile measures is what was allocated
     assert meta.stream[1] < 64 << 10  # the 8 MiB of array data did not go into the pickle stream…
     assert len(meta.buffers) >= 4 and all(offset % 64 == 0 for offset, _ in meta.buffers)  # …but beside it
     back = load_object(region.memory(), metadata)  # another transport, as a later element
