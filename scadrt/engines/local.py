@@ -603,10 +603,11 @@ class _Run:
             traceback, message = error["traceback"], error["message"]
             if self.sourcemap is not None:  # a generated program: point at the original's lines
                 traceback = self.sourcemap.rewrite(traceback)
-                if error["region_full"]:  # its memory elements were sized by estimate
-                    hint = (f"hint: scadc split sized the memory elements from static estimates; measure "
-                            f"them with `scadc profile {self.sourcemap.source} -o app.profile.json` and split "
-                            f"again with `--profile app.profile.json`")
+                if error["region_full"]:  # its memory elements were sized by estimate or another input
+                    hint = (f"hint: scadc split sized the memory elements from static estimates or from a "
+                            f"profile of a smaller input; measure them on this input with `scadc profile "
+                            f"{self.sourcemap.source} -o app.profile.json` and split again with "
+                            f"`--profile app.profile.json`")
                     message = f"{message} ({hint})"
                     traceback = f"{traceback.rstrip()}\n{hint}\n"
             return Failure(task.element, task.index, error["kind"], message, traceback), error["connection_lost"]
