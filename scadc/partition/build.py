@@ -55,6 +55,7 @@ from scadc.partition.plan import (
     touched_text,
 )
 from scadc.partition.policies import Policy, read_parts
+from scadrt.remote.allocator import heap_size
 
 __all__ = ["allowed_cuts", "build_plan"]
 
@@ -256,11 +257,6 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
     return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memory_plans), decisions, n, verdicts)
 
 
-#: the heap's own bytes in a region (scadrt.remote.allocator): its header, and its first table of
-#: 64 entries of 16 B, which is enough while the region holds fewer than 64 blocks
-_HEAP_OVERHEAD = 64 + 64 * 16
-#: the allocator rounds every block up to this many bytes (scadrt.remote.allocator.GRANULE)
-_GRANULE = 64
 
 
 def _stored_versions(analysis: Analysis, name: str, computes: Sequence[ComputePlan]) -> list[tuple[bool, int]]:
@@ -295,12 +291,12 @@ def _stored_region(versions: Sequence[tuple[bool, int]]) -> tuple[int, str]:
     for replaces, size in versions:
         if replaces and live:
             live.pop()
-        live.append(-(-max(size, 1) // _GRANULE) * _GRANULE)
-        peak = max(peak, sum(live))
-    need = _HEAP_OVERHEAD + peak
+        live.append(size)
+        peak = max(peak, heap_size(live) - heap_size(()))
+    need = heap_size(()) + peak
     region = max(_MiB, math.ceil(need * 9 / 8 / _MiB) * _MiB)
     blocks = f"{len(versions)} stored versions, at most {peak} B live" if len(versions) > 1 else f"{peak} B"
-    return region, f"stored {blocks} + the heap's {_HEAP_OVERHEAD} B, × 1.125, at least 1 MiB"
+    return region, f"stored {blocks} + the heap's {heap_size(())} B, × 1.125, at least 1 MiB"
 
 
 def _conflict_reason(what: Touched, a: str, b: str, writes_a: frozenset[Touched],

@@ -39,6 +39,7 @@ from __future__ import annotations
 import secrets
 import struct
 import zlib
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -46,7 +47,7 @@ from scadrt.errors import AllocationError, HeapFormatError, RegionFullError
 from scadrt.remote.pool import BufferPool
 from scadrt.sizes import format_size
 
-__all__ = ["GRANULE", "HEADER_SIZE", "Allocator"]
+__all__ = ["GRANULE", "HEADER_SIZE", "Allocator", "heap_size"]
 
 MAGIC = b"SCADHEAP"
 VERSION = 1
@@ -59,6 +60,18 @@ _INITIAL_TABLE = 64  # entries
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def heap_size(blocks: Iterable[int]) -> int:
+    """The bytes a region's heap needs to hold blocks of these sizes at once: the header, the first
+    block table (64 entries, enough for fewer than 64 blocks) and each block rounded as rule 1 says;
+    for sizing a memory element ahead of time. Exact for a region of 8 KiB or more; a smaller one
+    starts with a smaller table, so this is an upper bound there.
+
+    >>> heap_size([]), heap_size([1, 64, 65])
+    (1088, 1344)
+    """
+    return HEADER_SIZE + _INITIAL_TABLE * _ENTRY.itemsize + sum(_round_up(max(n, 1), GRANULE) for n in blocks)
 
 
 class Allocator:

@@ -19,7 +19,7 @@ from scadrt.remote import (
     RemoteMemory,
     remote_memory,
 )
-from scadrt.remote.allocator import GRANULE, HEADER_SIZE
+from scadrt.remote.allocator import GRANULE, HEADER_SIZE, heap_size
 from scadrt.transports.local import LocalTransport
 from tests.scadrt.remote.regions import Region
 
@@ -156,3 +156,18 @@ def test_random_alloc_free_never_overlaps(steps: list[tuple[bool, int, int]]) ->
         assert all(a + n <= b for (a, n), (b, _) in itertools.pairwise(spans))
         assert all(n >= live[a] for a, n in spans) and (not spans or spans[-1][0] + spans[-1][1] <= len(storage))
     assert allocator(storage).blocks() == heap.blocks()
+
+
+def test_heap_size_is_the_smallest_region_that_holds_the_blocks() -> None:
+    """What scadc split sizes a memory element with (a profiled split): the blocks fit exactly,
+    and a region one granule smaller cannot hold them all (over 8 KiB, where the block table has
+    its full 64 entries, as every region split declares does)."""
+    blocks = [1, 100, 5000, 64, 20_000]
+    need = heap_size(blocks)
+    heap = allocator(np.zeros(need, dtype=np.uint8))
+    for n in blocks:
+        heap.alloc(n)
+    tight = allocator(np.zeros(need - GRANULE, dtype=np.uint8))
+    with pytest.raises(RegionFullError):
+        for n in blocks:
+            tight.alloc(n)
