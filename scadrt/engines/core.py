@@ -44,7 +44,7 @@ does not depend on which of two siblings happened to fail first.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -282,35 +282,52 @@ def widest_antichain(program: Program, weights: Mapping[str, int]) -> int:
     """The largest total weight of compute elements none of which depends on another, directly or
     not: how many instances can run at once when element ``e`` has ``weights[e]`` of them (absent:
     0). By Dilworth's theorem (each element taken as ``weights[e]`` incomparable copies) it is the
-    total weight minus a maximum flow from each element to those that come after it."""
+    total weight minus a maximum flow from each element to those that come after it.
+
+    The network has the program's own edges only, not one per pair of comparable elements: each
+    element also passes flow through (``in`` → ``out``, unbounded), so a flow from ``a`` reaches
+    every element after it, through elements that are done or weigh nothing. That keeps one call
+    linear in the program's size times the flow; the pair-per-ancestor network was quadratic, and
+    the engine asks after every change of state (a chain of 300 elements ran 20 times slower)."""
     specs = program.elements
-    names = [n for n in program.topological_order() if weights.get(n, 0) > 0]
-    ancestors: dict[str, set[str]] = {}
-    for name in program.topological_order():
-        ancestors[name] = set().union(*({p} | ancestors[p] for p in specs[name].parents))
+    order = program.topological_order()
     # nodes: "s", "t", ("out", e), ("in", e); capacity None is unbounded
     capacity: dict[object, dict[object, int | None]] = {"s": {}, "t": {}}
-    for name in names:
-        capacity["s"][("out", name)] = weights[name]
-        capacity[("out", name)] = {("in", later): None for later in names if name in ancestors[later]}
-        capacity[("in", name)] = {"t": weights[name]}
-    flow = _max_flow(capacity)
-    return sum(weights[n] for n in names) - flow
+    for name in order:
+        capacity[("out", name)] = {}
+        capacity[("in", name)] = {("out", name): None}
+    for name in order:
+        for parent in specs[name].parents:
+            capacity[("out", parent)][("in", name)] = None
+        weight = weights.get(name, 0)
+        if weight > 0:
+            capacity["s"][("out", name)] = weight
+            capacity[("in", name)]["t"] = weight
+    return sum(w for n in order if (w := weights.get(n, 0)) > 0) - _max_flow(capacity)
 
 
 def _max_flow(capacity: dict[object, dict[object, int | None]]) -> int:
-    """Edmonds–Karp from "s" to "t" (``capacity`` is changed into the residual graph)."""
+    """Edmonds–Karp from "s" to "t" (``capacity`` is changed into the residual graph), after a
+    greedy first pass along the paths ``s → a → b → t``: on the engine's networks (a chain above
+    all) that pass finds most of the flow, and each unit it finds saves a search of the graph."""
     for node, edges in list(capacity.items()):
         for other in edges:
             capacity.setdefault(other, {}).setdefault(node, 0)
     total = 0
+    for a in list(capacity["s"]):
+        for b in list(capacity[a]):
+            left = [capacity[u][v] for u, v in (("s", a), (a, b), (b, "t")) if v in capacity[u]]
+            bounded = [c for c in left if c is not None]
+            if len(left) == 3 and bounded and (pushed := min(bounded)) > 0:
+                _push(capacity, (("s", a), (a, b), (b, "t")), pushed)
+                total += pushed
     while True:
         previous: dict[object, object] = {"s": "s"}
         queue: deque[object] = deque(["s"])
         while queue and "t" not in previous:
             node = queue.popleft()
-            for other, left in capacity[node].items():
-                if other not in previous and (left is None or left > 0):
+            for other, left_ in capacity[node].items():
+                if other not in previous and (left_ is None or left_ > 0):
                     previous[other] = node
                     queue.append(other)
         if "t" not in previous:
@@ -320,11 +337,17 @@ def _max_flow(capacity: dict[object, dict[object, int | None]]) -> int:
         while node != "s":
             path.append((previous[node], node))
             node = previous[node]
-        pushed = min(left for u, v in path if (left := capacity[u][v]) is not None)
-        for u, v in path:
-            forward, backward = capacity[u][v], capacity[v][u]
-            if forward is not None:
-                capacity[u][v] = forward - pushed
-            if backward is not None:
-                capacity[v][u] = backward + pushed
+        pushed = min(left_ for u, v in path if (left_ := capacity[u][v]) is not None)
+        _push(capacity, path, pushed)
         total += pushed
+
+
+def _push(capacity: dict[object, dict[object, int | None]], path: Iterable[tuple[object, object]],
+          amount: int) -> None:
+    """Send ``amount`` along ``path`` in the residual graph (unbounded edges stay unbounded)."""
+    for u, v in path:
+        forward, backward = capacity[u][v], capacity[v][u]
+        if forward is not None:
+            capacity[u][v] = forward - amount
+        if backward is not None:
+            capacity[v][u] = backward + amount

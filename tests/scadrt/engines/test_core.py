@@ -183,3 +183,31 @@ def test_a_chain_wants_one_worker_and_nothing_after_a_failure(tmp_path: Path) ->
     s = siblings(tmp_path)
     assert s.instance_failed(Failure("c", 0, "ValueError", "late"), {}) == []
     assert s.wanted_workers(cap=8) == 1  # b runs, b2 may still run; d never will
+
+
+def test_widest_antichain_is_the_brute_force_answer_on_random_dags(tmp_path: Path) -> None:
+    """The flow network passes flow through elements (done ones, weight 0, included) instead of
+    linking every pair of comparable elements; checked against every subset on random DAGs."""
+    import itertools
+    import random
+
+    rng = random.Random(7)
+    for case in range(25):
+        n = rng.randint(1, 7)
+        parents = {i: sorted(rng.sample(range(i), rng.randint(0, min(i, 2)))) for i in range(n)}
+        children = {i: [j for j in range(n) if i in parents[j]] for i in range(n)}
+        folder = tmp_path / str(case)
+        folder.mkdir()
+        for i in range(n):
+            header = "#@ type: compute\n"
+            header += f"#@ parents: [{', '.join(f'e{p}' for p in parents[i])}]\n" if parents[i] else ""
+            header += f"#@ dependents: [{', '.join(f'e{c}' for c in children[i])}]\n" if children[i] else ""
+            (folder / f"e{i}.o.py").write_text(header + MAIN)
+        weights = {f"e{i}": rng.choice([0, 0, 1, 2, 3]) for i in range(n)}
+        below: dict[int, set[int]] = {}
+        for i in range(n):  # ancestors, in index order (parents have smaller indices)
+            below[i] = set(parents[i]).union(*(below[p] for p in parents[i]))
+        best = max(sum(weights[f"e{i}"] for i in subset)
+                   for k in range(n + 1) for subset in itertools.combinations(range(n), k)
+                   if not any(a in below[b] or b in below[a] for a, b in itertools.combinations(subset, 2)))
+        assert widest_antichain(load_program(folder), weights) == best, (parents, weights)
