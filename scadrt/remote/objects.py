@@ -33,6 +33,11 @@ Rules:
      elements (NaN, None, pd.NA, anything else), pickled as usual. Pickling a string per element
      is what dominates the time of a frame with a string column; joining them is a few times
      faster (bench/frames_transfer.py). An array with a string that holds NUL is pickled as usual.
+     When a sample of the strings shows each repeating :data:`REPEATS` times or more (a category,
+     a channel, a flag), only the distinct strings are joined, with a code per element (the
+     smallest unsigned dtype that holds them); loading gives every equal element one shared
+     string, 8 bytes per element where a str each took ~50 (such frames loaded were larger than
+     the whole monolith that made them, whose strings pandas' joins share).
 
    Nothing imports pandas: these are rules for numpy arrays, wherever they sit.
 """
@@ -60,6 +65,11 @@ __all__ = ["MIN_STRINGS", "ObjectMeta", "free_object", "load_object", "object_nb
 #: an object array with fewer strings than this is pickled as usual (rule 5): the joined form
 #: only pays off when there are many
 MIN_STRINGS = 1024
+#: an array whose strings repeat at least this many times on average goes as its distinct strings
+#: and a code per element (rule 5)
+REPEATS = 4
+#: how many elements that decision looks at
+SAMPLE = 4096
 _SEP = "\x00"
 #: the memory order an array is stored and rebuilt in
 _Order = Literal["C", "F"]
@@ -184,11 +194,21 @@ def _reduce_strings(array: np.ndarray) -> Any:
         rest = (where, flat[where])  # the others hold no str: pickled the usual way, not by this rule
         for i in where.tolist():
             items[i] = ""  # a place holder in the joined text, so that it splits into one item per element
-    joined = _SEP.join(items)
-    if joined.count(_SEP) != len(items) - 1:  # a string holds NUL itself: the split would be wrong
-        return NotImplemented
+    # hashing every string costs more than joining them: only a column whose sample repeats (a
+    # category, a channel, a flag) is worth a dictionary
+    sample = items[::max(1, len(items) // SAMPLE)]
+    words = list(dict.fromkeys(items)) if len(set(sample)) * REPEATS <= len(sample) else items
+    repeated = len(words) * REPEATS <= len(items)
+    joined = _SEP.join(words if repeated else items)
+    if joined.count(_SEP) != (len(words) if repeated else len(items)) - 1:
+        return NotImplemented  # a string holds NUL itself: the split would be wrong
     data = joined.encode("utf-8", "surrogatepass")
     del joined
+    if repeated:
+        index = {word: i for i, word in enumerate(words)}
+        codes = np.fromiter(map(index.__getitem__, items), dtype=np.min_scalar_type(len(words) - 1),
+                            count=len(items))
+        return _rebuild_repeated, (pickle.PickleBuffer(data), codes, array.shape, order, rest)
     return _rebuild_strings, (pickle.PickleBuffer(data), array.shape, order, rest)
 
 
@@ -212,6 +232,23 @@ def _rebuild_strings(data: Any, shape: tuple[int, ...], order: _Order,
     if len(strings) != len(flat):
         raise RemoteMetadataError(f"remote object: {len(strings)} strings where {len(flat)} were stored")
     flat[:] = strings
+    if rest is not None:
+        where, others = rest
+        flat[where] = others
+    return flat.reshape(shape, order=order)
+
+
+def _rebuild_repeated(data: Any, codes: np.ndarray, shape: tuple[int, ...], order: _Order,
+                      rest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """The array :func:`_reduce_strings` stored as its distinct strings and a code per element:
+    equal elements come back as one shared string, 8 bytes per element (rule 5)."""
+    strings = str(data, "utf-8", "surrogatepass").split(_SEP)
+    if codes.ndim != 1 or codes.size != math.prod(shape) or (codes.size and int(codes.max()) >= len(strings)):
+        raise RemoteMetadataError(f"remote object: {codes.size} string codes for {len(strings)} strings"
+                                  f" and shape {shape}")
+    words = np.empty(len(strings), dtype=object)
+    words[:] = strings
+    flat = words.take(codes)
     if rest is not None:
         where, others = rest
         flat[where] = others

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scadrt.remote import ObjectMeta, free_object, load_object, store_object
+from scadrt.errors import RemoteMetadataError
+from scadrt.remote import ObjectMeta, free_object, load_object, objects, store_object
 from scadrt.remote.objects import MIN_STRINGS
 from scadrt.remote.values import pack, unpack
 from scadrt.transports.local import LocalTransport
@@ -265,10 +266,14 @@ def test_generated_frames_round_trip_exactly(region: Region, value: Any) -> None
         free_object(producer, packed["meta"])
 
 
+@pytest.mark.parametrize("source", ["distinct", "repeated"])
 @pytest.mark.parametrize("layout", ["C", "F", "strided", "0-d", "3-d"])
-def test_numpy_object_arrays_of_strings_keep_shape_order_and_element_types(region: Region, layout: str) -> None:
+def test_numpy_object_arrays_of_strings_keep_shape_order_and_element_types(region: Region, layout: str,
+                                                                           source: str) -> None:
     words = np.empty(4 * N, dtype=object)
-    words[:] = text(4 * N, ["ab", "ü", "\U0001f600"])
+    alphabet = ["ab", "ü", "\U0001f600"]
+    # repeated: a few words, as in a category column (stored as its distinct strings and codes)
+    words[:] = text(4 * N, alphabet) if source == "distinct" else [alphabet[i % 3] * (i % 2) for i in range(4 * N)]
     words[3], words[10], words[11] = None, Tag("tagged"), b"bytes"
     layouts: dict[str, Callable[[], Any]] = {
         "C": lambda: words.reshape(4, N), "F": lambda: np.asfortranarray(words.reshape(N, 4)),
@@ -281,6 +286,44 @@ def test_numpy_object_arrays_of_strings_keep_shape_order_and_element_types(regio
     assert back.flags.f_contiguous == array.flags.f_contiguous or layout == "strided"
     assert back.tolist() == array.tolist()
     assert list(map(type, back.ravel().tolist())) == list(map(type, array.ravel().tolist()))
+
+
+def test_repeated_strings_are_stored_once_and_loaded_as_one_object_each(region: Region) -> None:
+    """A column of a few distinct strings (a channel, a segment) crosses as those strings and a
+    byte per row, and comes back with one object per distinct string: 8 bytes a row, not a str
+    each (a frame of such columns loaded as many strings was larger than the whole monolith)."""
+    rows = 50 * N
+    rng = np.random.default_rng(5)
+    channel = np.array(["web", "app", "store"], dtype=object)[rng.integers(0, 3, rows)]
+    channel = np.array([w + "" for w in channel.tolist()], dtype=object)  # each row its own str, as pandas makes them
+    channel[7], channel[8], channel[9] = np.nan, None, Tag("web")
+    df = pd.DataFrame({"channel": pd.array(channel[10:], dtype="str"), "raw": channel[10:]})
+    df.loc[::97, "channel"] = np.nan
+    memory = region.memory()
+    for value in (df, channel):
+        meta = ObjectMeta.from_json(store_object(memory, "mem", value))
+        per_column = 2 if isinstance(value, pd.DataFrame) else 1
+        assert sum(n for _, n in meta.buffers) < per_column * rows * 1.1  # a one-byte code per row
+        back = load_object(region.memory(), meta)
+        if isinstance(value, pd.DataFrame):
+            assert_same(back, value)
+            loaded = [column for column in columns(back) if column.dtype == object]
+        else:
+            def same(x: Any) -> Any:
+                return "NaN" if x != x else x  # noqa: PLR0124 (NaN is the one value unequal to itself)
+            assert list(map(same, back.tolist())) == list(map(same, value.tolist()))
+            assert list(map(type, back.tolist())) == list(map(type, value.tolist()))
+            loaded = [back]
+        for column in loaded:
+            assert len({id(x) for x in column.tolist() if type(x) is str}) == 3
+        free_object(memory, meta)
+
+
+def test_string_codes_that_do_not_fit_their_strings_are_refused() -> None:
+    with pytest.raises(RemoteMetadataError, match="string codes"):
+        objects._rebuild_repeated(b"a\x00b", np.array([0, 2], dtype=np.uint8), (2,), "C", None)
+    with pytest.raises(RemoteMetadataError, match="string codes"):
+        objects._rebuild_repeated(b"a\x00b", np.array([0, 1], dtype=np.uint8), (3,), "C", None)
 
 
 @pytest.mark.parametrize("make", [
