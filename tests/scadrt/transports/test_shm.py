@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from scadrt.errors import ConnectionLostError, OutOfBoundsError, TransportClosedError, TransportConfigError
+from scadrt.remote import RemoteMemory, load_object, store_object
 from scadrt.transports import open_descriptor
 from scadrt.transports.shm import SharedRegion, ShmTransport, unlink_segment
 from tests.scadrt.transports.conformance import REGION, Endpoint, TransportConformance
@@ -149,6 +150,20 @@ def test_large_transfers_keep_the_segment_out_of_the_resident_set() -> None:
         transport.reg(16)
         transport.read(16, 4096 + 256)
         assert bytes(transport.buf[:16]) == bytes(range(16))
+
+
+def test_values_staged_by_the_buffer_pool_keep_the_segment_out_of_the_resident_set() -> None:
+    # buffers under the pool's capacity are staged in its frames and written back a page run at a
+    # time; those runs went through the mapping, so storing a frame put the memory element's
+    # pages in the compute element's resident set too
+    arrays = {f"col{i}": np.full(256 << 10, i, dtype=np.int64) for i in range(16)}  # 2 MiB each
+    with SharedRegion(64 << 20) as region, ShmTransport(region.name, name="mem") as transport:
+        before = _rss("Shmem")
+        memory = RemoteMemory(transport, "mem")
+        meta = store_object(memory, "mem", arrays)
+        back = load_object(memory, meta)
+        assert all(np.array_equal(back[k], v) for k, v in arrays.items())
+        assert _rss("Shmem") - before < 4 << 20
 
 
 def test_map_private_is_copy_on_write() -> None:
