@@ -165,7 +165,7 @@ def test_a_pandas_fingerprint_follows_blocks_index_and_columns() -> None:
 
 
 def test_a_frame_fingerprint_follows_each_value_in_place() -> None:
-    """Any element changed in place changes the fingerprint: numeric, str (hashed, not pickled),
+    """Any element changed in place changes the fingerprint: numeric, str (joined, not pickled),
     Period, a list in an object column appended to, the index, a column name."""
     n = 5000
     df = pd.DataFrame({"x": np.arange(n, dtype=float), "s": pd.array([f"w{i % 7}" for i in range(n)], dtype=str),
@@ -195,6 +195,10 @@ def test_a_frame_fingerprint_follows_each_value_in_place() -> None:
     df.index = df.index + 1
     changed()
     df.columns = [*df.columns[:-1], "list"]
+    changed()
+    df.loc[10, "u"], df.loc[11, "u"] = "a\x00b", "c"  # the strings are joined by NUL to be fed
+    changed()
+    df.loc[10, "u"], df.loc[11, "u"] = "a", "b\x00c"  # the same joined text, other strings
     changed()
 
 
