@@ -184,7 +184,12 @@ def test_accept_loop_survives_running_out_of_descriptors(tmp_path: Path) -> None
             t.buf[:] = bytes(8)
             t.read(8, 0)
             assert bytes(t.buf) == b"survived" and t._stream is not None
-        assert log.read_text().count("cannot accept") == 1, "logged once, not once per attempt"
+        # logged once per episode, not once per attempt (on a loaded machine a descriptor the
+        # server frees by itself can end one episode before the next begins)
+        text = log.read_text()
+        episodes = text.count("cannot accept")
+        attempts = [int(n) for n in re.findall(r"after (\d+) failed attempts", text)]
+        assert episodes == len(attempts) >= 1, text
 
 
 def test_a_client_that_stops_mid_request_is_disconnected_after_the_idle_timeout() -> None:
