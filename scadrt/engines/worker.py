@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import json
 import os
@@ -226,13 +227,30 @@ def _fork_standby(inherited: tuple[int, ...]) -> _Child:
     return _Child(pid, task_w, done_r)
 
 
+@functools.cache  # once per process: a fork inherits the imports and the hook
 def warm_up() -> None:
-    """Import what every element needs, so that processes forked afterwards start warm."""
-    import numpy  # noqa: F401
+    """Import what every element needs, so that processes forked afterwards start warm.
+
+    That includes ``numpy.random``, which numpy loads only when first used: generated elements
+    use it whenever the program touches a global generator (capture_rng/restore_rng), and each
+    instance importing it again cost 15-25 ms. Imported here, its global generator would be one
+    state copied into every instance; so every process forked from here on reseeds it from the
+    OS (:func:`_reseed_numpy`), as a fresh import would have (the standard library's ``random``
+    does the same at a fork on its own).
+    """
+    import numpy.random  # noqa: F401
 
     import scadrt.action  # what scadrt.element.run_element imports when it first runs
     import scadrt.remote.values  # what generated elements import
     import scadrt.transports  # noqa: F401
+
+    os.register_at_fork(after_in_child=_reseed_numpy)
+
+
+def _reseed_numpy() -> None:
+    import numpy.random  # imported already (warm_up): this only looks it up
+
+    numpy.random.seed()
 
 
 def fork_worker(task_fd: int, event_fd: int) -> int:

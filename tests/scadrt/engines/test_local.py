@@ -421,3 +421,19 @@ def test_tcp_memory_servers_launch_while_the_elements_before_their_users_run(tmp
     a, b = (next(i for i in report.instances if i.element == name) for name in ("a", "b"))
     assert memory.start < a.end - 0.5  # launched when a was submitted, not when b was
     assert b.start > a.end - 0.05  # b still comes after a
+
+
+def test_numpy_global_generator_is_fresh_in_every_instance(tmp_path: Path) -> None:
+    # Workers import numpy.random before they fork instances (warm_up); unseeded draws must still
+    # differ from instance to instance and from run to run, as in separate interpreters.
+    draw = "import numpy as np\n" + MAIN + "    print(np.random.randint(2**62), np.random.normal())\n    return {}\n"
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\n#@ parallelism: 2\n#@ dependents: [b]\n" + draw,
+        "b.o.py": "#@ type: compute\n" + draw,
+    })
+    draws = []
+    for _ in range(2):
+        out, _, result = run(prog, max_workers=1)
+        assert not isinstance(result, RunFailed), result
+        draws += out.decode().split("\n")[:-1]
+    assert len(draws) == 6 and len({d.split()[0] for d in draws}) == 6 and len({d.split()[1] for d in draws}) == 6
