@@ -27,6 +27,7 @@ and what happened to it, not the error it caused in a compute element.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import selectors
@@ -181,7 +182,9 @@ class _Pool:
     """The warm workers of an engine, and the selector over their event pipes (a run resizes it
     to what it can use, and leaves it empty)."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_modules: tuple[str, ...] = ()) -> None:
+        #: imported before the first fork, with warm_up: what instances import to reach memory elements
+        self.client_modules = client_modules
         self.workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
         #: how many workers it has started (tests: a chain needs one)
@@ -191,6 +194,8 @@ class _Pool:
         task_r, task_w = os.pipe()
         event_r, event_w = os.pipe()
         warm_up()  # once: every worker forked from this process inherits it
+        for module in self.client_modules:
+            importlib.import_module(module)
         try:
             pid = fork_worker(task_r, event_w)
         except BaseException:
@@ -269,7 +274,7 @@ class LocalEngine:
         self.stdout = stdout or sys.stdout.buffer
         self.stderr = stderr or sys.stderr.buffer
         self.on_event = on_event or (lambda event, element, index: None)
-        self._pool = _Pool()
+        self._pool = _Pool(memory.client_modules if memory is not None else ())
 
     def start_pool(self, size: int) -> None:
         """Start workers up to ``size`` (they warm up concurrently, while other work goes on)."""

@@ -40,7 +40,8 @@ from scadrt.element import error_record, run_element
 from scadrt.engines.threads import limit_threads
 
 __all__ = [
-    "Exited", "Finished", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent", "fork_worker",
+    "Exited", "Finished", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent", "fork_frozen",
+    "fork_worker",
     "read_frame", "serve", "warm_up", "write_frame",
 ]
 
@@ -168,6 +169,22 @@ def detach_inherited_fds(keep: set[int]) -> None:
                 os.dup2(devnull, fd)
 
 
+def fork_frozen(close_on_failure: tuple[int, ...] = ()) -> int:
+    """``os.fork()`` with the gc frozen across it (see :func:`detach_inherited_fds`): the parent
+    thaws it, the child keeps it frozen; if the fork fails, ``close_on_failure`` are closed."""
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except BaseException:
+        gc.unfreeze()
+        for fd in close_on_failure:
+            os.close(fd)
+        raise
+    if pid:
+        gc.unfreeze()
+    return pid
+
+
 def run_instance(task: Task) -> int:
     """Run one element instance in this process (a fresh fork); return the exit status."""
     try:
@@ -264,10 +281,8 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
     and default signal handlers, and never returns.
     """
     engine = os.getpid()
-    gc.freeze()  # see detach_inherited_fds
-    pid = os.fork()
+    pid = fork_frozen()
     if pid:
-        gc.unfreeze()
         return pid
     code = 1
     try:

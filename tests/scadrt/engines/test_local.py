@@ -437,3 +437,26 @@ def test_numpy_global_generator_is_fresh_in_every_instance(tmp_path: Path) -> No
         assert not isinstance(result, RunFailed), result
         draws += out.decode().split("\n")[:-1]
     assert len(draws) == 6 and len({d.split()[0] for d in draws}) == 6 and len({d.split()[1] for d in draws}) == 6
+
+
+def test_a_forked_memory_server_stops_when_its_own_stdin_closes(tmp_path: Path) -> None:
+    # Servers are forked from the engine: the second must not hold the first's stdin pipe open
+    # (it would keep the first alive after the engine is gone), nor be a fresh interpreter.
+    prog = write(tmp_path / "p", {
+        "a.o.yaml": "type: memory\nparallelism: 2\nlimits: {mem: 1 MB}\ncorunning: [c]\n",
+        "c.o.py": "#@ type: compute\n" + MAIN + "    return {}\n",
+    })
+    program = load_program(prog)
+    backend = memory_backend("tcp", program)
+    assert isinstance(backend, TcpMemory)
+    try:
+        backend.start([program.elements["a"]])
+        first, second = (served.server for served in backend.servers["a"])
+        assert psutil.Process(second.pid).name() == "scad-memory"
+        assert psutil.Process(second.pid).cmdline() == psutil.Process().cmdline()  # a fork, no exec
+        assert first.process.stdin is not None
+        first.process.stdin.close()
+        assert first.process.wait(timeout=5) == 0
+        assert second.process.poll() is None
+    finally:
+        backend.close()
