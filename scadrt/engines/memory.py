@@ -279,12 +279,14 @@ class TcpMemory:
 
     def stop(self, name: str) -> list[int]:
         """Stop every instance; return each server's peak resident bytes (VmHWM). The servers
-        get SIGTERM and are reaped later (at the next stop, or at close): waiting for each to
-        exit would hold up the next element."""
+        get SIGKILL and are reaped later (at the next stop, or at close): waiting for each to
+        exit would hold up the next element. Not SIGTERM: a server notices that only at its
+        next poll (up to 0.1 s, holding its region meanwhile), and the region is all it has,
+        which nobody reads any more."""
         used = []
         for served in self.servers.pop(name, []):
             used.append(_peak_rss(served.pid))
-            served.server.process.terminate()
+            served.server.process.kill()
             self.stopping.append(served.server)
         exited = [s for s in self.stopping if s.process.poll() is not None]
         for server in exited:
