@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TOKEN_BYTES", "MemoryBackend", "MemoryStartError", "SegmentGuard", "ShmMemory", "TcpMemory",
-    "memory_backend",
+    "client_modules", "memory_backend",
 ]
 
 #: random bytes in each memory server's token (rule 1)
@@ -331,6 +331,13 @@ def _peak_rss(pid: int) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def client_modules(transport: str) -> tuple[str, ...]:
+    """What compute instances import to reach memory elements over ``transport`` (``--transport``),
+    as the backend :func:`memory_backend` picks says (nothing for a transport it refuses)."""
+    return {"tcp": TcpMemory.client_modules, "shm": ShmMemory.client_modules,
+            "auto": ShmMemory.client_modules}.get(transport, ())
 
 
 def memory_backend(transport: str, program: Program) -> ShmMemory | TcpMemory | None:

@@ -85,7 +85,8 @@ class ForkedProcess:
 
 def warm() -> None:
     """Import what a server needs (zmq; numpy, through its region), once, before the forks."""
-    import scadrt.transports.base
+    import numpy  # noqa: F401 - the region's allocate_buffer imports it only when called
+
     import scadrt.transports.memory_server  # noqa: F401
 
 

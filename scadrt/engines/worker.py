@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import importlib
 import json
 import os
 import pickle
@@ -40,9 +41,8 @@ from scadrt.element import error_record, run_element
 from scadrt.engines.threads import limit_threads
 
 __all__ = [
-    "Exited", "Finished", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent", "fork_frozen",
-    "fork_worker",
-    "read_frame", "serve", "warm_up", "write_frame",
+    "Exited", "Finished", "Forked", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent",
+    "discard_worker", "fork_frozen", "fork_worker", "read_frame", "serve", "start_worker", "warm_up", "write_frame",
 ]
 
 _LENGTH = struct.Struct(">I")
@@ -244,9 +244,17 @@ def _fork_standby(inherited: tuple[int, ...]) -> _Child:
     return _Child(pid, task_w, done_r)
 
 
+def warm_up(client_modules: tuple[str, ...] = ()) -> None:
+    """Import what every element needs (:func:`_warm_up`) and ``client_modules`` (what instances
+    import to reach the run's memory elements), so that processes forked afterwards start warm."""
+    _warm_up()
+    for module in client_modules:
+        importlib.import_module(module)
+
+
 @functools.cache  # once per process: a fork inherits the imports and the hook
-def warm_up() -> None:
-    """Import what every element needs, so that processes forked afterwards start warm.
+def _warm_up() -> None:
+    """Import what every element needs.
 
     That includes ``numpy.random``, which numpy loads only when first used: generated elements
     use it whenever the program touches a global generator (capture_rng/restore_rng), and each
@@ -270,7 +278,48 @@ def _reseed_numpy() -> None:
     numpy.random.seed()
 
 
-def fork_worker(task_fd: int, event_fd: int) -> int:
+@dataclass(frozen=True)
+class Forked:
+    """A worker just forked: its pid and this process's ends of its pipes (fds)."""
+
+    pid: int
+    #: the write end of the pipe it reads tasks from
+    tasks: int
+    #: the read end of the pipe it writes events to
+    events: int
+
+
+def start_worker(client_modules: tuple[str, ...] = (), *, warm: bool = True) -> Forked:
+    """Fork a worker with its two pipes. ``warm``: import what it needs here first (once: every
+    later fork inherits it); otherwise the worker imports it itself while this process goes on,
+    as the first worker of ``scadc run`` does, forked before the program loads
+    (:func:`scadrt.runner.run`) so that its numpy import overlaps the loading."""
+    task_r, task_w = os.pipe()
+    event_r, event_w = os.pipe()
+    try:
+        if warm:
+            warm_up(client_modules)
+        pid = fork_worker(task_r, event_w, client_modules)
+    except BaseException:
+        os.close(task_w)
+        os.close(event_r)
+        raise
+    finally:
+        os.close(task_r)
+        os.close(event_w)
+    return Forked(pid, task_w, event_r)
+
+
+def discard_worker(worker: Forked) -> None:
+    """Kill and reap a worker that was never used (its standby child dies with it)."""
+    os.close(worker.tasks)
+    os.close(worker.events)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(worker.pid, signal.SIGKILL)
+    os.waitpid(worker.pid, 0)
+
+
+def fork_worker(task_fd: int, event_fd: int, client_modules: tuple[str, ...] = ()) -> int:
     """Fork a worker that serves tasks from ``task_fd``; return its pid (in the caller).
 
     Forking the engine, which has imported what workers need (:func:`warm_up`), costs a few
@@ -292,7 +341,7 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
-        serve(task_fd, event_fd, engine)
+        serve(task_fd, event_fd, engine, client_modules)
         code = 0
     except BaseException:  # the engine sees the pipe close, and reports the worker's death
         traceback.print_exc()
@@ -300,7 +349,7 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
         os._exit(code)
 
 
-def serve(task_fd: int, event_fd: int, engine: int | None = None) -> None:
+def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules: tuple[str, ...] = ()) -> None:
     """The worker's loop (``engine``: the parent's pid). A child reports its outcome before it
     exits; the worker says so at once, then forks the next standby child and takes the next task
     while the finished child is still exiting (it is reaped when its pidfd says it is gone), so the
@@ -308,7 +357,7 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None) -> None:
     die_with_parent(os.getppid() if engine is None else engine)
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warm_up()  # every fork of this worker inherits it already imported
+    warm_up(client_modules)  # every fork of this worker inherits it already imported
     limit_threads(1)  # what most elements ask for: their instances then change nothing
 
     inherited = (task_fd, event_fd)  # with the exiting children's pidfds: not a standby child's to hold

@@ -460,3 +460,25 @@ def test_a_forked_memory_server_stops_when_its_own_stdin_closes(tmp_path: Path) 
         assert second.process.poll() is None
     finally:
         backend.close()
+
+
+def test_scadc_run_imports_numpy_in_its_worker_not_in_the_engine() -> None:
+    # The first worker is forked before the program loads and imports numpy itself; a chain needs
+    # no other worker, so the engine's process never imports it.
+    code = ("import io, sys, scadrt\n"
+            "out = io.BytesIO()\n"
+            f"scadrt.run({str(EXAMPLES / 'chain')!r}, params={{'n': 4}}, stdout=out)\n"
+            "print(out.getvalue().decode().splitlines()[-1], 'numpy' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "third: sum of squares = 30 False\n"
+
+
+def test_a_program_that_fails_to_load_leaves_no_worker(tmp_path: Path) -> None:
+    import scadrt
+    from scadrt.errors import ProgramError
+
+    prog = write(tmp_path / "p", {"a.o.py": "#@ type: compute\n#@ dependents: [nowhere]\n" + MAIN + "    return {}\n"})
+    with pytest.raises(ProgramError):
+        scadrt.run(prog)
+    assert psutil.Process().children(recursive=True) == []
