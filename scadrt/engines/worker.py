@@ -1,8 +1,10 @@
 """The local engine's warm workers: a fork server that runs each element instance in a fresh child.
 
 The engine imports what every element needs (:func:`warm_up`) and forks a few workers from
-itself (:func:`fork_worker`, which calls :func:`serve` with two pipe fds), so a worker starts warm
-without a Python start-up; each then waits for tasks. Every task runs in a child forked from the
+itself (:func:`start_worker`, :func:`fork_worker`, which calls :func:`serve` with two pipe fds),
+so a worker starts warm without a Python start-up; each then waits for tasks. The first worker
+of ``scadc run`` is forked before anything is imported for it and warms up by itself, while the
+engine loads the program (:func:`scadrt.runner.run`). Every task runs in a child forked from the
 warm worker, so each instance has its own address space (its peak RSS is its own, and nothing
 leaks into the next instance), while a fork costs a millisecond or two. The child runs the
 instance through :mod:`scadrt.element` (the element ABI: loading, params, result, error). A
