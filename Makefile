@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# byte-compiled as a wheel's install would be: under PYTHONDONTWRITEBYTECODE nothing writes them
+	$(BIN)/python -m compileall -q scadc scadrt
 	touch $@
 
 install: $(STAMP)

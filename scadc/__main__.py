@@ -1,5 +1,3 @@
-import sys
+from scadc.cli import run_and_exit
 
-from scadc.cli import main
-
-sys.exit(main())
+run_and_exit()

@@ -65,20 +65,36 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     :class:`RunFailed` when an element fails for good (its ``failure`` says
     which and why, its ``report`` covers the run up to the failure).
     """
-    from scadrt.engines.local import LocalEngine
-    from scadrt.engines.memory import memory_backend
+    from scadrt.engines.worker import Forked, discard_worker, start_worker
 
     if max_workers is not None and max_workers < 1:
         raise UserError("max_workers must be at least 1")
     if retries < 0:
         raise UserError("retries cannot be negative")
-    if not isinstance(program, Program):
-        program = load_program(program, max_parallelism=max_parallelism)
-    with LocalEngine(memory=memory_backend(transport, program), max_workers=max_workers, retries=retries,
-                     stdout=_text_sink(lambda: sys.stdout) if stdout is None else stdout,
-                     stderr=_text_sink(lambda: sys.stderr) if stderr is None else stderr,
-                     on_event=on_event) as engine:
-        outcome = engine.run(program, params)
+    # The first worker first: it imports numpy and what else elements need (100-200 ms of a core)
+    # while this process imports the engine and loads the program; the engine itself needs numpy
+    # only to start more workers. Not for tcp: the engine imports numpy and zmq for the memory
+    # servers it forks, and a worker forked after that inherits them instead of importing them too.
+    from scadrt.engines.memory import client_modules
+
+    forked = start_worker(client_modules(transport), warm=False) if transport != "tcp" else None
+    first: Forked | None = forked
+    try:
+        from scadrt.engines.local import LocalEngine
+        from scadrt.engines.memory import memory_backend
+
+        if not isinstance(program, Program):
+            program = load_program(program, max_parallelism=max_parallelism)
+        memory = memory_backend(transport, program)
+        with LocalEngine(memory=memory, max_workers=max_workers, retries=retries,
+                         stdout=_text_sink(lambda: sys.stdout) if stdout is None else stdout,
+                         stderr=_text_sink(lambda: sys.stderr) if stderr is None else stderr,
+                         on_event=on_event, workers=[] if forked is None else [forked]) as engine:
+            first = None  # the engine's now: it stops it
+            outcome = engine.run(program, params)
+    finally:
+        if first is not None:
+            discard_worker(first)
     if on_results is not None:
         on_results(outcome.results)
     return outcome.report

@@ -116,3 +116,4 @@ def add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--html", metavar="FILE", help="write the run report as a self-contained HTML page here")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     add_max_parallelism(p, "refuse elements with more than N instances")
+    p.set_defaults(exit_at_once=True)  # the engine runs no user code in this process (scadc.cli.run_and_exit)

@@ -46,7 +46,7 @@ from scadrt.dag import ElementSpec, Program
 from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard, instance_index
 from scadrt.engines.watcher import Watcher
-from scadrt.engines.worker import Exited, Finished, Ready, Started, Task, fork_worker, read_frame, warm_up, write_frame
+from scadrt.engines.worker import Exited, Finished, Forked, Ready, Started, Task, read_frame, start_worker, write_frame
 from scadrt.errors import InternalError, Terminated
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport
 from scadrt.sourcemap import load_sourcemap
@@ -181,26 +181,21 @@ class _Pool:
     """The warm workers of an engine, and the selector over their event pipes (a run resizes it
     to what it can use, and leaves it empty)."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_modules: tuple[str, ...] = ()) -> None:
+        #: imported before the first fork, with warm_up: what instances import to reach memory elements
+        self.client_modules = client_modules
         self.workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
         #: how many workers it has started (tests: a chain needs one)
         self.started = 0
 
     def start_worker(self) -> _Worker:
-        task_r, task_w = os.pipe()
-        event_r, event_w = os.pipe()
-        warm_up()  # once: every worker forked from this process inherits it
-        try:
-            pid = fork_worker(task_r, event_w)
-        except BaseException:
-            os.close(task_w)
-            os.close(event_r)
-            raise
-        finally:
-            os.close(task_r)
-            os.close(event_w)
-        worker = _Worker(_Process(pid), os.fdopen(task_w, "wb"), os.fdopen(event_r, "rb", buffering=0))
+        return self.adopt(start_worker(self.client_modules))
+
+    def adopt(self, forked: Forked) -> _Worker:
+        """Take ``forked`` into the pool (it may still be warming up)."""
+        worker = _Worker(_Process(forked.pid), os.fdopen(forked.tasks, "wb"),
+                         os.fdopen(forked.events, "rb", buffering=0))
         self._selector.register(worker.events, selectors.EVENT_READ, worker)
         self.workers.append(worker)
         self.started += 1
@@ -262,14 +257,17 @@ class LocalEngine:
 
     def __init__(self, *, memory: MemoryBackend | None = None, max_workers: int | None = None,
                  retries: int = 0, stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
-                 on_event: Callable[[str, str, int], None] | None = None) -> None:
+                 on_event: Callable[[str, str, int], None] | None = None, workers: Iterable[Forked] = ()) -> None:
+        """``workers``: workers started already (:func:`~scadrt.engines.worker.start_worker`), now the engine's."""
         self.memory = memory
         self.max_workers = max_workers or os.cpu_count() or 1
         self.retries = retries
         self.stdout = stdout or sys.stdout.buffer
         self.stderr = stderr or sys.stderr.buffer
         self.on_event = on_event or (lambda event, element, index: None)
-        self._pool = _Pool()
+        self._pool = _Pool(memory.client_modules if memory is not None else ())
+        for forked in workers:
+            self._pool.adopt(forked)
 
     def start_pool(self, size: int) -> None:
         """Start workers up to ``size`` (they warm up concurrently, while other work goes on)."""

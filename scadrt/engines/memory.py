@@ -2,8 +2,8 @@
 
 ``shm``  a POSIX shared-memory segment per memory instance, owned by the engine's process;
          compute instances map it and copy directly (no server in the data path).
-``tcp``  a memory-server process per memory instance on 127.0.0.1 (a free port each), reached
-         over pyzmq; the same path a multi-machine run takes.
+``tcp``  a memory-server process per memory instance on 127.0.0.1 (a free port each), forked
+         from the engine and reached over pyzmq; the same path a multi-machine run takes.
 
 Each backend is a :class:`MemoryBackend`. Its :meth:`~MemoryBackend.start` returns, per memory
 instance (``name`` or ``name@i``), the tail of a transport descriptor (``IMPL;KEY,VALUE;…``);
@@ -17,8 +17,9 @@ Rules:
    to the run's own compute instances carry it, so another user of the machine can neither
    read nor write the region. The report shows descriptors with the token redacted.
 2. At most ``max_starting`` servers (default: cores + 2) are starting at any time; the next one
-   is launched as soon as one is ready. Each is an interpreter importing zmq and numpy, and a
-   parallel memory element must not fork hundreds of them at once.
+   is launched as soon as one is ready. Each is forked from the engine, which has imported zmq
+   and numpy once (:mod:`scadrt.engines.server_fork`), and a parallel memory element must not
+   fork hundreds of them at once.
 3. A memory instance that cannot start raises :class:`MemoryStartError`, naming the element and
    the instance; whatever did start is freed by :meth:`close`, as always.
 4. :meth:`lost` names every running instance that went away by itself (a server that exited, a
@@ -30,7 +31,7 @@ Rules:
    servers stop by themselves when the engine's process dies.
 6. :meth:`~MemoryBackend.prepare` begins starting memory elements that will be needed soon (the
    engine asks when the elements before their first user are submitted), so that a server's
-   start-up (an interpreter importing zmq and numpy, a few hundred milliseconds) overlaps the
+   start-up (a fork, a bind and a region: milliseconds, more on a busy machine) overlaps the
    work before it instead of holding up its first user. Only tcp has anything to begin; a
    server that fails to start is reported at :meth:`~MemoryBackend.start`, as always.
 """
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TOKEN_BYTES", "MemoryBackend", "MemoryStartError", "SegmentGuard", "ShmMemory", "TcpMemory",
-    "memory_backend",
+    "client_modules", "memory_backend",
 ]
 
 #: random bytes in each memory server's token (rule 1)
@@ -95,6 +96,8 @@ class MemoryBackend(Protocol):
     kind: str
     #: whether the engine should poll :meth:`lost` during the run, or ask only when an instance failed
     poll_lost: bool
+    #: what compute instances import to reach its memory elements: workers import it before they fork them
+    client_modules: tuple[str, ...]
 
     def prepare(self, specs: Sequence[ElementSpec]) -> None:
         """Begin starting ``specs`` without waiting (rule 6); :meth:`start` finishes the job."""
@@ -127,6 +130,7 @@ class MemoryBackend(Protocol):
 class ShmMemory:
     kind = "shm"
     poll_lost = False  # rule 4
+    client_modules: tuple[str, ...] = ("scadrt.transports.shm",)
 
     def __init__(self) -> None:
         self.regions: dict[str, list[SharedRegion]] = {}
@@ -197,6 +201,7 @@ class _Served:
 class TcpMemory:
     kind = "tcp"
     poll_lost = True  # rule 4
+    client_modules: tuple[str, ...] = ("scadrt.transports.tcp",)  # zmq: some 0.1 s in each instance otherwise
 
     def __init__(self, max_starting: int | None = None) -> None:
         # pyzmq is imported only when a run really uses tcp
@@ -214,11 +219,11 @@ class TcpMemory:
         self.broken: dict[str, MemoryStartError] = {}
 
     def _launch(self, spec: ElementSpec, instance: str) -> None:
-        from scadrt.transports.launcher import launch_memory_server
+        from scadrt.engines.server_fork import fork_memory_server
 
         token = secrets.token_urlsafe(TOKEN_BYTES)
         try:
-            server = launch_memory_server(spec.limits.mem, token=token)
+            server = fork_memory_server(spec.limits.mem, token=token)
         except OSError as exc:  # EAGAIN (too many processes), ENOMEM…
             raise MemoryStartError(spec.name, instance, f"cannot start its memory server: {exc.strerror}") from exc
         served = _Served(instance, server, token)
@@ -274,12 +279,14 @@ class TcpMemory:
 
     def stop(self, name: str) -> list[int]:
         """Stop every instance; return each server's peak resident bytes (VmHWM). The servers
-        get SIGTERM and are reaped later (at the next stop, or at close): waiting for each to
-        exit would hold up the next element."""
+        get SIGKILL and are reaped later (at the next stop, or at close): waiting for each to
+        exit would hold up the next element. Not SIGTERM: a server notices that only at its
+        next poll (up to 0.1 s, holding its region meanwhile), and the region is all it has,
+        which nobody reads any more."""
         used = []
         for served in self.servers.pop(name, []):
             used.append(_peak_rss(served.pid))
-            served.server.process.terminate()
+            served.server.process.kill()
             self.stopping.append(served.server)
         exited = [s for s in self.stopping if s.process.poll() is not None]
         for server in exited:
@@ -324,6 +331,13 @@ def _peak_rss(pid: int) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def client_modules(transport: str) -> tuple[str, ...]:
+    """What compute instances import to reach memory elements over ``transport`` (``--transport``),
+    as the backend :func:`memory_backend` picks says (nothing for a transport it refuses)."""
+    return {"tcp": TcpMemory.client_modules, "shm": ShmMemory.client_modules,
+            "auto": ShmMemory.client_modules}.get(transport, ())
 
 
 def memory_backend(transport: str, program: Program) -> ShmMemory | TcpMemory | None:

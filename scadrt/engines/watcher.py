@@ -26,13 +26,12 @@ a small process per run removes them. Rules:
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import shutil
 import signal
 import time
 
-from scadrt.engines.worker import detach_inherited_fds
+from scadrt.engines.worker import detach_inherited_fds, fork_frozen
 from scadrt.transports.shm import unlink_segment
 
 __all__ = ["Watcher"]
@@ -47,21 +46,13 @@ class Watcher:
 
     def __init__(self) -> None:
         read_end, write_end = os.pipe()
-        gc.freeze()  # see detach_inherited_fds
-        try:
-            pid = os.fork()
-        except BaseException:
-            gc.unfreeze()
-            os.close(read_end)
-            os.close(write_end)
-            raise
+        pid = fork_frozen((read_end, write_end))
         if pid == 0:
             try:
                 detach_inherited_fds({read_end})
                 _watch(read_end)
             finally:
                 os._exit(0)
-        gc.unfreeze()
         os.close(read_end)
         self.pid = pid
         self._pipe: int | None = write_end

@@ -1,14 +1,17 @@
 """The local engine's warm workers: a fork server that runs each element instance in a fresh child.
 
 The engine imports what every element needs (:func:`warm_up`) and forks a few workers from
-itself (:func:`fork_worker`, which calls :func:`serve` with two pipe fds), so a worker starts warm
-without a Python start-up; each then waits for tasks. Every task runs in a child forked from the
+itself (:func:`start_worker`, :func:`fork_worker`, which calls :func:`serve` with two pipe fds),
+so a worker starts warm without a Python start-up; each then waits for tasks. The first worker
+of ``scadc run`` is forked before anything is imported for it and warms up by itself, while the
+engine loads the program (:func:`scadrt.runner.run`). Every task runs in a child forked from the
 warm worker, so each instance has its own address space (its peak RSS is its own, and nothing
 leaks into the next instance), while a fork costs a millisecond or two. The child runs the
 instance through :mod:`scadrt.element` (the element ABI: loading, params, result, error). A
-child reports its outcome before it exits; the worker passes it on, forks the child for the next
-task and takes that task while the finished child is still exiting, so one worker serves a chain
-of elements and a child's exit is not on the engine's critical path. The worker reaps a child
+child reports its outcome before it exits; the worker passes it on and gives the next task to
+the child it forked while the last one ran, while the finished child is still exiting, so one
+worker serves a chain of elements and neither a child's fork nor its exit is on the engine's
+critical path. The worker reaps a child
 with ``wait4`` once its pidfd says it is gone, which gives its exact peak RSS and CPU time.
 
 Frames on both pipes are a 4-byte big-endian length and a pickle (engine and worker are the
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
+import importlib
 import json
 import os
 import pickle
@@ -39,8 +44,8 @@ from scadrt.element import error_record, run_element
 from scadrt.engines.threads import limit_threads
 
 __all__ = [
-    "Exited", "Finished", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent", "fork_worker",
-    "read_frame", "serve", "warm_up", "write_frame",
+    "Exited", "Finished", "Forked", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent",
+    "discard_worker", "fork_frozen", "fork_worker", "read_frame", "serve", "start_worker", "warm_up", "write_frame",
 ]
 
 _LENGTH = struct.Struct(">I")
@@ -167,6 +172,22 @@ def detach_inherited_fds(keep: set[int]) -> None:
                 os.dup2(devnull, fd)
 
 
+def fork_frozen(close_on_failure: tuple[int, ...] = ()) -> int:
+    """``os.fork()`` with the gc frozen across it (see :func:`detach_inherited_fds`): the parent
+    thaws it, the child keeps it frozen; if the fork fails, ``close_on_failure`` are closed."""
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except BaseException:
+        gc.unfreeze()
+        for fd in close_on_failure:
+            os.close(fd)
+        raise
+    if pid:
+        gc.unfreeze()
+    return pid
+
+
 def run_instance(task: Task) -> int:
     """Run one element instance in this process (a fresh fork); return the exit status."""
     try:
@@ -226,16 +247,82 @@ def _fork_standby(inherited: tuple[int, ...]) -> _Child:
     return _Child(pid, task_w, done_r)
 
 
-def warm_up() -> None:
-    """Import what every element needs, so that processes forked afterwards start warm."""
-    import numpy  # noqa: F401
+def warm_up(client_modules: tuple[str, ...] = ()) -> None:
+    """Import what every element needs (:func:`_warm_up`) and ``client_modules`` (what instances
+    import to reach the run's memory elements), so that processes forked afterwards start warm."""
+    _warm_up()
+    for module in client_modules:
+        importlib.import_module(module)
+
+
+@functools.cache  # once per process: a fork inherits the imports and the hook
+def _warm_up() -> None:
+    """Import what every element needs.
+
+    That includes ``numpy.random``, which numpy loads only when first used: generated elements
+    use it whenever the program touches a global generator (capture_rng/restore_rng), and each
+    instance importing it again cost 15-25 ms. Imported here, its global generator would be one
+    state copied into every instance; so every process forked from here on reseeds it from the
+    OS (:func:`_reseed_numpy`), as a fresh import would have (the standard library's ``random``
+    does the same at a fork on its own).
+    """
+    import numpy.random  # noqa: F401
 
     import scadrt.action  # what scadrt.element.run_element imports when it first runs
     import scadrt.remote.values  # what generated elements import
     import scadrt.transports  # noqa: F401
 
+    os.register_at_fork(after_in_child=_reseed_numpy)
 
-def fork_worker(task_fd: int, event_fd: int) -> int:
+
+def _reseed_numpy() -> None:
+    import numpy.random  # imported already (warm_up): this only looks it up
+
+    numpy.random.seed()
+
+
+@dataclass(frozen=True)
+class Forked:
+    """A worker just forked: its pid and this process's ends of its pipes (fds)."""
+
+    pid: int
+    #: the write end of the pipe it reads tasks from
+    tasks: int
+    #: the read end of the pipe it writes events to
+    events: int
+
+
+def start_worker(client_modules: tuple[str, ...] = (), *, warm: bool = True) -> Forked:
+    """Fork a worker with its two pipes. ``warm``: import what it needs here first (once: every
+    later fork inherits it); otherwise the worker imports it itself while this process goes on,
+    as the first worker of ``scadc run`` does, forked before the program loads
+    (:func:`scadrt.runner.run`) so that its numpy import overlaps the loading."""
+    task_r, task_w = os.pipe()
+    event_r, event_w = os.pipe()
+    try:
+        if warm:
+            warm_up(client_modules)
+        pid = fork_worker(task_r, event_w, client_modules)
+    except BaseException:
+        os.close(task_w)
+        os.close(event_r)
+        raise
+    finally:
+        os.close(task_r)
+        os.close(event_w)
+    return Forked(pid, task_w, event_r)
+
+
+def discard_worker(worker: Forked) -> None:
+    """Kill and reap a worker that was never used (its standby child dies with it)."""
+    os.close(worker.tasks)
+    os.close(worker.events)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(worker.pid, signal.SIGKILL)
+    os.waitpid(worker.pid, 0)
+
+
+def fork_worker(task_fd: int, event_fd: int, client_modules: tuple[str, ...] = ()) -> int:
     """Fork a worker that serves tasks from ``task_fd``; return its pid (in the caller).
 
     Forking the engine, which has imported what workers need (:func:`warm_up`), costs a few
@@ -246,10 +333,8 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
     and default signal handlers, and never returns.
     """
     engine = os.getpid()
-    gc.freeze()  # see detach_inherited_fds
-    pid = os.fork()
+    pid = fork_frozen()
     if pid:
-        gc.unfreeze()
         return pid
     code = 1
     try:
@@ -259,7 +344,7 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
-        serve(task_fd, event_fd, engine)
+        serve(task_fd, event_fd, engine, client_modules)
         code = 0
     except BaseException:  # the engine sees the pipe close, and reports the worker's death
         traceback.print_exc()
@@ -267,15 +352,16 @@ def fork_worker(task_fd: int, event_fd: int) -> int:
         os._exit(code)
 
 
-def serve(task_fd: int, event_fd: int, engine: int | None = None) -> None:
-    """The worker's loop (``engine``: the parent's pid). A child reports its outcome before it
-    exits; the worker says so at once, then forks the next standby child and takes the next task
-    while the finished child is still exiting (it is reaped when its pidfd says it is gone), so the
-    exit does not delay the engine, and one worker serves a chain of elements."""
+def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules: tuple[str, ...] = ()) -> None:
+    """The worker's loop (``engine``: the parent's pid). The standby child for the next task is
+    forked as soon as a task has gone to the current one. A child reports its outcome before it
+    exits; the worker says so at once and takes the next task while the finished child is still
+    exiting (it is reaped when its pidfd says it is gone), so neither a fork nor an exit delays
+    the engine, and one worker serves a chain of elements."""
     die_with_parent(os.getppid() if engine is None else engine)
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warm_up()  # every fork of this worker inherits it already imported
+    warm_up(client_modules)  # every fork of this worker inherits it already imported
     limit_threads(1)  # what most elements ask for: their instances then change nothing
 
     inherited = (task_fd, event_fd)  # with the exiting children's pidfds: not a standby child's to hold
@@ -309,6 +395,9 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None) -> None:
                         write_frame(to_child, task)
                     write_frame(events, Started(task.task_id, child.pid, start))
                     running = (task.task_id, child)
+                    # the next task's child now, while this one runs: forking a worker with numpy
+                    # loaded takes milliseconds, which between two elements of a chain add up
+                    child = _fork_standby((*inherited, *exiting, child.done_r))
                 else:  # the running child's word (b"" when it died without one)
                     assert running is not None
                     task_id, done = running
@@ -316,9 +405,8 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None) -> None:
                     os.close(done.done_r)
                     exiting[os.pidfd_open(done.pid)] = (task_id, done.pid)
                     running = None
-                    if outcome:  # first: the engine schedules what comes next while we fork
+                    if outcome:
                         write_frame(events, Finished(task_id, outcome == b"0"))
-                    child = _fork_standby((*inherited, *exiting))
         os.close(child.task_w)  # the standby child reads EOF and exits
         os.close(child.done_r)
         os.waitpid(child.pid, 0)

@@ -41,8 +41,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-import numpy as np
-
 from scadrt.errors import OutOfBoundsError, TransportClosedError, TransportConfigError, TransportError
 
 __all__ = ["Transport", "allocate_buffer", "copy_bytes"]
@@ -55,6 +53,8 @@ _NUMPY_COPY_MIN = 1 << 16
 def copy_bytes(dst: memoryview, src: memoryview | bytes) -> None:
     """Copy ``src`` into ``dst`` (same length, byte format), releasing the GIL for large copies."""
     if len(dst) >= _NUMPY_COPY_MIN:
+        import numpy as np  # here: the engine imports this module, and needs numpy only if a worker does
+
         np.copyto(np.frombuffer(dst, dtype=np.uint8), np.frombuffer(src, dtype=np.uint8))
     else:
         dst[:] = src
@@ -65,6 +65,8 @@ def allocate_buffer(nbytes: int) -> memoryview:
 
     numpy's zeros comes from calloc, so a large buffer costs no RSS until it is touched.
     """
+    import numpy as np
+
     return np.zeros(nbytes, dtype=np.uint8).data.cast("B")
 
 

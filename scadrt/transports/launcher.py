@@ -17,11 +17,36 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Protocol, Self
 
 from scadrt.errors import TransportError, clip
 
-__all__ = ["ServerProcess", "launch_memory_server", "spawn_memory_server"]
+__all__ = ["ChildProcess", "ServerProcess", "launch_memory_server", "server_options", "spawn_memory_server"]
+
+
+class ChildProcess(Protocol):
+    """What :class:`ServerProcess` needs of its process: a :class:`subprocess.Popen`, or a forked
+    child with the same methods (:mod:`scadrt.engines.server_fork`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def stdin(self) -> IO[bytes] | None: ...
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+
+    @property
+    def returncode(self) -> int | Any: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass
@@ -32,7 +57,7 @@ class ServerProcess:
     at :meth:`stop`, when the object is garbage-collected, and when this process dies.
     """
 
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     #: the endpoint clients connect to, with the real port
     url: str
 
@@ -94,6 +119,23 @@ def spawn_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", t
     return server
 
 
+def server_options(size: int | str, *, listen: str = "tcp://127.0.0.1:0", max_request: int | None = None,
+                   rdma: str | None = None, no_stream: bool = False, log_level: str = "warning",
+                   extra_args: Sequence[str] = ()) -> list[str]:
+    """The server's options for a child of this process: it stops at the end of its stdin and,
+    when this is the main thread (see :func:`launch_memory_server`), when this process dies."""
+    options = ["--listen", listen, "--size", str(size), "--log-level", log_level, "--exit-with-stdin"]
+    if threading.current_thread() is threading.main_thread():
+        options += ["--exit-with-parent", str(os.getpid())]
+    if max_request is not None:
+        options += ["--max-request", str(max_request)]
+    if rdma is not None:  # a device name, or "auto"
+        options += ["--rdma", rdma]
+    if no_stream:
+        options.append("--no-stream")
+    return options + list(extra_args)
+
+
 def launch_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", token: str | None = None,
                          max_request: int | None = None, rdma: str | None = None, no_stream: bool = False,
                          log_level: str = "warning", extra_args: Sequence[str] = (),
@@ -108,17 +150,9 @@ def launch_memory_server(size: int | str, *, listen: str = "tcp://127.0.0.1:0", 
     kernel when this process dies.
     ``extra_args`` are more server options (e.g. ``["--idle-timeout", "5"]``).
     """
-    argv = [sys.executable, "-m", "scadrt.transports.memory_server", "--listen", listen,
-            "--size", str(size), "--log-level", log_level, "--exit-with-stdin"]
-    if threading.current_thread() is threading.main_thread():
-        argv += ["--exit-with-parent", str(os.getpid())]
-    if max_request is not None:
-        argv += ["--max-request", str(max_request)]
-    if rdma is not None:  # a device name, or "auto"
-        argv += ["--rdma", rdma]
-    if no_stream:
-        argv.append("--no-stream")
-    argv += list(extra_args)
+    argv = [sys.executable, "-m", "scadrt.transports.memory_server",
+            *server_options(size, listen=listen, max_request=max_request, rdma=rdma, no_stream=no_stream,
+                            log_level=log_level, extra_args=extra_args)]
     env = dict(os.environ)
     env.pop("SCAD_TOKEN", None)
     if token is not None:

@@ -61,8 +61,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-import numpy as np
-
 from scadrt.errors import ConnectionLostError, OutOfBoundsError, TransportClosedError, TransportConfigError
 from scadrt.sizes import parse_size
 from scadrt.transports.base import InProcessRegionTransport
@@ -169,6 +167,8 @@ def _unmap(key: _SegmentKey, token: int, base: int, length: int) -> None:
 
 def _address(view: memoryview) -> int:
     """Virtual address of a byte view's first byte."""
+    import numpy as np  # here, as below: the engine imports this module, and needs numpy only if a worker does
+
     interface: dict[str, Any] = np.frombuffer(view, dtype=np.uint8).__array_interface__
     address: int = interface["data"][0]
     return address
@@ -180,6 +180,8 @@ def _keep_snapshots(key: _SegmentKey, addr: int, src: memoryview) -> None:
     entries = _mapped.get(key)
     if not entries:
         return
+    import numpy as np
+
     end = addr + len(src)
     for entry in list(entries.values()):  # a copy: a mapping may die (and be forgotten) meanwhile
         lo, hi = max(addr, entry.start), min(end, entry.stop)

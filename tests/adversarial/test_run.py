@@ -27,6 +27,7 @@ import zmq
 from scadrt.dag import load_program
 from scadrt.engines.local import LocalEngine
 from scadrt.engines.memory import TcpMemory, memory_backend
+from scadrt.engines.server_fork import PROCESS_NAME
 from scadrt.errors import AccessDeniedError
 from scadrt.transports.launcher import spawn_memory_server
 from scadrt.transports.protocol import HEADER_SIZE, Header, Op, Status, pack_request
@@ -79,9 +80,13 @@ def paused_run(tmp_path: Path, before: str, after: str) -> tuple[Path, Path]:
     return prog, marks
 
 
+def is_memory_server(process: psutil.Process) -> bool:
+    """Launched (``python -m scadrt.transports.memory_server``) or forked by the engine (its name)."""
+    return process.name() == PROCESS_NAME or "scadrt.transports.memory_server" in " ".join(process.cmdline())
+
+
 def memory_servers(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True)
-            if "scadrt.transports.memory_server" in " ".join(p.cmdline())]
+    return [p for p in psutil.Process(pid).children(recursive=True) if is_memory_server(p)]
 
 
 def zmq_reply(url: str, frames: list[bytes]) -> tuple[int, int]:
@@ -115,8 +120,9 @@ def stream_reply(port: int, request: bytes) -> int:
 
 
 def test_a_tcp_run_refuses_clients_without_its_token(tmp_path: Path) -> None:
+    # the note: the url and the token the engine handed this instance (its only copy outside the server)
     prog, marks = paused_run(tmp_path, "    mem.reg(8)\n    mem.buf[:8] = b'original'\n    mem.write(8, 0)\n"
-                                       "    note = mem.url\n",
+                                       "    note = mem.url + ' ' + mem._token.decode()\n",
                              "    mem.buf[:8] = b'--------'\n    mem.read(8, 0)\n"
                              "    print(bytes(mem.buf[:8]).decode())\n")
     report, page = tmp_path / "run.json", tmp_path / "run.html"
@@ -125,9 +131,8 @@ def test_a_tcp_run_refuses_clients_without_its_token(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         wait_for(marks / "note", proc)
-        url = (marks / "note").read_text()
+        url, token = (marks / "note").read_text().split()
         (server,) = memory_servers(proc.pid)
-        token = server.environ().get("SCAD_TOKEN", "")  # this uid may read it; other users may not
         assert len(token) >= 32
         argv = [" ".join(p.cmdline()) for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(True)]]
         assert not any(token in a for a in argv)
@@ -164,10 +169,14 @@ def test_every_tcp_memory_server_gets_its_own_token(tmp_path: Path) -> None:
     backend = TcpMemory()
     try:
         started = backend.start([program.elements["m"]])
-        tokens = {server.environ()["SCAD_TOKEN"] for server in
-                  (psutil.Process(s.pid) for servers in backend.servers.values() for s in servers)}
-        assert len(tokens) == 2
-        assert {d.partition(";token,")[2].rstrip(";") for d in started["m"].values()} == tokens
+        pairs = [(d.partition(";url,")[2].partition(";")[0], d.partition(";token,")[2].rstrip(";"))
+                 for d in started["m"].values()]
+        assert len({token for _, token in pairs}) == 2
+        (url_0, token_0), (url_1, token_1) = pairs
+        for url, own, other in ((url_0, token_0, token_1), (url_1, token_1, token_0)):
+            TcpTransport(url, token=own, connect_timeout=5).close()
+            with pytest.raises(AccessDeniedError):
+                TcpTransport(url, token=other, connect_timeout=5).close()
     finally:
         backend.close()
 
@@ -231,7 +240,7 @@ def test_tcp_memory_starts_a_bounded_number_of_servers_at_once(tmp_path: Path) -
             starting = 0
             for child in me.children():
                 try:
-                    if "scadrt.transports.memory_server" in " ".join(child.cmdline()) and not any(
+                    if is_memory_server(child) and not any(
                             c.status == psutil.CONN_LISTEN for c in child.net_connections("tcp")):
                         starting += 1
                 except psutil.Error:

@@ -421,3 +421,64 @@ def test_tcp_memory_servers_launch_while_the_elements_before_their_users_run(tmp
     a, b = (next(i for i in report.instances if i.element == name) for name in ("a", "b"))
     assert memory.start < a.end - 0.5  # launched when a was submitted, not when b was
     assert b.start > a.end - 0.05  # b still comes after a
+
+
+def test_numpy_global_generator_is_fresh_in_every_instance(tmp_path: Path) -> None:
+    # Workers import numpy.random before they fork instances (warm_up); unseeded draws must still
+    # differ from instance to instance and from run to run, as in separate interpreters.
+    draw = "import numpy as np\n" + MAIN + "    print(np.random.randint(2**62), np.random.normal())\n    return {}\n"
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\n#@ parallelism: 2\n#@ dependents: [b]\n" + draw,
+        "b.o.py": "#@ type: compute\n" + draw,
+    })
+    draws = []
+    for _ in range(2):
+        out, _, result = run(prog, max_workers=1)
+        assert not isinstance(result, RunFailed), result
+        draws += out.decode().split("\n")[:-1]
+    assert len(draws) == 6 and len({d.split()[0] for d in draws}) == 6 and len({d.split()[1] for d in draws}) == 6
+
+
+def test_a_forked_memory_server_stops_when_its_own_stdin_closes(tmp_path: Path) -> None:
+    # Servers are forked from the engine: the second must not hold the first's stdin pipe open
+    # (it would keep the first alive after the engine is gone), nor be a fresh interpreter.
+    prog = write(tmp_path / "p", {
+        "a.o.yaml": "type: memory\nparallelism: 2\nlimits: {mem: 1 MB}\ncorunning: [c]\n",
+        "c.o.py": "#@ type: compute\n" + MAIN + "    return {}\n",
+    })
+    program = load_program(prog)
+    backend = memory_backend("tcp", program)
+    assert isinstance(backend, TcpMemory)
+    try:
+        backend.start([program.elements["a"]])
+        first, second = (served.server for served in backend.servers["a"])
+        assert psutil.Process(second.pid).name() == "scad-memory"
+        assert psutil.Process(second.pid).cmdline() == psutil.Process().cmdline()  # a fork, no exec
+        assert first.process.stdin is not None
+        first.process.stdin.close()
+        assert first.process.wait(timeout=5) == 0
+        assert second.process.poll() is None
+    finally:
+        backend.close()
+
+
+def test_scadc_run_imports_numpy_in_its_worker_not_in_the_engine() -> None:
+    # The first worker is forked before the program loads and imports numpy itself; a chain needs
+    # no other worker, so the engine's process never imports it.
+    code = ("import io, sys, scadrt\n"
+            "out = io.BytesIO()\n"
+            f"scadrt.run({str(EXAMPLES / 'chain')!r}, params={{'n': 4}}, stdout=out)\n"
+            "print(out.getvalue().decode().splitlines()[-1], 'numpy' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "third: sum of squares = 30 False\n"
+
+
+def test_a_program_that_fails_to_load_leaves_no_worker(tmp_path: Path) -> None:
+    import scadrt
+    from scadrt.errors import ProgramError
+
+    prog = write(tmp_path / "p", {"a.o.py": "#@ type: compute\n#@ dependents: [nowhere]\n" + MAIN + "    return {}\n"})
+    with pytest.raises(ProgramError):
+        scadrt.run(prog)
+    assert psutil.Process().children(recursive=True) == []
