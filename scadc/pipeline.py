@@ -107,6 +107,9 @@ def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
 
     lines = [plan.format(), "decisions:"]
     lines += [f"  boundary {i}: {why}" for i, why in plan.decisions]
+    if plan.costs:
+        lines.append("costs compared:")
+        lines += [f"  {line}" for line in plan.costs]
     if plan.loops:
         lines.append("loops:")
         lines += [f"  unit {i}: {why}" for i, why in plan.loops]
