@@ -50,14 +50,16 @@ def tables(draw: st.DrawFn) -> tuple[UnitTable, list[int], list[int], int, float
         start_rss=tuple(rss[:n]), end_rss=tuple(rss[1:]),
         scale=tuple(draw(st.sampled_from([1.0, 1.0, 0.5, 1.7])) for _ in range(n)))
     allowed = sorted(draw(st.frozensets(st.integers(1, max(1, n - 1)))) - {n})
-    forced = sorted(draw(st.frozensets(st.sampled_from(allowed)))) if allowed and draw(st.booleans()) else []
+    forced: list[int] = []
+    if allowed and draw(st.booleans()):
+        forced = sorted(draw(st.frozensets(st.sampled_from(allowed))))
     return table, allowed, forced, draw(st.integers(1, n)), draw(st.sampled_from([0.0, 0.0, 0.5, 1.5]))
 
 
 def brute_force(table: UnitTable, allowed: list[int], forced: list[int], max_elements: int,
                 min_s: float) -> dict[int, float]:
     """The least cost of each element count over every subset of ``allowed`` holding ``forced``."""
-    n, best = table.count, {}
+    n, best = table.count, dict[int, float]()
     limit = max(max_elements, len(forced) + 1)
     for r in range(len(allowed) + 1):
         for cuts in itertools.combinations(allowed, r):
