@@ -50,9 +50,8 @@ def tables(draw: st.DrawFn) -> tuple[UnitTable, list[int], list[int], int, float
         start_rss=tuple(rss[:n]), end_rss=tuple(rss[1:]),
         scale=tuple(draw(st.sampled_from([1.0, 1.0, 0.5, 1.7])) for _ in range(n)))
     allowed = sorted(draw(st.frozensets(st.integers(1, max(1, n - 1)))) - {n})
-    forced: list[int] = []
-    if allowed and draw(st.booleans()):
-        forced = sorted(draw(st.frozensets(st.sampled_from(allowed))))
+    with_forced: bool = draw(st.booleans())
+    forced = sorted(draw(st.frozensets(st.sampled_from(allowed)))) if allowed and with_forced else []
     return table, allowed, forced, draw(st.integers(1, n)), draw(st.sampled_from([0.0, 0.0, 0.5, 1.5]))
 
 
