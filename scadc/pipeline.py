@@ -125,7 +125,8 @@ def _measured_policy(policy: Policy, analysis: Analysis, report: str | Path, out
 
 
 def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
-    """What ``scadc split --explain`` prints: the plan, then why each cut, loop and heavy object."""
+    """What ``scadc split --explain`` prints: the plan, then why each cut, the costs the policy compared
+    (the chosen plan, the single element, the cheapest of each element count), loop and heavy object."""
     from scadc.analysis.observed import explain_observed
 
     lines = [plan.format(), "decisions:"]

@@ -62,4 +62,5 @@ def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                    help="run each loop whose iterations are independent as one element with an instance per "
                         "iteration (default: on)")
     p.add_argument("--explain", action="store_true",
-                   help="print every cut decision, loop and heavy object to stderr")
+                   help="print every cut decision, the costs compared (with a profile), every loop and heavy "
+                        "object to stderr")
