@@ -35,12 +35,20 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from scadc.analysis import Analysis
+    from scadc.analysis import Analysis, UnitFacts
 
-__all__ = ["CostModel", "Measured", "PlanCost", "SegmentCost", "UnitTable", "best_plans"]
+__all__ = ["CostModel", "Measured", "PlanCost", "SegmentCost", "UnitTable", "best_plans", "cheapest", "plan_cost",
+           "read_parts", "segment_cost"]
 
 _MB = 10**6
 _GB = 1e9
+
+
+def read_parts(facts: UnitFacts) -> tuple[frozenset[str], ...]:
+    """The locals a unit needs the values of: what it uses or changes, but not what a plain
+    ``del x`` statement names (the analysis counts that as a use; it needs no data). As the
+    unit's own sets, not a copy into one (a unit changing a large alias class shares its set)."""
+    return (facts.mutated,) if facts.shape.deletes_only else (facts.uses, facts.mutated)
 
 
 @dataclass(frozen=True)
@@ -125,8 +133,6 @@ class UnitTable:
     def of(cls, analysis: Analysis, model: CostModel) -> UnitTable | None:
         """The table of a profiled analysis; None without a profile that measured memory (an older
         scadc's, or a hand-made one with times only: the model has nothing to weigh)."""
-        from scadc.partition.policies import read_parts
-
         profile = analysis.options.profile
         if profile is None:
             return None

@@ -36,9 +36,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from scadc.analysis import Analysis, UnitFacts
+from scadc.analysis import Analysis
 from scadc.errors import CompileError
-from scadc.partition.cost import CostModel, Measured, UnitTable, best_plans, cheapest
+from scadc.partition.cost import CostModel, Measured, UnitTable, best_plans, cheapest, read_parts
 from scadc.source import Span
 
 __all__ = ["POLICIES", "Choice", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy", "make_policy",
@@ -62,13 +62,6 @@ class Policy(Protocol):
         """The cuts to take (from ``allowed``) and, per boundary considered, why. ``forced`` cuts
         (around parallel loops) are taken whatever the policy says; a policy may plan around them."""
         ...
-
-
-def read_parts(facts: UnitFacts) -> tuple[frozenset[str], ...]:
-    """The locals a unit needs the values of: what it uses or changes, but not what a plain
-    ``del x`` statement names (the analysis counts that as a use; it needs no data). As the
-    unit's own sets, not a copy into one (a unit changing a large alias class shares its set)."""
-    return (facts.mutated,) if facts.shape.deletes_only else (facts.uses, facts.mutated)
 
 
 def _working_set(analysis: Analysis, index: int, heavy: frozenset[str]) -> frozenset[str]:
