@@ -42,6 +42,8 @@ __all__ = ["CostModel", "Measured", "PlanCost", "SegmentCost", "UnitTable", "bes
 
 _MB = 10**6
 _GB = 1e9
+#: locals smaller than this are left to the RSS figures (:data:`scadc.profile.STORED_MIN`, 64 KiB)
+_SIZED_MIN = 1 << 16
 
 
 def read_parts(facts: UnitFacts) -> tuple[frozenset[str], ...]:
@@ -144,7 +146,9 @@ class UnitTable:
         first_rss = next((int(row["start_rss_bytes"]) for row in rows if "start_rss_bytes" in row), 0)
         fallback = {n: d.size if d.size is not None else analysis.options.heavy_bytes
                     for n, d in analysis.heavy.items() if d.heavy}
-        sizes = tuple({**fallback, **{n: int(b) for n, b in row.get("live_bytes", {}).items()}} for row in rows)
+        # only the locals a memory element would store (STORED_MIN and up): the RSS term counts the rest
+        measured = [{**fallback, **{n: int(b) for n, b in row.get("live_bytes", {}).items()}} for row in rows]
+        sizes = tuple({n: b for n, b in row.items() if b >= _SIZED_MIN} for row in measured)
         return cls(
             count=len(rows),
             wall=tuple(float(row.get("wall_s", 0.0)) for row in rows),
@@ -249,11 +253,12 @@ class _Segments:
         bound: set[str] = set()
         own: list[float] = []  # own[u - a]: what its units hold when u starts, scaled, plus u's rise
         held_at: list[float] = []  # held_at[u - a]: what its units hold after unit u
+        named = 0  # the sizes of the locals its units bound, before unit u (after u - 1)
         for u in range(a, t.count):
-            named = sum(t.sizes[u - 1].get(n, 0) for n in bound) if u > a else 0
             own.append(t.scale[u] * (max(named, t.start_rss[u] - t.start_rss[a]) + t.rise[u]))
             bound |= t.defs[u]
-            held_at.append(max(sum(t.sizes[u].get(n, 0) for n in bound), t.end_rss[u] - t.start_rss[a]))
+            named = sum(size for n, size in t.sizes[u].items() if n in bound)
+            held_at.append(max(named, t.end_rss[u] - t.start_rss[a]))
         out: dict[int, SegmentCost] = {}
         touched: set[str] = set()
         changed_last: dict[str, int] = {}
@@ -336,9 +341,10 @@ def best_plans(model: CostModel, table: UnitTable, allowed: Iterable[int], *, fo
     best: list[dict[int, tuple[float, int]]] = [{0: (0.0, -1)}]
     for k in range(1, limit + 1):
         row: dict[int, tuple[float, int]] = {}
+        previous = sorted(best[k - 1].items())
         for b in ends:
             found: tuple[float, int] | None = None
-            for a, (total, _) in sorted(best[k - 1].items()):
+            for a, (total, _) in previous:
                 step = cost.get((a, b))
                 if step is None:
                     continue
