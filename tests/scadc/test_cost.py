@@ -270,3 +270,15 @@ def profiled_phases(tmp_path: Path) -> dict[str, Any]:
     return profiled(app)
 
 # endregion
+
+
+def test_from_report_needs_a_profile_and_the_resource_policy(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(PHASES)
+    assert scadc("split", app, "-o", tmp_path / "prog").returncode == 0
+    report = _report(tmp_path)
+    done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--from-report: --from-report needs --profile" in done.stderr, done.stderr
+    done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force", "--policy", "every")
+    assert "--from-report applies to the 'resource' policy, not 'every'" in done.stderr, done.stderr
