@@ -66,9 +66,10 @@ class CostModel:
     #: (kmeans: 73.7 MB profiled, its last, nearly empty element 36.4 MB)
     profiler_overhead_bytes: int = 37 * _MB
     #: an element's fixed start-up: a second element added 0.016–0.022 s to the reported wall of a
-    #: trivial program (warm pool), and 0.04 s between global_rng's elements (its RNG state moves); a
-    #: loaded 2-core machine (bench/e2e.py beside other work) takes longer, hence the upper end
-    element_start_s: float = 0.05
+    #: trivial program (warm pool, idle machine), but whole `scadc run` commands of pagerank under
+    #: bench/e2e.py's sampler took 1.75 s as one element, 1.85 s as two and 1.97 s as three (the
+    #: element's own imports and first calls, its process's exit, the scheduler's round trip)
+    element_start_s: float = 0.1
     #: loads and stores over shm. A heavy value is unpacked by mapping its segment copy-on-write
     #: (:mod:`scadrt.remote.values`): a load costs page faults, not a copy (2 GB/s assumed, twice a
     #: copy); a store is one copy into the segment: kmeans' first element stored 16 MB and ran within
