@@ -24,6 +24,7 @@ from scadrt.sizes import parse_size
 if TYPE_CHECKING:
     from scadc.analysis import Analysis
     from scadc.partition.plan import PartitionPlan
+    from scadc.partition.policies import Policy
 
 __all__ = ["analyze_program", "split_program"]
 
@@ -69,7 +70,8 @@ def analyze_program(source: str | Path, *, entry: str | None = None, heavy_bytes
 def split_program(source: str | Path, output: str | Path, *, force: bool = False, policy: str = "resource",
                   max_elements: int | None = None, min_element_ms: float | None = None,
                   heavy_bytes: int | str | None = None, profile: ProfileArg = None, entry: str | None = None,
-                  parallel: bool = True, explain: Callable[[str], object] | None = None) -> PartitionPlan:
+                  parallel: bool = True, explain: Callable[[str], object] | None = None,
+                  from_report: str | Path | None = None) -> PartitionPlan:
     """Compile ``source`` into the element directory ``output`` (all of it, or nothing); return the plan.
 
     The options are ``scadc split``'s, with its defaults: ``force`` replaces a directory an earlier
@@ -78,6 +80,8 @@ def split_program(source: str | Path, output: str | Path, *, force: bool = False
     ``entry`` are :func:`analyze_program`'s; ``parallel`` runs each loop with independent iterations
     as one element with an instance per iteration. ``explain``, when given, is called with what
     ``--explain`` prints (every cut decision, loop and heavy object) before the directory is written.
+    ``from_report`` is a ``scadc run --report`` file of a run of ``output`` as an earlier split wrote
+    it: what it measured of each element corrects the profile's figures (:mod:`scadc.feedback`).
     Raises :class:`~scadc.errors.CompileError` for the program or a bad option, and
     :class:`~scadrt.errors.UserError` when ``output`` cannot be written.
     """
@@ -92,7 +96,8 @@ def split_program(source: str | Path, output: str | Path, *, force: bool = False
 
     def compile_program() -> PartitionPlan:
         analysis = _analyze(source, entry, heavy_bytes, profile)
-        plan = build_plan(analysis, chosen, parallel=parallel)
+        policy = chosen if from_report is None else _measured_policy(chosen, analysis, from_report, output)
+        plan = build_plan(analysis, policy, parallel=parallel)
         if explain is not None:
             explain(_explain(analysis, plan))
         write_program(analysis, plan, output, force=force)
@@ -101,12 +106,34 @@ def split_program(source: str | Path, output: str | Path, *, force: bool = False
     return deep_call(compile_program)
 
 
+def _measured_policy(policy: Policy, analysis: Analysis, report: str | Path, output: str | Path) -> Policy:
+    """``policy`` corrected by what the run of ``report`` measured (the resource policy with a profile only)."""
+    from dataclasses import replace
+
+    from scadc.errors import CompileError
+    from scadc.feedback import read_report
+    from scadc.partition.cost import UnitTable
+    from scadc.partition.policies import ResourcePolicy
+    from scadc.source import Span
+
+    if not isinstance(policy, ResourcePolicy):
+        raise CompileError(f"--from-report applies to the 'resource' policy, not {policy.name!r}", Span("--policy"))
+    if UnitTable.of(analysis, policy.model) is None:
+        raise CompileError("--from-report needs --profile: a run measures elements, the profile their units",
+                           Span("--from-report"))
+    return replace(policy, measured=read_report(report, output, analysis))
+
+
 def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
-    """What ``scadc split --explain`` prints: the plan, then why each cut, loop and heavy object."""
+    """What ``scadc split --explain`` prints: the plan, then why each cut, the costs the policy compared
+    (the chosen plan, the single element, the cheapest of each element count), loop and heavy object."""
     from scadc.analysis.observed import explain_observed
 
     lines = [plan.format(), "decisions:"]
     lines += [f"  boundary {i}: {why}" for i, why in plan.decisions]
+    if plan.costs:
+        lines.append("costs compared:")
+        lines += [f"  {line}" for line in plan.costs]
     if plan.loops:
         lines.append("loops:")
         lines += [f"  unit {i}: {why}" for i, why in plan.loops]

@@ -23,7 +23,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     plan = split_program(args.program, args.output, force=args.force, policy=args.policy,
                          max_elements=args.max_elements, min_element_ms=args.min_element_ms,
                          heavy_bytes=heavy_bytes, profile=args.profile, entry=args.entry, parallel=args.parallel,
-                         explain=sys.stderr.write if args.explain else None)
+                         explain=sys.stderr.write if args.explain else None, from_report=args.from_report)
     print(f"scadc: wrote {Path(args.output)}/ ({len(plan.computes)} compute, {len(plan.memories)} memory elements)",
           file=sys.stderr)
     return Exit.OK
@@ -37,6 +37,7 @@ def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                     "the element directory (all of it, or nothing).",
         epilog="examples:\n  scadc split examples/monolithic/logreg_cv.py -o build/logreg\n"
                "  scadc split app.py -o prog --policy every --explain --force\n"
+               "  scadc split app.py -o prog --profile prof.json --from-report run.json --force\n"
                "  scadc run build/logreg",
         run=_cmd_split,
     )
@@ -53,9 +54,13 @@ def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--heavy-bytes", default="1MiB", metavar="SIZE",
                    help="values at least this large are heavy (default 1 MiB)")
     p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` for measured sizes")
+    p.add_argument("--from-report", metavar="FILE",
+                   help="with --profile: re-split DIR (-o) using what `scadc run DIR --report FILE` measured of "
+                        "each element (its peak and time replace the profile's estimates for its units)")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default main(), else the module body)")
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
                    help="run each loop whose iterations are independent as one element with an instance per "
                         "iteration (default: on)")
     p.add_argument("--explain", action="store_true",
-                   help="print every cut decision, loop and heavy object to stderr")
+                   help="print every cut decision, the costs compared (with a profile), every loop and heavy "
+                        "object to stderr")

@@ -119,21 +119,24 @@ def build_plan(analysis: Analysis, policy: Policy, *, parallel: bool = True) -> 
     With ``parallel``, every parallel loop (:mod:`scadc.partition.loops`) is cut out on both
     sides, where both cuts are allowed, and becomes an element with one instance per iteration."""
     allowed = allowed_cuts(analysis)
-    cuts, reasons = policy.choose(analysis, sorted(i for i, why in allowed.items() if not why))
+    loops, verdicts = _parallel_loops(analysis, allowed, enabled=parallel and policy.name != "single")
+    around = sorted({i for loop in loops.values() for i in (loop.unit, loop.unit + 1)
+                     if 0 < i < len(analysis.units)})
+    choice = policy.choose(analysis, sorted(i for i, why in allowed.items() if not why), around)
+    cuts = list(choice.cuts)
     decisions = dict(allowed)
-    for i, why in reasons.items():
+    for i, why in choice.reasons.items():
         decisions[i] = why
     for i, why in allowed.items():
         if why:
             decisions[i] = f"not cut: {why}"
-    loops, verdicts = _parallel_loops(analysis, allowed, enabled=parallel and policy.name != "single")
     for loop in loops.values():
         for i in (loop.unit, loop.unit + 1):
             if 0 < i < len(analysis.units) and i not in cuts:
                 cuts.append(i)
                 decisions[i] = f"cut: around the parallel loop at unit {loop.unit}"
     plan = _describe(analysis, sorted(cuts), policy.name, tuple(sorted(decisions.items())), loops=loops,
-                     verdicts=tuple(sorted(verdicts.items())))
+                     verdicts=tuple(sorted(verdicts.items())), costs=choice.costs)
     problems = plan.validate()
     if problems:
         raise InternalCompilerError("the partition plan is invalid:\n  " + "\n  ".join(problems))
@@ -163,7 +166,8 @@ def _parallel_loops(analysis: Analysis, allowed: dict[int, str], *,
 
 
 def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: tuple[tuple[int, str], ...], *,
-              loops: dict[int, ParallelLoop], verdicts: tuple[tuple[int, str], ...]) -> PartitionPlan:
+              loops: dict[int, ParallelLoop], verdicts: tuple[tuple[int, str], ...],
+              costs: tuple[str, ...] = ()) -> PartitionPlan:
     units = analysis.units
     n = len(units)
     edges = [0, *cuts, n]
@@ -254,7 +258,8 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             region = max(256 * _MiB, math.ceil(size * 4 / _MiB) * _MiB)
             reason = f"static estimate {size} B × 4, at least 256 MiB (profile for a tighter size)"
         memory_plans.append(MemoryPlan(memory, name, region, tuple(users[memory]), reason))
-    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memory_plans), decisions, n, verdicts)
+    return PartitionPlan(policy, tuple(computes), tuple(element_edges), tuple(memory_plans), decisions, n, verdicts,
+                         costs)
 
 
 

@@ -261,6 +261,8 @@ class PartitionPlan:
     unit_count: int
     #: loop unit index → why it runs in parallel, or not
     loops: tuple[tuple[int, str], ...] = ()
+    #: what the policy's cost model compared (``--explain``; empty when it compared none)
+    costs: tuple[str, ...] = ()
 
     def format(self) -> str:
         lines = [f"plan ({self.policy}): {len(self.computes)} compute, {len(self.memories)} memory"]

@@ -4,6 +4,13 @@
 name fails fast and lists the known ones.
 
 resource (default)
+    With a profile that measured memory (``scadc profile``), choose the plan the cost model
+    (:mod:`scadc.partition.cost`) says is cheapest in provisioned GB·s, among every plan of at most
+    ``max_elements`` elements over the allowed cuts (dynamic programming), the single element
+    included; ``--min-element-ms`` keeps out elements that would run shorter. A run's report
+    (``--from-report``) corrects the profile's figures for the units of each element it measured.
+    Without one (or with a profile of times only), the rules below.
+
     Grow each element statement by statement and cut before a statement when (rule R1):
     (a) it works on heavy data, the element has some, and they share none: an independent
     phase, which becomes its own element (a sibling, when nothing else orders them); or
@@ -25,30 +32,36 @@ single
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from scadc.analysis import Analysis, UnitFacts
+from scadc.analysis import Analysis
 from scadc.errors import CompileError
+from scadc.partition.cost import CostModel, Measured, UnitTable, best_plans, cheapest, read_parts
 from scadc.source import Span
 
-__all__ = ["POLICIES", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy", "make_policy", "read_parts"]
+__all__ = ["POLICIES", "Choice", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy", "make_policy",
+           "read_parts"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A policy's answer: the cuts to take, why (per boundary considered), and, for a policy that
+    compared costs, what it compared (lines ``--explain`` prints)."""
+
+    cuts: tuple[int, ...]
+    reasons: Mapping[int, str]
+    costs: tuple[str, ...] = ()
 
 
 class Policy(Protocol):
     name: ClassVar[str]
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
-        """The cuts to take (from ``allowed``) and, per boundary considered, why."""
+    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
+        """The cuts to take (from ``allowed``) and, per boundary considered, why. ``forced`` cuts
+        (around parallel loops) are taken whatever the policy says; a policy may plan around them."""
         ...
-
-
-def read_parts(facts: UnitFacts) -> tuple[frozenset[str], ...]:
-    """The locals a unit needs the values of: what it uses or changes, but not what a plain
-    ``del x`` statement names (the analysis counts that as a use; it needs no data). As the
-    unit's own sets, not a copy into one (a unit changing a large alias class shares its set)."""
-    return (facts.mutated,) if facts.shape.deletes_only else (facts.uses, facts.mutated)
 
 
 def _working_set(analysis: Analysis, index: int, heavy: frozenset[str]) -> frozenset[str]:
@@ -118,8 +131,35 @@ class ResourcePolicy:
     name: ClassVar[str] = "resource"
     max_elements: int = 8
     min_element_ms: float = 0.0
+    #: what a run measured of each element (``scadc split --from-report``): corrects the profile
+    measured: tuple[Measured, ...] = ()
+    model: CostModel = field(default_factory=CostModel)
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
+    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
+        table = UnitTable.of(analysis, self.model)
+        if table is not None:
+            return self._cheapest(table.with_measured(self.model, self.measured), allowed, forced)
+        cuts, reasons = self._rules(analysis, allowed)
+        return Choice(tuple(cuts), reasons)
+
+    def _cheapest(self, table: UnitTable, allowed: Sequence[int], forced: Sequence[int]) -> Choice:
+        """The plan the cost model says is cheapest (:mod:`scadc.partition.cost`), and the costs compared."""
+        plans = best_plans(self.model, table, allowed, forced=forced, max_elements=self.max_elements,
+                           min_element_s=self.min_element_ms / 1000.0)
+        chosen = cheapest(plans)
+        taken = set(chosen.cuts)
+        total = f"{chosen.gb_s:.4f} GB·s"
+        reasons = {i: (f"cut (cost): the cheapest plan ({total}) cuts here" if i in taken else
+                       f"not cut (cost): the cheapest plan ({total}) does not cut here") for i in allowed}
+        costs = [self.model.format() + (" (corrected by a run's report)" if self.measured else ""),
+                 f"chosen: {chosen.format()}"]
+        costs.append(f"single element: {plans[1].format()}" if 1 in plans else
+                     f"single element: not possible (cuts around parallel loops at {sorted(forced)})")
+        costs += [f"best of {k}: {plan.format()}" for k, plan in sorted(plans.items())]
+        return Choice(chosen.cuts, reasons, tuple(costs))
+
+    def _rules(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
+        """R1–R3 (the module docstring): without a profile that measured memory."""
         reasons: dict[int, str] = {}
         cuts = []
         allowed_set = set(allowed)
@@ -174,16 +214,16 @@ class ResourcePolicy:
 class EveryPolicy:
     name: ClassVar[str] = "every"
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
-        return list(allowed), {i: "cut: policy 'every'" for i in allowed}
+    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
+        return Choice(tuple(allowed), {i: "cut: policy 'every'" for i in allowed})
 
 
 @dataclass(frozen=True)
 class SinglePolicy:
     name: ClassVar[str] = "single"
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
-        return [], {i: "not cut: policy 'single'" for i in allowed}
+    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
+        return Choice((), {i: "not cut: policy 'single'" for i in allowed})
 
 
 POLICIES: dict[str, type] = {p.name: p for p in (ResourcePolicy, EveryPolicy, SinglePolicy)}

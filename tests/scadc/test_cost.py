@@ -1,0 +1,284 @@
+"""The cost model (scadc/partition/cost.py) and ``scadc split --from-report`` (scadc/feedback.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scadc.analysis import analyze
+from scadc.partition.build import build_plan
+from scadc.partition.cost import CostModel, Measured, PlanCost, UnitTable, best_plans, cheapest, plan_cost
+from scadc.partition.policies import ResourcePolicy, make_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+KMEANS = ROOT / "examples" / "monolithic" / "kmeans.py"
+MODEL = CostModel()
+NAMES = ("a", "b", "c", "d")
+MB = 10**6
+
+
+def scadc(*argv: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scadc", *map(str, argv)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300, check=False)
+
+
+# region the search: the DP against every subset of the allowed cuts
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[UnitTable, list[int], list[int], int, float]:
+    n = draw(st.integers(1, 7))
+    names = st.frozensets(st.sampled_from(NAMES))
+    sizes = st.fixed_dictionaries({}, optional={name: st.integers(0, 40 * MB) for name in NAMES})
+    live = [frozenset[str](), *(draw(names) for _ in range(n - 1)), frozenset[str]()]
+    rss = list(itertools.accumulate(draw(st.lists(st.integers(0, 30 * MB), min_size=n + 1, max_size=n + 1))))
+    defs = [draw(names) for _ in range(n)]
+    table = UnitTable(
+        count=n, wall=tuple(draw(st.floats(0.0, 2.0)) for _ in range(n)),
+        rise=tuple(draw(st.integers(0, 50 * MB)) for _ in range(n)),
+        sizes=tuple(draw(sizes) for _ in range(n)), stored=tuple(draw(sizes) for _ in range(n)),
+        touched=tuple(draw(names) for _ in range(n)), changed=tuple(d | draw(names) for d in defs),
+        defs=tuple(defs), live=tuple(live), floor=draw(st.integers(27 * MB, 80 * MB)),
+        start_rss=tuple(rss[:n]), end_rss=tuple(rss[1:]),
+        scale=tuple(draw(st.sampled_from([1.0, 1.0, 0.5, 1.7])) for _ in range(n)))
+    allowed = sorted(draw(st.frozensets(st.integers(1, max(1, n - 1)))) - {n})
+    with_forced: bool = draw(st.booleans())
+    forced = sorted(draw(st.frozensets(st.sampled_from(allowed)))) if allowed and with_forced else []
+    return table, allowed, forced, draw(st.integers(1, n)), draw(st.sampled_from([0.0, 0.0, 0.5, 1.5]))
+
+
+def brute_force(table: UnitTable, allowed: list[int], forced: list[int], max_elements: int,
+                min_s: float) -> dict[int, float]:
+    """The least cost of each element count over every subset of ``allowed`` holding ``forced``."""
+    n, best = table.count, dict[int, float]()
+    limit = max(max_elements, len(forced) + 1)
+    for r in range(len(allowed) + 1):
+        for cuts in itertools.combinations(allowed, r):
+            if not set(forced) <= set(cuts) or len(cuts) + 1 > limit:
+                continue
+            edges = [0, *cuts, n]
+            if min_s > 0 and any(sum(table.wall[a:b]) < min_s and (a, b) != (0, n)
+                                 and not ((a == 0 or a in forced) and (b == n or b in forced))
+                                 for a, b in itertools.pairwise(edges)):
+                continue
+            cost = plan_cost(MODEL, table, cuts).gb_s
+            best[len(cuts) + 1] = min(cost, best.get(len(cuts) + 1, float("inf")))
+    return best
+
+
+@settings(max_examples=150, deadline=None)
+@given(tables())
+def test_the_search_finds_the_cheapest_plan_of_every_element_count(case: tuple[Any, ...]) -> None:
+    table, allowed, forced, max_elements, min_s = case
+    plans = best_plans(MODEL, table, allowed, forced=forced, max_elements=max_elements, min_element_s=min_s)
+    expected = brute_force(table, allowed, forced, max_elements, min_s)
+    assert sorted(plans) == sorted(expected)
+    for k, plan in plans.items():
+        assert plan.gb_s == pytest.approx(expected[k], rel=1e-9, abs=1e-12)
+        assert set(forced) <= set(plan.cuts) <= set(allowed)
+        # the costs the search summed (a row of segments at a time) are those of the plan on its own
+        assert plan_cost(MODEL, table, plan.cuts).gb_s == pytest.approx(plan.gb_s, rel=1e-9, abs=1e-12)
+    if plans:
+        assert cheapest(plans).gb_s == pytest.approx(min(expected.values()), rel=1e-9, abs=1e-12)
+
+
+def test_a_plan_prints_deterministically() -> None:
+    table = UnitTable(count=2, wall=(0.5, 1.0), rise=(10 * MB, 0), sizes=({"a": 8 * MB}, {"a": 8 * MB}),
+                      stored=({"a": 8 * MB}, {}), touched=(frozenset(), frozenset("a")),
+                      changed=(frozenset("a"), frozenset()), defs=(frozenset("a"), frozenset()),
+                      live=(frozenset(), frozenset("a"), frozenset()), floor=30 * MB)
+    plan = plan_cost(CostModel(element_start_s=0.05), table, (1,))  # the figures below hold whatever the defaults
+    assert isinstance(plan, PlanCost)
+    # by hand: step01 runs 0.05 + 0.5 + 0.008 s (storing 8 MB) at 30 + 8 + 8 MB (a, and its stored pages);
+    # step02 0.05 + 1.0 + 0.004 s (loading a) at 30 + 8 MB; a is in memory 0.008 + 1.054 s, 9 MB (× 1.125)
+    assert plan.format() == ("2 elements, cuts [1]: 0.1559 GB·s (elements 0.0657, memory 0.0096, wall 0.0806); "
+                             "1.612 s, largest 46.0 MB")
+    assert MODEL.format().startswith("cost model: element_floor_bytes=27000000, profiler_overhead_bytes=37000000,")
+
+# endregion
+
+
+# region real programs, profiled
+
+@cache
+def profiled(source: Path) -> dict[str, Any]:
+    from scadc.profile import profile_program
+
+    profile, status = profile_program(str(source))
+    assert status == 0
+    return profile
+
+
+def test_a_program_that_does_not_pay_to_split_stays_one_element(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("def main():\n    xs = list(range(1000))\n    total = sum(xs)\n    print(total)\n"
+                   "    print(len(xs))\n\n\nmain()\n")
+    analysis = analyze(str(app), profile=profiled(app))
+    assert build_plan(analysis, make_policy("every")).computes[1:]  # cuts are allowed
+    plan = build_plan(analysis, make_policy("resource"))
+    assert len(plan.computes) == 1
+    assert plan.costs[1].startswith("chosen: 1 element, cuts []")
+    assert all("not cut (cost)" in why for _, why in plan.decisions)
+
+
+def test_kmeans_is_cut_before_the_lloyd_loop() -> None:
+    """The rules cut kmeans only at 13 and 27 (12.8 MB die at boundaries 7/8, 14.4 MB stay): the
+    loop (unit 12) ran beside `points` and make_points' peak. The model cuts between them."""
+    analysis = analyze(str(KMEANS), profile=profiled(KMEANS))
+    plan = build_plan(analysis, make_policy("resource"))
+    loop = next(c for c in plan.computes if 12 in c.units)
+    assert 1 not in loop.units  # make_points (unit 1) ran in an element of its own
+    assert "points" not in {r.name for r in loop.unpack}
+    assert plan.validate() == []
+    chosen = next(line for line in plan.costs if line.startswith("chosen:"))
+    single = next(line for line in plan.costs if line.startswith("single element:"))
+    assert float(chosen.split(": ")[2].split()[0]) < float(single.split(": ")[2].split()[0])
+
+
+def test_without_a_memory_profile_the_rules_decide() -> None:
+    static = build_plan(analyze(str(KMEANS)), make_policy("resource"))
+    assert static.costs == ()
+    assert not any("(cost)" in why for _, why in static.decisions)
+    assert any("heavy data" in why for _, why in static.decisions)  # R1's words
+
+# endregion
+
+
+# region --explain and --from-report, end to end
+
+PHASES = """\
+import numpy as np
+
+
+def main():
+    a = np.arange(2_000_000, dtype=np.float64)
+    b = a * 2.0
+    s = float(b.sum())
+    print(s)
+    c = np.ones(3_000_000) * s
+    d = np.cumsum(c)
+    print(float(d[-1]), float(a[3]))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_explain_prints_the_costs_compared(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(PHASES)
+    assert scadc("profile", app, "-o", tmp_path / "prof.json").returncode == 0
+    outs = [scadc("split", app, "-o", tmp_path / f"p{i}", "--profile", tmp_path / "prof.json", "--explain")
+            for i in (1, 2)]
+    assert outs[0].returncode == 0, outs[0].stderr
+    text = outs[0].stderr
+    costs = text[text.index("costs compared:\n"):text.index("heavy objects:")].splitlines()
+    assert costs[1].startswith("  cost model: element_floor_bytes=")
+    assert costs[2].startswith("  chosen: ") and costs[3].startswith("  single element: 1 element, cuts []: ")
+    assert costs[4].startswith("  best of 1: 1 element, cuts []: ")
+    assert all(line.startswith(f"  best of {k}: {k} element") for k, line in enumerate(costs[4:], 1)
+               if line.startswith("  best"))
+    assert outs[0].stderr.replace("p1", "p2") == outs[1].stderr  # the same text every time
+
+
+def test_from_report_resplits_with_what_the_run_measured(tmp_path: Path) -> None:
+    app, prof, prog, report = tmp_path / "app.py", tmp_path / "prof.json", tmp_path / "prog", tmp_path / "run.json"
+    app.write_text(PHASES)
+    original = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, check=True).stdout
+    assert scadc("profile", app, "-o", prof).returncode == 0
+    assert scadc("split", app, "-o", prog, "--profile", prof).returncode == 0
+    first = scadc("run", prog, "--quiet", "--report", report)
+    assert (first.returncode, first.stdout) == (0, original), first.stderr
+    again = scadc("split", app, "-o", prog, "--profile", prof, "--from-report", report, "--force", "--explain")
+    assert again.returncode == 0, again.stderr
+    assert "(corrected by a run's report)" in again.stderr
+    second = scadc("run", prog, "--quiet")
+    assert (second.returncode, second.stdout) == (0, original), second.stderr
+
+
+def test_measured_elements_give_the_model_their_figures() -> None:
+    analysis = analyze(str(KMEANS), profile=profiled(KMEANS))
+    table = UnitTable.of(analysis, MODEL)
+    assert table is not None
+    measured = (Measured(tuple(range(0, 7)), 77 * MB, 0.24), Measured(tuple(range(7, 29)), 97 * MB, 0.6))
+    corrected = table.with_measured(MODEL, measured)
+    for m, seg in zip(measured, plan_cost(MODEL, corrected, (7,)).segments, strict=True):
+        assert seg.peak == pytest.approx(m.peak) and seg.time == pytest.approx(m.time)
+    policy = ResourcePolicy(measured=measured)
+    assert "(corrected by a run's report)" in build_plan(analysis, policy).costs[0]
+
+
+def _report(tmp_path: Path, **changes: Any) -> Path:
+    data: dict[str, Any] = {"program": "prog", "status": "ok", "instances": [
+        {"element": "step01", "status": "ok", "start": 0.0, "end": 0.1, "peak_rss": 50 * MB}]}
+    data.update(changes)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"status": "failed"}, "run.json: the run did not finish (status 'failed')"),
+    ({"program": "other"}, "run.json: a report of element directory 'other', not of 'prog' (-o)"),
+    ({"instances": [{"element": "step09", "status": "ok", "start": 0, "end": 1, "peak_rss": 1}]},
+     "run.json: element 'step09' of the report is not in"),
+    ({"instances": None}, "run.json: not a run report"),
+])
+def test_a_report_that_does_not_match_is_a_user_error(tmp_path: Path, changes: dict[str, Any],
+                                                      message: str) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(PHASES)
+    profile = tmp_path / "prof.json"
+    profile.write_text(json.dumps(profiled_phases(tmp_path)))
+    assert scadc("split", app, "-o", tmp_path / "prog", "--profile", profile).returncode == 0
+    report = _report(tmp_path, **changes)
+    done = scadc("split", app, "-o", tmp_path / "prog", "--profile", profile, "--from-report", report, "--force")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert message in done.stderr, done.stderr
+
+
+def test_a_report_of_another_version_names_the_line(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(PHASES)
+    profile = tmp_path / "prof.json"
+    profile.write_text(json.dumps(profiled_phases(tmp_path)))
+    assert scadc("split", app, "-o", tmp_path / "prog", "--profile", profile, "--policy", "every").returncode == 0
+    split = json.loads((tmp_path / "prog" / "split.json").read_text())
+    split["computes"][1]["lines"] = [1, 2]
+    (tmp_path / "prog" / "split.json").write_text(json.dumps(split))
+    report = _report(tmp_path)
+    done = scadc("split", app, "-o", tmp_path / "prog", "--profile", profile, "--from-report", report, "--force")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "step02 of " in done.stderr and "ran lines [1, 2]" in done.stderr and "app.py:6:" in done.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\n  nope\n}")
+    done = scadc("split", app, "-o", tmp_path / "prog", "--profile", profile, "--from-report", bad, "--force")
+    assert "bad.json:2:3: not a JSON run report" in done.stderr and "Traceback" not in done.stderr
+
+
+def profiled_phases(tmp_path: Path) -> dict[str, Any]:
+    app = tmp_path / "app.py"
+    return profiled(app)
+
+# endregion
+
+
+def test_from_report_needs_a_profile_and_the_resource_policy(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(PHASES)
+    assert scadc("split", app, "-o", tmp_path / "prog").returncode == 0
+    report = _report(tmp_path)
+    done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--from-report: --from-report needs --profile" in done.stderr, done.stderr
+    done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force", "--policy", "every")
+    assert "--from-report applies to the 'resource' policy, not 'every'" in done.stderr, done.stderr
