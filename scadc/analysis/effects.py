@@ -98,6 +98,7 @@ from scadc.analysis.types import (
     infer_types,
     is_plain_data,
     is_pure_method,
+    makes_immutable,
     plain_type,
     type_of,
 )
@@ -240,6 +241,16 @@ def _is_view_call(call: cst.Call) -> bool:
                                                                   and a.value.value == "True") for a in call.args))
 
 
+def _names_in(target: cst.BaseExpression) -> list[cst.Name]:
+    if isinstance(target, cst.Name):
+        return [target]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for el in target.elements for n in _names_in(el.value)]
+    if isinstance(target, cst.StarredElement):
+        return _names_in(target.value)
+    return []
+
+
 def _fact_name(root: cst.Name, where: str | None) -> str | None:
     """What the facts call ``root`` where it lives (see ``_Visitor._tracked``)."""
     return root.value if where == "tracked" else f"[{root.value}]" if where == "inner" else None
@@ -253,7 +264,7 @@ class _Visitor(cst.CSTVisitor):
     def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                  types: Mapping[str, ValueType], signatures: Signatures,
                  positions: Mapping[cst.CSTNode, CodeRange], deferred: bool,
-                 returns: HelperReturns | None) -> None:
+                 returns: HelperReturns | None, lists: frozenset[str] = frozenset()) -> None:
         self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
         self.signatures, self.positions = signatures, positions
         #: a helper's visit: methods on values of unknown type are conditional, not mutations
@@ -262,27 +273,34 @@ class _Visitor(cst.CSTVisitor):
         self.returns = returns
         #: T8: no statement may store objects into a pandas object, so plain frames stay plain
         self.pandas_plain = returns is not None and returns.pandas_plain
+        #: lists of the scope that hold plain data only (:func:`plain_lists`)
+        self.lists = lists
         self.out = Effects()
 
     def _type(self, expr: cst.BaseExpression) -> tuple[ValueType, bool]:
         return type_of(expr, self.names, self.types, self.signatures)
 
     def _a10_type(self, expr: cst.BaseExpression) -> tuple[ValueType, bool]:
-        """The type A10 trusts: unknown when ``expr`` reads a comprehension's variable (the types
-        are per scope, by name, and such a name may shadow a local of another type)."""
-        inner = False
+        """The type A10 trusts: unknown when ``expr`` reads a comprehension's variable it does not
+        bind itself (the types are per scope, by name, and such a name may shadow a local of
+        another type; types type the variables of a comprehension inside ``expr`` themselves)."""
+        inner: set[str] = set()
+        bound: set[str] = set()
 
         class _Inner(cst.CSTVisitor):
             def visit_Name(this, node: cst.Name) -> None:
-                nonlocal inner
-                inner = inner or self._where(node) == "inner"
+                if self._where(node) == "inner":
+                    inner.add(node.value)
 
             def visit_Attribute(this, node: cst.Attribute) -> bool:
                 node.value.visit(this)  # the attribute's own name is no read
                 return False
 
+            def visit_CompFor(this, node: cst.CompFor) -> None:
+                bound.update(n.value for n in _names_in(node.target))
+
         expr.visit(_Inner())
-        return (UNKNOWN, False) if inner else self._type(expr)
+        return (UNKNOWN, False) if inner - bound else self._type(expr)
 
     # -- where a root lives --------------------------------------------------------------------
     def _where(self, node: cst.Name) -> str | None:
@@ -420,6 +438,8 @@ class _Visitor(cst.CSTVisitor):
         """A10 (a): ``expr``'s value is a number, str, bytes, None or a tuple of those, so sharing it
         is harmless; by :mod:`~scadc.analysis.types`, but a call whose result is whatever a dunder of
         its argument returns (:data:`ARGUMENT_DUNDER_CALLS`) only of immutable arguments."""
+        if makes_immutable(expr, self.names):
+            return True  # ``int(v)``, ``f"{v}"``: whatever ``v`` is
         t, exact = self._a10_type(expr)
         if not plain_type(t) or t.kind is Kind.NDARRAY:
             return False
@@ -498,7 +518,13 @@ class _Visitor(cst.CSTVisitor):
                 return all(plain_type(self._a10_type(a.value)[0]) for a in call.args if a.keyword is None)
             if parts[0] == "pandas":
                 return self._plain(t)  # T8 (under copy-on-write a new object never shares data)
-            return parts[0] == "numpy" and t.plain and not any(p in NUMPY_MAY_RETURN_INPUT for p in parts[1:]) \
+            plain = t.plain or (t.kind is Kind.NDARRAY and bool(self.lists) and all(
+                plain_type(self._a10_type(a.value)[0]) or (isinstance(a.value, cst.Name) and a.value.value in
+                                                           self.lists and self._where(a.value) == "tracked")
+                for a in call.args if a.keyword is None))  # ``np.mean(scores)`` of a list of numbers
+            return parts[0] == "numpy" and plain and not any(p in NUMPY_MAY_RETURN_INPUT for p in parts[1:]) \
+                and not any(a.keyword is not None and a.keyword.value in ("copy", "dtype") and not t.plain
+                            for a in call.args) \
                 and not (parts[-1] == "array" and any(a.keyword is not None and a.keyword.value == "copy"
                                                       for a in call.args))
         if isinstance(call.func, cst.Attribute):
@@ -834,12 +860,12 @@ class _Visitor(cst.CSTVisitor):
 def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                     types: Mapping[str, ValueType], signatures: Signatures,
                     positions: Mapping[cst.CSTNode, CodeRange], deferred: bool = False,
-                    returns: HelperReturns | None = None) -> Effects:
+                    returns: HelperReturns | None = None, lists: frozenset[str] = frozenset()) -> Effects:
     """The effects of ``node`` (code of ``scope``), its names typed by ``types``; ``deferred`` for
     a helper's body (rule 8's conditional methods stay conditional); ``returns`` tells what helpers'
     results hold of their arguments (None: anything)."""
     visitor = _Visitor(names, scope, summaries, types=types, signatures=signatures, positions=positions,
-                       deferred=deferred, returns=returns)
+                       deferred=deferred, returns=returns, lists=lists)
     node.visit(visitor)
     return visitor.out
 
@@ -947,6 +973,79 @@ def _root_name(expr: cst.BaseExpression) -> cst.Name | None:
     while isinstance(expr, (cst.Attribute, cst.Subscript)):
         expr = expr.value
     return expr if isinstance(expr, cst.Name) else None
+
+
+#: calls that read a list they are given and keep nothing of it (:func:`plain_lists`)
+_LIST_READERS = frozenset({"len", "sum", "min", "max", "sorted", "list", "tuple", "set", "print", "str", "repr",
+                           "any", "all", "iter", "reversed", "enumerate", "zip", "round", "abs"})
+_LIST_READ_METHODS = frozenset({"count", "index", "copy", "pop", "remove", "clear", "sort", "reverse"})
+
+
+def plain_lists(code: cst.CSTNode, names: Names, types: Mapping[str, ValueType],
+                signatures: Signatures) -> frozenset[str]:
+    """A10 (b): the entry's lists that hold plain data only (numbers, str, plain arrays), so a numpy
+    call given one makes a new plain array (``np.mean(scores)``): every binding is a display of
+    plain data, everything appended, inserted, extended or stored into it is plain data, and it
+    is used nowhere else than in a loop, an item read, a pure list method, a numpy/math call or a
+    builtin that reads it (:data:`_LIST_READERS`): it never escapes to another name or callee."""
+    candidates = {n for n, t in types.items() if t.kind is Kind.LIST}
+    if not candidates:
+        return frozenset()
+    scan = _ListUses(names, types, signatures, candidates)
+    code.visit(scan)
+    return frozenset(n for n in candidates - scan.spoiled if n in scan.bound)
+
+
+class _ListUses(cst.CSTVisitor):
+    def __init__(self, names: Names, types: Mapping[str, ValueType], signatures: Signatures,
+                 candidates: set[str]) -> None:
+        self.names, self.types, self.signatures, self.candidates = names, types, signatures, candidates
+        self.stack: list[cst.CSTNode] = []
+        self.spoiled: set[str] = set()
+        self.bound: set[str] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.stack.append(node)
+        if isinstance(node, cst.Name) and node.value in self.candidates and not self._fine(node):
+            self.spoiled.add(node.value)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self.stack.pop()
+
+    def _plain(self, e: cst.BaseExpression) -> bool:
+        if isinstance(e, (cst.List, cst.Tuple)):
+            return all(isinstance(el, cst.Element) and self._plain(el.value) for el in e.elements)
+        return makes_immutable(e, self.names) or plain_type(type_of(e, self.names, self.types, self.signatures)[0])
+
+    def _fine(self, node: cst.Name) -> bool:
+        p = self.stack[-2] if len(self.stack) > 1 else None
+        g = self.stack[-3] if len(self.stack) > 2 else None
+        if isinstance(p, cst.AssignTarget) and isinstance(g, cst.Assign) and p.target is node:
+            self.bound.add(node.value)
+            return isinstance(g.value, cst.List) and self._plain(g.value)
+        if isinstance(p, cst.AugAssign) and p.target is node:
+            return isinstance(p.value, (cst.List, cst.Tuple)) and self._plain(p.value)
+        if isinstance(p, cst.Attribute) and p.value is node:
+            if not (isinstance(g, cst.Call) and g.func is p):
+                return False
+            method = p.attr.value
+            if method in ("append", "insert", "extend"):
+                return all(self._plain(a.value) for a in g.args)
+            return method in _LIST_READ_METHODS
+        if isinstance(p, cst.Subscript) and p.value is node:
+            store = isinstance(g, cst.AssignTarget) and g.target is p
+            return not store or (isinstance(self.stack[-4], cst.Assign) and self._plain(self.stack[-4].value))
+        if isinstance(p, cst.Arg) and isinstance(g, cst.Call) and p.value is node:
+            q = self.names.qualname(g.func) or ""
+            parts = q.split(".")
+            return (parts[0] == "builtins" and parts[-1] in _LIST_READERS) or parts[0] in ("numpy", "math",
+                                                                                        "statistics")
+        if isinstance(p, (cst.For, cst.CompFor)) and p.iter is node:
+            return True
+        return isinstance(p, (cst.Comparison, cst.ComparisonTarget, cst.FormattedStringExpression,
+                              cst.BinaryOperation, cst.Return, cst.Del))
 
 
 class HelperReturns:
@@ -1183,6 +1282,10 @@ class EffectsProvider(Provider[Unit, Effects]):
         summaries = dict(results.get(HelperSummaryProvider))
         types = results.get(ProgramTypesProvider)["types"]
         returns = HelperReturns(names, types.module, types.signatures, program.positions, summaries)
+        entry = program.module if program.entry.kind == "script" else next(
+            s for s in program.module.body if isinstance(s, cst.FunctionDef) and s.name.value == program.entry.name)
+        lists = plain_lists(entry, names, types.entry, types.signatures)
         return {u: collect_effects(u.node, names, program.scope, summaries, types=types.entry,
-                                  signatures=types.signatures, positions=program.positions, returns=returns)
+                                  signatures=types.signatures, positions=program.positions, returns=returns,
+                                  lists=lists)
                 for u in program.units}

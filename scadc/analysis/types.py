@@ -66,7 +66,7 @@ from scadc.analysis.program import Program, helper_functions
 
 __all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "NUMPY_NUMERIC", "PURE_METHODS", "UNKNOWN", "Kind", "ProgramTypes",
            "ProgramTypesProvider", "Signatures", "TypesProvider", "ValueType", "infer_types", "is_plain_data",
-           "is_pure_method", "plain_dtype", "plain_type", "program_signatures", "type_of"]
+           "is_pure_method", "makes_immutable", "plain_dtype", "plain_type", "program_signatures", "type_of"]
 
 
 class Kind(enum.Enum):
@@ -166,6 +166,8 @@ NO_SIGNATURES = Signatures({}, {})
 _T: dict[Kind, ValueType] = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
 _PLAIN = ValueType(Kind.NDARRAY, plain=True)
 _PLAIN_PANDAS = ValueType(Kind.PANDAS, plain=True)
+#: a tuple of ints of unknown length (``a.shape``): plain data (T7)
+_INT_TUPLE = ValueType(Kind.TUPLE, plain=True)
 
 #: every method name that changes its receiver on some common type (list, dict, set, bytearray,
 #: deque, ndarray, file): on an inexact receiver (T4) these are never pure
@@ -304,7 +306,7 @@ def plain_type(t: ValueType | None, *, pandas: bool = False) -> bool:
     if t.kind in (Kind.NUMBER, Kind.STR, Kind.BYTES, Kind.NONE):
         return True
     if t.kind is Kind.TUPLE:
-        return t.items is not None and all(plain_type(i, pandas=pandas) for i in t.items)
+        return t.plain or (t.items is not None and all(plain_type(i, pandas=pandas) for i in t.items))
     return (t.kind is Kind.NDARRAY or (pandas and t.kind is Kind.PANDAS)) and t.plain
 
 
@@ -322,7 +324,13 @@ def _plain_data(e: cst.BaseExpression, env: _Env, *, pandas: bool = False, neste
             isinstance(el, cst.DictElement) and _plain_data(el.key, env, pandas=pandas, nested=False) and
             _plain_data(el.value, env, pandas=pandas, nested=nested) for el in e.elements)
     if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
-        return _made_immutable(e.elt, env)
+        if _made_immutable(e.elt, env):
+            return True
+        local = _element_env(e, env)
+        return not pandas and local is not None and _plain_data(e.elt, local, nested=False)
+    if isinstance(e, cst.IfExp):
+        return _plain_data(e.body, env, pandas=pandas, nested=nested) and \
+            _plain_data(e.orelse, env, pandas=pandas, nested=nested)
     if isinstance(e, cst.DictComp):
         return _made_immutable(e.key, env) and _made_immutable(e.value, env)
     if pandas and (own := env.names.own(e)) is not None and own in env.signatures.returns and \
@@ -338,9 +346,48 @@ def is_plain_data(e: cst.BaseExpression, names: Names, env: Mapping[str, ValueTy
     return _plain_data(e, _Env(names, {}, env, signatures), pandas=True)
 
 
+def _element_type(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp, env: _Env) -> ValueType | None:
+    """The type of a comprehension's element (:func:`_element_env`)."""
+    local = _element_env(comp, env)
+    return _type(comp.elt, local)[0] if local is not None else None
+
+
+def _element_env(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp, env: _Env) -> _Env | None:
+    """``env`` with a comprehension's variables typed by what they iterate (T6's loop rules: over
+    ``range`` numbers, ``enumerate`` an index and an element); a variable that shadows a name of
+    the scope hides it. None when a variable cannot be typed that way."""
+    inner: dict[str, ValueType | None] = {}
+    local = _Env(env.names, {**env.local, **inner}, env.outer, env.signatures)
+    for_in: cst.CompFor | None = comp.for_in
+    while for_in is not None:
+        it, target = for_in.iter, for_in.target
+        q = env.names.qualname(it.func) if isinstance(it, cst.Call) else None
+        pairs: list[tuple[cst.BaseExpression, ValueType | None]]
+        if q == "builtins.range":
+            pairs = [(target, _T[Kind.NUMBER])]
+        elif q == "builtins.enumerate" and isinstance(target, cst.Tuple) and len(target.elements) == 2 and \
+                isinstance(it, cst.Call) and it.args:
+            pairs = [(target.elements[0].value, _T[Kind.NUMBER]),
+                     (target.elements[1].value, _element(_type(it.args[0].value, local)[0], _How.ELEMENT))]
+        else:
+            pairs = [(target, _element(_type(it, local)[0], _How.ELEMENT))]
+        for t, found in pairs:
+            if not isinstance(t, cst.Name):
+                return None
+            inner[t.value] = found if found is not None else UNKNOWN
+        local = _Env(env.names, {**env.local, **inner}, env.outer, env.signatures)
+        for_in = for_in.inner_for_in
+    return local
+
+
 #: builtins whose result is a new number or str, whatever they are given
 _IMMUTABLE_BUILTINS = frozenset({"str", "int", "float", "bool", "complex", "len", "repr", "format", "ascii", "hex",
                                  "oct", "bin", "chr", "ord", "hash", "id", "isinstance", "callable"})
+
+
+def makes_immutable(e: cst.BaseExpression, names: Names) -> bool:
+    """``e`` makes a number or a str by its form alone (``int(x)``, ``f"{x}"``, ``str(x)[1:]``)."""
+    return _made_immutable(e, _Env(names, {}, {}, NO_SIGNATURES))
 
 
 def _made_immutable(e: cst.BaseExpression, env: _Env) -> bool:
@@ -552,13 +599,13 @@ def _attribute(base: ValueType, attr: str) -> ValueType:
         if attr in ("T", "real", "imag", "mT", "base"):
             return base
         if attr in ("shape", "strides"):
-            return _T[Kind.TUPLE]
+            return _INT_TUPLE
         if attr in ("size", "ndim", "nbytes", "itemsize"):
             return _T[Kind.NUMBER]
         return UNKNOWN
     if base.kind is Kind.PANDAS:
         if attr == "shape":
-            return _T[Kind.TUPLE]
+            return _INT_TUPLE
         if attr in ("size", "ndim", "empty"):
             return _T[Kind.NUMBER]
         if attr == "values":
@@ -601,6 +648,11 @@ def _call(e: cst.Call, env: _Env) -> ValueType | None:
         if parts[0] in ("math", "statistics") and len(parts) == 2:
             return _T[Kind.NUMBER]
         key = parts[1] if parts[0] == "builtins" and len(parts) == 2 else q
+        if key == "sum" and len(e.args) == 1 and isinstance(e.args[0].value, (cst.GeneratorExp, cst.ListComp)):
+            # T7: the sum of plain arrays is a new plain array (0 + a, then + b ...)
+            elt = _element_type(e.args[0].value, env)
+            if elt is not None and elt.kind is Kind.NDARRAY and elt.plain:
+                return _PLAIN
         kind = _BUILTIN_KINDS.get(key)
         return _T[kind] if kind is not None else UNKNOWN
     if not isinstance(e.func, cst.Attribute):
