@@ -95,6 +95,7 @@ from scadc.analysis.types import (
     ProgramTypesProvider,
     Signatures,
     ValueType,
+    comprehension_types,
     infer_types,
     is_plain_data,
     is_pure_method,
@@ -154,6 +155,15 @@ IO_METHODS = frozenset({"write", "writelines", "read", "readline", "readlines", 
 ARGUMENT_DUNDER_CALLS = frozenset({"builtins.abs", "builtins.round", "builtins.divmod", "builtins.pow",
                                    "builtins.min", "builtins.max", "builtins.sum", "builtins.next",
                                    "builtins.getattr", "math.floor", "math.ceil", "math.trunc", "math.prod"})
+#: A10 (a): standard functions (a name, or a module's prefix ending in ".") whose result is a new str,
+#: bytes or number, whatever they are given
+IMMUTABLE_CALLS = ("json.dumps", "pickle.dumps", "marshal.dumps", "os.path.", "zlib.compress", "zlib.decompress",
+                   "zlib.crc32", "zlib.adler32", "base64.", "binascii.", "struct.pack", "struct.calcsize",
+                   "time.time", "time.perf_counter", "time.monotonic", "time.process_time", "time.strftime",
+                   "string.capwords", "textwrap.dedent", "textwrap.indent", "textwrap.fill", "textwrap.shorten",
+                   "operator.index", "os.getcwd", "os.getpid", "os.fspath", "platform.")
+#: A10 (b): methods of a file (or any file-like object) that read new data: str, bytes, a list of them
+READ_METHODS = frozenset({"read", "readline", "readlines", "read_text", "read_bytes"})
 #: A10 (a): attributes of an array or a frame that are tuples of ints or ints
 SHAPE_ATTRIBUTES = frozenset({"shape", "size", "ndim", "nbytes", "itemsize", "strides", "empty"})
 #: A10 (b): calls whose result shares no object with their arguments, whatever those are
@@ -264,7 +274,7 @@ class _Visitor(cst.CSTVisitor):
     def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                  types: Mapping[str, ValueType], signatures: Signatures,
                  positions: Mapping[cst.CSTNode, CodeRange], deferred: bool,
-                 returns: HelperReturns | None, lists: frozenset[str] = frozenset()) -> None:
+                 returns: HelperReturns | None) -> None:
         self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
         self.signatures, self.positions = signatures, positions
         #: a helper's visit: methods on values of unknown type are conditional, not mutations
@@ -273,8 +283,8 @@ class _Visitor(cst.CSTVisitor):
         self.returns = returns
         #: T8: no statement may store objects into a pandas object, so plain frames stay plain
         self.pandas_plain = returns is not None and returns.pandas_plain
-        #: lists of the scope that hold plain data only (:func:`plain_lists`)
-        self.lists = lists
+        #: the comprehensions around the node being visited, outermost first
+        self._comps: list[cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp] = []
         self.out = Effects()
 
     def _type(self, expr: cst.BaseExpression) -> tuple[ValueType, bool]:
@@ -300,7 +310,28 @@ class _Visitor(cst.CSTVisitor):
                 bound.update(n.value for n in _names_in(node.target))
 
         expr.visit(_Inner())
-        return (UNKNOWN, False) if inner - bound else self._type(expr)
+        if not inner - bound:
+            return self._type(expr)
+        # the variables of the comprehensions around ``expr``, typed by what they iterate
+        types = dict(self.types)
+        typed: set[str] = set()
+        for comp in self._comps:
+            found = comprehension_types(comp, self.names, types, self.signatures)
+            types.update(found)
+            typed |= set(found)
+        if inner - bound <= typed:
+            return type_of(expr, self.names, types, self.signatures)
+        return UNKNOWN, False
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            self._comps.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        if isinstance(original_node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            self._comps.pop()
 
     # -- where a root lives --------------------------------------------------------------------
     def _where(self, node: cst.Name) -> str | None:
@@ -390,10 +421,14 @@ class _Visitor(cst.CSTVisitor):
             return [s for el in value.elements
                     for part in ((el.key, el.value) if isinstance(el, cst.DictElement) else (el.value,))
                     for s in self._value_sources(part)]
-        if isinstance(value, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
-            return self._value_sources(value.elt)  # A10: its variables alias what they iterate (A5)
-        if isinstance(value, cst.DictComp):
-            return [*self._value_sources(value.key), *self._value_sources(value.value)]
+        if isinstance(value, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            self._comps.append(value)
+            try:  # A10: its variables alias what they iterate (A5)
+                if isinstance(value, cst.DictComp):
+                    return [*self._value_sources(value.key), *self._value_sources(value.value)]
+                return self._value_sources(value.elt)
+            finally:
+                self._comps.pop()
         if isinstance(value, cst.Call):
             return self._call_sources(value)
         if isinstance(value, (cst.BinaryOperation, cst.BooleanOperation)):
@@ -440,8 +475,11 @@ class _Visitor(cst.CSTVisitor):
         its argument returns (:data:`ARGUMENT_DUNDER_CALLS`) only of immutable arguments."""
         if makes_immutable(expr, self.names):
             return True  # ``int(v)``, ``f"{v}"``: whatever ``v`` is
+        if isinstance(expr, cst.Call) and (q := self.names.qualname(expr.func)) is not None and \
+                self.names.own(expr.func) is None and q.startswith(IMMUTABLE_CALLS):
+            return True
         t, exact = self._a10_type(expr)
-        if not plain_type(t) or t.kind is Kind.NDARRAY:
+        if not plain_type(t) or t.kind in (Kind.NDARRAY, Kind.LIST):
             return False
         if isinstance(expr, cst.Call):
             q = self.names.qualname(expr.func)
@@ -518,18 +556,14 @@ class _Visitor(cst.CSTVisitor):
                 return all(plain_type(self._a10_type(a.value)[0]) for a in call.args if a.keyword is None)
             if parts[0] == "pandas":
                 return self._plain(t)  # T8 (under copy-on-write a new object never shares data)
-            plain = t.plain or (t.kind is Kind.NDARRAY and bool(self.lists) and all(
-                plain_type(self._a10_type(a.value)[0]) or (isinstance(a.value, cst.Name) and a.value.value in
-                                                           self.lists and self._where(a.value) == "tracked")
-                for a in call.args if a.keyword is None))  # ``np.mean(scores)`` of a list of numbers
-            return parts[0] == "numpy" and plain and not any(p in NUMPY_MAY_RETURN_INPUT for p in parts[1:]) \
-                and not any(a.keyword is not None and a.keyword.value in ("copy", "dtype") and not t.plain
-                            for a in call.args) \
+            return parts[0] == "numpy" and t.plain and not any(p in NUMPY_MAY_RETURN_INPUT for p in parts[1:]) \
                 and not (parts[-1] == "array" and any(a.keyword is not None and a.keyword.value == "copy"
                                                       for a in call.args))
         if isinstance(call.func, cst.Attribute):
             receiver = self._a10_type(call.func.value)[0]
             method = call.func.attr.value
+            if method in READ_METHODS and receiver.kind is Kind.UNKNOWN:
+                return True  # ``f.readline()``: a file (whatever the program opened) reads new data
             if receiver.kind is Kind.RNG:
                 return t.plain  # T7: draws, or a permutation of plain data
             if receiver.kind is Kind.PANDAS:
@@ -684,6 +718,14 @@ class _Visitor(cst.CSTVisitor):
         if self.deferred and root is not None and (name := self._tracked(root)):
             arg_roots = tuple(n for a in every if (r := self._root(a)) is not None and (n := self._tracked(r)))
             self.out.conditional.append((name, method, arg_roots, self._line(at)))
+            return
+        if self.deferred and root is None:
+            # ``(p * p).sum()``, ``f(p).m()``: the method on what is made from ``p`` is decided with
+            # ``p``'s type at the call, as on ``p`` itself (A10 makes the made value hold ``p``)
+            arg_roots = tuple(n for a in every if (r := self._root(a)) is not None and (n := self._tracked(r)))
+            for src in self._value_sources(self._base(receiver)):
+                if (r := self._root(src)) is not None and (name := self._tracked(r)):
+                    self.out.conditional.append((name, method, arg_roots, self._line(at)))
             return
         self.mutate(receiver, f"`.{method}()` on a value of unknown type", at)
         for arg in every:
@@ -860,12 +902,12 @@ class _Visitor(cst.CSTVisitor):
 def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                     types: Mapping[str, ValueType], signatures: Signatures,
                     positions: Mapping[cst.CSTNode, CodeRange], deferred: bool = False,
-                    returns: HelperReturns | None = None, lists: frozenset[str] = frozenset()) -> Effects:
+                    returns: HelperReturns | None = None) -> Effects:
     """The effects of ``node`` (code of ``scope``), its names typed by ``types``; ``deferred`` for
     a helper's body (rule 8's conditional methods stay conditional); ``returns`` tells what helpers'
     results hold of their arguments (None: anything)."""
     visitor = _Visitor(names, scope, summaries, types=types, signatures=signatures, positions=positions,
-                       deferred=deferred, returns=returns, lists=lists)
+                       deferred=deferred, returns=returns)
     node.visit(visitor)
     return visitor.out
 
@@ -973,79 +1015,6 @@ def _root_name(expr: cst.BaseExpression) -> cst.Name | None:
     while isinstance(expr, (cst.Attribute, cst.Subscript)):
         expr = expr.value
     return expr if isinstance(expr, cst.Name) else None
-
-
-#: calls that read a list they are given and keep nothing of it (:func:`plain_lists`)
-_LIST_READERS = frozenset({"len", "sum", "min", "max", "sorted", "list", "tuple", "set", "print", "str", "repr",
-                           "any", "all", "iter", "reversed", "enumerate", "zip", "round", "abs"})
-_LIST_READ_METHODS = frozenset({"count", "index", "copy", "pop", "remove", "clear", "sort", "reverse"})
-
-
-def plain_lists(code: cst.CSTNode, names: Names, types: Mapping[str, ValueType],
-                signatures: Signatures) -> frozenset[str]:
-    """A10 (b): the entry's lists that hold plain data only (numbers, str, plain arrays), so a numpy
-    call given one makes a new plain array (``np.mean(scores)``): every binding is a display of
-    plain data, everything appended, inserted, extended or stored into it is plain data, and it
-    is used nowhere else than in a loop, an item read, a pure list method, a numpy/math call or a
-    builtin that reads it (:data:`_LIST_READERS`): it never escapes to another name or callee."""
-    candidates = {n for n, t in types.items() if t.kind is Kind.LIST}
-    if not candidates:
-        return frozenset()
-    scan = _ListUses(names, types, signatures, candidates)
-    code.visit(scan)
-    return frozenset(n for n in candidates - scan.spoiled if n in scan.bound)
-
-
-class _ListUses(cst.CSTVisitor):
-    def __init__(self, names: Names, types: Mapping[str, ValueType], signatures: Signatures,
-                 candidates: set[str]) -> None:
-        self.names, self.types, self.signatures, self.candidates = names, types, signatures, candidates
-        self.stack: list[cst.CSTNode] = []
-        self.spoiled: set[str] = set()
-        self.bound: set[str] = set()
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self.stack.append(node)
-        if isinstance(node, cst.Name) and node.value in self.candidates and not self._fine(node):
-            self.spoiled.add(node.value)
-        return super().on_visit(node)
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        super().on_leave(original_node)
-        self.stack.pop()
-
-    def _plain(self, e: cst.BaseExpression) -> bool:
-        if isinstance(e, (cst.List, cst.Tuple)):
-            return all(isinstance(el, cst.Element) and self._plain(el.value) for el in e.elements)
-        return makes_immutable(e, self.names) or plain_type(type_of(e, self.names, self.types, self.signatures)[0])
-
-    def _fine(self, node: cst.Name) -> bool:
-        p = self.stack[-2] if len(self.stack) > 1 else None
-        g = self.stack[-3] if len(self.stack) > 2 else None
-        if isinstance(p, cst.AssignTarget) and isinstance(g, cst.Assign) and p.target is node:
-            self.bound.add(node.value)
-            return isinstance(g.value, cst.List) and self._plain(g.value)
-        if isinstance(p, cst.AugAssign) and p.target is node:
-            return isinstance(p.value, (cst.List, cst.Tuple)) and self._plain(p.value)
-        if isinstance(p, cst.Attribute) and p.value is node:
-            if not (isinstance(g, cst.Call) and g.func is p):
-                return False
-            method = p.attr.value
-            if method in ("append", "insert", "extend"):
-                return all(self._plain(a.value) for a in g.args)
-            return method in _LIST_READ_METHODS
-        if isinstance(p, cst.Subscript) and p.value is node:
-            store = isinstance(g, cst.AssignTarget) and g.target is p
-            return not store or (isinstance(self.stack[-4], cst.Assign) and self._plain(self.stack[-4].value))
-        if isinstance(p, cst.Arg) and isinstance(g, cst.Call) and p.value is node:
-            q = self.names.qualname(g.func) or ""
-            parts = q.split(".")
-            return (parts[0] == "builtins" and parts[-1] in _LIST_READERS) or parts[0] in ("numpy", "math",
-                                                                                        "statistics")
-        if isinstance(p, (cst.For, cst.CompFor)) and p.iter is node:
-            return True
-        return isinstance(p, (cst.Comparison, cst.ComparisonTarget, cst.FormattedStringExpression,
-                              cst.BinaryOperation, cst.Return, cst.Del))
 
 
 class HelperReturns:
@@ -1282,10 +1251,6 @@ class EffectsProvider(Provider[Unit, Effects]):
         summaries = dict(results.get(HelperSummaryProvider))
         types = results.get(ProgramTypesProvider)["types"]
         returns = HelperReturns(names, types.module, types.signatures, program.positions, summaries)
-        entry = program.module if program.entry.kind == "script" else next(
-            s for s in program.module.body if isinstance(s, cst.FunctionDef) and s.name.value == program.entry.name)
-        lists = plain_lists(entry, names, types.entry, types.signatures)
         return {u: collect_effects(u.node, names, program.scope, summaries, types=types.entry,
-                                  signatures=types.signatures, positions=program.positions, returns=returns,
-                                  lists=lists)
+                                  signatures=types.signatures, positions=program.positions, returns=returns)
                 for u in program.units}

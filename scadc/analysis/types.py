@@ -47,6 +47,8 @@ T8. A pandas object is plain likewise: made by a ``pandas.*`` function, a method
     :mod:`scadc.analysis.effects` trusts a plain pandas type only when no statement of the program
     may store anything but plain data into a pandas object (:func:`~scadc.analysis.effects.
     pandas_stays_plain`). Arrays made from pandas objects (``df.to_numpy()``) are never plain.
+T9. A list of a scope is plain (holds plain data only: what a numpy call given it reads) when
+    :func:`plain_lists` finds every binding, every store into it and every use of it harmless.
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program, helper_functions
 
 __all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "NUMPY_NUMERIC", "PURE_METHODS", "UNKNOWN", "Kind", "ProgramTypes",
-           "ProgramTypesProvider", "Signatures", "TypesProvider", "ValueType", "infer_types", "is_plain_data",
-           "is_pure_method", "makes_immutable", "plain_dtype", "plain_type", "program_signatures", "type_of"]
+           "ProgramTypesProvider", "Signatures", "TypesProvider", "ValueType", "comprehension_types", "infer_types",
+           "is_plain_data", "is_pure_method", "makes_immutable", "plain_dtype", "plain_lists", "plain_type",
+           "program_signatures", "type_of"]
 
 
 class Kind(enum.Enum):
@@ -166,6 +169,8 @@ NO_SIGNATURES = Signatures({}, {})
 _T: dict[Kind, ValueType] = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
 _PLAIN = ValueType(Kind.NDARRAY, plain=True)
 _PLAIN_PANDAS = ValueType(Kind.PANDAS, plain=True)
+#: a list of plain data only (T9)
+_PLAIN_LIST = ValueType(Kind.LIST, plain=True)
 #: a tuple of ints of unknown length (``a.shape``): plain data (T7)
 _INT_TUPLE = ValueType(Kind.TUPLE, plain=True)
 
@@ -307,7 +312,8 @@ def plain_type(t: ValueType | None, *, pandas: bool = False) -> bool:
         return True
     if t.kind is Kind.TUPLE:
         return t.plain or (t.items is not None and all(plain_type(i, pandas=pandas) for i in t.items))
-    return (t.kind is Kind.NDARRAY or (pandas and t.kind is Kind.PANDAS)) and t.plain
+    return (t.kind is Kind.NDARRAY or (pandas and t.kind is Kind.PANDAS) or (not pandas and t.kind is Kind.LIST)) \
+        and t.plain
 
 
 def _plain_data(e: cst.BaseExpression, env: _Env, *, pandas: bool = False, nested: bool = True) -> bool:
@@ -352,7 +358,14 @@ def _element_type(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp, env: _Env
     return _type(comp.elt, local)[0] if local is not None else None
 
 
-def _element_env(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp, env: _Env) -> _Env | None:
+def comprehension_types(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp, names: Names,
+                        env: Mapping[str, ValueType], signatures: Signatures = NO_SIGNATURES) -> dict[str, ValueType]:
+    """The types of a comprehension's variables (:func:`_element_env`); {} when they cannot be typed."""
+    local = _element_env(comp, _Env(names, {}, env, signatures))
+    return {} if local is None else {k: v or UNKNOWN for k, v in local.local.items()}
+
+
+def _element_env(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp, env: _Env) -> _Env | None:
     """``env`` with a comprehension's variables typed by what they iterate (T6's loop rules: over
     ``range`` numbers, ``enumerate`` an index and an element); a variable that shadows a name of
     the scope hides it. None when a variable cannot be typed that way."""
@@ -909,7 +922,20 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     found: list[tuple[str, cst.BaseExpression | None, _HowTyped]] = []
     for node in ([code] if isinstance(code, cst.CSTNode) else code):
         found.extend(signatures.walk("bindings", node, partial(_bindings, node)).found)
+    solved = _solve(found, names, outer, signatures, {})
+    if isinstance(code, (cst.FunctionDef, cst.Module)) and any(t.kind is Kind.LIST for t in solved.values()):
+        lists = plain_lists(code, names, {**outer, **solved}, signatures)  # T9
+        if lists:
+            solved = _solve(found, names, outer, signatures, dict.fromkeys(lists, _PLAIN_LIST))
+    return solved
+
+
+def _solve(found: list[tuple[str, cst.BaseExpression | None, _HowTyped]], names: Names,
+           outer: Mapping[str, ValueType], signatures: Signatures,
+           pinned: Mapping[str, ValueType]) -> dict[str, ValueType]:
+    """T6's least fixed point over ``found``; the names ``pinned`` have the types given."""
     solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
+    solution.update(pinned)
     env = _Env(names, solution, outer, signatures)
     # chaotic iteration from "nothing yet": each binding's type joins into its name's in place, so a
     # chain of bindings (v2 = v1 + 1; v3 = v2 + 1 …) settles in one round; the values only rise (the
@@ -917,6 +943,8 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     for _ in range(_ROUNDS):
         changed = False
         for name, expr, how in found:
+            if name in pinned:
+                continue
             if how is _How.UNKNOWN or expr is None:
                 t: ValueType | None = UNKNOWN
             elif how is _How.VALUE:
@@ -932,6 +960,82 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
         if not changed:
             return {name: (t or UNKNOWN) for name, t in solution.items()}
     return dict.fromkeys(solution, UNKNOWN)  # not settled: a value below the fixed point could be unsound
+
+
+#: calls that read a list they are given and keep nothing of it (:func:`plain_lists`)
+_LIST_READERS = frozenset({"len", "sum", "min", "max", "sorted", "list", "tuple", "set", "print", "str", "repr",
+                           "any", "all", "iter", "reversed", "enumerate", "zip", "round", "abs"})
+_LIST_READ_METHODS = frozenset({"count", "index", "copy", "pop", "remove", "clear", "sort", "reverse"})
+
+
+def plain_lists(code: cst.CSTNode, names: Names, types: Mapping[str, ValueType],
+                signatures: Signatures) -> frozenset[str]:
+    """T9: the lists of ``code`` (a function or the module) that hold plain data only (numbers, str,
+    plain arrays), so that a numpy call given one makes a plain array (``np.mean(scores)``): every
+    binding is a display of plain data, everything appended, inserted, extended or stored into it
+    is plain data, and it is used nowhere else than in a loop, an item read, a list method that
+    stores nothing, a numpy/math call or a builtin that only reads it (:data:`_LIST_READERS`): it
+    never escapes to another name, a display, a callee or a closure."""
+    candidates = {n for n, t in types.items() if t.kind is Kind.LIST}
+    scan = _ListUses(names, types, signatures, candidates)
+    code.visit(scan)
+    return frozenset(n for n in candidates - scan.spoiled if n in scan.bound)
+
+
+class _ListUses(cst.CSTVisitor):
+    """Each use of a candidate list, judged by its parent nodes (:func:`plain_lists`)."""
+
+    def __init__(self, names: Names, types: Mapping[str, ValueType], signatures: Signatures,
+                 candidates: set[str]) -> None:
+        self.names, self.types, self.signatures, self.candidates = names, types, signatures, candidates
+        self.stack: list[cst.CSTNode] = []
+        self.spoiled: set[str] = set()
+        self.bound: set[str] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.stack.append(node)
+        if isinstance(node, cst.Name) and node.value in self.candidates and not self._fine(node):
+            self.spoiled.add(node.value)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self.stack.pop()
+
+    def _plain(self, e: cst.BaseExpression) -> bool:
+        if isinstance(e, (cst.List, cst.Tuple)):
+            return all(isinstance(el, cst.Element) and self._plain(el.value) for el in e.elements)
+        if makes_immutable(e, self.names):
+            return True
+        t = type_of(e, self.names, self.types, self.signatures)[0]
+        return plain_type(t) and t.kind is not Kind.LIST
+
+    def _fine(self, node: cst.Name) -> bool:
+        p = self.stack[-2] if len(self.stack) > 1 else None
+        g = self.stack[-3] if len(self.stack) > 2 else None
+        if isinstance(p, cst.AssignTarget) and isinstance(g, cst.Assign) and p.target is node:
+            self.bound.add(node.value)
+            return isinstance(g.value, cst.List) and self._plain(g.value)
+        if isinstance(p, cst.AugAssign) and p.target is node:
+            return isinstance(p.value, (cst.List, cst.Tuple)) and self._plain(p.value)
+        if isinstance(p, cst.Attribute) and p.value is node:
+            if not (isinstance(g, cst.Call) and g.func is p):
+                return False
+            method = p.attr.value
+            if method in ("append", "insert", "extend"):
+                return all(self._plain(a.value) for a in g.args)
+            return method in _LIST_READ_METHODS
+        if isinstance(p, cst.Subscript) and p.value is node:
+            store = isinstance(g, cst.AssignTarget) and g.target is p
+            return not store or (isinstance(self.stack[-4], cst.Assign) and self._plain(self.stack[-4].value))
+        if isinstance(p, cst.Arg) and isinstance(g, cst.Call) and p.value is node:
+            parts = (self.names.qualname(g.func) or "").split(".")
+            return (parts[0] == "builtins" and parts[-1] in _LIST_READERS) or parts[0] in ("numpy", "math",
+                                                                                        "statistics")
+        if isinstance(p, (cst.For, cst.CompFor)) and p.iter is node:
+            return True
+        return isinstance(p, (cst.Comparison, cst.ComparisonTarget, cst.FormattedStringExpression,
+                              cst.BinaryOperation, cst.Return, cst.Del))
 
 
 def _params(fn: cst.FunctionDef, cls: str | None, args: tuple[ValueType, ...] = ()) -> dict[str, ValueType]:
