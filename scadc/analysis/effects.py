@@ -40,6 +40,31 @@ A4. ``b = [a, …]``/``(a, …)``/``{k: a}`` (a container holds the object); A5.
 ``for i, b in enumerate(a)``/``zip(a, …)``; A6. ``with a as b``; A7. ``a.append(b)``,
 ``a[k] = b`` (not a slice: ``a[i:j] = b`` copies), ``a.attr = b`` (``b`` becomes reachable from
 ``a``); A8. ``b, c = a``; A9. ``b = C(a)`` for a program class ``C`` (an instance may keep ``a``).
+A10. What a call, an operator or a comprehension makes may be or hold what it was made from: a
+shallow copy shares its items (``list(a)``, ``a.copy()``, ``copy.copy(a)``, ``dict(d)``, ``a + b``
+of lists, a numpy or pandas copy of object data), ``min``/``max``/``next`` return an item, an
+unknown callee may return anything it was given. So by default ``b = f(a, k)``/``b = r.m(a)``
+aliases ``b`` with the arguments, the receiver and a local callable; ``b = [g(x) for x in a]``
+with the element (whose variables alias ``a`` by A5); ``for x in f(a)`` aliases ``x`` with what
+``f(a)`` holds; and a change through ``f(a)[0]`` changes ``a``. The exceptions, each a table
+backed by tests (tests/scadc/test_alias_tables.py):
+(a) an immutable value (types' number, str, bytes, None, tuples of those: ``len(a)``, ``str(a)``,
+    ``a.shape``) holds nothing that can change, as a result or as a source; but a call whose
+    value is a dunder of its argument (:data:`ARGUMENT_DUNDER_CALLS`: ``abs``, ``round``,
+    ``sum``, ``max`` …) is immutable only of immutable arguments;
+(b) a new object that holds no object: a numpy call, a generator's draw, an operator or a
+    method of :data:`NDARRAY_FRESH_METHODS` whose result is a *plain* array (types' T7: made
+    from numbers, never of ``object`` dtype), unless the function may return its input or a view
+    (:data:`NUMPY_MAY_RETURN_INPUT`, ``out=`` gives the out array); a pandas call, method or
+    operator whose result is a plain frame (T8), unless the method holds the receiver
+    (:data:`PANDAS_HOLD_RECEIVER`: ``groupby``, ``rolling`` …), and only while no statement may
+    put objects into a frame (:func:`pandas_stays_plain`); :data:`FRESH_CALLS` (``copy.deepcopy``);
+    builtins of :data:`PLAIN_DATA_CALLS` given plain data;
+(c) a program function's or method's result holds only the arguments whose parameters share an
+    alias class with what its ``return`` statements give, in its code read with the argument
+    types of the call (:class:`HelperReturns`; every argument for a generator, ``*args``, a
+    keyword argument or recursion). The same read decides which parameters a call changes
+    (rule 5), within what the summary allows.
 
 State rules: S1. calling ``numpy.random.*`` (not a generator factory) or ``random.*`` (not
 ``random.Random``) uses a global RNG; S2. rebinding a module-level name (``global``) or mutating a
@@ -70,13 +95,18 @@ from scadc.analysis.types import (
     ProgramTypesProvider,
     Signatures,
     ValueType,
+    comprehension_types,
     infer_types,
+    is_plain_data,
     is_pure_method,
+    makes_immutable,
+    plain_type,
     type_of,
 )
 
 __all__ = ["ALIAS_METHODS", "CONSUMING_BUILTINS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
-           "EffectsProvider", "HelperSummaryProvider", "Summary", "collect_effects", "is_inner", "summarize_helpers"]
+           "EffectsProvider", "HelperReturns", "HelperSummaryProvider", "Summary", "collect_effects", "is_inner",
+           "pandas_stays_plain", "summarize_helpers"]
 
 VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
                           "flat", "base", "values", "keys", "items", "getfield", "conj", "conjugate"})
@@ -120,6 +150,48 @@ IO_METHODS = frozenset({"write", "writelines", "read", "readline", "readlines", 
                         "truncate", "seek", "read_text", "write_text", "read_bytes", "write_bytes", "unlink",
                         "mkdir", "rmdir", "touch", "rename", "to_csv", "to_parquet", "to_pickle", "to_json",
                         "savefig"})
+#: A10 (a): calls whose result is what a dunder of the argument returns (``abs(x)`` is ``x.__abs__()``):
+#: immutable only when the arguments are
+ARGUMENT_DUNDER_CALLS = frozenset({"builtins.abs", "builtins.round", "builtins.divmod", "builtins.pow",
+                                   "builtins.min", "builtins.max", "builtins.sum", "builtins.next",
+                                   "builtins.getattr", "math.floor", "math.ceil", "math.trunc", "math.prod"})
+#: A10 (a): standard functions (a name, or a module's prefix ending in ".") whose result is a new str,
+#: bytes or number, whatever they are given
+IMMUTABLE_CALLS = ("json.dumps", "pickle.dumps", "marshal.dumps", "os.path.", "zlib.compress", "zlib.decompress",
+                   "zlib.crc32", "zlib.adler32", "base64.", "binascii.", "struct.pack", "struct.calcsize",
+                   "time.time", "time.perf_counter", "time.monotonic", "time.process_time", "time.strftime",
+                   "string.capwords", "textwrap.dedent", "textwrap.indent", "textwrap.fill", "textwrap.shorten",
+                   "operator.index", "os.getcwd", "os.getpid", "os.fspath", "platform.")
+#: A10 (b): methods of a file (or any file-like object) that read new data: str, bytes, a list of them
+READ_METHODS = frozenset({"read", "readline", "readlines", "read_text", "read_bytes"})
+#: A10 (a): attributes of an array or a frame that are tuples of ints or ints
+SHAPE_ATTRIBUTES = frozenset({"shape", "size", "ndim", "nbytes", "itemsize", "strides", "empty"})
+#: A10 (b): calls whose result shares no object with their arguments, whatever those are
+FRESH_CALLS = frozenset({"copy.deepcopy"})
+#: A10 (b): builtins and math functions that, given plain data (numbers, str, plain arrays), make new
+#: plain data (``sum(a)`` of a float array, ``abs(a)``)
+PLAIN_DATA_CALLS = frozenset({"abs", "round", "pow", "divmod", "sum", "floor", "ceil", "trunc", "prod", "fsum"})
+#: A10 (b): numpy functions (or modules) whose result may be an argument itself or a view of it, beyond
+#: the views of A3 (:data:`NUMPY_VIEW_FUNCTIONS`); each backed by tests/scadc/test_alias_tables.py
+NUMPY_MAY_RETURN_INPUT = frozenset({
+    "flip", "fliplr", "flipud", "rot90", "diagonal", "diag", "real", "imag", "ascontiguousarray", "asfortranarray",
+    "require", "asarray_chkfinite", "asmatrix", "matrix", "trim_zeros", "rollaxis", "squeeze", "broadcast_arrays",
+    "split", "array_split", "hsplit", "vsplit", "dsplit", "meshgrid", "nan_to_num", "real_if_close",
+    "matrix_transpose", "permute_dims", "unstack", "from_dlpack", "lib", "stride_tricks", "as_strided",
+    "sliding_window_view", "ma", "rec", "char", "ndarray", "memmap", "ctypeslib", "fromiter",
+})
+#: A10 (b): methods of a plain ndarray that return a new array (or a number), never a view of it
+NDARRAY_FRESH_METHODS = frozenset({
+    "copy", "astype", "flatten", "sum", "mean", "std", "var", "min", "max", "prod", "cumsum", "cumprod",
+    "argmax", "argmin", "argsort", "round", "clip", "dot", "take", "repeat", "all", "any", "nonzero",
+    "searchsorted", "compress", "trace", "ptp", "tolist", "tobytes", "item", "argpartition", "choose",
+})
+#: A10 (b): pandas methods whose result holds (or is) the receiver itself: it sees later changes
+PANDAS_HOLD_RECEIVER = frozenset({"groupby", "rolling", "expanding", "ewm", "resample", "pipe", "items",
+                                  "iterrows", "itertuples", "get", "xs", "squeeze", "pop", "to_numpy",
+                                  "__iter__", "__array__"})
+#: T8: pandas methods that store their arguments' data into the receiver (besides any with ``inplace=``)
+PANDAS_STORE_METHODS = frozenset({"insert", "update", "__setitem__", "setdefault", "set_value"})
 RNG_FACTORIES = frozenset({"default_rng", "Generator", "RandomState", "SeedSequence", "PCG64", "PCG64DXSM",
                            "MT19937", "Philox", "SFC64", "BitGenerator"})
 #: methods of a generator object that do not advance it (rule 6)
@@ -158,6 +230,8 @@ class Effects:
     generator_calls: set[str] = field(default_factory=set)
     #: why the code may touch the world outside the process (rule S4)
     io: set[str] = field(default_factory=set)
+    #: the roots of what ``return`` statements may return (A10 (c), in a helper)
+    returned: list[str] = field(default_factory=list)
     #: rule 8 in a helper: (receiver root, method, roots of the arguments, line), for a receiver of
     #: unknown type; the summary decides whether the root is one of the helper's parameters
     conditional: list[tuple[str, str, tuple[str, ...], int]] = field(default_factory=list)
@@ -177,6 +251,16 @@ def _is_view_call(call: cst.Call) -> bool:
                                                                   and a.value.value == "True") for a in call.args))
 
 
+def _names_in(target: cst.BaseExpression) -> list[cst.Name]:
+    if isinstance(target, cst.Name):
+        return [target]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for el in target.elements for n in _names_in(el.value)]
+    if isinstance(target, cst.StarredElement):
+        return _names_in(target.value)
+    return []
+
+
 def _fact_name(root: cst.Name, where: str | None) -> str | None:
     """What the facts call ``root`` where it lives (see ``_Visitor._tracked``)."""
     return root.value if where == "tracked" else f"[{root.value}]" if where == "inner" else None
@@ -189,15 +273,65 @@ def _unparse(node: cst.CSTNode) -> str:
 class _Visitor(cst.CSTVisitor):
     def __init__(self, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                  types: Mapping[str, ValueType], signatures: Signatures,
-                 positions: Mapping[cst.CSTNode, CodeRange], deferred: bool) -> None:
+                 positions: Mapping[cst.CSTNode, CodeRange], deferred: bool,
+                 returns: HelperReturns | None) -> None:
         self.names, self.scope, self.summaries, self.types = names, scope, summaries, types
         self.signatures, self.positions = signatures, positions
         #: a helper's visit: methods on values of unknown type are conditional, not mutations
         self.deferred = deferred
+        #: what helpers' results may hold of their arguments (A10 (c)); None: anything
+        self.returns = returns
+        #: T8: no statement may store objects into a pandas object, so plain frames stay plain
+        self.pandas_plain = returns is not None and returns.pandas_plain
+        #: the comprehensions around the node being visited, outermost first
+        self._comps: list[cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp] = []
         self.out = Effects()
 
     def _type(self, expr: cst.BaseExpression) -> tuple[ValueType, bool]:
         return type_of(expr, self.names, self.types, self.signatures)
+
+    def _a10_type(self, expr: cst.BaseExpression) -> tuple[ValueType, bool]:
+        """The type A10 trusts: unknown when ``expr`` reads a comprehension's variable it does not
+        bind itself (the types are per scope, by name, and such a name may shadow a local of
+        another type; types type the variables of a comprehension inside ``expr`` themselves)."""
+        inner: set[str] = set()
+        bound: set[str] = set()
+
+        class _Inner(cst.CSTVisitor):
+            def visit_Name(this, node: cst.Name) -> None:
+                if self._where(node) == "inner":
+                    inner.add(node.value)
+
+            def visit_Attribute(this, node: cst.Attribute) -> bool:
+                node.value.visit(this)  # the attribute's own name is no read
+                return False
+
+            def visit_CompFor(this, node: cst.CompFor) -> None:
+                bound.update(n.value for n in _names_in(node.target))
+
+        expr.visit(_Inner())
+        if not inner - bound:
+            return self._type(expr)
+        # the variables of the comprehensions around ``expr``, typed by what they iterate
+        types = dict(self.types)
+        typed: set[str] = set()
+        for comp in self._comps:
+            found = comprehension_types(comp, self.names, types, self.signatures)
+            types.update(found)
+            typed |= set(found)
+        if inner - bound <= typed:
+            return type_of(expr, self.names, types, self.signatures)
+        return UNKNOWN, False
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            self._comps.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        if isinstance(original_node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            self._comps.pop()
 
     # -- where a root lives --------------------------------------------------------------------
     def _where(self, node: cst.Name) -> str | None:
@@ -227,15 +361,8 @@ class _Visitor(cst.CSTVisitor):
         return _fact_name(root, self._where(root))
 
     def _root(self, expr: cst.BaseExpression) -> cst.Name | None:
-        while True:
-            if isinstance(expr, cst.Name):
-                return expr
-            if isinstance(expr, (cst.Attribute, cst.Subscript)):
-                expr = expr.value
-            elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and _is_view_call(expr):
-                expr = expr.func.value
-            else:
-                return None
+        base = self._base(expr)
+        return base if isinstance(base, cst.Name) else None
 
     def _rebinds_global(self, node: cst.Name) -> bool:
         """A helper binds a module-level name (after ``global``); the entry's own bindings are locals."""
@@ -248,6 +375,10 @@ class _Visitor(cst.CSTVisitor):
     def mutate(self, expr: cst.BaseExpression, reason: str, at: cst.CSTNode) -> None:
         root = self._root(expr)
         if root is None:
+            # ``list(a)[0].append(v)``, ``f(a).x = v``: a change of what the call's value holds (A10)
+            base = self._base(expr)
+            for src in self._value_sources(base):
+                self.mutate(src, reason, at)
             return
         where = self._where(root)
         tracked = _fact_name(root, where)
@@ -271,21 +402,174 @@ class _Visitor(cst.CSTVisitor):
         return [target]
 
     def _value_sources(self, value: cst.BaseExpression) -> list[cst.BaseExpression]:
-        """Expressions whose object ``value`` may be (or contain): rules A1-A4."""
-        if isinstance(value, (cst.Name, cst.Attribute, cst.Subscript)):
+        """Expressions, each rooted at a name, whose objects ``value`` may be or contain: rules
+        A1-A4 and A10 (what a call, an operator or a comprehension makes may hold its inputs)."""
+        if self._immutable(value):
+            return []  # A10 (a): nothing in it can change
+        if isinstance(value, cst.Name):
             return [value]
+        if isinstance(value, (cst.Attribute, cst.Subscript)):
+            base = self._base(value)
+            if isinstance(base, cst.Name):
+                return [value]  # A2
+            return self._value_sources(base)  # ``f(a)[0]``: a part of what the call returns
+        if isinstance(value, cst.StarredElement):
+            return self._value_sources(value.value)
         if isinstance(value, (cst.Tuple, cst.List, cst.Set)):
             return [s for el in value.elements for s in self._value_sources(el.value)]
         if isinstance(value, cst.Dict):
-            return [s for el in value.elements if isinstance(el, cst.DictElement)
-                    for s in self._value_sources(el.value)]
+            return [s for el in value.elements
+                    for part in ((el.key, el.value) if isinstance(el, cst.DictElement) else (el.value,))
+                    for s in self._value_sources(part)]
+        if isinstance(value, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            self._comps.append(value)
+            try:  # A10: its variables alias what they iterate (A5)
+                if isinstance(value, cst.DictComp):
+                    return [*self._value_sources(value.key), *self._value_sources(value.value)]
+                return self._value_sources(value.elt)
+            finally:
+                self._comps.pop()
         if isinstance(value, cst.Call):
-            q = self.names.qualname(value.func) or ""
-            if q.startswith("numpy.") and q.rsplit(".", 1)[-1] in NUMPY_VIEW_FUNCTIONS and value.args:
-                return [value.args[0].value]
-            if isinstance(value.func, cst.Attribute) and _is_view_call(value):
-                return [value.func.value]
-        return []
+            return self._call_sources(value)
+        if isinstance(value, (cst.BinaryOperation, cst.BooleanOperation)):
+            # ``l + m`` holds the items of both; ``a or b`` is one of them (plain arrays: (a))
+            if self._fresh_operation(value):
+                return []
+            return [*self._value_sources(value.left), *self._value_sources(value.right)]
+        if isinstance(value, cst.IfExp):
+            return [*self._value_sources(value.body), *self._value_sources(value.orelse)]
+        if isinstance(value, cst.UnaryOperation):
+            return [] if self._fresh_operation(value) else self._value_sources(value.expression)
+        if isinstance(value, cst.NamedExpr):
+            return self._value_sources(value.value)
+        if isinstance(value, cst.Await):
+            return self._value_sources(value.expression)
+        if isinstance(value, cst.Lambda):
+            return self._free_names(value.body)  # a closure keeps what it reads
+        return []  # literals, comparisons (bools), f-strings, ``yield`` (what is sent in)
+
+    def _base(self, expr: cst.BaseExpression) -> cst.BaseExpression:
+        """What ``expr`` is a part or a view of: the name ``_root`` finds, or the first expression
+        on the way that is neither (``f(a)`` in ``f(a)[0].x``)."""
+        while True:
+            if isinstance(expr, (cst.Attribute, cst.Subscript)):
+                expr = expr.value
+            elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and _is_view_call(expr):
+                expr = expr.func.value
+            else:
+                return expr
+
+    def _free_names(self, node: cst.CSTNode) -> list[cst.BaseExpression]:
+        found: list[cst.BaseExpression] = []
+
+        class _Names(cst.CSTVisitor):
+            def visit_Name(inner, name: cst.Name) -> None:
+                found.append(name)
+
+        node.visit(_Names())
+        return [n for n in found if isinstance(n, cst.Name) and self._tracked(n)]
+
+    def _immutable(self, expr: cst.BaseExpression) -> bool:
+        """A10 (a): ``expr``'s value is a number, str, bytes, None or a tuple of those, so sharing it
+        is harmless; by :mod:`~scadc.analysis.types`, but a call whose result is whatever a dunder of
+        its argument returns (:data:`ARGUMENT_DUNDER_CALLS`) only of immutable arguments."""
+        if makes_immutable(expr, self.names):
+            return True  # ``int(v)``, ``f"{v}"``: whatever ``v`` is
+        if isinstance(expr, cst.Call) and (q := self.names.qualname(expr.func)) is not None and \
+                self.names.own(expr.func) is None and q.startswith(IMMUTABLE_CALLS):
+            return True
+        t, exact = self._a10_type(expr)
+        if not plain_type(t) or t.kind in (Kind.NDARRAY, Kind.LIST):
+            return False
+        if isinstance(expr, cst.Call):
+            q = self.names.qualname(expr.func)
+            if q is not None and self.names.own(expr.func) is not None:
+                return False  # a helper: its return summary decides (A10 (c)), not its return type
+            if q in ARGUMENT_DUNDER_CALLS or (q or "").startswith("statistics."):
+                return all(self._immutable(a.value) for a in expr.args)
+            return True
+        if isinstance(expr, (cst.Attribute, cst.Subscript)):
+            base, base_exact = self._a10_type(expr.value)
+            # ``s[0]`` of a str, ``a.shape``/``df.size`` of an array or frame known exactly
+            return base.kind in (Kind.STR, Kind.BYTES) or (
+                base.kind in (Kind.NDARRAY, Kind.PANDAS) and (base_exact or base.plain) and
+                isinstance(expr, cst.Attribute) and expr.attr.value in SHAPE_ATTRIBUTES)
+        return exact
+
+    def _plain(self, t: ValueType) -> bool:
+        """``t`` is a plain array, or a plain pandas object in a program whose frames stay plain (T8)."""
+        return t.plain and (t.kind is Kind.NDARRAY or (t.kind is Kind.PANDAS and self.pandas_plain))
+
+    def _fresh_operation(self, op: cst.BaseExpression) -> bool:
+        """A10 (b): an operator on plain arrays (frames) and immutable values makes a new plain one."""
+        return self._plain(self._a10_type(op)[0]) and not isinstance(op, cst.BooleanOperation)
+
+    def _call_sources(self, call: cst.Call) -> list[cst.BaseExpression]:
+        """A3, A9, A10 for the value of a call."""
+        func = call.func
+        every = [a.value for a in call.args]
+        outs = [a.value for a in call.args if a.keyword is not None and a.keyword.value == "out"]
+        q = self.names.qualname(func)
+        own = self.names.own(func)
+        if own is not None:
+            return self._helper_sources(own, call, list(every), []) + outs
+        if q is not None and q.startswith("numpy.") and q.rsplit(".", 1)[-1] in NUMPY_VIEW_FUNCTIONS and every:
+            return [every[0], *outs]  # A3
+        if isinstance(func, cst.Attribute) and q is None:
+            if _is_view_call(call):
+                return [func.value, *outs]  # A3
+            t = self._type(func.value)[0]
+            key = f"{t.cls}.{func.attr.value}"
+            if t.kind is Kind.CLASS and key in self.summaries:
+                return self._helper_sources(key, call, [func.value, *every], [t]) + outs
+        if self._fresh_call(call, q):
+            return [s for o in outs for s in self._value_sources(o)]
+        # A10 (default): the result may be, or hold, anything it was given, its receiver, or what
+        # the callable itself holds (a local closure, a bound method)
+        sources = [s for e in every for s in self._value_sources(e)]
+        if q is None:
+            sources += self._value_sources(func.value if isinstance(func, cst.Attribute) else func)
+        return sources
+
+    def _helper_sources(self, name: str, call: cst.Call, bound: list[cst.BaseExpression],
+                        receiver: list[ValueType]) -> list[cst.BaseExpression]:
+        """A9 and A10 (c): what a program function's or method's result may hold of its arguments."""
+        if self._type(call)[0].kind is Kind.CLASS or self.summaries.get(name, Summary()).generator or \
+                any(a.keyword is not None or a.star for a in call.args) or self.returns is None:
+            # an instance may keep its arguments (A9); a generator holds its frame; a keyword is
+            # not matched to its parameter here
+            shared: frozenset[int] | None = None
+        else:
+            types = tuple(receiver) + tuple(self._a10_type(b)[0] for b in bound[len(receiver):])
+            shared = self.returns.shared(name, types)
+        return [s for i, b in enumerate(bound) if shared is None or i in shared for s in self._value_sources(b)]
+
+    def _fresh_call(self, call: cst.Call, q: str | None) -> bool:
+        """A10 (b): the call makes a new object that holds nothing of its inputs (its result type is
+        plain and the function is not one that may return its input or a view of it)."""
+        if q in FRESH_CALLS:
+            return True
+        t = self._a10_type(call)[0]
+        if q is not None:
+            parts = q.split(".")
+            if parts[0] in ("builtins", "math") and parts[-1] in PLAIN_DATA_CALLS:
+                return all(plain_type(self._a10_type(a.value)[0]) for a in call.args if a.keyword is None)
+            if parts[0] == "pandas":
+                return self._plain(t)  # T8 (under copy-on-write a new object never shares data)
+            return parts[0] == "numpy" and t.plain and not any(p in NUMPY_MAY_RETURN_INPUT for p in parts[1:]) \
+                and not (parts[-1] == "array" and any(a.keyword is not None and a.keyword.value == "copy"
+                                                      for a in call.args))
+        if isinstance(call.func, cst.Attribute):
+            receiver = self._a10_type(call.func.value)[0]
+            method = call.func.attr.value
+            if method in READ_METHODS and receiver.kind is Kind.UNKNOWN:
+                return True  # ``f.readline()``: a file (whatever the program opened) reads new data
+            if receiver.kind is Kind.RNG:
+                return t.plain  # T7: draws, or a permutation of plain data
+            if receiver.kind is Kind.PANDAS:
+                return self._plain(receiver) and self._plain(t) and method not in PANDAS_HOLD_RECEIVER
+            return receiver.plain and receiver.kind is Kind.NDARRAY and method in NDARRAY_FRESH_METHODS
+        return False
 
     def _assign(self, targets: list[cst.BaseExpression], value: cst.BaseExpression, at: cst.CSTNode) -> None:
         for target in targets:
@@ -301,11 +585,7 @@ class _Visitor(cst.CSTVisitor):
                     if self._where(t) == "module" or self._rebinds_global(t):
                         self.out.module_state.add(t.value)  # rule S2 (global x; x = ...)
                     for src in self._value_sources(value):
-                        self.alias(t, src)  # A1-A4, A8
-                    if isinstance(value, cst.Call) and self.names.own(value.func) is not None and \
-                            self._type(value)[0].kind is Kind.CLASS:
-                        for arg in value.args:
-                            self.alias(t, arg.value)  # A9: an instance may keep its arguments
+                        self.alias(t, src)  # A1-A4, A8-A10
                     if isinstance(value, cst.Call) and self._is_generator_call(value):
                         self.out.generator_calls.add(t.value)
 
@@ -349,13 +629,22 @@ class _Visitor(cst.CSTVisitor):
             sources = [a.value for a in it.args]
         for src in sources:
             self._consumes(src, "a loop", it)  # rule 7
+        held = self._value_sources(it)
         for t in self._targets(target):
-            for src in sources:
-                self.alias(t, src)  # A5
+            for src in held:
+                self.alias(t, src)  # A5, A10: the items of what the call gives
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            for src in self._value_sources(node.value):
+                root = self._root(src)
+                if root is not None and (name := self._tracked(root)):
+                    self.out.returned.append(name)
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None and isinstance(node.asname.name, cst.BaseExpression):
-            self.alias(node.asname.name, node.item)  # A6
+            for src in self._value_sources(node.item):
+                self.alias(node.asname.name, src)  # A6
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         # a nested def in the tracked scope: its body's effects on tracked objects count (closures)
@@ -401,7 +690,7 @@ class _Visitor(cst.CSTVisitor):
         if t.kind is Kind.CLASS:
             key = f"{t.cls}.{method}"
             if key in self.summaries:  # a program class: its method's summary decides (rule 5)
-                self._apply(self.summaries[key], [receiver, *positional], f"method {key}()", at)
+                self._apply(self.summaries[key], [receiver, *positional], f"method {key}()", at, key)
                 return
             t = UNKNOWN  # inherited from another library, or an attribute holding a callable
         if t.kind is Kind.RNG:
@@ -429,6 +718,14 @@ class _Visitor(cst.CSTVisitor):
         if self.deferred and root is not None and (name := self._tracked(root)):
             arg_roots = tuple(n for a in every if (r := self._root(a)) is not None and (n := self._tracked(r)))
             self.out.conditional.append((name, method, arg_roots, self._line(at)))
+            return
+        if self.deferred and root is None:
+            # ``(p * p).sum()``, ``f(p).m()``: the method on what is made from ``p`` is decided with
+            # ``p``'s type at the call, as on ``p`` itself (A10 makes the made value hold ``p``)
+            arg_roots = tuple(n for a in every if (r := self._root(a)) is not None and (n := self._tracked(r)))
+            for src in self._value_sources(self._base(receiver)):
+                if (r := self._root(src)) is not None and (name := self._tracked(r)):
+                    self.out.conditional.append((name, method, arg_roots, self._line(at)))
             return
         self.mutate(receiver, f"`.{method}()` on a value of unknown type", at)
         for arg in every:
@@ -504,7 +801,21 @@ class _Visitor(cst.CSTVisitor):
         lam.body.visit(_Calls())
         return found
 
-    def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call) -> None:
+    def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call,
+               key: str | None = None) -> None:
+        refined = self._refined(key, bound, at) if key is not None else None
+        if refined is not None:
+            # rule 5 with the arguments' types here: the helper's code read again with them (A10
+            # makes the result of an operator on values of unknown type hold its operands, so the
+            # summary alone would have ``X @ w`` change ``X`` when ``w`` changes)
+            allowed = summary.params | {i for i, _, others in summary.conditional for i in (i, *others)}
+            for index in sorted(refined & allowed):
+                if index < len(bound) and (arg := bound[index]) is not None:
+                    self.mutate(arg, f"{what} mutates its parameter {index}", at)
+            self.out.module_state |= summary.module_state
+            self.out.rng |= summary.rng
+            self.out.io |= summary.io
+            return
         for index in sorted(summary.params):
             if index < len(bound) and (arg := bound[index]) is not None:
                 self.mutate(arg, f"{what} mutates its parameter {index}", at)
@@ -516,14 +827,22 @@ class _Visitor(cst.CSTVisitor):
         self.out.rng |= summary.rng
         self.out.io |= summary.io
 
+    def _refined(self, key: str, bound: list[cst.BaseExpression | None], at: cst.Call) -> frozenset[int] | None:
+        """The parameters ``key`` may change, read with the types of ``bound`` (None: not known)."""
+        if self.returns is None or any(a.keyword is not None or a.star for a in at.args):
+            return None
+        cls = ValueType(Kind.CLASS, key.partition(".")[0])
+        return self.returns.mutated(key, tuple(self._a10_type(b)[0] if b is not None else cls for b in bound))
+
     def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression],
                         every: list[cst.BaseExpression]) -> None:
         name = self.names.own(node.func)
         if name is not None:
             if name in self.summaries:
-                self._apply(self.summaries[name], list(positional), f"helper {name}()", node)  # rule 5
+                self._apply(self.summaries[name], list(positional), f"helper {name}()", node, name)  # rule 5
             elif f"{name}.__init__" in self.summaries:
-                self._apply(self.summaries[f"{name}.__init__"], [None, *positional], f"{name}()", node)
+                self._apply(self.summaries[f"{name}.__init__"], [None, *positional], f"{name}()", node,
+                            f"{name}.__init__")
             return
         self._io_call(q, node)
         if q in NUMPY_INPLACE and positional:
@@ -582,13 +901,185 @@ class _Visitor(cst.CSTVisitor):
 
 def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Mapping[str, Summary], *,
                     types: Mapping[str, ValueType], signatures: Signatures,
-                    positions: Mapping[cst.CSTNode, CodeRange], deferred: bool = False) -> Effects:
+                    positions: Mapping[cst.CSTNode, CodeRange], deferred: bool = False,
+                    returns: HelperReturns | None = None) -> Effects:
     """The effects of ``node`` (code of ``scope``), its names typed by ``types``; ``deferred`` for
-    a helper's body (rule 8's conditional methods stay conditional)."""
+    a helper's body (rule 8's conditional methods stay conditional); ``returns`` tells what helpers'
+    results hold of their arguments (None: anything)."""
     visitor = _Visitor(names, scope, summaries, types=types, signatures=signatures, positions=positions,
-                       deferred=deferred)
+                       deferred=deferred, returns=returns)
     node.visit(visitor)
     return visitor.out
+
+
+def pandas_stays_plain(names: Names, module_types: Mapping[str, ValueType], signatures: Signatures,
+                       helpers: Mapping[str, cst.FunctionDef]) -> bool:
+    """T8 of :mod:`~scadc.analysis.types`: no statement of the program may put anything but plain
+    data into a pandas object, so a frame typed plain holds no Python object that could change.
+
+    A store that may change a pandas object, or an object of unknown type, is: an item or
+    attribute assignment into it (``df[c] = v``, ``df.loc[m, c] = v``, ``x.a = v``), a method
+    of it that is not pure for pandas or has ``inplace=`` (``df.insert(0, c, v)``), or passing it
+    to an unknown callee. Each must store plain data; a value made from the changed object alone
+    counts as plain (``df["c"] = df["a"] * 2`` adds no object to a frame that had none), so a
+    helper that derives columns from its parameter keeps frames plain."""
+    codes: list[tuple[cst.CSTNode, Mapping[str, ValueType]]] = [(names.program.module, module_types)]
+    for name, fn in helpers.items():
+        given = {p.name.value: UNKNOWN for p in (*fn.params.posonly_params, *fn.params.params,
+                                                 *fn.params.kwonly_params)}
+        params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+        if "." in name and params:
+            given[params[0]] = ValueType(Kind.CLASS, name.partition(".")[0])
+        outer = {**module_types, **given}
+        codes.append((fn, {**outer, **infer_types(fn, names, outer, signatures)}))
+    for code, types in codes:
+        scan = _StoreScan(names, types, signatures, code)
+        code.visit(scan)
+        if scan.spoiled:
+            return False
+    return True
+
+
+class _StoreScan(cst.CSTVisitor):
+    """One scope's stores into objects that may be pandas objects (:func:`pandas_stays_plain`)."""
+
+    def __init__(self, names: Names, types: Mapping[str, ValueType], signatures: Signatures,
+                 root: cst.CSTNode) -> None:
+        self.names, self.types, self.signatures, self.root = names, types, signatures, root
+        self.spoiled = False
+
+    def _may_be_pandas(self, expr: cst.BaseExpression) -> bool:
+        kind = type_of(expr, self.names, self.types, self.signatures)[0].kind
+        return kind in (Kind.PANDAS, Kind.UNKNOWN)
+
+    def _plain_into(self, target: cst.BaseExpression, value: cst.BaseExpression) -> bool:
+        """``value`` is plain data once ``target``'s root is taken for a plain pandas object."""
+        root = _root_name(target)
+        types = dict(self.types)
+        if root is not None:
+            types[root.value] = ValueType(Kind.PANDAS, plain=True)
+        return is_plain_data(value, self.names, types, self.signatures)
+
+    def _store(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for el in target.elements:
+                self._store(el.value, value)
+        elif isinstance(target, (cst.Subscript, cst.Attribute)) and self._may_be_pandas(target.value) and \
+                not self._plain_into(target, value):
+            self.spoiled = True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return node is self.root or not isinstance(self.root, cst.Module)  # helpers are scanned on their own
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return not isinstance(self.root, cst.Module)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            self._store(t.target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._store(node.target, node.value)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if isinstance(node.target, cst.Name):
+            self._store(cst.Subscript(node.target, [cst.SubscriptElement(cst.Index(cst.Integer("0")))]),
+                        node.value)  # ``df += v`` changes df's data in place
+        else:
+            self._store(node.target, node.value)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        q = self.names.qualname(node.func)
+        if q is None and isinstance(node.func, cst.Attribute):
+            receiver, method = node.func.value, node.func.attr.value
+            t = type_of(receiver, self.names, self.types, self.signatures)[0]
+            changes = method in PANDAS_STORE_METHODS or any(
+                a.keyword is not None and a.keyword.value == "inplace" for a in node.args)
+            if t.kind in (Kind.PANDAS, Kind.UNKNOWN) and changes and not all(
+                    self._plain_into(receiver, a.value) for a in node.args
+                    if a.keyword is None or a.keyword.value != "inplace"):
+                self.spoiled = True
+            return
+        if q is None or self.names.own(node.func) is not None:
+            return  # a program function is scanned itself; a local callable stores nothing it is not given
+        parts = q.split(".")
+        if parts[0] in ("numpy", "pandas", "math", "statistics", "random") or q.startswith(PURE_MODULES) or (
+                parts[0] == "builtins" and parts[-1] in PURE_BUILTINS):
+            return
+        if any(self.names.qualname(a.value) is None and self._may_be_pandas(a.value) for a in node.args):
+            self.spoiled = True  # rule 7: an unknown callee may store anything into what it is given
+
+
+def _root_name(expr: cst.BaseExpression) -> cst.Name | None:
+    while isinstance(expr, (cst.Attribute, cst.Subscript)):
+        expr = expr.value
+    return expr if isinstance(expr, cst.Name) else None
+
+
+class HelperReturns:
+    """A10 (c): which arguments the result of a program function (or method) may be or hold, for
+    the types of the arguments at one call, memoised as :meth:`~scadc.analysis.types.Signatures.
+    call` is: the parameters that share an alias class of the function's own code (A1-A10 there,
+    with rule 8 decided by those types) with what a ``return`` gives. A generator, a function with
+    ``*args``, and a recursive call (while its answer is being made) may hold every argument.
+    Internal memo; the answers it gives never change."""
+
+    def __init__(self, names: Names, module_types: Mapping[str, ValueType], signatures: Signatures,
+                 positions: Mapping[cst.CSTNode, CodeRange], summaries: Mapping[str, Summary] | None = None) -> None:
+        self.names, self.module_types, self.signatures, self.positions = names, module_types, signatures, positions
+        #: the helpers' final summaries (rule 5), for :meth:`mutated`; None while they are being made
+        self.summaries = summaries
+        self.helpers = helper_functions(names.program.module)
+        self.pandas_plain = pandas_stays_plain(names, module_types, signatures, self.helpers)
+        self._memo: dict[tuple[str, tuple[ValueType, ...]], tuple[frozenset[int], frozenset[int]] | None] = {}
+
+    def shared(self, name: str, args: tuple[ValueType, ...]) -> frozenset[int] | None:
+        """Indices of the positional parameters (``self`` is 0) the result may hold; None: any."""
+        found = self._facts(name, args)
+        return found[0] if found is not None else None
+
+    def mutated(self, name: str, args: tuple[ValueType, ...]) -> frozenset[int] | None:
+        """Indices of the positional parameters the call may change, for these argument types (rule 5
+        read at the call); None: not known (the summary decides)."""
+        if self.summaries is None:
+            return None
+        found = self._facts(name, args)
+        return found[1] if found is not None else None
+
+    def _facts(self, name: str, args: tuple[ValueType, ...]) -> tuple[frozenset[int], frozenset[int]] | None:
+        fn = self.helpers.get(name)
+        if fn is None or isinstance(fn.params.star_arg, cst.Param) or _has_yield(fn):
+            return None
+        key = (name, args)
+        if key not in self._memo:
+            self._memo[key] = None  # a recursive call reads "not known"
+            self._memo[key] = self._read(name, fn, args)
+        return self._memo[key]
+
+    def _read(self, name: str, fn: cst.FunctionDef,
+              args: tuple[ValueType, ...]) -> tuple[frozenset[int], frozenset[int]] | None:
+        scope = self.names.program.scopes.get(fn.body.body[0] if isinstance(fn.body, cst.IndentedBlock)
+                                              and fn.body.body else fn.body)
+        if scope is None:
+            return None
+        params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+        given = {p.name.value: UNKNOWN for p in (*fn.params.posonly_params, *fn.params.params,
+                                                 *fn.params.kwonly_params)}
+        if "." in name and params:
+            given[params[0]] = ValueType(Kind.CLASS, name.partition(".")[0])
+        for p, t in zip(params, args, strict=False):
+            if t.kind is not Kind.UNKNOWN:
+                given[p] = t
+        outer = {**self.module_types, **given}
+        types = {**outer, **infer_types(fn, self.names, outer, self.signatures)}
+        fx = collect_effects(fn.body, self.names, scope, self.summaries or {}, types=types,
+                             signatures=self.signatures, positions=self.positions, returns=self)
+        classes = _union_find(fx.aliases)
+        held = {classes.get(r, r) for r in fx.returned}
+        changed = {classes.get(m, m) for m, _, _ in fx.mutations}
+        return (frozenset(i for i, p in enumerate(params) if classes.get(p, p) in held),
+                frozenset(i for i, p in enumerate(params) if classes.get(p, p) in changed))
 
 
 def _has_yield(fn: cst.FunctionDef) -> bool:
@@ -659,6 +1150,7 @@ def summarize_helpers(names: Names, module_types: Mapping[str, ValueType], signa
     once, plus the rounds of its own recursion, rather than every helper in every round.
     """
     helpers = helper_functions(names.program.module)
+    returns = HelperReturns(names, module_types, signatures, positions)
     summaries = {name: Summary(generator=_has_yield(fn)) for name, fn in helpers.items()}
     versions = dict.fromkeys(helpers, 0)
     local_types: dict[str, dict[str, ValueType]] = {}
@@ -681,7 +1173,7 @@ def summarize_helpers(names: Names, module_types: Mapping[str, ValueType], signa
             local_types[name] = {**outer, **infer_types(fn, names, outer, signatures)}
         reads = _Reads(summaries, versions)
         fx = collect_effects(fn.body, names, scope, reads, types=local_types[name], signatures=signatures,
-                             positions=positions, deferred=True)
+                             positions=positions, deferred=True, returns=returns)
         seen[name] = reads.seen
         classes = _union_find(fx.aliases)
         mutated = {classes.get(m, m) for m, _, _ in fx.mutations}  # inner names link through classes too
@@ -758,6 +1250,7 @@ class EffectsProvider(Provider[Unit, Effects]):
         names = results.get(NamesProvider)["names"]
         summaries = dict(results.get(HelperSummaryProvider))
         types = results.get(ProgramTypesProvider)["types"]
+        returns = HelperReturns(names, types.module, types.signatures, program.positions, summaries)
         return {u: collect_effects(u.node, names, program.scope, summaries, types=types.entry,
-                                  signatures=types.signatures, positions=program.positions)
+                                  signatures=types.signatures, positions=program.positions, returns=returns)
                 for u in program.units}

@@ -32,13 +32,30 @@ T6. A name bound several times has the kind all its bindings agree on, else it i
     solution is the least fixed point (so ``x = 0`` then ``x = x + 1`` is a number). Loop
     targets over ``range`` are numbers, over an ndarray ndarrays; other loop targets, ``with``
     targets, parameters (but ``self``) and names bound by ``except``/``import`` are unknown.
+T7. An ndarray is *plain* (:attr:`ValueType.plain`: its elements are not Python objects that can
+    change; alias rule A10 of :mod:`scadc.analysis.effects` reads it) when it is made by a numpy
+    function of :data:`NUMPY_NUMERIC` (whatever its arguments) or by any other numpy function,
+    a generator's method or an operator from *plain data* only (numbers, str, bytes, None, plain
+    ndarrays, and tuples or list displays of those), in both cases without a ``dtype=`` that may
+    be ``object`` (:func:`plain_dtype`). An array's dtype never changes after it is made, so
+    its methods, attributes, items, views and loop targets stay plain; a name is plain only when
+    all its bindings are (the join).
+T8. A pandas object is plain likewise: made by a ``pandas.*`` function, a method of a plain one
+    or an operator from plain data (plain ndarrays and pandas objects, displays of them, a
+    ``random_state=``, a program function that returns immutable values). Unlike an array's, a
+    frame's columns can change to hold objects later (``df["c"] = objects``): so
+    :mod:`scadc.analysis.effects` trusts a plain pandas type only when no statement of the program
+    may store anything but plain data into a pandas object (:func:`~scadc.analysis.effects.
+    pandas_stays_plain`). Arrays made from pandas objects (``df.to_numpy()``) are never plain.
+T9. A list of a scope is plain (holds plain data only: what a numpy call given it reads) when
+    :func:`plain_lists` finds every binding, every store into it and every use of it harmless.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
@@ -49,8 +66,9 @@ from scadc.analysis.base import Provider, Results
 from scadc.analysis.names import Names, NamesProvider
 from scadc.analysis.program import Program, helper_functions
 
-__all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "PURE_METHODS", "UNKNOWN", "Kind", "ProgramTypes",
-           "ProgramTypesProvider", "Signatures", "TypesProvider", "ValueType", "infer_types", "is_pure_method",
+__all__ = ["MUTATING_NAMES", "NO_SIGNATURES", "NUMPY_NUMERIC", "PURE_METHODS", "UNKNOWN", "Kind", "ProgramTypes",
+           "ProgramTypesProvider", "Signatures", "TypesProvider", "ValueType", "comprehension_types", "infer_types",
+           "is_plain_data", "is_pure_method", "makes_immutable", "plain_dtype", "plain_lists", "plain_type",
            "program_signatures", "type_of"]
 
 
@@ -84,6 +102,9 @@ class ValueType:
     cls: str | None = None
     #: a tuple's item types, when each is known
     items: tuple[ValueType, ...] | None = None
+    #: an ndarray whose elements are known not to be Python objects that can change (its dtype is
+    #: numeric, bool, str or bytes, fixed when it is made: T7): a copy of it shares nothing
+    plain: bool = False
 
     def __str__(self) -> str:
         if self.items is not None:
@@ -146,6 +167,12 @@ class Signatures:
 
 NO_SIGNATURES = Signatures({}, {})
 _T: dict[Kind, ValueType] = {k: ValueType(k) for k in Kind if k is not Kind.CLASS}
+_PLAIN = ValueType(Kind.NDARRAY, plain=True)
+_PLAIN_PANDAS = ValueType(Kind.PANDAS, plain=True)
+#: a list of plain data only (T9)
+_PLAIN_LIST = ValueType(Kind.LIST, plain=True)
+#: a tuple of ints of unknown length (``a.shape``): plain data (T7)
+_INT_TUPLE = ValueType(Kind.TUPLE, plain=True)
 
 #: every method name that changes its receiver on some common type (list, dict, set, bytearray,
 #: deque, ndarray, file): on an inexact receiver (T4) these are never pure
@@ -258,11 +285,209 @@ _STR_LISTS = frozenset({"split", "rsplit", "splitlines", "partition", "rpartitio
 _STR_NUMBERS = frozenset({"count", "find", "rfind", "index", "rindex", "startswith", "endswith"})
 
 
+#: numpy functions whose result holds numbers or bools whatever they are given (T7): counts,
+#: indices, tests, new arrays of a shape; each backed by tests/scadc/test_alias_tables.py
+NUMPY_NUMERIC = frozenset({
+    "arange", "zeros", "ones", "empty", "eye", "identity", "linspace", "logspace", "geomspace", "bincount",
+    "argsort", "argmax", "argmin", "argwhere", "nonzero", "flatnonzero", "count_nonzero", "isnan", "isinf",
+    "isfinite", "isin", "in1d", "searchsorted", "digitize", "indices", "tri", "zeros_like", "ones_like",
+    "empty_like", "isclose", "array_equal", "allclose", "signbit", "lexsort", "argpartition", "shape",
+    "ndim", "size",
+})
+#: ``dtype=`` names of numpy that are not ``object`` (T7)
+_NUMPY_DTYPES = frozenset({
+    "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8",
+    "bool_", "complex128", "complex64", "intp", "uintp", "double", "single", "half", "longlong", "float_",
+    "int_", "str_", "bytes_", "datetime64", "timedelta64", "longdouble", "csingle", "cdouble",
+})
+
+
+def plain_type(t: ValueType | None, *, pandas: bool = False) -> bool:
+    """A value of type ``t`` holds no object that could change besides itself, or is not even that
+    (an immutable number, str, bytes or None; a tuple of such): T7's *plain data*. A plain pandas
+    object counts only with ``pandas`` (its columns can gain objects later: T8)."""
+    if t is None:
+        return False
+    if t.kind in (Kind.NUMBER, Kind.STR, Kind.BYTES, Kind.NONE):
+        return True
+    if t.kind is Kind.TUPLE:
+        return t.plain or (t.items is not None and all(plain_type(i, pandas=pandas) for i in t.items))
+    return (t.kind is Kind.NDARRAY or (pandas and t.kind is Kind.PANDAS) or (not pandas and t.kind is Kind.LIST)) \
+        and t.plain
+
+
+def _plain_data(e: cst.BaseExpression, env: _Env, *, pandas: bool = False, nested: bool = True) -> bool:
+    """``e`` is plain data (T7): its type says so, or it is a list/tuple/dict display of plain data;
+    with ``pandas`` (T8), also a plain pandas object, or a program function returning immutable
+    values (``s.map(money)``), but a display inside a display is not (``pd.Series([[1], [2]])``
+    holds lists; a dict display's values are columns, one level down)."""
+    if isinstance(e, (cst.List, cst.Tuple, cst.Set)):
+        return (nested or not pandas) and all(
+            not isinstance(el, cst.StarredElement) and _plain_data(el.value, env, pandas=pandas, nested=False)
+            for el in e.elements)
+    if isinstance(e, cst.Dict):
+        return (nested or not pandas) and all(
+            isinstance(el, cst.DictElement) and _plain_data(el.key, env, pandas=pandas, nested=False) and
+            _plain_data(el.value, env, pandas=pandas, nested=nested) for el in e.elements)
+    if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
+        if _made_immutable(e.elt, env):
+            return True
+        local = _element_env(e, env)
+        return not pandas and local is not None and _plain_data(e.elt, local, nested=False)
+    if isinstance(e, cst.IfExp):
+        return _plain_data(e.body, env, pandas=pandas, nested=nested) and \
+            _plain_data(e.orelse, env, pandas=pandas, nested=nested)
+    if isinstance(e, cst.DictComp):
+        return _made_immutable(e.key, env) and _made_immutable(e.value, env)
+    if pandas and (own := env.names.own(e)) is not None and own in env.signatures.returns and \
+            not any(isinstance(s, cst.ClassDef) and s.name.value == own for s in env.names.program.module.body):
+        found = env.signatures.returns[own]
+        return plain_type(found) and found.kind is not Kind.NDARRAY
+    return plain_type(_type(e, env)[0], pandas=pandas)
+
+
+def is_plain_data(e: cst.BaseExpression, names: Names, env: Mapping[str, ValueType],
+                  signatures: Signatures = NO_SIGNATURES) -> bool:
+    """T8's plain data, for a value stored into a pandas object (:func:`_plain_data` with pandas)."""
+    return _plain_data(e, _Env(names, {}, env, signatures), pandas=True)
+
+
+def _element_type(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp, env: _Env) -> ValueType | None:
+    """The type of a comprehension's element (:func:`_element_env`)."""
+    local = _element_env(comp, env)
+    return _type(comp.elt, local)[0] if local is not None else None
+
+
+def comprehension_types(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp, names: Names,
+                        env: Mapping[str, ValueType], signatures: Signatures = NO_SIGNATURES) -> dict[str, ValueType]:
+    """The types of a comprehension's variables (:func:`_element_env`); {} when they cannot be typed."""
+    local = _element_env(comp, _Env(names, {}, env, signatures))
+    return {} if local is None else {k: v or UNKNOWN for k, v in local.local.items()}
+
+
+def _element_env(comp: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp, env: _Env) -> _Env | None:
+    """``env`` with a comprehension's variables typed by what they iterate (T6's loop rules: over
+    ``range`` numbers, ``enumerate`` an index and an element); a variable that shadows a name of
+    the scope hides it. None when a variable cannot be typed that way."""
+    inner: dict[str, ValueType | None] = {}
+    local = _Env(env.names, {**env.local, **inner}, env.outer, env.signatures)
+    for_in: cst.CompFor | None = comp.for_in
+    while for_in is not None:
+        it, target = for_in.iter, for_in.target
+        q = env.names.qualname(it.func) if isinstance(it, cst.Call) else None
+        pairs: list[tuple[cst.BaseExpression, ValueType | None]]
+        if q == "builtins.range":
+            pairs = [(target, _T[Kind.NUMBER])]
+        elif q == "builtins.enumerate" and isinstance(target, cst.Tuple) and len(target.elements) == 2 and \
+                isinstance(it, cst.Call) and it.args:
+            pairs = [(target.elements[0].value, _T[Kind.NUMBER]),
+                     (target.elements[1].value, _element(_type(it.args[0].value, local)[0], _How.ELEMENT))]
+        else:
+            pairs = [(target, _element(_type(it, local)[0], _How.ELEMENT))]
+        for t, found in pairs:
+            if not isinstance(t, cst.Name):
+                return None
+            inner[t.value] = found if found is not None else UNKNOWN
+        local = _Env(env.names, {**env.local, **inner}, env.outer, env.signatures)
+        for_in = for_in.inner_for_in
+    return local
+
+
+#: builtins whose result is a new number or str, whatever they are given
+_IMMUTABLE_BUILTINS = frozenset({"str", "int", "float", "bool", "complex", "len", "repr", "format", "ascii", "hex",
+                                 "oct", "bin", "chr", "ord", "hash", "id", "isinstance", "callable"})
+
+
+def makes_immutable(e: cst.BaseExpression, names: Names) -> bool:
+    """``e`` makes a number or a str by its form alone (``int(x)``, ``f"{x}"``, ``str(x)[1:]``)."""
+    return _made_immutable(e, _Env(names, {}, {}, NO_SIGNATURES))
+
+
+def _made_immutable(e: cst.BaseExpression, env: _Env) -> bool:
+    """``e`` makes a number or a str by its form alone (a comprehension's element: the types are per
+    scope, and its variables' names may shadow locals of other types)."""
+    if isinstance(e, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.FormattedString,
+                      cst.ConcatenatedString)):
+        return True
+    if isinstance(e, cst.Call):
+        q = env.names.qualname(e.func) or ""
+        return q.startswith("builtins.") and q.partition(".")[2] in _IMMUTABLE_BUILTINS
+    if isinstance(e, cst.Subscript):
+        return _made_immutable(e.value, env)
+    if isinstance(e, cst.BinaryOperation):
+        return _made_immutable(e.left, env) and _made_immutable(e.right, env)
+    return False
+
+
+def plain_dtype(e: cst.BaseExpression, names: Names) -> bool:
+    """A ``dtype=`` value that is not ``object`` (T7): a numpy scalar type, ``int``/``float``/
+    ``bool``/``complex``/``str``/``bytes``, a type code or structured spec of string literals
+    without ``O``, or a module-level name bound once to ``np.dtype(...)`` of such a spec."""
+    q = names.qualname(e)
+    if q is not None:
+        parts = q.split(".")
+        return (parts[0] == "numpy" and len(parts) == 2 and parts[1] in _NUMPY_DTYPES) or q in (
+            "builtins.int", "builtins.float", "builtins.bool", "builtins.complex", "builtins.str", "builtins.bytes")
+    if isinstance(e, cst.Name):
+        value = _module_value(names, e.value) if names.classify(e) == "module" else None
+        return isinstance(value, cst.Call) and names.qualname(value.func) == "numpy.dtype" and \
+            len(value.args) == 1 and _plain_spec(value.args[0].value)
+    return _plain_spec(e)
+
+
+def _plain_spec(e: cst.BaseExpression) -> bool:
+    """A dtype spec of literals (``"f8"``, ``[("a", "i8"), ("s", "U16")]``) that names no object field."""
+    if isinstance(e, cst.SimpleString):
+        text = e.evaluated_value
+        return isinstance(text, str) and "O" not in text and "object" not in text
+    if isinstance(e, (cst.List, cst.Tuple)):
+        return all(isinstance(el, cst.Element) and _plain_spec(el.value) for el in e.elements)
+    return isinstance(e, cst.Integer)  # a shape in ("a", "f8", 3)
+
+
+def _module_value(names: Names, name: str) -> cst.BaseExpression | None:
+    """The value of ``name = value``, the only binding of a module-level name, else None."""
+    found = [s.body[0] for s in names.program.module.body if isinstance(s, cst.SimpleStatementLine)
+             and len(s.body) == 1 and isinstance(s.body[0], (cst.Assign, cst.AnnAssign))
+             and any(isinstance(t, cst.Name) and t.value == name
+                     for t in ([tt.target for tt in s.body[0].targets] if isinstance(s.body[0], cst.Assign)
+                               else [s.body[0].target]))]
+    if len(found) != 1:
+        return None
+    return found[0].value
+
+
+def _plain_call(e: cst.Call, env: _Env, *, pandas: bool = False) -> bool:
+    """Every argument is plain data, and a ``dtype=`` is not ``object`` (T7); with ``pandas`` (T8)
+    plain pandas objects count, a ``random_state=`` is not data, and ``astype``'s first argument
+    is a dtype."""
+    for i, a in enumerate(e.args):
+        if (a.keyword is not None and a.keyword.value in ("dtype", "dtypes")) or (
+                pandas and i == 0 and isinstance(e.func, cst.Attribute) and e.func.attr.value == "astype"):
+            if not plain_dtype(a.value, env.names):
+                return False
+        elif pandas and a.keyword is not None and a.keyword.value == "random_state":
+            continue
+        elif a.star or not _plain_data(a.value, env, pandas=pandas):
+            return False
+    return True
+
+
+def _numpy_plain(parts: list[str], e: cst.Call, env: _Env) -> bool:
+    """T7 for a call of ``numpy.*``."""
+    if parts[-1] in NUMPY_NUMERIC and len(parts) == 2:
+        return all(a.keyword is None or a.keyword.value != "dtype" or plain_dtype(a.value, env.names)
+                   for a in e.args)
+    return _plain_call(e, env)
+
+
 def _join(a: ValueType | None, b: ValueType | None) -> ValueType | None:
     if a is None:
         return b
     if b is None or a == b:
         return a
+    if (a.kind, a.cls, a.items) == (b.kind, b.cls, b.items):
+        return replace(a, plain=False)  # T7: plain only if every binding is
     return UNKNOWN
 
 
@@ -334,7 +559,8 @@ def _type(e: cst.BaseExpression, env: _Env) -> tuple[ValueType | None, bool]:
         found = {k.kind for k in kinds if k is not None}
         for array in (Kind.PANDAS, Kind.NDARRAY):
             if array in found and found <= {array, Kind.NDARRAY, Kind.NUMBER, Kind.STR, Kind.LIST, Kind.TUPLE}:
-                return _T[array], True
+                # an ndarray comparison gives bools, even of an object array (T7)
+                return (_PLAIN if array is Kind.NDARRAY else _PLAIN_PANDAS), True
         return (_T[Kind.NUMBER] if found <= {Kind.NUMBER, Kind.STR, Kind.TUPLE, Kind.NONE} else UNKNOWN), True
     if isinstance(e, cst.Attribute):
         base, _ = _type(e.value, env)
@@ -365,6 +591,10 @@ def _binary(a: ValueType | None, b: ValueType | None) -> ValueType | None:
     ka, kb = a.kind, b.kind
     for array in (Kind.PANDAS, Kind.NDARRAY):
         if array in (ka, kb) and {ka, kb} <= {array, Kind.NDARRAY, Kind.NUMBER, Kind.LIST, Kind.TUPLE}:
+            if array is Kind.NDARRAY and plain_type(a) and plain_type(b):
+                return _PLAIN  # T7
+            if array is Kind.PANDAS and plain_type(a, pandas=True) and plain_type(b, pandas=True):
+                return _PLAIN_PANDAS  # T7
             return _T[array]
     if ka is kb and ka in (Kind.NUMBER, Kind.STR, Kind.BYTES, Kind.LIST, Kind.TUPLE, Kind.SET, Kind.FROZENSET,
                            Kind.DICT):
@@ -382,13 +612,13 @@ def _attribute(base: ValueType, attr: str) -> ValueType:
         if attr in ("T", "real", "imag", "mT", "base"):
             return base
         if attr in ("shape", "strides"):
-            return _T[Kind.TUPLE]
+            return _INT_TUPLE
         if attr in ("size", "ndim", "nbytes", "itemsize"):
             return _T[Kind.NUMBER]
         return UNKNOWN
     if base.kind is Kind.PANDAS:
         if attr == "shape":
-            return _T[Kind.TUPLE]
+            return _INT_TUPLE
         if attr in ("size", "ndim", "empty"):
             return _T[Kind.NUMBER]
         if attr == "values":
@@ -421,14 +651,21 @@ def _call(e: cst.Call, env: _Env) -> ValueType | None:
                 return _T[Kind.LIST]
             if parts[-1] in _NUMPY_OTHER or any(p in _NUMPY_OTHER for p in parts[1:-1]):
                 return UNKNOWN
-            return _T[Kind.NDARRAY]
+            return _PLAIN if _numpy_plain(parts, e, env) else _T[Kind.NDARRAY]
         if parts[0] == "pandas":
-            return UNKNOWN if any(p in _PANDAS_OTHER for p in parts[1:]) else _T[Kind.PANDAS]
+            if any(p in _PANDAS_OTHER for p in parts[1:]):
+                return UNKNOWN
+            return _PLAIN_PANDAS if _plain_call(e, env, pandas=True) else _T[Kind.PANDAS]  # T8
         if q in ("random.Random", "random.SystemRandom"):
             return _T[Kind.RNG]
         if parts[0] in ("math", "statistics") and len(parts) == 2:
             return _T[Kind.NUMBER]
         key = parts[1] if parts[0] == "builtins" and len(parts) == 2 else q
+        if key == "sum" and len(e.args) == 1 and isinstance(e.args[0].value, (cst.GeneratorExp, cst.ListComp)):
+            # T7: the sum of plain arrays is a new plain array (0 + a, then + b ...)
+            elt = _element_type(e.args[0].value, env)
+            if elt is not None and elt.kind is Kind.NDARRAY and elt.plain:
+                return _PLAIN
         kind = _BUILTIN_KINDS.get(key)
         return _T[kind] if kind is not None else UNKNOWN
     if not isinstance(e.func, cst.Attribute):
@@ -438,13 +675,20 @@ def _call(e: cst.Call, env: _Env) -> ValueType | None:
         return None
     if base.kind is Kind.CLASS:
         return env.signatures.returns.get(f"{base.cls}.{e.func.attr.value}", UNKNOWN)
-    return _method_result(base, e.func.attr.value)
+    found = _method_result(base, e.func.attr.value)
+    if base.kind is Kind.RNG and found.kind is Kind.NDARRAY and _plain_call(e, env):
+        return _PLAIN  # T7: draws are numbers; choice()/permutation() of plain data are plain
+    if found.kind is Kind.PANDAS and found.plain and not _plain_call(e, env, pandas=True):
+        return _T[Kind.PANDAS]  # T8: ``df.assign(c=objects)``, ``s.apply(f)`` may hold new objects
+    return found
 
 
 def _method_result(base: ValueType, method: str) -> ValueType:
     k = base.kind
     if k is Kind.NDARRAY:
-        return _T[Kind.LIST] if method == "tolist" else _T[Kind.NUMBER] if method == "item" else base
+        if method == "item":  # an element of an object array may be anything
+            return _T[Kind.NUMBER] if base.plain else UNKNOWN
+        return _T[Kind.LIST] if method == "tolist" else base
     if k is Kind.PANDAS:
         if method in ("to_numpy", "to_records"):
             return _T[Kind.NDARRAY]
@@ -678,7 +922,20 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     found: list[tuple[str, cst.BaseExpression | None, _HowTyped]] = []
     for node in ([code] if isinstance(code, cst.CSTNode) else code):
         found.extend(signatures.walk("bindings", node, partial(_bindings, node)).found)
+    solved = _solve(found, names, outer, signatures, {})
+    if isinstance(code, (cst.FunctionDef, cst.Module)) and any(t.kind is Kind.LIST for t in solved.values()):
+        lists = plain_lists(code, names, {**outer, **solved}, signatures)  # T9
+        if lists:
+            solved = _solve(found, names, outer, signatures, dict.fromkeys(lists, _PLAIN_LIST))
+    return solved
+
+
+def _solve(found: list[tuple[str, cst.BaseExpression | None, _HowTyped]], names: Names,
+           outer: Mapping[str, ValueType], signatures: Signatures,
+           pinned: Mapping[str, ValueType]) -> dict[str, ValueType]:
+    """T6's least fixed point over ``found``; the names ``pinned`` have the types given."""
     solution: dict[str, ValueType | None] = dict.fromkeys((n for n, _, _ in found), None)
+    solution.update(pinned)
     env = _Env(names, solution, outer, signatures)
     # chaotic iteration from "nothing yet": each binding's type joins into its name's in place, so a
     # chain of bindings (v2 = v1 + 1; v3 = v2 + 1 …) settles in one round; the values only rise (the
@@ -686,6 +943,8 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
     for _ in range(_ROUNDS):
         changed = False
         for name, expr, how in found:
+            if name in pinned:
+                continue
             if how is _How.UNKNOWN or expr is None:
                 t: ValueType | None = UNKNOWN
             elif how is _How.VALUE:
@@ -701,6 +960,82 @@ def infer_types(code: cst.CSTNode | Iterable[cst.CSTNode], names: Names, outer: 
         if not changed:
             return {name: (t or UNKNOWN) for name, t in solution.items()}
     return dict.fromkeys(solution, UNKNOWN)  # not settled: a value below the fixed point could be unsound
+
+
+#: calls that read a list they are given and keep nothing of it (:func:`plain_lists`)
+_LIST_READERS = frozenset({"len", "sum", "min", "max", "sorted", "list", "tuple", "set", "print", "str", "repr",
+                           "any", "all", "iter", "reversed", "enumerate", "zip", "round", "abs"})
+_LIST_READ_METHODS = frozenset({"count", "index", "copy", "pop", "remove", "clear", "sort", "reverse"})
+
+
+def plain_lists(code: cst.CSTNode, names: Names, types: Mapping[str, ValueType],
+                signatures: Signatures) -> frozenset[str]:
+    """T9: the lists of ``code`` (a function or the module) that hold plain data only (numbers, str,
+    plain arrays), so that a numpy call given one makes a plain array (``np.mean(scores)``): every
+    binding is a display of plain data, everything appended, inserted, extended or stored into it
+    is plain data, and it is used nowhere else than in a loop, an item read, a list method that
+    stores nothing, a numpy/math call or a builtin that only reads it (:data:`_LIST_READERS`): it
+    never escapes to another name, a display, a callee or a closure."""
+    candidates = {n for n, t in types.items() if t.kind is Kind.LIST}
+    scan = _ListUses(names, types, signatures, candidates)
+    code.visit(scan)
+    return frozenset(n for n in candidates - scan.spoiled if n in scan.bound)
+
+
+class _ListUses(cst.CSTVisitor):
+    """Each use of a candidate list, judged by its parent nodes (:func:`plain_lists`)."""
+
+    def __init__(self, names: Names, types: Mapping[str, ValueType], signatures: Signatures,
+                 candidates: set[str]) -> None:
+        self.names, self.types, self.signatures, self.candidates = names, types, signatures, candidates
+        self.stack: list[cst.CSTNode] = []
+        self.spoiled: set[str] = set()
+        self.bound: set[str] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.stack.append(node)
+        if isinstance(node, cst.Name) and node.value in self.candidates and not self._fine(node):
+            self.spoiled.add(node.value)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self.stack.pop()
+
+    def _plain(self, e: cst.BaseExpression) -> bool:
+        if isinstance(e, (cst.List, cst.Tuple)):
+            return all(isinstance(el, cst.Element) and self._plain(el.value) for el in e.elements)
+        if makes_immutable(e, self.names):
+            return True
+        t = type_of(e, self.names, self.types, self.signatures)[0]
+        return plain_type(t) and t.kind is not Kind.LIST
+
+    def _fine(self, node: cst.Name) -> bool:
+        p = self.stack[-2] if len(self.stack) > 1 else None
+        g = self.stack[-3] if len(self.stack) > 2 else None
+        if isinstance(p, cst.AssignTarget) and isinstance(g, cst.Assign) and p.target is node:
+            self.bound.add(node.value)
+            return isinstance(g.value, cst.List) and self._plain(g.value)
+        if isinstance(p, cst.AugAssign) and p.target is node:
+            return isinstance(p.value, (cst.List, cst.Tuple)) and self._plain(p.value)
+        if isinstance(p, cst.Attribute) and p.value is node:
+            if not (isinstance(g, cst.Call) and g.func is p):
+                return False
+            method = p.attr.value
+            if method in ("append", "insert", "extend"):
+                return all(self._plain(a.value) for a in g.args)
+            return method in _LIST_READ_METHODS
+        if isinstance(p, cst.Subscript) and p.value is node:
+            store = isinstance(g, cst.AssignTarget) and g.target is p
+            return not store or (isinstance(self.stack[-4], cst.Assign) and self._plain(self.stack[-4].value))
+        if isinstance(p, cst.Arg) and isinstance(g, cst.Call) and p.value is node:
+            parts = (self.names.qualname(g.func) or "").split(".")
+            return (parts[0] == "builtins" and parts[-1] in _LIST_READERS) or parts[0] in ("numpy", "math",
+                                                                                        "statistics")
+        if isinstance(p, (cst.For, cst.CompFor)) and p.iter is node:
+            return True
+        return isinstance(p, (cst.Comparison, cst.ComparisonTarget, cst.FormattedStringExpression,
+                              cst.BinaryOperation, cst.Return, cst.Del))
 
 
 def _params(fn: cst.FunctionDef, cls: str | None, args: tuple[ValueType, ...] = ()) -> dict[str, ValueType]:

@@ -90,7 +90,7 @@ def main():
     sales = pd.DataFrame({"store": rng.integers(1, 9, size=N), "net": np.round(rng.normal(size=N), 3)})
     by_store = sales.groupby("store")
     running = by_store["net"].cumsum()
-    window = sales["net"].rolling(5)
+    window = sales["net"].copy().rolling(5)  # a copy: the window holds nothing of sales (A10)
     smooth = window.mean()
     totals = by_store["net"].sum()
     print(totals.round(3).to_string())
