@@ -109,6 +109,7 @@ def _first_worker(program: Program, transport: str, max_workers: int | None) -> 
     from scadrt.engines.worker import start_worker
 
     widths = {spec.name: spec.parallelism for spec in program.compute_elements()}
-    if transport == "tcp" or (max_workers != 1 and widest_antichain(program, widths) > 1):
+    width = widest_antichain(program, widths)
+    if transport == "tcp" or width == 0 or (width > 1 and max_workers != 1):
         return None
     return start_worker(client_modules(transport), warm=False)
