@@ -10,11 +10,14 @@ import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from scadrt.dag import DEFAULT_MAX_PARALLELISM, Program, load_program
 from scadrt.errors import UserError
 from scadrt.report import RunReport
+
+if TYPE_CHECKING:
+    from scadrt.engines.worker import Forked
 
 __all__ = ["run"]
 
@@ -65,26 +68,20 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     :class:`RunFailed` when an element fails for good (its ``failure`` says
     which and why, its ``report`` covers the run up to the failure).
     """
-    from scadrt.engines.worker import Forked, discard_worker, start_worker
+    from scadrt.engines.worker import discard_worker
 
     if max_workers is not None and max_workers < 1:
         raise UserError("max_workers must be at least 1")
     if retries < 0:
         raise UserError("retries cannot be negative")
-    # The first worker first: it imports numpy and what else elements need (100-200 ms of a core)
-    # while this process imports the engine and loads the program; the engine itself needs numpy
-    # only to start more workers. Not for tcp: the engine imports numpy and zmq for the memory
-    # servers it forks, and a worker forked after that inherits them instead of importing them too.
-    from scadrt.engines.memory import client_modules
-
-    forked = start_worker(client_modules(transport), warm=False) if transport != "tcp" else None
+    if not isinstance(program, Program):
+        program = load_program(program, max_parallelism=max_parallelism)
+    forked = _first_worker(program, transport, max_workers)
     first: Forked | None = forked
     try:
         from scadrt.engines.local import LocalEngine
         from scadrt.engines.memory import memory_backend
 
-        if not isinstance(program, Program):
-            program = load_program(program, max_parallelism=max_parallelism)
         memory = memory_backend(transport, program)
         with LocalEngine(memory=memory, max_workers=max_workers, retries=retries,
                          stdout=_text_sink(lambda: sys.stdout) if stdout is None else stdout,
@@ -98,3 +95,21 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     if on_results is not None:
         on_results(outcome.results)
     return outcome.report
+
+
+def _first_worker(program: Program, transport: str, max_workers: int | None) -> Forked | None:
+    """The worker of a program that runs one instance at a time, forked before the engine is
+    imported: it imports numpy and what else elements need (100-200 ms of a core) meanwhile, and
+    the engine's process never does. None for a program that runs instances side by side: the
+    engine forks those workers warm, sharing one numpy import, and one imported here as well would
+    cost its import twice (the fanout example: 0.84 -> 1.0 s). None on tcp too: the engine imports
+    numpy and zmq for the memory servers it forks, and a worker forked after that inherits them."""
+    from scadrt.engines.core import widest_antichain
+    from scadrt.engines.memory import client_modules
+    from scadrt.engines.worker import start_worker
+
+    widths = {spec.name: spec.parallelism for spec in program.compute_elements()}
+    width = widest_antichain(program, widths)
+    if transport == "tcp" or width == 0 or (width > 1 and max_workers != 1):
+        return None
+    return start_worker(client_modules(transport), warm=False)

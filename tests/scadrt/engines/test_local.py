@@ -474,11 +474,22 @@ def test_scadc_run_imports_numpy_in_its_worker_not_in_the_engine() -> None:
     assert done.stdout == "third: sum of squares = 30 False\n"
 
 
-def test_a_program_that_fails_to_load_leaves_no_worker(tmp_path: Path) -> None:
+def test_a_run_refused_after_its_first_worker_started_leaves_no_worker() -> None:
     import scadrt
-    from scadrt.errors import ProgramError
+    from scadrt.errors import UserError
 
-    prog = write(tmp_path / "p", {"a.o.py": "#@ type: compute\n#@ dependents: [nowhere]\n" + MAIN + "    return {}\n"})
-    with pytest.raises(ProgramError):
-        scadrt.run(prog)
+    # a chain gets its worker before the engine is imported; the transport is refused after that
+    with pytest.raises(UserError, match="local transport"):
+        scadrt.run(EXAMPLES / "chain", params={"n": 4}, transport="local")
     assert psutil.Process().children(recursive=True) == []
+
+
+def test_a_program_that_runs_instances_side_by_side_gets_no_worker_before_the_engine() -> None:
+    # fanout's three squares run at once: its workers are all forked warm from the engine, which
+    # then imports numpy once for them all
+    code = ("import io, sys, scadrt\n"
+            f"scadrt.run({str(EXAMPLES / 'fanout')!r}, params={{'n': 30}}, stdout=io.BytesIO())\n"
+            "print('numpy' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True\n"
