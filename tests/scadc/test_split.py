@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,7 +58,9 @@ def test_every_allowed_cut_preserves_the_output(example: Path, tmp_path: Path) -
 
 @cache
 def profiled(example: Path) -> Path:
-    out = Path(tempfile.mkdtemp(prefix="scadc-profile-")) / f"{example.stem}.profile.json"
+    folder = Path(tempfile.mkdtemp(prefix="scadc-profile-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # cached for the session: removed at its end
+    out = folder / f"{example.stem}.profile.json"
     assert run("-m", "scadc", "profile", example.relative_to(ROOT), "-o", out).stdout == original_output(example)
     return out
 
