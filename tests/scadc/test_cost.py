@@ -279,6 +279,6 @@ def test_from_report_needs_a_profile_and_the_resource_policy(tmp_path: Path) -> 
     report = _report(tmp_path)
     done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force")
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "--from-report: --from-report needs --profile" in done.stderr, done.stderr
+    assert "--from-report: needs --profile too" in done.stderr, done.stderr
     done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force", "--policy", "every")
     assert "--from-report applies to the 'resource' policy, not 'every'" in done.stderr, done.stderr
