@@ -49,22 +49,31 @@ with the element (whose variables alias ``a`` by A5); ``for x in f(a)`` aliases 
 ``f(a)`` holds; and a change through ``f(a)[0]`` changes ``a``. The exceptions, each a table
 backed by tests (tests/scadc/test_alias_tables.py):
 (a) an immutable value (types' number, str, bytes, None, tuples of those: ``len(a)``, ``str(a)``,
-    ``a.shape``) holds nothing that can change, as a result or as a source; but a call whose
-    value is a dunder of its argument (:data:`ARGUMENT_DUNDER_CALLS`: ``abs``, ``round``,
-    ``sum``, ``max`` …) is immutable only of immutable arguments;
+    ``a.shape``; standard calls of :data:`IMMUTABLE_CALLS`: ``json.dumps``, ``os.path.join`` …)
+    holds nothing that can change, as a result or as a source; but a call whose value is a dunder
+    of its argument (:data:`ARGUMENT_DUNDER_CALLS`: ``abs``, ``round``, ``sum``, ``max`` …) is
+    immutable only of immutable arguments;
 (b) a new object that holds no object: a numpy call, a generator's draw, an operator or a
     method of :data:`NDARRAY_FRESH_METHODS` whose result is a *plain* array (types' T7: made
     from numbers, never of ``object`` dtype), unless the function may return its input or a view
     (:data:`NUMPY_MAY_RETURN_INPUT`, ``out=`` gives the out array); a pandas call, method or
     operator whose result is a plain frame (T8), unless the method holds the receiver
     (:data:`PANDAS_HOLD_RECEIVER`: ``groupby``, ``rolling`` …), and only while no statement may
-    put objects into a frame (:func:`pandas_stays_plain`); :data:`FRESH_CALLS` (``copy.deepcopy``);
-    builtins of :data:`PLAIN_DATA_CALLS` given plain data;
+    put objects into a frame (:func:`pandas_stays_plain`); a numpy call given a list that holds plain
+    data only (types' T9: ``np.mean(scores)``); :data:`FRESH_CALLS` (``copy.deepcopy``); builtins of
+    :data:`PLAIN_DATA_CALLS` given plain data; a file's reads (:data:`READ_METHODS`);
 (c) a program function's or method's result holds only the arguments whose parameters share an
     alias class with what its ``return`` statements give, in its code read with the argument
     types of the call (:class:`HelperReturns`; every argument for a generator, ``*args``, a
     keyword argument or recursion). The same read decides which parameters a call changes
-    (rule 5), within what the summary allows.
+    (rule 5), within what the summary allows. A ``def`` nested in the scope returns what it is
+    given or what it reads (its free names), not the function object. In a helper's summary, a
+    method on a value made from a parameter (``(p * p).sum()``) is conditional as one on ``p`` is.
+A11. ``b = X[idx]`` of a plain array (types' T7) with an index that is surely a list or an array of
+one dimension or more (a display, :data:`INDEX_ARRAY_CALLS`, a generator's ``permutation``, or
+``choice``/``integers`` with a ``size=``) is advanced indexing: a copy, and a plain array's copy
+holds nothing of ``X``; so no pair (A2 otherwise: a basic index gives a view, an object array's
+copy its objects).
 
 State rules: S1. calling ``numpy.random.*`` (not a generator factory) or ``random.*`` (not
 ``random.Random``) uses a global RNG; S2. rebinding a module-level name (``global``) or mutating a
@@ -84,7 +93,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import networkx as nx
-from libcst.metadata import CodeRange, ComprehensionScope, ExpressionContext, Scope
+from libcst.metadata import Assignment, CodeRange, ComprehensionScope, ExpressionContext, Scope
 
 from scadc.analysis.base import Provider, Results
 from scadc.analysis.names import Names, NamesProvider
@@ -162,6 +171,9 @@ IMMUTABLE_CALLS = ("json.dumps", "pickle.dumps", "marshal.dumps", "os.path.", "z
                    "time.time", "time.perf_counter", "time.monotonic", "time.process_time", "time.strftime",
                    "string.capwords", "textwrap.dedent", "textwrap.indent", "textwrap.fill", "textwrap.shorten",
                    "operator.index", "os.getcwd", "os.getpid", "os.fspath", "platform.")
+#: A11: numpy functions whose result is always an array of one dimension or more (or a tuple of them)
+INDEX_ARRAY_CALLS = frozenset({"numpy.arange", "numpy.nonzero", "numpy.flatnonzero", "numpy.argwhere",
+                               "numpy.ix_", "numpy.indices"})
 #: A10 (b): methods of a file (or any file-like object) that read new data: str, bytes, a list of them
 READ_METHODS = frozenset({"read", "readline", "readlines", "read_text", "read_bytes"})
 #: A10 (a): attributes of an array or a frame that are tuples of ints or ints
@@ -409,6 +421,8 @@ class _Visitor(cst.CSTVisitor):
         if isinstance(value, cst.Name):
             return [value]
         if isinstance(value, (cst.Attribute, cst.Subscript)):
+            if isinstance(value, cst.Subscript) and self._advanced_copy(value):
+                return []  # A11
             base = self._base(value)
             if isinstance(base, cst.Name):
                 return [value]  # A2
@@ -447,6 +461,32 @@ class _Visitor(cst.CSTVisitor):
         if isinstance(value, cst.Lambda):
             return self._free_names(value.body)  # a closure keeps what it reads
         return []  # literals, comparisons (bools), f-strings, ``yield`` (what is sent in)
+
+    def _advanced_copy(self, sub: cst.Subscript) -> bool:
+        """A11: ``X[idx]`` of a plain array with an index that is surely an array (or a list): advanced
+        indexing copies, and a plain array's copy holds nothing (an object array's would)."""
+        t = self._a10_type(sub.value)[0]
+        if not (t.kind is Kind.NDARRAY and t.plain):
+            return False
+        return any(isinstance(el.slice, cst.Index) and self._index_array(el.slice.value) for el in sub.slice)
+
+    def _index_array(self, e: cst.BaseExpression) -> bool:
+        """``e`` is a list, or an array of one dimension or more, whatever the values (a numpy
+        integer, which the types also call an ndarray, would index as an int: a view)."""
+        if isinstance(e, (cst.List, cst.ListComp)):
+            return True
+        if not isinstance(e, cst.Call):
+            return False
+        q = self.names.qualname(e.func) or ""
+        if q in INDEX_ARRAY_CALLS:
+            return True
+        if isinstance(e.func, cst.Attribute) and q == "" and self._a10_type(e.func.value)[0].kind is Kind.RNG:
+            method = e.func.attr.value
+            size = next((a.value for a in e.args if a.keyword is not None and a.keyword.value == "size"), None)
+            return method == "permutation" or (
+                method in ("choice", "integers") and size is not None and self._immutable(size)
+                and (not isinstance(size, cst.Tuple) or bool(size.elements)))
+        return False
 
     def _base(self, expr: cst.BaseExpression) -> cst.BaseExpression:
         """What ``expr`` is a part or a view of: the name ``_root`` finds, or the first expression
@@ -527,9 +567,20 @@ class _Visitor(cst.CSTVisitor):
         # A10 (default): the result may be, or hold, anything it was given, its receiver, or what
         # the callable itself holds (a local closure, a bound method)
         sources = [s for e in every for s in self._value_sources(e)]
-        if q is None:
+        if q is None and (nested := self._nested_def(func)) is not None:
+            sources += self._free_names(nested.body)  # a local def returns what it is given or reads
+        elif q is None:
             sources += self._value_sources(func.value if isinstance(func, cst.Attribute) else func)
         return sources
+
+    def _nested_def(self, func: cst.BaseExpression) -> cst.FunctionDef | None:
+        """The function a local name is bound to by its only binding, a ``def`` in the tracked scope."""
+        if not isinstance(func, cst.Name) or self._where(func) != "tracked":
+            return None
+        found = list(self.scope.assignments[func.value])
+        if len(found) == 1 and isinstance(found[0], Assignment) and isinstance(found[0].node, cst.FunctionDef):
+            return found[0].node
+        return None
 
     def _helper_sources(self, name: str, call: cst.Call, bound: list[cst.BaseExpression],
                         receiver: list[ValueType]) -> list[cst.BaseExpression]:
