@@ -555,8 +555,12 @@ class Case:
     heavy_bytes: str
 
 
-SPECS = st.builds(Spec, st.sampled_from([k.name for k in KINDS]), st.integers(0, 3), st.integers(0, 3),
-                  st.integers(1, 9))
+#: the kinds of alias rule A10 (a copy and a change through it must meet in one program): drawn a
+#: third of the time, or a program of 14 statements out of ~160 kinds would rarely hold both
+SHARING = tuple(k.name for k in KINDS if k.name.startswith(("nest", "dnest", "oarr")))
+SPECS = st.builds(Spec, st.one_of(st.sampled_from([k.name for k in KINDS]), st.sampled_from([k.name for k in KINDS]),
+                                  st.sampled_from(SHARING)),
+                  st.integers(0, 3), st.integers(0, 3), st.integers(1, 9))
 
 
 @st.composite
