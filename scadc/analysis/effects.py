@@ -263,6 +263,13 @@ def _is_view_call(call: cst.Call) -> bool:
                                                                   and a.value.value == "True") for a in call.args))
 
 
+def _immutable_type(t: ValueType) -> bool:
+    """A number, str, bytes, None, or a tuple of those (a tuple of arrays is plain data, not immutable)."""
+    if t.kind is Kind.TUPLE:
+        return t.plain or (t.items is not None and all(_immutable_type(i) for i in t.items))
+    return t.kind in (Kind.NUMBER, Kind.STR, Kind.BYTES, Kind.NONE)
+
+
 def _names_in(target: cst.BaseExpression) -> list[cst.Name]:
     if isinstance(target, cst.Name):
         return [target]
@@ -519,7 +526,7 @@ class _Visitor(cst.CSTVisitor):
                 self.names.own(expr.func) is None and q.startswith(IMMUTABLE_CALLS):
             return True
         t, exact = self._a10_type(expr)
-        if not plain_type(t) or t.kind in (Kind.NDARRAY, Kind.LIST):
+        if not _immutable_type(t):
             return False
         if isinstance(expr, cst.Call):
             q = self.names.qualname(expr.func)

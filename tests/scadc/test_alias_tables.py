@@ -274,6 +274,9 @@ ANALYSIS_CASES = [
     ("basic_index_is_a_view", "a = np.arange(6.0).reshape(2, 3)\nb = a[1]\nprint(a, b)", ("a", "b")),
     ("drawn_scalar_index_is_a_view", "g = np.random.default_rng(1)\na = np.arange(6.0).reshape(2, 3)\n"
                                      "b = a[g.integers(2)]\nprint(a, b)", ("a", "b")),
+    ("tuple_of_plain_arrays", "a = np.arange(3.0)\nb = np.arange(3.0)\np = (a, b)\nprint(a, b, p)", ("a", "p")),
+    ("unpacked_items_of_plain_arrays", "s = np.arange(4)\nd = np.arange(4)\nk = s != d\ns, d = s[k], d[k]\n"
+                                       "print(s, d)", ("d", "s")),
     ("mean_of_a_list_of_numbers", "scores = []\nfor i in range(3):\n    scores.append(i * 0.5)\n"
                                   "m = np.mean(scores)\nprint(m, scores)", None),
     ("mean_of_a_list_that_escapes", "scores = []\nother = scores\nother.append([1])\nm = np.max(scores)\n"
