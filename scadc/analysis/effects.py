@@ -575,7 +575,8 @@ class _Visitor(cst.CSTVisitor):
         # the callable itself holds (a local closure, a bound method)
         sources = [s for e in every for s in self._value_sources(e)]
         if q is None and (nested := self._nested_def(func)) is not None:
-            sources += self._free_names(nested.body)  # a local def returns what it is given or reads
+            # a local def returns what it is given or what it reads
+            sources += [s for n in self._free_names(nested.body) for s in self._value_sources(n)]
         elif q is None:
             sources += self._value_sources(func.value if isinstance(func, cst.Attribute) else func)
         return sources
