@@ -302,6 +302,8 @@ class _Visitor(cst.CSTVisitor):
         self.returns = returns
         #: T8: no statement may store objects into a pandas object, so plain frames stay plain
         self.pandas_plain = returns is not None and returns.pandas_plain
+        #: arguments of the helper call being applied that no parameter takes by position (rule 5)
+        self._loose: list[cst.BaseExpression] = []
         #: the comprehensions around the node being visited, outermost first
         self._comps: list[cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp] = []
         self.out = Effects()
@@ -749,7 +751,8 @@ class _Visitor(cst.CSTVisitor):
         if t.kind is Kind.CLASS:
             key = f"{t.cls}.{method}"
             if key in self.summaries:  # a program class: its method's summary decides (rule 5)
-                self._apply(self.summaries[key], [receiver, *positional], f"method {key}()", at, key)
+                self._apply(self.summaries[key], self._bind(key, at, [receiver, *positional]), f"method {key}()",
+                            at, key)
                 return
             t = UNKNOWN  # inherited from another library, or an attribute holding a callable
         if t.kind is Kind.RNG:
@@ -862,6 +865,10 @@ class _Visitor(cst.CSTVisitor):
 
     def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call,
                key: str | None = None) -> None:
+        loose, self._loose = self._loose, []
+        if loose and (summary.params or summary.conditional):
+            for extra in loose:  # ``f(*xs)``, ``f(**kw)``: it may be bound to a parameter that changes
+                self.mutate(extra, f"{what} may change what it is given", at)
         refined = self._refined(key, bound, at) if key is not None else None
         if refined is not None:
             # rule 5 with the arguments' types here: the helper's code read again with them (A10
@@ -886,21 +893,46 @@ class _Visitor(cst.CSTVisitor):
         self.out.rng |= summary.rng
         self.out.io |= summary.io
 
+    def _bind(self, key: str, call: cst.Call,
+              bound: list[cst.BaseExpression | None]) -> list[cst.BaseExpression | None]:
+        """The arguments of ``call`` by the positional parameter each is bound to (rule 5):
+        ``bound`` (the receiver, the positional arguments), then the keyword ones by name. What
+        cannot be placed (``*args``, ``**kwargs``, a keyword-only parameter) is kept in
+        ``self._loose``: it is changed when the helper changes any parameter."""
+        self._loose = []
+        keywords = [a for a in call.args if a.keyword is not None or a.star]
+        if not keywords:
+            return bound
+        helpers = self.returns.helpers if self.returns is not None else helper_functions(self.names.program.module)
+        fn = helpers.get(key)
+        params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)] if fn is not None else []
+        out = list(bound) + [None] * max(0, len(params) - len(bound))
+        for a in keywords:
+            if a.keyword is not None and not a.star and a.keyword.value in params:
+                out[params.index(a.keyword.value)] = a.value
+            else:
+                self._loose.append(a.value)
+        return out
+
     def _refined(self, key: str, bound: list[cst.BaseExpression | None], at: cst.Call) -> frozenset[int] | None:
         """The parameters ``key`` may change, read with the types of ``bound`` (None: not known)."""
-        if self.returns is None or any(a.keyword is not None or a.star for a in at.args):
+        if self.returns is None or any(a.star for a in at.args):
             return None
         cls = ValueType(Kind.CLASS, key.partition(".")[0])
-        return self.returns.mutated(key, tuple(self._a10_type(b)[0] if b is not None else cls for b in bound))
+        # a missing argument is the new instance (``self`` of ``__init__``) or a default
+        return self.returns.mutated(key, tuple(self._a10_type(b)[0] if b is not None else cls if i == 0 and "." in key
+                                               else UNKNOWN for i, b in enumerate(bound)))
 
     def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression],
                         every: list[cst.BaseExpression]) -> None:
         name = self.names.own(node.func)
         if name is not None:
             if name in self.summaries:
-                self._apply(self.summaries[name], list(positional), f"helper {name}()", node, name)  # rule 5
+                self._apply(self.summaries[name], self._bind(name, node, list(positional)), f"helper {name}()",
+                            node, name)  # rule 5
             elif f"{name}.__init__" in self.summaries:
-                self._apply(self.summaries[f"{name}.__init__"], [None, *positional], f"{name}()", node,
+                self._apply(self.summaries[f"{name}.__init__"],
+                            self._bind(f"{name}.__init__", node, [None, *positional]), f"{name}()", node,
                             f"{name}.__init__")
             return
         self._io_call(q, node)

@@ -235,6 +235,21 @@ print(len(t))
 t[0][0] = 5.0
 print(a)
 """, head="import numpy as np"),
+    # rule 5 bound only positional arguments: a keyword argument the helper changes was missed
+    # (failed before this branch's fix, like the A10 cases)
+    "helper_keyword_argument": _main("""
+a = [1]
+print(len(a))
+grow(xs=a, v=2)
+print(a)
+""", head="def grow(xs, v):\n    xs.append(v)\n"),
+    "helper_star_arguments": _main("""
+a = [1]
+args = (a, 2)
+print(len(a))
+grow(*args)
+print(a)
+""", head="def grow(xs, v):\n    xs.append(v)\n"),
     "change_original_read_copy": _main("""
 a = [[1], [2]]
 b = list(a)
