@@ -13,8 +13,10 @@ Mutation rules:
 4. ``out=`` of any call, and numpy's in-place functions (:data:`NUMPY_INPLACE`: ``np.copyto``,
    ``np.put``, ``np.add.at``, ``np.random.shuffle``, …) mutate the named argument.
 5. A call into a program helper mutates the arguments bound to the parameters the helper mutates
-   (its summary, computed to a fixed point so recursion and helper-calls-helper work); a program
-   class's constructor and methods likewise (``self`` is the receiver).
+   (its summary, computed to a fixed point so recursion and helper-calls-helper work; a keyword
+   argument is bound by name, ``*args``/``**kwargs`` to any parameter); a program class's
+   constructor and methods likewise (``self`` is the receiver). A call from the entry reads the
+   helper again with its arguments' types (:class:`HelperReturns`), within what the summary allows.
 6. A method called on a random generator object (a value :mod:`scadc.analysis.types` types
    ``rng``: bound from ``np.random.default_rng``/``Generator``/``RandomState``/``random.Random``,
    returned by a helper, or passed into one) advances, i.e. mutates, the generator, but for
