@@ -1,0 +1,338 @@
+"""``scadc serve-action`` driven over real HTTP on 127.0.0.1, the way OpenWhisk's invoker drives a
+runtime container: ``/init`` once, ``/run`` with transports, ``PUT /action/<aid>/transport/<name>``
+to wire a compute element to a memory element served by another action process."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scadrt import load_program
+from scadrt.element import element_params, instance_name
+from scadrt.openwhisk.server import MARKER
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+ROOT = Path(__file__).resolve().parents[2]
+FANOUT = ROOT / "examples" / "elements" / "fanout"
+
+Reply = tuple[int, dict[str, Any]]
+
+
+def request(method: str, url: str, body: object = None, *, raw: bytes | None = None, timeout: float = 60) -> Reply:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+class ActionProcess:
+    """One ``scadc serve-action`` process; its stdout and stderr go to files."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        tmp.mkdir(mode=0o700)
+        self.tmp = tmp
+        self.workdir = tmp / "tmpdir"
+        self.workdir.mkdir(mode=0o700)
+        self.out_path, self.err_path = tmp / "stdout", tmp / "stderr"
+        env = {**os.environ, "TMPDIR": str(self.workdir)}
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "scadc", "serve-action", "--listen", "127.0.0.1:0", *args],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while "listening on " not in self.stderr():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"serve-action did not start: {self.stderr()}")
+            time.sleep(0.02)
+        self.url = self.stderr().split("listening on ", 1)[1].split()[0]
+
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def post(self, path: str, body: object = None, **kw: Any) -> Reply:
+        return request("POST", self.url + path, body, **kw)
+
+    def put(self, path: str, body: object) -> Reply:
+        return request("PUT", self.url + path, body)
+
+    def get(self, path: str) -> Reply:
+        return request("GET", self.url + path)
+
+    def delete(self, path: str) -> Reply:
+        return request("DELETE", self.url + path)
+
+    def init(self, name: str, code: str, **value: Any) -> Reply:
+        return self.post("/init", {"value": {"name": name, "main": "main", "code": code, "binary": False, **value}})
+
+    def activations(self, stream: str = "stdout") -> list[str]:
+        """The log text of each finished activation (the marker line ends each)."""
+        text = self.stdout() if stream == "stdout" else self.stderr()
+        return text.split(MARKER + "\n")[:-1]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., ActionProcess]]:
+    """Start serve-action processes; every one is stopped (SIGTERM) at the end, and its private
+    directory must be gone."""
+    started: list[ActionProcess] = []
+
+    def launch(*args: str) -> ActionProcess:
+        action = ActionProcess(tmp_path / f"action{len(started)}", *args)
+        started.append(action)
+        return action
+
+    yield launch
+    for action in started:
+        action.stop()
+    for action in started:
+        assert action.proc.returncode == 0, action.stderr()
+        assert list(action.workdir.iterdir()) == [], "the runtime left files behind"
+
+
+def in_thread(call: Callable[[], Reply]) -> Callable[[], Reply]:
+    """Run ``call`` in a thread; the returned function joins it and gives its reply."""
+    box: list[Reply] = []
+    thread = threading.Thread(target=lambda: box.append(call()), daemon=True)
+    thread.start()
+
+    def join() -> Reply:
+        thread.join(120)
+        assert box, "the request did not finish"
+        return box[0]
+
+    return join
+
+
+def served_address(memory: ActionProcess, aid: str, name: str) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, reply = memory.get(f"/action/{aid}/messages")
+        if status == 200 and name in reply["messages"]:
+            return str(reply["messages"][name])
+        time.sleep(0.02)
+    raise AssertionError("the memory action never said where it serves")
+
+
+COMPUTE = """\
+import os
+
+def main(params, action):
+    if params.get("fail"):
+        raise ValueError("asked to fail")
+    print("ran with", sorted(params))
+    return {"echo": params, "aid": os.environ["__OW_ACTIVATION_ID"], "ns": os.environ.get("__OW_NAMESPACE"),
+            "flag": os.environ.get("SCAD_TEST_FLAG")}
+"""
+
+
+def test_compute_and_memory_actions_in_two_processes(start: Callable[..., ActionProcess]) -> None:
+    """The fanout example as the invoker runs it: the memory element in one action process, its
+    compute elements in others, each wired to it by PUT once its /run has started."""
+    memory = start()
+    assert memory.init("mem", (FANOUT / "mem.o.yaml").read_text()) == (
+        200, {"ok": True, "element": "mem", "kind": "memory"})
+    serving = in_thread(lambda: memory.post("/run", {"value": {}, "activation_id": "m1",
+                                                     "transports": ["mem;rdma_tcp_server;url,tcp://127.0.0.1:0;"]}))
+    address = served_address(memory, "m1", "mem")
+    assert address.startswith("url,tcp://127.0.0.1:")
+
+    program = load_program(FANOUT)
+    results: dict[str, list[Any]] = {}
+    for name in program.topological_order():
+        spec = program.elements[name]
+        action = start()
+        assert action.init(name, (FANOUT / f"{name}.o.py").read_text())[0] == 200
+        results[name] = []
+        for index in range(spec.parallelism):
+            aid = instance_name(name, index, spec.parallelism).replace("@", "-")
+            body = {"value": element_params(spec.parents, {"n": 3000}, results), "activation_id": aid, "par": index,
+                    "transports": ["mem;rdma_tcp;"]}
+            done = in_thread(lambda action=action, body=body: action.post("/run", body))
+            # the element now waits for its transport's address (or, if its /run is not there yet, the
+            # runtime keeps the address for it)
+            time.sleep(0.2)
+            assert action.put(f"/action/{aid}/transport/mem", {"durl": address})[1]["ok"]
+            status, result = done()
+            assert status == 200, result
+            results[name].append(result)
+        logs = action.activations()
+        assert len(logs) == spec.parallelism and all(log.strip() for log in logs)
+    assert results["collect"] == [{"total": float(sum(i * i for i in range(3000)))}]
+    assert "parts agree: True" in logs[0]
+
+    assert memory.delete("/action/m1") == (200, {"ok": True})
+    status, reply = serving()
+    assert status == 200 and reply["memory"] == "mem" and reply["served"] == {"mem": address}
+    assert memory.activations()  # the memory activation ended with its markers too
+    assert memory.get("/action/m1/messages")[0] == 404
+
+
+def test_reinit_is_refused_and_markers_end_each_activation(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    assert action.init("ns/app/echo", COMPUTE, env={"SCAD_TEST_FLAG": "on"})[0] == 200
+    status, reply = action.init("echo", "def main(params, action):\n    return {}\n")
+    assert status == 403 and "already initialized" in reply["error"]
+    status, reply = action.post("/run", {"value": {"x": 1}, "activation_id": "a1", "namespace": "guest"})
+    assert (status, reply) == (200, {"echo": {"x": 1}, "aid": "a1", "ns": "guest", "flag": "on"})
+    assert action.stdout().endswith("ran with ['x']\n" + MARKER + "\n")
+    assert action.stderr().endswith(MARKER + "\n")
+    assert len(action.activations("stderr")) == 1
+
+
+def test_an_element_that_raises_gives_502_and_the_next_run_works(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    assert action.init("echo", COMPUTE)[0] == 200
+    status, reply = action.post("/run", {"value": {"fail": True}, "activation_id": "bad"})
+    assert (status, reply) == (502, {"error": "ValueError: asked to fail"})
+    failed = action.activations("stderr")[-1]
+    assert "Traceback" in failed and 'raise ValueError("asked to fail")' in failed and "server.py" not in failed
+    assert action.post("/run", {"value": {"ok": 1}, "activation_id": "good"})[0] == 200
+    assert len(action.activations("stdout")) == len(action.activations("stderr")) == 2
+
+
+def test_a_payload_over_one_megabyte(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    assert action.init("echo", COMPUTE)[0] == 200
+    blob = "x" * (3 << 20)
+    status, reply = action.post("/run", {"value": {"blob": blob}, "activation_id": "big"})
+    assert status == 200 and reply["echo"]["blob"] == blob
+
+
+def test_a_second_concurrent_run_is_refused_busy(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    assert action.init("mem", "type: memory\nlimits: {mem: 1 MiB}\n")[0] == 200
+    serving = in_thread(lambda: action.post("/run", {"activation_id": "m",
+                                                     "transports": ["memory;rdma_tcp_server;url,tcp://127.0.0.1:0;"]}))
+    served_address(action, "m", "memory")
+    status, reply = action.post("/run", {"activation_id": "other"})
+    assert status == 409 and "busy" in reply["error"]
+    assert action.delete("/action/m") == (200, {"ok": True})
+    assert serving()[0] == 200
+
+
+def test_a_transport_never_completed_fails_the_activation(start: Callable[..., ActionProcess]) -> None:
+    action = start("--transport-timeout", "0.5")
+    code = "def main(params, action):\n    action.get_transport('mem', 'rdma')\n    return {}\n"
+    assert action.init("c", code)[0] == 200
+    status, reply = action.post("/run", {"activation_id": "lonely", "transports": ["mem;rdma_tcp;"]})
+    assert status == 502 and "PUT /action/lonely/transport/mem" in reply["error"]
+
+
+def zipped(files: dict[str, str]) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_split_program_runs_as_actions_like_scadc_run(start: Callable[..., ActionProcess], tmp_path: Path) -> None:
+    """A split program's elements, each a binary (zip) action with the source map beside it, run in
+    DAG order with each element's result passed to its dependents as the engine does: the same
+    output as ``scadc run``."""
+    prog = tmp_path / "prog"
+    subprocess.run([sys.executable, "-m", "scadc", "split", str(ROOT / "examples/monolithic/channel_report.py"),
+                           "-o", str(prog)], capture_output=True, text=True, check=True, cwd=ROOT)
+    expected = subprocess.run([sys.executable, "-m", "scadc", "run", str(prog)], capture_output=True, text=True,
+                              check=True, cwd=ROOT).stdout
+    program = load_program(prog)
+    sourcemap = (prog / "sourcemap.json").read_text()
+    results: dict[str, list[Any]] = {}
+    printed = []
+    for name in program.topological_order():
+        spec = program.elements[name]
+        action = start()
+        code = zipped({f"{name}.o.py": (prog / f"{name}.o.py").read_text(), "sourcemap.json": sourcemap})
+        assert action.init(name, code, binary=True) == (200, {"ok": True, "element": name, "kind": "compute"})
+        status, result = action.post("/run", {"value": element_params(spec.parents, {}, results),
+                                              "activation_id": name})
+        assert status == 200, result
+        results[name] = [result]
+        printed.append(action.activations()[-1])
+    assert "".join(printed) == expected and expected.strip()
+
+
+@pytest.mark.parametrize(("method", "path", "raw", "status", "says"), [
+    ("POST", "/init", b"{not json", 400, "not JSON"),
+    ("POST", "/init", b"[1, 2]", 400, "JSON object"),
+    ("POST", "/init", b'{"value": 3}', 400, "/init takes"),
+    ("POST", "/init", b'{"value": {"code": ""}}', 400, "'code'"),
+    ("POST", "/init", b'{"value": {"code": "!!", "binary": true}}', 400, "base64"),
+    ("POST", "/init", b'{"value": {"code": "aGVsbG8=", "binary": true}}', 400, "zip"),
+    ("POST", "/init", b'{"value": {"code": "def main(:", "binary": false}}', 502, "syntax error"),
+    ("POST", "/init", b'{"value": {"code": "x = 1"}}', 502, "no function 'main'"),
+    ("POST", "/run", b'{"value": {}}', 403, "not initialized"),
+    ("GET", "/init", None, 405, "POST"),
+    ("GET", "/nowhere", None, 404, "no route"),
+    ("PUT", "/action/a/transport/mem", b'{"durl": "url"}', 400, "KEY,VALUE"),
+    ("GET", "/action/a/messages", None, 404, "no activation"),
+])
+def test_malformed_requests_get_a_json_error(  # noqa: PLR0917 - the parametrized columns
+        start: Callable[..., ActionProcess], method: str, path: str, raw: bytes | None, status: int, says: str) -> None:
+    action = start()
+    got, reply = request(method, action.url + path, raw=raw)
+    assert got == status and says in reply["error"], reply
+    # still serving, and (after a refused init) still initializable
+    assert action.init("echo", COMPUTE)[0] == 200
+
+
+def test_malformed_run_requests(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    assert action.init("echo", COMPUTE)[0] == 200
+    for body, says in [({"transports": "mem;rdma_tcp;"}, "list of durls"), ({"transports": ["mem;tcp"]}, "';'"),
+                       ({"transports": ["mem;carrier_pigeon;"]}, "unknown transport"),
+                       ({"bad-key": 1}, "environment variable"), ({"par": -1}, "par")]:
+        status, reply = action.post("/run", body)
+        assert status == 400 and says in reply["error"], (body, reply)
+    headerless = request("POST", action.url + "/run", raw=b"")
+    assert headerless[0] == 400
+
+
+def test_command_line_errors_are_one_line() -> None:
+    def scadc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "scadc", *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=60, check=False)
+
+    bad = scadc("serve-action", "--listen", "localhost")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "HOST:PORT" in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = scadc("serve-action", "--listen", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and "cannot listen" in busy.stderr
+    helped = scadc("serve-action", "--help")
+    assert helped.returncode == 0 and "/action/<aid>/transport/<name>" in helped.stdout
