@@ -336,3 +336,67 @@ def test_command_line_errors_are_one_line() -> None:
     assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and "cannot listen" in busy.stderr
     helped = scadc("serve-action", "--help")
     assert helped.returncode == 0 and "/action/<aid>/transport/<name>" in helped.stdout
+
+
+def test_a_put_before_the_run_is_kept_and_a_conflicting_one_refused(start: Callable[..., ActionProcess]) -> None:
+    memory = start()
+    assert memory.init("app/mem", (FANOUT / "mem.o.yaml").read_text())[0] == 200
+    serving = in_thread(lambda: memory.post("/run", {"activation_id": "m",
+                                                     "transports": ["mem;rdma_tcp_server;url,tcp://127.0.0.1:0;"]}))
+    address = served_address(memory, "m", "mem")
+    action = start()
+    code = ("def main(params, action):\n    mem = action.get_transport('mem', 'rdma')\n    mem.reg(4)[:] = b'scad'\n"
+            "    mem.write(4, 100)\n    mem.reg(4)[:] = b'....'\n    mem.read(4, 100)\n"
+            "    return {'read': bytes(mem.buf).decode(), 'size': mem.size}\n")
+    assert action.init("c", code)[0] == 200
+    assert action.put("/action/early/transport/mem", {"durl": address}) == (202, {"ok": True, "stashed": True})
+    assert action.post("/run", {"activation_id": "early", "transports": ["mem;rdma_tcp;"]}) == (
+        200, {"read": "scad", "size": 64 * 1024**2})
+    slow = in_thread(lambda: action.post("/run", {"activation_id": "late", "transports": ["mem;rdma_tcp;"]}))
+    deadline = time.monotonic() + 20
+    while (reply := action.put("/action/late/transport/mem", {"durl": address}))[0] == 202:
+        # stashed: the run had not started yet; once it has, the same address is accepted again
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert reply == (200, {"ok": True})
+    status, refused = action.put("/action/late/transport/mem", {"durl": "url,tcp://127.0.0.1:1;"})
+    assert status == 409 and "already has url" in refused["error"]
+    assert action.put("/action/late/transport/other", {"durl": address})[0] == 404
+    assert slow() == (200, {"read": "scad", "size": 64 * 1024**2})
+    assert memory.delete("/action/m")[0] == 200
+    assert serving()[0] == 200
+
+
+def test_local_transport_and_gen_memory_program(start: Callable[..., ActionProcess]) -> None:
+    """rdma_local (a memory element merged into the compute's process), and the memory program that
+    ``scadc gen`` writes for a memory element (sized by the invoker's server durl)."""
+    from scadrt.export import MEMORY_ELEMENT_CODE
+
+    action = start()
+    code = ("def main(params, action):\n    m = action.get_transport('m', 'rdma')\n    m.reg(2)[:] = b'ok'\n"
+            "    m.write(2, 10)\n    m.read(2, 10)\n"
+            "    return {'kind': m.kind, 'size': m.size, 'got': bytes(m.buf).decode()}\n")
+    assert action.init("c", code)[0] == 200
+    assert action.post("/run", {"transports": ["m;rdma_local;size,4096;"]}) == (
+        200, {"kind": "local", "size": 4096, "got": "ok"})
+    memory = start()
+    assert memory.init("m", MEMORY_ELEMENT_CODE)[1]["kind"] == "memory"
+    status, reply = memory.post("/run", {"transports": ["memory;rdma_tcp_server;url,tcp://127.0.0.1:0;"]})
+    assert status == 502 and "needs size" in reply["error"]
+    status, reply = memory.post("/run", {"transports": ["memory;rdma_tcp_server;url,tcp://0.0.0.0:0;size,4096;"]})
+    assert status == 502 and "without a token" in reply["error"]
+    serving = in_thread(lambda: memory.post("/run", {
+        "activation_id": "g", "deadline": int((time.time() + 1.0) * 1000),
+        "transports": ["memory;rdma_tcp_server;url,tcp://127.0.0.1:0;size,4096;"]}))
+    assert served_address(memory, "g", "memory")
+    status, reply = serving()  # ends at its deadline
+    assert status == 200 and list(reply["served"]) == ["memory"]
+
+
+def test_tracebacks_are_mapped_to_the_original_program(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    element = "def main(params, action):\n    x = 1\n    raise RuntimeError('boom')\n"
+    sourcemap = json.dumps({"source": "app.py", "elements": {"boom": [[1, 40, 3]]}})
+    assert action.init("boom", zipped({"boom.o.py": element, "sourcemap.json": sourcemap}), binary=True)[0] == 200
+    assert action.post("/run", {}) == (502, {"error": "RuntimeError: boom"})
+    assert 'File "app.py", line 42, in main (boom.o.py:3)' in action.activations("stderr")[-1]
