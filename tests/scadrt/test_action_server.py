@@ -352,16 +352,19 @@ def test_a_put_before_the_run_is_kept_and_a_conflicting_one_refused(start: Calla
     assert action.put("/action/early/transport/mem", {"durl": address}) == (202, {"ok": True, "stashed": True})
     assert action.post("/run", {"activation_id": "early", "transports": ["mem;rdma_tcp;"]}) == (
         200, {"read": "scad", "size": 64 * 1024**2})
-    slow = in_thread(lambda: action.post("/run", {"activation_id": "late", "transports": ["mem;rdma_tcp;"]}))
+    # "pre" is complete from the start (the element never opens it): a PUT may not change it
+    slow = in_thread(lambda: action.post("/run", {"activation_id": "late", "transports": [
+        "mem;rdma_tcp;", "pre;rdma_tcp;url,tcp://127.0.0.1:9;"]}))
     deadline = time.monotonic() + 20
-    while (reply := action.put("/action/late/transport/mem", {"durl": address}))[0] == 202:
-        # stashed: the run had not started yet; once it has, the same address is accepted again
+    while action.get("/action/late/messages")[0] != 200:  # until the run has started
         assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert reply == (200, {"ok": True})
-    status, refused = action.put("/action/late/transport/mem", {"durl": "url,tcp://127.0.0.1:1;"})
+        time.sleep(0.02)
+    status, refused = action.put("/action/late/transport/pre", {"durl": "url,tcp://127.0.0.1:1;"})
     assert status == 409 and "already has url" in refused["error"]
-    assert action.put("/action/late/transport/other", {"durl": address})[0] == 404
+    assert action.put("/action/late/transport/pre", {"durl": "url,tcp://127.0.0.1:9;"}) == (200, {"ok": True})
+    status, refused = action.put("/action/late/transport/other", {"durl": address})
+    assert status == 404 and "has no client transport 'other'" in refused["error"]
+    assert action.put("/action/late/transport/mem", {"durl": address}) == (200, {"ok": True})
     assert slow() == (200, {"read": "scad", "size": 64 * 1024**2})
     assert memory.delete("/action/m")[0] == 200
     assert serving()[0] == 200
