@@ -31,6 +31,7 @@ from scadc.cli.run import add_run
 from scadc.cli.run_element import add_run_element
 from scadc.cli.serve_action import add_serve_action
 from scadc.cli.split import add_split
+from scadc.cli.wsk import add_wsk
 from scadrt import __version__
 from scadrt.errors import Terminated, UserError
 
@@ -39,7 +40,7 @@ __all__ = ["build_parser", "main", "run_and_exit"]
 #: in the order ``scadc --help`` lists them
 _COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
     add_split, add_profile, add_analyze, add_dag, add_gen, add_run, add_run_element, add_memory_server,
-    add_serve_action,
+    add_serve_action, add_wsk,
 )
 
 
