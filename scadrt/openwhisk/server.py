@@ -511,6 +511,7 @@ def _parse_run(body: Mapping[str, Any]) -> tuple[str, float | None, int, dict[st
         if not _ENV_KEY.fullmatch(key):
             raise _bad(f"/run: key {clip(key)!r} cannot become an environment variable (__OW_<KEY>)")
         env[f"__OW_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    env["__OW_ACTIVATION_ID"] = aid  # one made up here too
     deadline = None
     if body.get("deadline") is not None:
         try:
@@ -640,6 +641,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        self._read = False
         try:
             status, reply = self.server.runtime.handle(self.command, urlsplit(self.path).path, self._body)
         except HttpError as exc:
@@ -647,9 +649,13 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug of ours: say so, keep serving
             traceback.print_exc()
             status, reply = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(exc).__name__}: {exc}"}
+        if not self._read and self.headers.get("Content-Length", "0") != "0":
+            # a body left unread would be taken for the next request on this connection
+            self.close_connection = True
         self._reply(status, reply)
 
     def _body(self) -> dict[str, Any]:
+        self._read = True
         length = self.headers.get("Content-Length")
         if length is None:
             self.close_connection = True

@@ -322,6 +322,28 @@ def test_malformed_run_requests(start: Callable[..., ActionProcess]) -> None:
     assert headerless[0] == 400
 
 
+def test_a_refused_request_does_not_spoil_the_connection(start: Callable[..., ActionProcess]) -> None:
+    """HTTP/1.1 keep-alive: a body the runtime did not read must not be taken for the next request."""
+    import http.client
+
+    action = start()
+    host, port = action.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", "/init", body=b'{"value": {}}', headers={"Content-Type": "application/json"})
+        first = conn.getresponse()
+        assert first.status == 405 and "error" in json.loads(first.read())
+        conn.request("POST", "/init", body=json.dumps({"value": {"name": "echo", "code": COMPUTE}}))
+        second = conn.getresponse()
+        assert second.status == 200, second.read()
+        second.read()
+        conn.request("POST", "/run", body=b'{"value": {"a": 1}}')
+        third = conn.getresponse()
+        assert third.status == 200 and json.loads(third.read())["echo"] == {"a": 1}
+    finally:
+        conn.close()
+
+
 def test_command_line_errors_are_one_line() -> None:
     def scadc(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "scadc", *args], capture_output=True, text=True, cwd=ROOT,
