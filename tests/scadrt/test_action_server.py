@@ -260,30 +260,65 @@ def zipped(files: dict[str, str]) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def test_split_program_runs_as_actions_like_scadc_run(start: Callable[..., ActionProcess], tmp_path: Path) -> None:
-    """A split program's elements, each a binary (zip) action with the source map beside it, run in
-    DAG order with each element's result passed to its dependents as the engine does: the same
-    output as ``scadc run``."""
-    prog = tmp_path / "prog"
-    subprocess.run([sys.executable, "-m", "scadc", "split", str(ROOT / "examples/monolithic/channel_report.py"),
-                           "-o", str(prog)], capture_output=True, text=True, check=True, cwd=ROOT)
-    expected = subprocess.run([sys.executable, "-m", "scadc", "run", str(prog)], capture_output=True, text=True,
-                              check=True, cwd=ROOT).stdout
+def run_as_actions(start: Callable[..., ActionProcess], prog: Path) -> str:
+    """Run the element directory ``prog`` as the invoker would, one action process per element: a
+    memory action per memory instance, serving until the end; each compute element (a zip with the
+    source map beside it) in DAG order, its instances one after another, each given its parents'
+    results as ``params`` and wired by PUT to the memory instances it coruns with. Returns the
+    activations' stdout, in program order."""
     program = load_program(prog)
     sourcemap = (prog / "sourcemap.json").read_text()
+    serving: dict[str, tuple[ActionProcess, Callable[[], Reply], str]] = {}
+    for spec in program.memory_elements():
+        for instance in spec.instance_names():
+            memory = start()
+            assert memory.init(spec.name, Path(spec.path).read_text())[0] == 200
+            aid = "mem-" + instance.replace("@", "-")
+            join = in_thread(lambda memory=memory, aid=aid, instance=instance: memory.post("/run", {
+                "activation_id": aid, "transports": [f"{instance};rdma_tcp_server;url,tcp://127.0.0.1:0;"]}))
+            serving[instance] = (memory, join, served_address(memory, aid, instance))
     results: dict[str, list[Any]] = {}
     printed = []
     for name in program.topological_order():
         spec = program.elements[name]
         action = start()
-        code = zipped({f"{name}.o.py": (prog / f"{name}.o.py").read_text(), "sourcemap.json": sourcemap})
+        code = zipped({f"{name}.o.py": Path(spec.path).read_text(), "sourcemap.json": sourcemap})
         assert action.init(name, code, binary=True) == (200, {"ok": True, "element": name, "kind": "compute"})
-        status, result = action.post("/run", {"value": element_params(spec.parents, {}, results),
-                                              "activation_id": name})
-        assert status == 200, result
-        results[name] = [result]
-        printed.append(action.activations()[-1])
-    assert "".join(printed) == expected and expected.strip()
+        wiring = {}  # the name the code asks for → the memory instance's address (as the engine names them)
+        for link in spec.corunning:
+            peer = program.elements[link.peer]
+            if peer.kind == "memory":
+                wiring.update({link.trans + i[len(peer.name):]: serving[i][2] for i in peer.instance_names()})
+        results[name] = []
+        for index in range(spec.parallelism):
+            aid = instance_name(name, index, spec.parallelism).replace("@", "-")
+            body = {"value": element_params(spec.parents, {}, results), "activation_id": aid, "par": index,
+                    "transports": [f"{key};rdma_tcp;" for key in wiring]}
+            done = in_thread(lambda action=action, body=body: action.post("/run", body))
+            for key, address in wiring.items():
+                assert action.put(f"/action/{aid}/transport/{key}", {"durl": address})[1]["ok"]
+            status, result = done()
+            assert status == 200, result
+            results[name].append(result)
+        printed += action.activations()
+    for instance, (memory, join, _) in serving.items():
+        assert memory.delete(f"/action/mem-{instance.replace('@', '-')}")[0] == 200
+        assert join()[0] == 200
+    return "".join(printed)
+
+
+@pytest.mark.parametrize("example", ["channel_report", "monte_carlo"])
+def test_split_program_runs_as_actions_like_scadc_run(start: Callable[..., ActionProcess], tmp_path: Path,
+                                                      example: str) -> None:
+    """A split program's elements run as actions (channel_report: four compute elements; monte_carlo:
+    seven and a memory element, reached over tcp) give the output of ``scadc run``."""
+    prog = tmp_path / "prog"
+    subprocess.run([sys.executable, "-m", "scadc", "split", str(ROOT / f"examples/monolithic/{example}.py"),
+                    "-o", str(prog)], capture_output=True, text=True, check=True, cwd=ROOT)
+    expected = subprocess.run([sys.executable, "-m", "scadc", "run", str(prog)], capture_output=True, text=True,
+                              check=True, cwd=ROOT).stdout
+    assert expected.strip()
+    assert run_as_actions(start, prog) == expected
 
 
 @pytest.mark.parametrize(("method", "path", "raw", "status", "says"), [
