@@ -213,6 +213,13 @@ def test_reinit_is_refused_and_markers_end_each_activation(start: Callable[..., 
     assert len(action.activations("stderr")) == 1
 
 
+def test_main_names_the_entry_function(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    code = "def handler(params, action):\n    return {'by': 'handler', 'name': action.name}\n"
+    assert action.init("guest/app/step", code, main="handler")[0] == 200
+    assert action.post("/run", {}) == (200, {"by": "handler", "name": "step"})
+
+
 def test_an_element_that_raises_gives_502_and_the_next_run_works(start: Callable[..., ActionProcess]) -> None:
     action = start()
     assert action.init("echo", COMPUTE)[0] == 200
