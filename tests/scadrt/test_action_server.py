@@ -251,6 +251,32 @@ def test_a_second_concurrent_run_is_refused_busy(start: Callable[..., ActionProc
     assert serving()[0] == 200
 
 
+def test_sigterm_ends_a_serving_memory_activation_and_cleans_up(start: Callable[..., ActionProcess]) -> None:
+    action = start()
+    assert action.init("mem", "type: memory\nlimits: {mem: 1 MiB}\n")[0] == 200
+    replies: list[object] = []
+
+    def serve() -> None:
+        try:
+            replies.append(action.post("/run", {"activation_id": "m", "transports": [
+                "memory;rdma_tcp_server;url,tcp://127.0.0.1:0;"]}))
+        except OSError as exc:  # the process may be gone before the reply is out
+            replies.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    served_address(action, "m", "memory")
+    started = time.monotonic()
+    action.stop()
+    assert action.proc.returncode == 0 and time.monotonic() - started < 5
+    thread.join(10)
+    assert replies
+    if isinstance(replies[0], tuple):  # the reply made it out before the process ended
+        assert replies[0][0] == 200
+    assert list(action.workdir.iterdir()) == []
+    assert action.stdout().endswith(MARKER + "\n")
+
+
 def test_a_transport_never_completed_fails_the_activation(start: Callable[..., ActionProcess]) -> None:
     action = start("--transport-timeout", "0.5")
     code = "def main(params, action):\n    action.get_transport('mem', 'rdma')\n    return {}\n"
