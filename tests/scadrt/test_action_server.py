@@ -479,7 +479,7 @@ def test_local_transport_and_gen_memory_program(start: Callable[..., ActionProce
     status, reply = memory.post("/run", {"transports": ["memory;rdma_tcp_server;url,tcp://0.0.0.0:0;size,4096;"]})
     assert status == 502 and "without a token" in reply["error"]
     serving = in_thread(lambda: memory.post("/run", {
-        "activation_id": "g", "deadline": int((time.time() + 1.0) * 1000),
+        "activation_id": "g", "deadline": int((time.time() + 3.0) * 1000),
         "transports": ["memory;rdma_tcp_server;url,tcp://127.0.0.1:0;size,4096;"]}))
     assert served_address(memory, "g", "memory")
     status, reply = serving()  # ends at its deadline
