@@ -472,6 +472,12 @@ def test_local_transport_and_gen_memory_program(start: Callable[..., ActionProce
     assert action.init("c", code)[0] == 200
     assert action.post("/run", {"transports": ["m;rdma_local;size,4096;"]}) == (
         200, {"kind": "local", "size": 4096, "got": "ok"})
+    from scadrt.transports.shm import SharedRegion
+
+    with SharedRegion(8192) as region:  # rdma_shared: a segment on this host, made by its owner
+        assert action.post("/run", {"transports": [f"m;rdma_shared;shm_id,{region.name};size,8192;"]}) == (
+            200, {"kind": "shm", "size": 8192, "got": "ok"})
+        assert bytes(region.buf[10:12]) == b"ok"
     memory = start()
     assert memory.init("m", MEMORY_ELEMENT_CODE)[1]["kind"] == "memory"
     status, reply = memory.post("/run", {"transports": ["memory;rdma_tcp_server;url,tcp://127.0.0.1:0;"]})
