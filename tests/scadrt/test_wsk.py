@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -230,3 +231,15 @@ def test_tls_is_verified_unless_insecure(whisk: FakeOpenWhisk, home: Path, tmp_p
     assert verified.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in verified.stderr
     insecure = wsk(home, "get", "x", "--host", host, "--auth", AUTH, "--insecure")
     assert insecure.returncode == 1 and "answered 404" in insecure.stderr  # it got through to the API
+
+
+def test_post_gives_up_after_its_timeout(whisk: FakeOpenWhisk, home: Path, app_json: Path) -> None:
+    whisk.initial_polls = 100  # the activation is never recorded in time
+    opts = ["--host", whisk.url, "--auth", AUTH]
+    assert wsk(home, "put", str(app_json), *opts).returncode == 0
+    started = time.monotonic()
+    post = wsk(home, "post", "fanout", "-t", "1.5", *opts)
+    assert post.returncode == 1 and "has no record after 1.5 s" in post.stderr and "scadc wsk get" in post.stderr
+    polls = [s for s in whisk.seen if "/activations/" in s.path]
+    assert len(polls) == 3  # at 0 s, 1 s, and 1.5 s: the second sleep (2 s) is cut to what is left
+    assert time.monotonic() - started < 30
