@@ -450,9 +450,12 @@ def _unzip(code: str, directory: Path, name: str) -> Path:
             elements = named
         for member in members:
             target = directory / member.filename
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with archive.open(member) as source, open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
-                                                      "wb") as out:
+            try:
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except OSError:  # a name given twice, or a file where a directory should be
+                raise _bad(f"/init: the zip member {clip(member.filename)!r} collides with another") from None
+            with archive.open(member) as source, open(fd, "wb") as out:
                 shutil.copyfileobj(source, out)
     return directory / elements[0]
 

@@ -147,6 +147,14 @@ def served_address(memory: ActionProcess, aid: str, name: str) -> str:
     raise AssertionError("the memory action never said where it serves")
 
 
+def zipped(files: dict[str, str]) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 COMPUTE = """\
 import os
 
@@ -285,14 +293,6 @@ def test_a_transport_never_completed_fails_the_activation(start: Callable[..., A
     assert status == 502 and "PUT /action/lonely/transport/mem" in reply["error"]
 
 
-def zipped(files: dict[str, str]) -> str:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 def run_as_actions(start: Callable[..., ActionProcess], prog: Path) -> str:
     """Run the element directory ``prog`` as the invoker would, one action process per element: a
     memory action per memory instance, serving until the end; each compute element (a zip with the
@@ -363,6 +363,10 @@ def test_split_program_runs_as_actions_like_scadc_run(start: Callable[..., Actio
     ("POST", "/init", b'{"value": {"code": "aGVsbG8=", "binary": true}}', 400, "zip"),
     ("POST", "/init", b'{"value": {"code": "def main(:", "binary": false}}', 502, "syntax error"),
     ("POST", "/init", b'{"value": {"code": "x = 1"}}', 502, "no function 'main'"),
+    ("POST", "/init", json.dumps({"value": {"code": zipped({"a.txt": ""}), "binary": True}}).encode(), 400,
+     "no element file"),
+    ("POST", "/init", json.dumps({"value": {"code": zipped({"../a.o.py": ""}), "binary": True}}).encode(), 400,
+     "outside the archive"),
     ("POST", "/run", b'{"value": {}}', 403, "not initialized"),
     ("GET", "/init", None, 405, "POST"),
     ("GET", "/nowhere", None, 404, "no route"),
