@@ -167,14 +167,26 @@ def main(params, action):
 """
 
 
-def test_compute_and_memory_actions_in_two_processes(start: Callable[..., ActionProcess]) -> None:
+def element_codes(source: str) -> dict[str, str]:
+    """The fanout example's code per element: its files, or the objects of ``scadc gen``'s JSON (what
+    Scad's controller hands the runtime: compute code without the header, the memory program)."""
+    if source == "files":
+        return {path.name.partition(".")[0]: path.read_text() for path in FANOUT.glob("*.o.*")}
+    done = subprocess.run([sys.executable, "-m", "scadc", "gen", str(FANOUT)], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    return {o["name"]: o["exec"]["code"] for o in json.loads(done.stdout)["functions"][0]["objects"]}
+
+
+@pytest.mark.parametrize("source", ["files", "gen"])
+def test_compute_and_memory_actions_in_two_processes(start: Callable[..., ActionProcess], source: str) -> None:
     """The fanout example as the invoker runs it: the memory element in one action process, its
     compute elements in others, each wired to it by PUT once its /run has started."""
+    codes = element_codes(source)
     memory = start()
-    assert memory.init("mem", (FANOUT / "mem.o.yaml").read_text()) == (
-        200, {"ok": True, "element": "mem", "kind": "memory"})
-    serving = in_thread(lambda: memory.post("/run", {"value": {}, "activation_id": "m1",
-                                                     "transports": ["mem;rdma_tcp_server;url,tcp://127.0.0.1:0;"]}))
+    assert memory.init("mem", codes["mem"]) == (200, {"ok": True, "element": "mem", "kind": "memory"})
+    # the invoker's server durl carries the size of the action's memory limit
+    serving = in_thread(lambda: memory.post("/run", {"value": {}, "activation_id": "m1", "transports": [
+        f"mem;rdma_tcp_server;url,tcp://127.0.0.1:0;size,{64 << 20};"]}))
     address = served_address(memory, "m1", "mem")
     assert address.startswith("url,tcp://127.0.0.1:")
 
@@ -183,7 +195,7 @@ def test_compute_and_memory_actions_in_two_processes(start: Callable[..., Action
     for name in program.topological_order():
         spec = program.elements[name]
         action = start()
-        assert action.init(name, (FANOUT / f"{name}.o.py").read_text())[0] == 200
+        assert action.init(name, codes[name])[0] == 200
         results[name] = []
         for index in range(spec.parallelism):
             aid = instance_name(name, index, spec.parallelism).replace("@", "-")
