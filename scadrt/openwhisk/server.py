@@ -78,7 +78,8 @@ if TYPE_CHECKING:
     from scadrt.transports.base import Transport
     from scadrt.transports.memory_server import MemoryServer
 
-__all__ = ["DEFAULT_LISTEN", "MARKER", "MAX_BODY", "ActionRuntime", "parse_listen_address", "serve"]
+__all__ = ["DEFAULT_LISTEN", "MARKER", "MAX_BODY", "ActionRuntime", "HttpError", "LoadedElement",
+           "parse_listen_address", "serve"]
 
 #: OpenWhisk's end-of-activation log marker (rule 6)
 MARKER = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
