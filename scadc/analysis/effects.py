@@ -61,7 +61,8 @@ backed by tests (tests/scadc/test_alias_tables.py):
     (:data:`NUMPY_MAY_RETURN_INPUT`, ``out=`` gives the out array); a pandas call, method or
     operator whose result is a plain frame (T8), unless the method holds the receiver
     (:data:`PANDAS_HOLD_RECEIVER`: ``groupby``, ``rolling`` …), and only while no statement may
-    put objects into a frame (:func:`pandas_stays_plain`); a numpy call given a list that holds plain
+    put objects into a frame and the installed pandas copies on write (pandas 3 and later:
+    :func:`pandas_stays_plain`, :func:`copies_on_write`); a numpy call given a list that holds plain
     data only (types' T9: ``np.mean(scores)``); :data:`FRESH_CALLS` (``copy.deepcopy``); builtins of
     :data:`PLAIN_DATA_CALLS` given plain data; a file's reads (:data:`READ_METHODS`);
 (c) a program function's or method's result holds only the arguments whose parameters share an
@@ -90,6 +91,7 @@ stderr is not ``io``: the engine writes every element's output in program order.
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -116,8 +118,8 @@ from scadc.analysis.types import (
 )
 
 __all__ = ["ALIAS_METHODS", "CONSUMING_BUILTINS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
-           "EffectsProvider", "HelperReturns", "HelperSummaryProvider", "Summary", "collect_effects", "is_inner",
-           "pandas_stays_plain", "summarize_helpers"]
+           "EffectsProvider", "HelperReturns", "HelperSummaryProvider", "Summary", "collect_effects",
+           "copies_on_write", "is_inner", "pandas_stays_plain", "summarize_helpers"]
 
 VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
                           "flat", "base", "values", "keys", "items", "getfield", "conj", "conjugate"})
@@ -1005,6 +1007,24 @@ def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Ma
     return visitor.out
 
 
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def copies_on_write(pandas_version: str | None) -> bool:
+    """pandas 3 and later always copy on write: a frame, series or index made from another never
+    shares data that a change of one would show through the other. pandas 2 does only when the
+    program turns the option on, and may hand out views (``df["a"]``, ``df[:5]``), so T8 holds only
+    for the pandas that the split program will run with (the one installed where it is split)."""
+    if not pandas_version:
+        return False
+    major = pandas_version.split(".", 1)[0]
+    return major.isdigit() and int(major) >= 3
+
+
 def pandas_stays_plain(names: Names, module_types: Mapping[str, ValueType], signatures: Signatures,
                        helpers: Mapping[str, cst.FunctionDef]) -> bool:
     """T8 of :mod:`~scadc.analysis.types`: no statement of the program may put anything but plain
@@ -1016,6 +1036,8 @@ def pandas_stays_plain(names: Names, module_types: Mapping[str, ValueType], sign
     to an unknown callee. Each must store plain data; a value made from the changed object alone
     counts as plain (``df["c"] = df["a"] * 2`` adds no object to a frame that had none), so a
     helper that derives columns from its parameter keeps frames plain."""
+    if not copies_on_write(_installed_version("pandas")):
+        return False
     codes: list[tuple[cst.CSTNode, Mapping[str, ValueType]]] = [(names.program.module, module_types)]
     for name, fn in helpers.items():
         given = {p.name.value: UNKNOWN for p in (*fn.params.posonly_params, *fn.params.params,

@@ -24,6 +24,7 @@ from scadc.analysis.effects import (
     NDARRAY_FRESH_METHODS,
     NUMPY_MAY_RETURN_INPUT,
     PANDAS_HOLD_RECEIVER,
+    copies_on_write,
 )
 from scadc.analysis.types import NUMPY_NUMERIC
 
@@ -300,3 +301,21 @@ def test_a_helper_result_holds_only_what_it_returns(tmp_path: Path) -> None:
     classes = _aliases(tmp_path, "a = [[1], [2]]\nk = [3]\nf = first(a, k)\nt = total(np.arange(3.0))\n"
                                  "print(a, k, f, t)", head)
     assert any({"a", "f"} <= c for c in classes) and not any("k" in c or "t" in c for c in classes), classes
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("3.1.1", True), ("3.0.0", True), ("10.0", True), ("2.2.3", False), ("1.5.3", False), ("3.0.0rc1", True),
+    (None, False), ("", False), ("dev", False)])
+def test_pandas_tables_hold_only_where_pandas_copies_on_write(version: str | None, expected: bool) -> None:
+    """pandas 2 hands out views (``df["a"]`` changed in place changes ``df``) unless the program turns
+    copy-on-write on; the tables that call a pandas result fresh (T8) are for pandas 3 and later."""
+    assert copies_on_write(version) is expected
+
+
+def test_the_installed_pandas_copies_on_write() -> None:
+    # what the tables above assume of the pandas these tests (and the examples) run with
+    series = pd.DataFrame({"a": [1, 2]})
+    column = series["a"]
+    column.iloc[0] = 99
+    assert int(series["a"].iloc[0]) == 1
+    assert copies_on_write(pd.__version__)
