@@ -280,6 +280,9 @@ ANALYSIS_CASES = [
                                        "print(s, d)", ("d", "s")),
     ("mean_of_a_list_of_numbers", "scores = []\nfor i in range(3):\n    scores.append(i * 0.5)\n"
                                   "m = np.mean(scores)\nprint(m, scores)", None),
+    ("sum_of_a_list_of_a_range", "xs = list(range(1000))\ntotal = sum(xs)\nprint(total, len(xs))", None),
+    ("sum_of_a_list_of_lists", "xs = list([[1], [2]])\ntotal = sum(xs, [])\nprint(total, len(xs))",
+     ("total", "xs")),
     ("mean_of_a_list_that_escapes", "scores = []\nother = scores\nother.append([1])\nm = np.max(scores)\n"
                                     "print(m, scores)", ("m", "scores")),
 ]
