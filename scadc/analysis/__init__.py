@@ -62,14 +62,16 @@ def load_profile(path: str) -> dict[str, Any]:
 
 
 def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_HEAVY_BYTES,
-            profile: str | Mapping[str, Any] | None = None) -> Analysis:
+            profile: str | Mapping[str, Any] | None = None, inline: bool = True) -> Analysis:
     """Parse and analyse ``path``; raise :class:`~scadc.errors.CompileError` for unsupported input.
 
     ``profile`` is a path to (or the loaded content of) a ``scadc profile`` JSON file; units are
     matched by span, and a profile of a different source text is refused. What the profile saw a
     unit change in place counts as a mutation of that unit (:mod:`scadc.analysis.observed`).
+    ``inline`` inlines the entry region's calls of the program's own helpers where that is safe
+    (:mod:`scadc.analysis.inline`), so that cuts may fall inside them.
     """
-    program = load_program(path, entry=entry)
+    program = load_program(path, entry=entry, inline=inline)
     loaded = load_profile(profile) if isinstance(profile, str) else profile
     if loaded is not None:
         keys = {u.span.key for u in program.units}

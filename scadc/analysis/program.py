@@ -24,6 +24,10 @@ Rules:
    nesting beyond :data:`MAX_NESTING` levels is refused before libcst sees it (its native parser
    would overflow the stack), and :func:`deep_call` runs a compile on a thread with a stack and a
    recursion limit enough for that depth (the commands run all their libcst work through it).
+7. Inlining (``load_program(inline=True)``): the entry region's calls of the program's own helpers
+   are rewritten into the helpers' bodies where that is safe (:mod:`scadc.analysis.inline`); the
+   program is then indexed from the rewritten module, and every span is mapped back through
+   :attr:`Program.line_map` to the file's own lines, so errors, profiles and tracebacks name them.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ import threading
 import tokenize
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar
 
 import libcst as cst
 from libcst.metadata import (
@@ -53,8 +57,11 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from scadc.errors import CompileError
+from scadc.errors import CompileError, InternalCompilerError
 from scadc.source import Span
+
+if TYPE_CHECKING:
+    from scadc.analysis.inline import InlineDecision
 
 __all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call",
            "helper_functions", "load_program", "read_source"]
@@ -136,14 +143,24 @@ class Program:
     positions: dict[cst.CSTNode, CodeRange] = field(repr=False)
     scopes: dict[cst.CSTNode, Scope | None] = field(repr=False)
     contexts: dict[cst.CSTNode, ExpressionContext] = field(repr=False)
+    #: rule 7: when helpers were inlined, the original line of each line of ``module`` (``source`` is
+    #: then the file as written, ``module`` its rewriting); empty when ``module`` is ``source``
+    line_map: tuple[int, ...] = ()
+    #: rule 7: what :mod:`scadc.analysis.inline` decided for each call of a helper in the entry region
+    inlining: tuple[InlineDecision, ...] = ()
 
     @property
     def module(self) -> cst.Module:
         return self.wrapper.module
 
+    def original_line(self, line: int) -> int:
+        """The line of the file that line ``line`` of :attr:`module` came from (rule 7)."""
+        return self.line_map[line - 1] if 0 < line <= len(self.line_map) else line
+
     def span_of(self, node: cst.CSTNode) -> Span:
         pos = self.positions[node]
-        return Span(self.path, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
+        return Span(self.path, self.original_line(pos.start.line), pos.start.column,
+                    self.original_line(pos.end.line), pos.end.column)
 
     def error(self, message: str, node: cst.CSTNode, hint: str | None = None) -> CompileError:
         return CompileError(message, self.span_of(node), self.source, hint=hint)
@@ -450,10 +467,33 @@ def _kind(stmt: cst.BaseStatement, known: set[str]) -> DefinitionKind:
     return "statement"
 
 
-def load_program(path: str, *, entry: str | None = None) -> Program:
-    """Read, parse and index ``path`` (rules 1-5); raises :class:`CompileError` for bad input."""
+def load_program(path: str, *, entry: str | None = None, inline: bool = False) -> Program:
+    """Read, parse and index ``path`` (rules 1-5); raises :class:`CompileError` for bad input.
+
+    With ``inline``, calls of the program's own helpers in the entry region are inlined where that
+    is safe (rule 7, :mod:`scadc.analysis.inline`): the units are then the statements of the
+    rewritten entry region, their spans the original lines.
+    """
     source = read_source(path)
-    wrapper = MetadataWrapper(_parse(path, source), unsafe_skip_copy=True)  # the tree is ours alone: no copy
+    program = _load(path, source, _parse(path, source), entry, ())
+    if not inline:
+        return program
+    from scadc.analysis.inline import inline_calls
+
+    inlined = inline_calls(program)
+    if not inlined.changed:
+        return replace(program, inlining=inlined.decisions)
+    try:
+        module = cst.parse_module(inlined.code)
+    except cst.ParserSyntaxError as exc:  # pragma: no cover - the pass printed what libcst parses
+        raise InternalCompilerError(f"inlining produced code libcst cannot parse: {exc.message}") from exc
+    rewritten = _load(path, source, module, entry, inlined.line_map)
+    return replace(rewritten, inlining=inlined.decisions)
+
+
+def _load(path: str, source: str, tree: cst.Module, entry: str | None, line_map: tuple[int, ...]) -> Program:
+    """Index ``tree``, the module of ``source`` or (with ``line_map``) its rewriting (rules 2-5, 7)."""
+    wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)  # the tree is ours alone: no copy
     module = wrapper.module
     positions = dict(wrapper.resolve(PositionProvider))
     scopes = dict(wrapper.resolve(ScopeProvider))
@@ -462,9 +502,12 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
     global_scope = scopes[module]
     assert global_scope is not None  # libcst gives the module its scope
 
+    def original(line: int) -> int:
+        return line_map[line - 1] if 0 < line <= len(line_map) else line
+
     def span(node: cst.CSTNode) -> Span:
         pos = positions[node]
-        return Span(path, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
+        return Span(path, original(pos.start.line), pos.start.column, original(pos.end.line), pos.end.column)
 
     functions = {s.name.value: s for s in top if isinstance(s, cst.FunctionDef)}
     fn: cst.FunctionDef | None = None
@@ -517,9 +560,10 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
     units = []
     for i, s in enumerate(unit_stmts):
         leading = getattr(s, "leading_lines", ())
-        first = positions[s].start.line - sum(1 for _ in leading)
+        first = original(positions[s].start.line - sum(1 for _ in leading))
         units.append(Unit(i, span(s), module.code_for_node(s), max(first, 1), s))
-    return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts)
+    return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts,
+                   line_map)
 
 
 class _NodeOwner(cst.CSTVisitor):
