@@ -339,26 +339,34 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     return files, sourcemap
 
 
-def _unit_runs(analysis: Analysis, compute: ComputePlan, generated_start: int) -> list[list[int]]:
+def _unit_runs(analysis: Analysis, compute: ComputePlan, generated_start: int) -> list[list[Any]]:
     """[generated first line, original first line, line count] of the element's statements, from the
     first statement itself: ``generated_start`` is its line, not that of the comments before it.
 
     One run when the statements are the file's own lines; where helpers were inlined they are lines
     of the rewritten module, each mapped to its original (the helper's, the call's): a run per
-    stretch of consecutive original lines."""
+    stretch of consecutive original lines, and a helper's runs name it (tracebacks say ``in helper``)."""
     program = analysis.program
     first = analysis.units[compute.units[0]].unit
     if not program.line_map:
         return [[generated_start, first.span.line, compute.lines[1] - first.span.line + 1]]
     last = analysis.units[compute.units[-1]].unit
     start, end = program.positions[first.node].start.line, program.positions[last.node].end.line
-    runs: list[list[int]] = []
+    helpers = [(d.span.line, d.span.end_line, d.names[0]) for d in program.definitions
+               if d.kind == "function" and d.names and d.names[0] != program.entry.name]
+
+    def function(line: int) -> str | None:
+        return next((name for lo, hi, name in helpers if lo <= line <= hi), None)
+
+    runs: list[list[Any]] = []
     for k in range(end - start + 1):
         original = program.original_line(start + k)
-        if runs and runs[-1][1] + runs[-1][2] == original and runs[-1][0] + runs[-1][2] == generated_start + k:
+        name = function(original)
+        if runs and runs[-1][1] + runs[-1][2] == original and runs[-1][0] + runs[-1][2] == generated_start + k \
+                and (runs[-1][3] if len(runs[-1]) > 3 else None) == name:
             runs[-1][2] += 1
         else:
-            runs.append([generated_start + k, original, 1])
+            runs.append([generated_start + k, original, 1] + ([name] if name is not None else []))
     return runs
 
 
