@@ -25,8 +25,9 @@ Rules:
    statement has no return value to assign.
 4. Arguments are evaluated once, in their original order: all of them are bound at once to fresh
    names (``_inl1_x, _inl1_y = arg1, arg2``) at the call's line. An argument that is an entry local,
-   a literal or a module constant is substituted for the parameter instead, when the helper never
-   rebinds that parameter: no second name for one object, so aliasing adds nothing to the analyses.
+   a module constant or a literal other than a string (in an f-string its quotes could end it) is
+   substituted for the parameter instead, when the helper never rebinds that parameter: no second
+   name for one object, so aliasing adds nothing to the analyses.
 5. Every other local of the helper (its parameters and every name it binds) is renamed
    ``_inl<k>_<name>``, with ``k`` chosen so that no name of the module starts with that prefix.
 6. ``return E`` becomes ``x = E`` (or ``E`` for a call statement) followed, on the same line, by
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from scadc.analysis.program import Program, _body
+from scadc.analysis.program import Program, _body, _target_names
 
 __all__ = ["INLINE_PREFIX", "InlineDecision", "Inlined", "inline_calls"]
 
@@ -196,8 +197,7 @@ def _top_binds(stmts: Sequence[cst.BaseStatement]) -> set[str]:
             elif isinstance(small, cst.Del):
                 return out  # deletions from here on: what is bound is no longer certain
             for t in targets:
-                if isinstance(t, cst.Name):
-                    out.add(t.value)
+                out |= _target_names(t)
     return out
 
 
@@ -411,7 +411,7 @@ class _Inliner:
     def substitutable(self, arg: cst.BaseExpression) -> bool:
         """Rule 4: an argument that may stand for its parameter everywhere (evaluating it again is free)."""
         if _literal(arg):
-            return True
+            return not isinstance(arg, cst.SimpleString)
         return isinstance(arg, cst.Name) and (arg.value in self.entry_names or arg.value in self.constants)
 
     @staticmethod
