@@ -266,6 +266,27 @@ def _stores(stmts: Sequence[cst.BaseStatement], program: Program) -> set[str]:
     return out
 
 
+def _deletes(stmts: Sequence[cst.BaseStatement], program: Program) -> set[str]:
+    """Names the statements delete, anywhere in them."""
+    from libcst.metadata import ExpressionContext
+
+    return {n.value for s in stmts for n in _nodes(s)
+            if isinstance(n, cst.Name) and program.contexts.get(n) is ExpressionContext.DEL}
+
+
+def _nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """Every node below ``node``, ``node`` included."""
+    found: list[cst.CSTNode] = []
+
+    class _All(cst.CSTVisitor):
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            found.append(n)
+            return True
+
+    node.visit(_All())
+    return found
+
+
 @dataclass
 class _Site:
     """One inlined call: the statements that replace it, and where each came from (rule 7)."""
@@ -362,8 +383,9 @@ class _Inliner:
             assign = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(lhs)], rhs)],
                                              leading_lines=stmt.leading_lines)
             out.append((assign, None, line))
-        certain = {prefix + p for p, _ in bound if p not in substituted} | {renamed[n] for n in _top_binds(body)
-                                                                            if n in renamed}
+        deleted = _deletes(body, program)  # a `del` anywhere (in a branch too): that name may be unbound
+        certain = {prefix + p for p, _ in bound if p not in substituted and p not in deleted} | {
+            renamed[n] for n in _top_binds(body) if n in renamed and n not in deleted}
         release = self.release(sorted(renamed.values()), certain)
         for s in body[:-1] if returns else body:
             new = s.visit(rename)
@@ -428,6 +450,8 @@ class _Inliner:
                 raise _Refused("the call passes *args or **kwargs")
             if isinstance(arg.value, cst.GeneratorExp):
                 raise _Refused("the call passes a generator expression")
+            if any(isinstance(n, cst.NamedExpr) for n in _nodes(arg.value)):
+                raise _Refused("an argument assigns with :=")
             if arg.keyword is None:
                 if i >= len(positional):
                     raise _Refused("the call passes too many arguments")

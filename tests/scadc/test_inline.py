@@ -119,6 +119,12 @@ def test_calls_that_cannot_bind_are_kept(tmp_path: Path) -> None:
                        "the call carries a scad: pragma"]
 
 
+def test_an_argument_that_assigns_is_kept(tmp_path: Path) -> None:
+    app = program(tmp_path, "def helper(a, b):\n    return a + b\n\n\ndef main():\n    x = 1\n"
+                            "    y = helper(x, (x := 5))\n    print(x, y)\n\n\nmain()\n")
+    assert decisions(app) == {"helper": "an argument assigns with :="}
+
+
 def test_no_inline_keeps_every_call(tmp_path: Path) -> None:
     app = program(tmp_path, "def helper(xs):\n    return len(xs)\n" + MAIN)
     kept = load_program(str(app))
@@ -169,6 +175,34 @@ def test_locals_are_renamed_arguments_bound_once_in_order_and_released(tmp_path:
     ]
     # each unit's span is the line it came from: the call's line for the bindings, the helper's lines
     assert [u.span.line for u in loaded.units] == [11, 12, 3, 4, 5, 7, 13]
+
+
+MAYBE_DELETED = """
+def helper(xs, flag):
+    tmp = list(xs)
+    if flag:
+        del tmp
+    return len(xs)
+
+
+def main():
+    x = [1, 2]
+    n = helper(x, True)
+    print(n)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_local_the_helper_may_have_deleted_is_bound_before_it_is_released(tmp_path: Path) -> None:
+    app = program(tmp_path, MAYBE_DELETED)
+    units = [u.summary for u in load_program(str(app), inline=True).units]
+    assert units[-2] == "n = len(x); _inl1_tmp = None; del _inl1_tmp"
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
+    assert run("-m", "scadc", "run", prog, "--quiet").stdout == run(app).stdout == b"2\n"
 
 
 @pytest.mark.parametrize("transport", ["shm", "tcp"])
