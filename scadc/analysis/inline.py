@@ -15,7 +15,7 @@ Rules:
 2. The helper is refused unless it is plain: no decorators, not async, no ``yield``/``await``,
    ``global``/``nonlocal``, ``import``, nested ``def``/``class``/``lambda``, no frame introspection
    (``locals``, ``vars``, ``super``, ``exec``, ``eval``, ``globals``, ``dir``, ``inspect``,
-   ``_getframe``), no call of itself, no ``*args``/``**kwargs``, only literal defaults, one
+   ``_getframe``, a warning's ``stacklevel``, which names a caller's line), no call of itself, no ``*args``/``**kwargs``, only literal defaults, one
    ``return`` at most and only as its last top-level statement. A generator expression is allowed
    only as the argument of a builtin that consumes it at once (``sum``, ``list``, ``"".join``, ...):
    anything else could keep a closure over the helper's locals alive after they are released.
@@ -141,8 +141,14 @@ class _Check(cst.CSTVisitor):
             return self._refuse("it calls itself")
         if isinstance(node, cst.Attribute) and node.attr.value in _FRAME_ATTRS:
             return self._refuse(f"it uses .{node.attr.value}, which sees its frame")
+        if isinstance(node, cst.Arg) and node.keyword is not None and node.keyword.value == "stacklevel":
+            return self._refuse("it passes stacklevel=: a warning would name another caller's line")
         if isinstance(node, cst.Call):
             func = node.func
+            warn = (func.value if isinstance(func, cst.Name) else func.attr.value
+                    if isinstance(func, cst.Attribute) else None)
+            if warn == "warn" and len(node.args) >= 3:
+                return self._refuse("it passes a stacklevel: a warning would name another caller's line")
             consumer = (isinstance(func, cst.Name) and func.value in _CONSUMERS) or (
                 isinstance(func, cst.Attribute) and func.attr.value == "join")
             if consumer and len(node.args) >= 1 and isinstance(node.args[0].value, cst.GeneratorExp):

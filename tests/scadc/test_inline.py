@@ -79,6 +79,8 @@ REFUSED = {
     "escaping genexp": ("def helper(xs):\n    g = (x for x in xs)\n    return list(g)\n", "generator expression"),
     "reads a main local": ("def helper(xs):\n    return out\n", "reads out"),
     "async": ("async def helper(xs):\n    return xs\n", "async"),
+    "stacklevel": ("import warnings\n\n\ndef helper(xs):\n    warnings.warn('old', DeprecationWarning, stacklevel=2)\n"
+                   "    return xs\n", "stacklevel"),
 }
 
 
