@@ -15,8 +15,9 @@ Rules:
 2. The helper is refused unless it is plain: no decorators, not async, no ``yield``/``await``,
    ``global``/``nonlocal``, ``import``, nested ``def``/``class``/``lambda``, no frame introspection
    (``locals``, ``vars``, ``super``, ``exec``, ``eval``, ``globals``, ``dir``, ``inspect``,
-   ``_getframe``, a warning's ``stacklevel``, which names a caller's line), no call of itself, no ``*args``/``**kwargs``, only literal defaults, one
-   ``return`` at most and only as its last top-level statement. A generator expression is allowed
+   ``_getframe``, a warning's ``stacklevel``, which names a caller's line), no call of itself, no
+   ``*args``/``**kwargs``, only literal defaults, one ``return`` at most and only as its last
+   top-level statement. A generator expression is allowed
    only as the argument of a builtin that consumes it at once (``sum``, ``list``, ``"".join``, ...):
    anything else could keep a closure over the helper's locals alive after they are released.
 3. The call is refused when it passes ``*``/``**`` arguments, unknown keywords or too few
