@@ -31,7 +31,8 @@ Rules:
    name for one object, so aliasing adds nothing to the analyses.
 5. Every other local of the helper (its parameters and every name it binds) is renamed
    ``_inl<k>_<name>``, with ``k`` chosen so that no name of the module starts with that prefix.
-6. ``return E`` becomes ``x = E`` (or ``E`` for a call statement) followed, on the same line, by
+6. ``return E`` becomes ``x = E`` (or ``E`` for a call statement; ``a = x; b = y`` for
+   ``a, b = x, y`` when ``x`` and ``y`` read neither ``a`` nor ``b``) followed, on the same line, by
    the release of the helper's locals, as the helper's frame released them on return: the names
    that may be unbound there are first bound to None, then all are deleted. A helper with no
    ``return`` gets that release as a statement of its own after its body.
@@ -273,6 +274,12 @@ def _stores(stmts: Sequence[cst.BaseStatement], program: Program) -> set[str]:
     return out
 
 
+def _pairwise(targets: list[str], value: object) -> bool:
+    """``a, b = x, y`` may be ``a = x; b = y``: as many plain elements as targets, none reading a target."""
+    return (len(targets) > 1 and isinstance(value, cst.Tuple) and len(value.elements) == len(targets)
+            and all(isinstance(e, cst.Element) for e in value.elements) and not (_names(value) & set(targets)))
+
+
 def _deletes(stmts: Sequence[cst.BaseStatement], program: Program) -> set[str]:
     """Names the statements delete, anywhere in them."""
     from libcst.metadata import ExpressionContext
@@ -403,7 +410,13 @@ class _Inliner:
             assert isinstance(last, cst.SimpleStatementLine)
             smalls = [s.visit(rename) for s in last.body[:-1]]
             result = value.visit(rename) if value is not None else None
-            if targets is not None:
+            if targets is not None and _pairwise(targets, result):
+                # `a = x; b = y` for `a, b = x, y`: what the analyses follow name by name (the right side
+                # reads none of the targets, so assigning one by one changes nothing)
+                assert isinstance(result, cst.Tuple)
+                smalls += [cst.Assign([cst.AssignTarget(cst.Name(t))], e.value)
+                           for t, e in zip(targets, result.elements, strict=True)]
+            elif targets is not None:
                 target: cst.BaseAssignTargetExpression = cst.Name(targets[0]) if len(targets) == 1 else cst.Tuple(
                     [cst.Element(cst.Name(t)) for t in targets], lpar=[], rpar=[])
                 smalls.append(cst.Assign([cst.AssignTarget(target)],

@@ -172,7 +172,7 @@ def test_locals_are_renamed_arguments_bound_once_in_order_and_released(tmp_path:
         "_inl1_data = [_inl1_i * (2.0) for _inl1_i in range(_inl1_n)]",  # consistently: harmless
         "_inl1_out = sum(_inl1_data) + _inl1_shift",
         "for _inl1_i in range(_inl1_n):",
-        "out, table = _inl1_out, _inl1_data; _inl1_i = _inl1_last ...",
+        "out = _inl1_out; table = _inl1_data; _inl1_i = _inl1_last...",
         "print(data, out, table)",
     ]
     # each unit's span is the line it came from: the call's line for the bindings, the helper's lines
