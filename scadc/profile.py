@@ -20,7 +20,8 @@ Rules:
    and :data:`MAX_DEPTH` levels), and the process RSS. Modules, functions and classes are not sized.
 5. The JSON is stable: keys sorted, units keyed by their span ``line:col`` (column 0-based), and
    the SHA-256 of the source recorded as ``source_sha256``: analysis refuses a profile of another
-   version of the file (:func:`scadc.analysis.observed.check_source`).
+   version of the file (:func:`scadc.analysis.observed.check_source`), and one taken with another
+   ``inline`` choice (recorded as ``inline``: its units are others).
 6. Observed mutation: at every unit boundary (once: the fingerprints after a unit are those before
    the next) each local of the entry frame is fingerprinted (:func:`fingerprint`: a SHA-1 digest of
    its contents, in which a buffer of :data:`_CRC_BYTES` (64 KiB) or more counts as its length and
@@ -581,6 +582,7 @@ def profile_program(path: str, *, entry: str | None = None, inline: bool = True)
         "program": Path(path).name,
         "source_sha256": hashlib.sha256(program.source.encode()).hexdigest(),
         "entry": program.entry.name,
+        "inline": inline,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "total_wall_s": round(total, 6),
         "exit_status": status,

@@ -74,6 +74,11 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
     program = load_program(path, entry=entry, inline=inline)
     loaded = load_profile(profile) if isinstance(profile, str) else profile
     if loaded is not None:
+        recorded = loaded.get("inline")
+        if isinstance(recorded, bool) and recorded != inline:
+            taken, split = ("with", "--no-inline") if recorded else ("without", "--inline")
+            raise CompileError(f"the profile was taken {taken} inlining, which gives other units; re-run "
+                               f"`scadc profile` with the same choice, or split with {split}", Span(path))
         keys = {u.span.key for u in program.units}
         if set(loaded.get("units", {})) - keys:
             raise CompileError("the profile does not match the program (its units are at other lines); "
