@@ -61,8 +61,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from scadc.analysis.inline import InlineDecision
-from scadc.analysis.program import deep_call, load_program
+from scadc.analysis.inline import load_inlined
+from scadc.analysis.program import InlineDecision, deep_call
 
 __all__ = ["MAX_DEPTH", "PROFILE_FORMAT", "SAMPLE", "STORED_MIN", "deep_size", "fingerprint", "profile_program",
            "rss_bytes"]
@@ -528,7 +528,7 @@ def profile_program(path: str, *, entry: str | None = None, inline: bool = True)
     A program that raises has its traceback printed to stderr and exit status 1.
     """
     # parsed on a deep stack (libcst recurses per level of nesting); run here, as `python app.py` would
-    program = deep_call(lambda: load_program(path, entry=entry, inline=inline))
+    program = deep_call(lambda: load_inlined(path, entry=entry, inline=inline))
     module_code = compile(program.source, path, "exec")
     if program.entry.kind == "script":
         target: types.CodeType | None = module_code

@@ -32,11 +32,12 @@ from scadc.analysis.effects import HelperSummaryProvider
 from scadc.analysis.facts import Analysis, Boundary, LiveValue, Options, UnitFacts
 from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider, HeavyReason, HeavyRule
 from scadc.analysis.hidden_state import HiddenState, HiddenStateProvider, StateKind
+from scadc.analysis.inline import load_inlined
 from scadc.analysis.liveness import LivenessProvider
 from scadc.analysis.mutation import AliasProvider, Mutation, MutationProvider
 from scadc.analysis.names import NamesProvider
 from scadc.analysis.observed import ObservedProvider, check_source, with_observed
-from scadc.analysis.program import Definition, Entry, Program, Unit, load_program
+from scadc.analysis.program import Definition, Entry, Program, Unit
 from scadc.analysis.shapes import ForLoop, ShapeProvider, UnitShape
 from scadc.analysis.transfer import TransferProvider
 from scadc.analysis.unsupported import check_supported
@@ -71,7 +72,7 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
     ``inline`` inlines the entry region's calls of the program's own helpers where that is safe
     (:mod:`scadc.analysis.inline`), so that cuts may fall inside them.
     """
-    program = load_program(path, entry=entry, inline=inline)
+    program = load_inlined(path, entry=entry, inline=inline)
     loaded = load_profile(profile) if isinstance(profile, str) else profile
     if loaded is not None:
         recorded = loaded.get("inline")

@@ -44,14 +44,15 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from scadc.analysis.program import Program, _body, _target_names
+from scadc.analysis.program import InlineDecision, Program, _body, _target_names, index_program, load_program
+from scadc.errors import InternalCompilerError
 
-__all__ = ["INLINE_PREFIX", "InlineDecision", "Inlined", "inline_calls"]
+__all__ = ["INLINE_PREFIX", "InlineDecision", "Inlined", "inline_calls", "load_inlined"]
 
 INLINE_PREFIX = "_inl"
 _INTROSPECTION = frozenset({"locals", "vars", "super", "exec", "eval", "globals", "dir", "inspect", "breakpoint",
@@ -59,27 +60,6 @@ _INTROSPECTION = frozenset({"locals", "vars", "super", "exec", "eval", "globals"
 _FRAME_ATTRS = frozenset({"_getframe", "f_back", "f_locals", "f_globals", "currentframe", "exc_info"})
 #: builtins that consume a generator expression before they return (rule 2)
 _CONSUMERS = frozenset({"sum", "min", "max", "any", "all", "list", "tuple", "set", "frozenset", "sorted", "dict"})
-
-
-@dataclass(frozen=True)
-class InlineDecision:
-    """What rule 1 decided for one candidate call."""
-
-    #: the call statement's line in the original file
-    line: int
-    helper: str
-    inlined: bool
-    reason: str
-    #: the call statement's last line (the profile follows the helper's frame called from these lines)
-    end_line: int = 0
-    #: what the helper's locals were renamed with (``_inl1_``), and the parameters substituted by
-    #: their arguments (rule 4): a name of the helper's frame ``n`` is ``prefix + n`` in the entry's
-    prefix: str = ""
-    substituted: tuple[str, ...] = ()
-
-    def format(self) -> str:
-        verdict = "inlined" if self.inlined else "kept"
-        return f"line {self.line}: {self.helper}() {verdict} ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -490,6 +470,24 @@ class _Inliner:
                 raise _Refused(f"the call does not pass {name}")
             out.append((name, default))
         return out
+
+
+def load_inlined(path: str, *, entry: str | None = None, inline: bool = True) -> Program:
+    """:func:`~scadc.analysis.program.load_program` with, when ``inline``, the entry region's calls of
+    the program's own helpers inlined where that is safe: the units are then the statements of the
+    rewritten entry region, their spans the original lines (rule 7 there)."""
+    program = load_program(path, entry=entry)
+    if not inline:
+        return program
+    inlined = inline_calls(program)
+    if not inlined.changed:
+        return replace(program, inlining=inlined.decisions)
+    try:
+        module = cst.parse_module(inlined.code)
+    except cst.ParserSyntaxError as exc:  # pragma: no cover - the pass printed what libcst parses
+        raise InternalCompilerError(f"inlining produced code libcst cannot parse: {exc.message}") from exc
+    rewritten = index_program(path, program.source, module, entry, inlined.line_map)
+    return replace(rewritten, inlining=inlined.decisions)
 
 
 def inline_calls(program: Program) -> Inlined:

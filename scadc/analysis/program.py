@@ -24,9 +24,9 @@ Rules:
    nesting beyond :data:`MAX_NESTING` levels is refused before libcst sees it (its native parser
    would overflow the stack), and :func:`deep_call` runs a compile on a thread with a stack and a
    recursion limit enough for that depth (the commands run all their libcst work through it).
-7. Inlining (``load_program(inline=True)``): the entry region's calls of the program's own helpers
-   are rewritten into the helpers' bodies where that is safe (:mod:`scadc.analysis.inline`); the
-   program is then indexed from the rewritten module, and every span is mapped back through
+7. Inlining (:func:`scadc.analysis.inline.load_inlined`): the entry region's calls of the program's
+   own helpers are rewritten into the helpers' bodies where that is safe; the program is then
+   indexed from the rewritten module (:func:`index_program`), and every span is mapped back through
    :attr:`Program.line_map` to the file's own lines, so errors, profiles and tracebacks name them.
 """
 
@@ -40,10 +40,10 @@ import threading
 import tokenize
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar
+from typing import Literal, TypeGuard, TypeVar
 
 import libcst as cst
 from libcst.metadata import (
@@ -57,14 +57,11 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from scadc.errors import CompileError, InternalCompilerError
+from scadc.errors import CompileError
 from scadc.source import Span
 
-if TYPE_CHECKING:
-    from scadc.analysis.inline import InlineDecision
-
-__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call",
-           "helper_functions", "load_program", "read_source"]
+__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "InlineDecision", "Program", "Unit", "deep_call",
+           "helper_functions", "index_program", "load_program", "read_source"]
 
 #: how many levels of libcst nesting scadc follows (rule 6); Python's own compiler stops near 3,000
 MAX_NESTING = 10_000
@@ -116,6 +113,27 @@ class Definition:
     span: Span
     code: str
     node: cst.BaseStatement = field(repr=False)
+
+
+@dataclass(frozen=True)
+class InlineDecision:
+    """What :mod:`scadc.analysis.inline` decided for one call of a helper in the entry region (rule 7)."""
+
+    #: the call statement's line in the original file
+    line: int
+    helper: str
+    inlined: bool
+    reason: str
+    #: the call statement's last line (the profile follows the helper's frame called from these lines)
+    end_line: int = 0
+    #: what the helper's locals were renamed with (``_inl1_``), and the parameters substituted by
+    #: their arguments: a name ``n`` of the helper's frame is ``prefix + n`` in the entry's
+    prefix: str = ""
+    substituted: tuple[str, ...] = ()
+
+    def format(self) -> str:
+        verdict = "inlined" if self.inlined else "kept"
+        return f"line {self.line}: {self.helper}() {verdict} ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -467,31 +485,15 @@ def _kind(stmt: cst.BaseStatement, known: set[str]) -> DefinitionKind:
     return "statement"
 
 
-def load_program(path: str, *, entry: str | None = None, inline: bool = False) -> Program:
+def load_program(path: str, *, entry: str | None = None) -> Program:
     """Read, parse and index ``path`` (rules 1-5); raises :class:`CompileError` for bad input.
-
-    With ``inline``, calls of the program's own helpers in the entry region are inlined where that
-    is safe (rule 7, :mod:`scadc.analysis.inline`): the units are then the statements of the
-    rewritten entry region, their spans the original lines.
-    """
+    (:func:`scadc.analysis.inline.load_inlined` is this with the entry region's helpers inlined.)"""
     source = read_source(path)
-    program = _load(path, source, _parse(path, source), entry, ())
-    if not inline:
-        return program
-    from scadc.analysis.inline import inline_calls
-
-    inlined = inline_calls(program)
-    if not inlined.changed:
-        return replace(program, inlining=inlined.decisions)
-    try:
-        module = cst.parse_module(inlined.code)
-    except cst.ParserSyntaxError as exc:  # pragma: no cover - the pass printed what libcst parses
-        raise InternalCompilerError(f"inlining produced code libcst cannot parse: {exc.message}") from exc
-    rewritten = _load(path, source, module, entry, inlined.line_map)
-    return replace(rewritten, inlining=inlined.decisions)
+    return index_program(path, source, _parse(path, source), entry)
 
 
-def _load(path: str, source: str, tree: cst.Module, entry: str | None, line_map: tuple[int, ...]) -> Program:
+def index_program(path: str, source: str, tree: cst.Module, entry: str | None,
+                  line_map: tuple[int, ...] = ()) -> Program:
     """Index ``tree``, the module of ``source`` or (with ``line_map``) its rewriting (rules 2-5, 7)."""
     wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)  # the tree is ours alone: no copy
     module = wrapper.module

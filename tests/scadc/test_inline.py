@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scadc.analysis import analyze
+from scadc.analysis.inline import load_inlined
 from scadc.analysis.program import load_program
 from scadc.partition.build import build_plan
 from scadc.partition.policies import make_policy
@@ -38,7 +39,7 @@ def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[by
 def decisions(app: Path) -> dict[str, str]:
     """helper name -> 'inlined' or the reason it was kept (its first call)."""
     out: dict[str, str] = {}
-    for d in load_program(str(app), inline=True).inlining:
+    for d in load_inlined(str(app)).inlining:
         out.setdefault(d.helper, "inlined" if d.inlined else d.reason)
     return out
 
@@ -116,7 +117,7 @@ if __name__ == "__main__":
 
 def test_calls_that_cannot_bind_are_kept(tmp_path: Path) -> None:
     app = program(tmp_path, CALLS)
-    reasons = [d.reason for d in load_program(str(app), inline=True).inlining]
+    reasons = [d.reason for d in load_inlined(str(app)).inlining]
     assert reasons == ["the call passes *args or **kwargs", "the call passes d= that the helper does not take",
                        "the call carries a scad: pragma"]
 
@@ -165,7 +166,7 @@ if __name__ == "__main__":
 
 def test_locals_are_renamed_arguments_bound_once_in_order_and_released(tmp_path: Path) -> None:
     app = program(tmp_path, RENAMED)
-    loaded = load_program(str(app), inline=True)
+    loaded = load_inlined(str(app))
     assert [u.summary for u in loaded.units] == [
         "data = \"main's own\"",
         '_inl1_n, _inl1_shift = noisy("n", 3), noisy("shift", 1)',
@@ -200,7 +201,7 @@ if __name__ == "__main__":
 
 def test_a_local_the_helper_may_have_deleted_is_bound_before_it_is_released(tmp_path: Path) -> None:
     app = program(tmp_path, MAYBE_DELETED)
-    units = [u.summary for u in load_program(str(app), inline=True).units]
+    units = [u.summary for u in load_inlined(str(app)).units]
     assert units[-2] == "n = len(x); _inl1_tmp = None; del _inl1_tmp"
     prog = tmp_path / "prog"
     run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
@@ -284,7 +285,7 @@ def test_the_profile_measures_the_units_split_sees(tmp_path: Path, capfd: pytest
     app = program(tmp_path, RENAMED)
     profile, status = profile_program(str(app))
     assert status == 0
-    keys = {u.span.key: u.index for u in load_program(str(app), inline=True).units}
+    keys = {u.span.key: u.index for u in load_inlined(str(app)).units}
     assert {k: v["index"] for k, v in profile["units"].items()} == keys
     # inside the helper its locals are measured under their inlined names, released after its return
     by_index = {v["index"]: v for v in profile["units"].values()}
