@@ -48,6 +48,7 @@ from typing import Literal, TypeGuard, TypeVar
 import libcst as cst
 from libcst.metadata import (
     Assignment,
+    CodePosition,
     CodeRange,
     ExpressionContext,
     ExpressionContextProvider,
@@ -92,6 +93,9 @@ class Unit:
     #: first line of ``code`` (1-based): where leading comments start
     first_line: int
     node: cst.BaseStatement = field(repr=False)
+    #: the statement's first and last line in :attr:`Program.module`: ``span``'s lines, except where
+    #: helpers were inlined (rule 7: ``span`` names the file's lines, these the rewritten module's)
+    module_lines: tuple[int, int] = (0, 0)
 
     @property
     def summary(self) -> str:
@@ -158,6 +162,7 @@ class Program:
     scope: Scope = field(repr=False)
     units: tuple[Unit, ...]
     definitions: tuple[Definition, ...]
+    #: each node's range, its lines those of the file (rule 7: mapped through ``line_map``)
     positions: dict[cst.CSTNode, CodeRange] = field(repr=False)
     scopes: dict[cst.CSTNode, Scope | None] = field(repr=False)
     contexts: dict[cst.CSTNode, ExpressionContext] = field(repr=False)
@@ -177,8 +182,7 @@ class Program:
 
     def span_of(self, node: cst.CSTNode) -> Span:
         pos = self.positions[node]
-        return Span(self.path, self.original_line(pos.start.line), pos.start.column,
-                    self.original_line(pos.end.line), pos.end.column)
+        return Span(self.path, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
 
     def error(self, message: str, node: cst.CSTNode, hint: str | None = None) -> CompileError:
         return CompileError(message, self.span_of(node), self.source, hint=hint)
@@ -563,7 +567,12 @@ def index_program(path: str, source: str, tree: cst.Module, entry: str | None,
     for i, s in enumerate(unit_stmts):
         leading = getattr(s, "leading_lines", ())
         first = original(positions[s].start.line - sum(1 for _ in leading))
-        units.append(Unit(i, span(s), module.code_for_node(s), max(first, 1), s))
+        units.append(Unit(i, span(s), module.code_for_node(s), max(first, 1), s,
+                          (positions[s].start.line, positions[s].end.line)))
+    if line_map:  # rule 7: every analysis that reads a node's line reads the file's
+        positions = {node: CodeRange(CodePosition(original(r.start.line), r.start.column),
+                                     CodePosition(original(r.end.line), r.end.column))
+                     for node, r in positions.items()}
     return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts,
                    line_map)
 

@@ -351,7 +351,7 @@ def _unit_runs(analysis: Analysis, compute: ComputePlan, generated_start: int) -
     if not program.line_map:
         return [[generated_start, first.span.line, compute.lines[1] - first.span.line + 1]]
     last = analysis.units[compute.units[-1]].unit
-    start, end = program.positions[first.node].start.line, program.positions[last.node].end.line
+    start, end = first.module_lines[0], last.module_lines[1]
     helpers = [(d.span.line, d.span.end_line, d.names[0]) for d in program.definitions
                if d.kind == "function" and d.names and d.names[0] != program.entry.name]
 
