@@ -122,7 +122,7 @@ def _measured_policy(policy: Policy, analysis: Analysis, report: str | Path, out
     if not isinstance(policy, ResourcePolicy):
         raise CompileError(f"--from-report applies to the 'resource' policy, not {policy.name!r}", Span("--policy"))
     if UnitTable.of(analysis, policy.model) is None:
-        raise CompileError("--from-report needs --profile: a run measures elements, the profile their units",
+        raise CompileError("needs --profile too: a run measures elements, the profile their units",
                            Span("--from-report"))
     return replace(policy, measured=read_report(report, output, analysis))
 

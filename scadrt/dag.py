@@ -72,6 +72,7 @@ __all__ = [
     "Limits",
     "Program",
     "load_program",
+    "read_element",
 ]
 
 Kind = Literal["compute", "memory"]
@@ -243,6 +244,33 @@ def load_program(directory: str | Path, *, max_parallelism: int = DEFAULT_MAX_PA
         raise ProgramError(_capped(root, problems), total=len(set(problems)))
     name = root.resolve().name
     return Program(name=name, path=str(root), elements=MappingProxyType(dict(sorted(specs.items()))))
+
+
+def read_element(path: str | Path, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> ElementSpec:
+    """Load the one element file ``path`` (``<name>.o.py`` or ``<name>.o.yaml``) on its own.
+
+    The per-file rules hold (1, 2, 7, 8, 9); the relations are taken as written, neither completed
+    nor checked against other elements (rules 3-6 need the whole directory). For a runtime that
+    is handed one element, such as an OpenWhisk action. Raises :class:`~scadrt.errors.ProgramError`.
+    """
+    path = Path(path)
+    stem, _, rest = path.name.partition(".")
+    kind = _EXTENSIONS.get(rest[2:]) if rest.startswith("o.") else None
+    if kind is None or not _NAME.fullmatch(stem):
+        raise ProgramError([Problem(str(path), 0, (
+            f"illegal element file name {path.name!r}: expected <name>.o.py or <name>.o.yaml, "
+            "where <name> has only letters, digits, '_' and '-'"
+        ))])
+    problems: list[Problem] = []
+    raw = _read_element(path, stem, kind, problems, max_parallelism)
+    if problems or raw is None:
+        raise ProgramError(_capped(path.parent, problems), total=len(set(problems)))
+    return ElementSpec(
+        name=raw.name, kind=raw.kind, path=raw.path,
+        parents=tuple(ref.name for ref in raw.parents), dependents=tuple(ref.name for ref in raw.dependents),
+        corunning=tuple(sorted(link for _, link in raw.corunning)), parallelism=raw.parallelism,
+        limits=raw.limits, with_merged=raw.with_merged, code=raw.code,
+    )
 
 
 def _capped(root: Path, problems: list[Problem]) -> list[Problem]:

@@ -148,10 +148,11 @@ def check_result(result: object) -> dict[str, JSON]:
 
 
 def run_element(path: str, element: str, index: int, params: JSON,
-                transports: Mapping[str, TransportSource]) -> Outcome:
+                transports: Mapping[str, TransportSource], *, entry: str = "main") -> Outcome:
     """Run ``main(params, action)`` of the element file ``path``, instance ``index``, in this process.
 
     ``transports``: memory element (instance) name → what :class:`~scadrt.action.Action` takes.
+    ``entry``: the function to call instead of ``main`` (OpenWhisk's ``/init`` may name another).
     Raises whatever the element raises, or TypeError when its result is not a JSON object. The
     process is the instance's: its environment, ``sys.path`` and ``sys.modules`` are changed.
     """
@@ -162,7 +163,7 @@ def run_element(path: str, element: str, index: int, params: JSON,
 
     os.environ[PAR_INDEX_ENV] = str(index)
     with warnings_as_in_main(path):
-        main = load_element(path).main
+        main = getattr(load_element(path), entry)
         with Action(element, transports, par_index=index) as action:
             result = main(params, action)
             transfer = action.transfer_counts()

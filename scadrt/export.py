@@ -17,14 +17,15 @@ from scadrt.dag import ElementSpec, Program, thaw, to_json_ready
 from scadrt.errors import InternalError, MissingToolError
 from scadrt.sizes import format_size
 
-__all__ = ["RENDERED_FORMATS", "render_graphviz", "to_dot", "to_graph_json", "to_openwhisk"]
+__all__ = ["MEMORY_ELEMENT_CODE", "RENDERED_FORMATS", "render_graphviz", "to_dot", "to_graph_json", "to_openwhisk"]
 
 #: formats that need graphviz's ``dot`` program
 RENDERED_FORMATS = ("png", "svg")
 _MiB = 1024**2
 
-# What Scad's platform runs for a memory element: serve the region over its transport.
-_MEMORY_ELEMENT_CODE = (
+#: what Scad's platform runs for a memory element (the ``code`` of its object): serve the region
+#: over its transport; ``scadc serve-action`` recognises it
+MEMORY_ELEMENT_CODE = (
     "def main(params, action):\n"
     "    transport = action.get_transport('memory', 'rdma_server')\n"
     "    transport.serve()\n"
@@ -95,7 +96,7 @@ def _openwhisk_object(spec: ElementSpec) -> dict[str, Any]:
         "annotations": [{"key": "exec", "value": "python"}],
         "exec": {
             "kind": "python:3",
-            "code": spec.code if spec.code is not None else _MEMORY_ELEMENT_CODE,
+            "code": spec.code if spec.code is not None else MEMORY_ELEMENT_CODE,
             "binary": False,
             "main": "main",
         },

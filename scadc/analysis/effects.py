@@ -13,8 +13,10 @@ Mutation rules:
 4. ``out=`` of any call, and numpy's in-place functions (:data:`NUMPY_INPLACE`: ``np.copyto``,
    ``np.put``, ``np.add.at``, ``np.random.shuffle``, …) mutate the named argument.
 5. A call into a program helper mutates the arguments bound to the parameters the helper mutates
-   (its summary, computed to a fixed point so recursion and helper-calls-helper work); a program
-   class's constructor and methods likewise (``self`` is the receiver).
+   (its summary, computed to a fixed point so recursion and helper-calls-helper work; a keyword
+   argument is bound by name, ``*args``/``**kwargs`` to any parameter); a program class's
+   constructor and methods likewise (``self`` is the receiver). A call from the entry reads the
+   helper again with its arguments' types (:class:`HelperReturns`), within what the summary allows.
 6. A method called on a random generator object (a value :mod:`scadc.analysis.types` types
    ``rng``: bound from ``np.random.default_rng``/``Generator``/``RandomState``/``random.Random``,
    returned by a helper, or passed into one) advances, i.e. mutates, the generator, but for
@@ -49,22 +51,32 @@ with the element (whose variables alias ``a`` by A5); ``for x in f(a)`` aliases 
 ``f(a)`` holds; and a change through ``f(a)[0]`` changes ``a``. The exceptions, each a table
 backed by tests (tests/scadc/test_alias_tables.py):
 (a) an immutable value (types' number, str, bytes, None, tuples of those: ``len(a)``, ``str(a)``,
-    ``a.shape``) holds nothing that can change, as a result or as a source; but a call whose
-    value is a dunder of its argument (:data:`ARGUMENT_DUNDER_CALLS`: ``abs``, ``round``,
-    ``sum``, ``max`` …) is immutable only of immutable arguments;
+    ``a.shape``; standard calls of :data:`IMMUTABLE_CALLS`: ``json.dumps``, ``os.path.join`` …)
+    holds nothing that can change, as a result or as a source; but a call whose value is a dunder
+    of its argument (:data:`ARGUMENT_DUNDER_CALLS`: ``abs``, ``round``, ``sum``, ``max`` …) is
+    immutable only of immutable arguments;
 (b) a new object that holds no object: a numpy call, a generator's draw, an operator or a
     method of :data:`NDARRAY_FRESH_METHODS` whose result is a *plain* array (types' T7: made
     from numbers, never of ``object`` dtype), unless the function may return its input or a view
     (:data:`NUMPY_MAY_RETURN_INPUT`, ``out=`` gives the out array); a pandas call, method or
     operator whose result is a plain frame (T8), unless the method holds the receiver
     (:data:`PANDAS_HOLD_RECEIVER`: ``groupby``, ``rolling`` …), and only while no statement may
-    put objects into a frame (:func:`pandas_stays_plain`); :data:`FRESH_CALLS` (``copy.deepcopy``);
-    builtins of :data:`PLAIN_DATA_CALLS` given plain data;
+    put objects into a frame and the installed pandas copies on write (pandas 3 and later:
+    :func:`pandas_stays_plain`, :func:`copies_on_write`); a numpy call given a list that holds plain
+    data only (types' T9: ``np.mean(scores)``); :data:`FRESH_CALLS` (``copy.deepcopy``); builtins of
+    :data:`PLAIN_DATA_CALLS` given plain data; a file's reads (:data:`READ_METHODS`);
 (c) a program function's or method's result holds only the arguments whose parameters share an
     alias class with what its ``return`` statements give, in its code read with the argument
     types of the call (:class:`HelperReturns`; every argument for a generator, ``*args``, a
     keyword argument or recursion). The same read decides which parameters a call changes
-    (rule 5), within what the summary allows.
+    (rule 5), within what the summary allows. A ``def`` nested in the scope returns what it is
+    given or what it reads (its free names), not the function object. In a helper's summary, a
+    method on a value made from a parameter (``(p * p).sum()``) is conditional as one on ``p`` is.
+A11. ``b = X[idx]`` of a plain array (types' T7) with an index that is surely a list or an array of
+one dimension or more (a display, :data:`INDEX_ARRAY_CALLS`, a generator's ``permutation``, or
+``choice``/``integers`` with a ``size=``) is advanced indexing: a copy, and a plain array's copy
+holds nothing of ``X``; so no pair (A2 otherwise: a basic index gives a view, an object array's
+copy its objects).
 
 State rules: S1. calling ``numpy.random.*`` (not a generator factory) or ``random.*`` (not
 ``random.Random``) uses a global RNG; S2. rebinding a module-level name (``global``) or mutating a
@@ -79,12 +91,13 @@ stderr is not ``io``: the engine writes every element's output in program order.
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
 import networkx as nx
-from libcst.metadata import CodeRange, ComprehensionScope, ExpressionContext, Scope
+from libcst.metadata import Assignment, CodeRange, ComprehensionScope, ExpressionContext, Scope
 
 from scadc.analysis.base import Provider, Results
 from scadc.analysis.names import Names, NamesProvider
@@ -105,8 +118,8 @@ from scadc.analysis.types import (
 )
 
 __all__ = ["ALIAS_METHODS", "CONSUMING_BUILTINS", "NUMPY_INPLACE", "PURE_BUILTINS", "PURE_MODULES", "Effects",
-           "EffectsProvider", "HelperReturns", "HelperSummaryProvider", "Summary", "collect_effects", "is_inner",
-           "pandas_stays_plain", "summarize_helpers"]
+           "EffectsProvider", "HelperReturns", "HelperSummaryProvider", "Summary", "collect_effects",
+           "copies_on_write", "is_inner", "pandas_stays_plain", "summarize_helpers"]
 
 VIEW_METHODS = frozenset({"view", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "T", "real", "imag",
                           "flat", "base", "values", "keys", "items", "getfield", "conj", "conjugate"})
@@ -162,6 +175,9 @@ IMMUTABLE_CALLS = ("json.dumps", "pickle.dumps", "marshal.dumps", "os.path.", "z
                    "time.time", "time.perf_counter", "time.monotonic", "time.process_time", "time.strftime",
                    "string.capwords", "textwrap.dedent", "textwrap.indent", "textwrap.fill", "textwrap.shorten",
                    "operator.index", "os.getcwd", "os.getpid", "os.fspath", "platform.")
+#: A11: numpy functions whose result is always an array of one dimension or more (or a tuple of them)
+INDEX_ARRAY_CALLS = frozenset({"numpy.arange", "numpy.nonzero", "numpy.flatnonzero", "numpy.argwhere",
+                               "numpy.ix_", "numpy.indices"})
 #: A10 (b): methods of a file (or any file-like object) that read new data: str, bytes, a list of them
 READ_METHODS = frozenset({"read", "readline", "readlines", "read_text", "read_bytes"})
 #: A10 (a): attributes of an array or a frame that are tuples of ints or ints
@@ -251,6 +267,13 @@ def _is_view_call(call: cst.Call) -> bool:
                                                                   and a.value.value == "True") for a in call.args))
 
 
+def _immutable_type(t: ValueType) -> bool:
+    """A number, str, bytes, None, or a tuple of those (a tuple of arrays is plain data, not immutable)."""
+    if t.kind is Kind.TUPLE:
+        return t.plain or (t.items is not None and all(_immutable_type(i) for i in t.items))
+    return t.kind in (Kind.NUMBER, Kind.STR, Kind.BYTES, Kind.NONE)
+
+
 def _names_in(target: cst.BaseExpression) -> list[cst.Name]:
     if isinstance(target, cst.Name):
         return [target]
@@ -283,6 +306,8 @@ class _Visitor(cst.CSTVisitor):
         self.returns = returns
         #: T8: no statement may store objects into a pandas object, so plain frames stay plain
         self.pandas_plain = returns is not None and returns.pandas_plain
+        #: arguments of the helper call being applied that no parameter takes by position (rule 5)
+        self._loose: list[cst.BaseExpression] = []
         #: the comprehensions around the node being visited, outermost first
         self._comps: list[cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp] = []
         self.out = Effects()
@@ -409,6 +434,8 @@ class _Visitor(cst.CSTVisitor):
         if isinstance(value, cst.Name):
             return [value]
         if isinstance(value, (cst.Attribute, cst.Subscript)):
+            if isinstance(value, cst.Subscript) and self._advanced_copy(value):
+                return []  # A11
             base = self._base(value)
             if isinstance(base, cst.Name):
                 return [value]  # A2
@@ -448,6 +475,32 @@ class _Visitor(cst.CSTVisitor):
             return self._free_names(value.body)  # a closure keeps what it reads
         return []  # literals, comparisons (bools), f-strings, ``yield`` (what is sent in)
 
+    def _advanced_copy(self, sub: cst.Subscript) -> bool:
+        """A11: ``X[idx]`` of a plain array with an index that is surely an array (or a list): advanced
+        indexing copies, and a plain array's copy holds nothing (an object array's would)."""
+        t = self._a10_type(sub.value)[0]
+        if not (t.kind is Kind.NDARRAY and t.plain):
+            return False
+        return any(isinstance(el.slice, cst.Index) and self._index_array(el.slice.value) for el in sub.slice)
+
+    def _index_array(self, e: cst.BaseExpression) -> bool:
+        """``e`` is a list, or an array of one dimension or more, whatever the values (a numpy
+        integer, which the types also call an ndarray, would index as an int: a view)."""
+        if isinstance(e, (cst.List, cst.ListComp)):
+            return True
+        if not isinstance(e, cst.Call):
+            return False
+        q = self.names.qualname(e.func) or ""
+        if q in INDEX_ARRAY_CALLS:
+            return True
+        if isinstance(e.func, cst.Attribute) and q == "" and self._a10_type(e.func.value)[0].kind is Kind.RNG:
+            method = e.func.attr.value
+            size = next((a.value for a in e.args if a.keyword is not None and a.keyword.value == "size"), None)
+            return method == "permutation" or (
+                method in ("choice", "integers") and size is not None and self._immutable(size)
+                and (not isinstance(size, cst.Tuple) or bool(size.elements)))
+        return False
+
     def _base(self, expr: cst.BaseExpression) -> cst.BaseExpression:
         """What ``expr`` is a part or a view of: the name ``_root`` finds, or the first expression
         on the way that is neither (``f(a)`` in ``f(a)[0].x``)."""
@@ -479,7 +532,7 @@ class _Visitor(cst.CSTVisitor):
                 self.names.own(expr.func) is None and q.startswith(IMMUTABLE_CALLS):
             return True
         t, exact = self._a10_type(expr)
-        if not plain_type(t) or t.kind in (Kind.NDARRAY, Kind.LIST):
+        if not _immutable_type(t):
             return False
         if isinstance(expr, cst.Call):
             q = self.names.qualname(expr.func)
@@ -527,9 +580,21 @@ class _Visitor(cst.CSTVisitor):
         # A10 (default): the result may be, or hold, anything it was given, its receiver, or what
         # the callable itself holds (a local closure, a bound method)
         sources = [s for e in every for s in self._value_sources(e)]
-        if q is None:
+        if q is None and (nested := self._nested_def(func)) is not None:
+            # a local def returns what it is given or what it reads
+            sources += [s for n in self._free_names(nested.body) for s in self._value_sources(n)]
+        elif q is None:
             sources += self._value_sources(func.value if isinstance(func, cst.Attribute) else func)
         return sources
+
+    def _nested_def(self, func: cst.BaseExpression) -> cst.FunctionDef | None:
+        """The function a local name is bound to by its only binding, a ``def`` in the tracked scope."""
+        if not isinstance(func, cst.Name) or self._where(func) != "tracked":
+            return None
+        found = list(self.scope.assignments[func.value])
+        if len(found) == 1 and isinstance(found[0], Assignment) and isinstance(found[0].node, cst.FunctionDef):
+            return found[0].node
+        return None
 
     def _helper_sources(self, name: str, call: cst.Call, bound: list[cst.BaseExpression],
                         receiver: list[ValueType]) -> list[cst.BaseExpression]:
@@ -690,7 +755,8 @@ class _Visitor(cst.CSTVisitor):
         if t.kind is Kind.CLASS:
             key = f"{t.cls}.{method}"
             if key in self.summaries:  # a program class: its method's summary decides (rule 5)
-                self._apply(self.summaries[key], [receiver, *positional], f"method {key}()", at, key)
+                self._apply(self.summaries[key], self._bind(key, at, [receiver, *positional]), f"method {key}()",
+                            at, key)
                 return
             t = UNKNOWN  # inherited from another library, or an attribute holding a callable
         if t.kind is Kind.RNG:
@@ -803,6 +869,10 @@ class _Visitor(cst.CSTVisitor):
 
     def _apply(self, summary: Summary, bound: list[cst.BaseExpression | None], what: str, at: cst.Call,
                key: str | None = None) -> None:
+        loose, self._loose = self._loose, []
+        if loose and (summary.params or summary.conditional):
+            for extra in loose:  # ``f(*xs)``, ``f(**kw)``: it may be bound to a parameter that changes
+                self.mutate(extra, f"{what} may change what it is given", at)
         refined = self._refined(key, bound, at) if key is not None else None
         if refined is not None:
             # rule 5 with the arguments' types here: the helper's code read again with them (A10
@@ -827,21 +897,46 @@ class _Visitor(cst.CSTVisitor):
         self.out.rng |= summary.rng
         self.out.io |= summary.io
 
+    def _bind(self, key: str, call: cst.Call,
+              bound: list[cst.BaseExpression | None]) -> list[cst.BaseExpression | None]:
+        """The arguments of ``call`` by the positional parameter each is bound to (rule 5):
+        ``bound`` (the receiver, the positional arguments), then the keyword ones by name. What
+        cannot be placed (``*args``, ``**kwargs``, a keyword-only parameter) is kept in
+        ``self._loose``: it is changed when the helper changes any parameter."""
+        self._loose = []
+        keywords = [a for a in call.args if a.keyword is not None or a.star]
+        if not keywords:
+            return bound
+        helpers = self.returns.helpers if self.returns is not None else helper_functions(self.names.program.module)
+        fn = helpers.get(key)
+        params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)] if fn is not None else []
+        out = list(bound) + [None] * max(0, len(params) - len(bound))
+        for a in keywords:
+            if a.keyword is not None and not a.star and a.keyword.value in params:
+                out[params.index(a.keyword.value)] = a.value
+            else:
+                self._loose.append(a.value)
+        return out
+
     def _refined(self, key: str, bound: list[cst.BaseExpression | None], at: cst.Call) -> frozenset[int] | None:
         """The parameters ``key`` may change, read with the types of ``bound`` (None: not known)."""
-        if self.returns is None or any(a.keyword is not None or a.star for a in at.args):
+        if self.returns is None or any(a.star for a in at.args):
             return None
         cls = ValueType(Kind.CLASS, key.partition(".")[0])
-        return self.returns.mutated(key, tuple(self._a10_type(b)[0] if b is not None else cls for b in bound))
+        # a missing argument is the new instance (``self`` of ``__init__``) or a default
+        return self.returns.mutated(key, tuple(self._a10_type(b)[0] if b is not None else cls if i == 0 and "." in key
+                                               else UNKNOWN for i, b in enumerate(bound)))
 
     def _qualified_call(self, q: str, node: cst.Call, positional: list[cst.BaseExpression],
                         every: list[cst.BaseExpression]) -> None:
         name = self.names.own(node.func)
         if name is not None:
             if name in self.summaries:
-                self._apply(self.summaries[name], list(positional), f"helper {name}()", node, name)  # rule 5
+                self._apply(self.summaries[name], self._bind(name, node, list(positional)), f"helper {name}()",
+                            node, name)  # rule 5
             elif f"{name}.__init__" in self.summaries:
-                self._apply(self.summaries[f"{name}.__init__"], [None, *positional], f"{name}()", node,
+                self._apply(self.summaries[f"{name}.__init__"],
+                            self._bind(f"{name}.__init__", node, [None, *positional]), f"{name}()", node,
                             f"{name}.__init__")
             return
         self._io_call(q, node)
@@ -912,6 +1007,24 @@ def collect_effects(node: cst.CSTNode, names: Names, scope: Scope, summaries: Ma
     return visitor.out
 
 
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def copies_on_write(pandas_version: str | None) -> bool:
+    """pandas 3 and later always copy on write: a frame, series or index made from another never
+    shares data that a change of one would show through the other. pandas 2 does only when the
+    program turns the option on, and may hand out views (``df["a"]``, ``df[:5]``), so T8 holds only
+    for the pandas that the split program will run with (the one installed where it is split)."""
+    if not pandas_version:
+        return False
+    major = pandas_version.split(".", 1)[0]
+    return major.isdigit() and int(major) >= 3
+
+
 def pandas_stays_plain(names: Names, module_types: Mapping[str, ValueType], signatures: Signatures,
                        helpers: Mapping[str, cst.FunctionDef]) -> bool:
     """T8 of :mod:`~scadc.analysis.types`: no statement of the program may put anything but plain
@@ -923,6 +1036,8 @@ def pandas_stays_plain(names: Names, module_types: Mapping[str, ValueType], sign
     to an unknown callee. Each must store plain data; a value made from the changed object alone
     counts as plain (``df["c"] = df["a"] * 2`` adds no object to a frame that had none), so a
     helper that derives columns from its parameter keeps frames plain."""
+    if not copies_on_write(_installed_version("pandas")):
+        return False
     codes: list[tuple[cst.CSTNode, Mapping[str, ValueType]]] = [(names.program.module, module_types)]
     for name, fn in helpers.items():
         given = {p.name.value: UNKNOWN for p in (*fn.params.posonly_params, *fn.params.params,

@@ -1,6 +1,6 @@
 """Which objects each unit may change in place, and which names share an object.
 
-The rules are those of :mod:`scadc.analysis.effects` (mutation 1-8, aliasing A1-A9), over the
+The rules are those of :mod:`scadc.analysis.effects` (mutation 1-8, aliasing A1-A11), over the
 types of :mod:`scadc.analysis.types`. This module turns the raw effects
 (:class:`~scadc.analysis.effects.EffectsProvider`) into frozen per-unit facts:
 

@@ -972,10 +972,10 @@ def plain_lists(code: cst.CSTNode, names: Names, types: Mapping[str, ValueType],
                 signatures: Signatures) -> frozenset[str]:
     """T9: the lists of ``code`` (a function or the module) that hold plain data only (numbers, str,
     plain arrays), so that a numpy call given one makes a plain array (``np.mean(scores)``): every
-    binding is a display of plain data, everything appended, inserted, extended or stored into it
-    is plain data, and it is used nowhere else than in a loop, an item read, a list method that
-    stores nothing, a numpy/math call or a builtin that only reads it (:data:`_LIST_READERS`): it
-    never escapes to another name, a display, a callee or a closure."""
+    binding is a display of plain data (or ``list(range(...))``), everything appended, inserted,
+    extended or stored into it is plain data, and it is used nowhere else than in a loop, an item
+    read, a list method that stores nothing, a numpy/math call or a builtin that only reads it
+    (:data:`_LIST_READERS`): it never escapes to another name, a display, a callee or a closure."""
     candidates = {n for n, t in types.items() if t.kind is Kind.LIST}
     scan = _ListUses(names, types, signatures, candidates)
     code.visit(scan)
@@ -1010,12 +1010,18 @@ class _ListUses(cst.CSTVisitor):
         t = type_of(e, self.names, self.types, self.signatures)[0]
         return plain_type(t) and t.kind is not Kind.LIST
 
+    def _ints(self, e: cst.BaseExpression) -> bool:
+        """``list(range(...))``: a new list of ints."""
+        return isinstance(e, cst.Call) and self.names.qualname(e.func) == "builtins.list" and len(e.args) == 1 \
+            and e.args[0].keyword is None and not e.args[0].star and isinstance(call := e.args[0].value, cst.Call) \
+            and self.names.qualname(call.func) == "builtins.range"
+
     def _fine(self, node: cst.Name) -> bool:
         p = self.stack[-2] if len(self.stack) > 1 else None
         g = self.stack[-3] if len(self.stack) > 2 else None
         if isinstance(p, cst.AssignTarget) and isinstance(g, cst.Assign) and p.target is node:
             self.bound.add(node.value)
-            return isinstance(g.value, cst.List) and self._plain(g.value)
+            return (isinstance(g.value, cst.List) and self._plain(g.value)) or self._ints(g.value)
         if isinstance(p, cst.AugAssign) and p.target is node:
             return isinstance(p.value, (cst.List, cst.Tuple)) and self._plain(p.value)
         if isinstance(p, cst.Attribute) and p.value is node:

@@ -5,10 +5,11 @@ Exit status (:class:`~scadc.cli.command.Exit`): 0 on success, 2 for a problem in
 escaping (InternalError included) is a bug and shows its traceback.
 
 Each command lives in its own module (``scadc.cli.split``, ``…run``, ``…run_element``, ``…profile``,
-``…analyze``, ``…dag``, ``…gen``, ``…memory_server``), which adds its subparser; what they share is in
-the leaves ``command`` (exit statuses, argparse helpers), ``output`` (writing files), ``params`` (the
-run's input) and ``progress`` (a run's progress on stderr). None of them imports this package's
-``__init__``: the compiler and runtime they drive are :mod:`scadc.pipeline` and :func:`scadrt.run`.
+``…analyze``, ``…dag``, ``…gen``, ``…memory_server``, ``…serve_action``, ``…wsk``), which adds its
+subparser; what they share is in the leaves ``command`` (exit statuses, argparse helpers), ``output``
+(writing files), ``params`` (the run's input) and ``progress`` (a run's progress on stderr). None of
+them imports this package's ``__init__``: the compiler and runtime they drive are
+:mod:`scadc.pipeline` and :func:`scadrt.run`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from scadc.cli.memory_server import add_memory_server
 from scadc.cli.profile import add_profile
 from scadc.cli.run import add_run
 from scadc.cli.run_element import add_run_element
+from scadc.cli.serve_action import add_serve_action
 from scadc.cli.split import add_split
+from scadc.cli.wsk import add_wsk
 from scadrt import __version__
 from scadrt.errors import Terminated, UserError
 
@@ -37,6 +40,7 @@ __all__ = ["build_parser", "main", "run_and_exit"]
 #: in the order ``scadc --help`` lists them
 _COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
     add_split, add_profile, add_analyze, add_dag, add_gen, add_run, add_run_element, add_memory_server,
+    add_serve_action, add_wsk,
 )
 
 

@@ -8,10 +8,9 @@ engine loads the program (:func:`scadrt.runner.run`). Every task runs in a child
 warm worker, so each instance has its own address space (its peak RSS is its own, and nothing
 leaks into the next instance), while a fork costs a millisecond or two. The child runs the
 instance through :mod:`scadrt.element` (the element ABI: loading, params, result, error). A
-child reports its outcome before it exits; the worker passes it on and gives the next task to
-the child it forked while the last one ran, while the finished child is still exiting, so one
-worker serves a chain of elements and neither a child's fork nor its exit is on the engine's
-critical path. The worker reaps a child
+child reports its outcome before it exits; the worker passes it on, forks the child for the next
+task and takes that task while the finished child is still exiting, so one worker serves a chain
+of elements and a child's exit is not on the engine's critical path. The worker reaps a child
 with ``wait4`` once its pidfd says it is gone, which gives its exact peak RSS and CPU time.
 
 Frames on both pipes are a 4-byte big-endian length and a pickle (engine and worker are the
@@ -353,11 +352,10 @@ def fork_worker(task_fd: int, event_fd: int, client_modules: tuple[str, ...] = (
 
 
 def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules: tuple[str, ...] = ()) -> None:
-    """The worker's loop (``engine``: the parent's pid). The standby child for the next task is
-    forked as soon as a task has gone to the current one. A child reports its outcome before it
-    exits; the worker says so at once and takes the next task while the finished child is still
-    exiting (it is reaped when its pidfd says it is gone), so neither a fork nor an exit delays
-    the engine, and one worker serves a chain of elements."""
+    """The worker's loop (``engine``: the parent's pid). A child reports its outcome before it
+    exits; the worker says so at once, then forks the next standby child and takes the next task
+    while the finished child is still exiting (it is reaped when its pidfd says it is gone), so the
+    exit does not delay the engine, and one worker serves a chain of elements."""
     die_with_parent(os.getppid() if engine is None else engine)
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -395,9 +393,6 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules
                         write_frame(to_child, task)
                     write_frame(events, Started(task.task_id, child.pid, start))
                     running = (task.task_id, child)
-                    # the next task's child now, while this one runs: forking a worker with numpy
-                    # loaded takes milliseconds, which between two elements of a chain add up
-                    child = _fork_standby((*inherited, *exiting, child.done_r))
                 else:  # the running child's word (b"" when it died without one)
                     assert running is not None
                     task_id, done = running
@@ -405,8 +400,9 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules
                     os.close(done.done_r)
                     exiting[os.pidfd_open(done.pid)] = (task_id, done.pid)
                     running = None
-                    if outcome:
+                    if outcome:  # first: the engine schedules what comes next while we fork
                         write_frame(events, Finished(task_id, outcome == b"0"))
+                    child = _fork_standby((*inherited, *exiting))
         os.close(child.task_w)  # the standby child reads EOF and exits
         os.close(child.done_r)
         os.waitpid(child.pid, 0)

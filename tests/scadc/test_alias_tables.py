@@ -24,6 +24,7 @@ from scadc.analysis.effects import (
     NDARRAY_FRESH_METHODS,
     NUMPY_MAY_RETURN_INPUT,
     PANDAS_HOLD_RECEIVER,
+    copies_on_write,
 )
 from scadc.analysis.types import NUMPY_NUMERIC
 
@@ -199,6 +200,20 @@ def test_calls_whose_result_may_be_their_argument(name: str) -> None:
     assert set(DUNDER_CALLS) == ARGUMENT_DUNDER_CALLS
 
 
+def test_advanced_indexing_copies_and_a_0d_index_does_not() -> None:
+    """A11: an index that is a list or an array copies; a numpy integer (what a draw without
+    ``size=`` gives, typed an ndarray too) indexes as an int (a view), which is why only surely-array
+    indexes count."""
+    a = np.arange(6.0).reshape(2, 3)
+    g = np.random.default_rng(1)
+    assert not np.shares_memory(a[[0, 1]], a)
+    assert not np.shares_memory(a[np.arange(1)], a)
+    assert not np.shares_memory(a[g.choice(2, size=1)], a)
+    assert not np.shares_memory(a[g.permutation(2)], a)
+    assert not np.shares_memory(a[np.nonzero(a[:, 0] > 0)], a)
+    assert np.shares_memory(a[g.integers(2)], a)
+
+
 def test_deepcopy_shares_nothing() -> None:
     assert {"copy.deepcopy"} == FRESH_CALLS
     a = [[1], {"k": [2]}]
@@ -254,8 +269,20 @@ ANALYSIS_CASES = [
                                  'd2 = df.copy()\nprint(df, d2)', ("d2", "df")),
     ("groupby_holds_the_frame", 'df = pd.DataFrame({"x": np.arange(3.0)})\ng = df.groupby("x")\nprint(df, g)',
      ("df", "g")),
+    ("advanced_index_copies", "a = np.arange(6.0)\nb = a[[0, 2]]\nc = a[np.arange(2)]\nprint(a, b, c)", None),
+    ("drawn_index_copies", "g = np.random.default_rng(1)\na = np.arange(6.0)\nb = a[g.choice(6, size=2)]\n"
+                           "print(a, b)", None),
+    ("basic_index_is_a_view", "a = np.arange(6.0).reshape(2, 3)\nb = a[1]\nprint(a, b)", ("a", "b")),
+    ("drawn_scalar_index_is_a_view", "g = np.random.default_rng(1)\na = np.arange(6.0).reshape(2, 3)\n"
+                                     "b = a[g.integers(2)]\nprint(a, b)", ("a", "b")),
+    ("tuple_of_plain_arrays", "a = np.arange(3.0)\nb = np.arange(3.0)\np = (a, b)\nprint(a, b, p)", ("a", "p")),
+    ("unpacked_items_of_plain_arrays", "s = np.arange(4)\nd = np.arange(4)\nk = s != d\ns, d = s[k], d[k]\n"
+                                       "print(s, d)", ("d", "s")),
     ("mean_of_a_list_of_numbers", "scores = []\nfor i in range(3):\n    scores.append(i * 0.5)\n"
                                   "m = np.mean(scores)\nprint(m, scores)", None),
+    ("sum_of_a_list_of_a_range", "xs = list(range(1000))\ntotal = sum(xs)\nprint(total, len(xs))", None),
+    ("sum_of_a_list_of_lists", "xs = list([[1], [2]])\ntotal = sum(xs, [])\nprint(total, len(xs))",
+     ("total", "xs")),
     ("mean_of_a_list_that_escapes", "scores = []\nother = scores\nother.append([1])\nm = np.max(scores)\n"
                                     "print(m, scores)", ("m", "scores")),
 ]
@@ -277,3 +304,21 @@ def test_a_helper_result_holds_only_what_it_returns(tmp_path: Path) -> None:
     classes = _aliases(tmp_path, "a = [[1], [2]]\nk = [3]\nf = first(a, k)\nt = total(np.arange(3.0))\n"
                                  "print(a, k, f, t)", head)
     assert any({"a", "f"} <= c for c in classes) and not any("k" in c or "t" in c for c in classes), classes
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("3.1.1", True), ("3.0.0", True), ("10.0", True), ("2.2.3", False), ("1.5.3", False), ("3.0.0rc1", True),
+    (None, False), ("", False), ("dev", False)])
+def test_pandas_tables_hold_only_where_pandas_copies_on_write(version: str | None, expected: bool) -> None:
+    """pandas 2 hands out views (``df["a"]`` changed in place changes ``df``) unless the program turns
+    copy-on-write on; the tables that call a pandas result fresh (T8) are for pandas 3 and later."""
+    assert copies_on_write(version) is expected
+
+
+def test_the_installed_pandas_copies_on_write() -> None:
+    # what the tables above assume of the pandas these tests (and the examples) run with
+    series = pd.DataFrame({"a": [1, 2]})
+    column = series["a"]
+    column.iloc[0] = 99
+    assert int(series["a"].iloc[0]) == 1
+    assert copies_on_write(pd.__version__)

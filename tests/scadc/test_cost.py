@@ -95,7 +95,7 @@ def test_a_plan_prints_deterministically() -> None:
                       stored=({"a": 8 * MB}, {}), touched=(frozenset(), frozenset("a")),
                       changed=(frozenset("a"), frozenset()), defs=(frozenset("a"), frozenset()),
                       live=(frozenset(), frozenset("a"), frozenset()), floor=30 * MB)
-    plan = plan_cost(CostModel(element_start_s=0.05), table, (1,))  # the figures below hold whatever the defaults
+    plan = plan_cost(CostModel(element_start_s=0.05, store_rss_factor=1.0), table, (1,))  # whatever the defaults
     assert isinstance(plan, PlanCost)
     # by hand: step01 runs 0.05 + 0.5 + 0.008 s (storing 8 MB) at 30 + 8 + 8 MB (a, and its stored pages);
     # step02 0.05 + 1.0 + 0.004 s (loading a) at 30 + 8 MB; a is in memory 0.008 + 1.054 s, 9 MB (× 1.125)
@@ -280,6 +280,6 @@ def test_from_report_needs_a_profile_and_the_resource_policy(tmp_path: Path) -> 
     report = _report(tmp_path)
     done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force")
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "--from-report: --from-report needs --profile" in done.stderr, done.stderr
+    assert "--from-report: needs --profile too" in done.stderr, done.stderr
     done = scadc("split", app, "-o", tmp_path / "prog", "--from-report", report, "--force", "--policy", "every")
     assert "--from-report applies to the 'resource' policy, not 'every'" in done.stderr, done.stderr

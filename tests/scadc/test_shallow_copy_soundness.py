@@ -4,7 +4,8 @@ that returns (a part of) its argument, an unknown library call. Each program cha
 through the result and then prints the original (or the other way round), with cuts between the
 statements (``--policy every``); it must print what ``python app.py`` prints.
 
-Before A10 every case printed the original as it was before the change (or crashed), because the
+Before A10 every case but ``object_array_fancy_index`` and ``tuple_of_plain_arrays`` (guards for
+A11 and for A10's immutable rule) printed the original as it was before the change, because the
 analysis took the result for a new object unrelated to its sources.
 """
 
@@ -225,6 +226,30 @@ print(len(d2))
 d2["c"][0].append(5)
 print(df["c"].tolist())
 """, head="import pandas as pd"),
+    # a tuple of plain arrays holds the arrays: plain data, not immutable (a bug of A10's first
+    # version; before A10 the tuple display was A4 and this passed)
+    "tuple_of_plain_arrays": _main("""
+a = np.zeros(3)
+t = (a, 1)
+print(len(t))
+t[0][0] = 5.0
+print(a)
+""", head="import numpy as np"),
+    # rule 5 bound only positional arguments: a keyword argument the helper changes was missed
+    # (failed before this branch's fix, like the A10 cases)
+    "helper_keyword_argument": _main("""
+a = [1]
+print(len(a))
+grow(xs=a, v=2)
+print(a)
+""", head="def grow(xs, v):\n    xs.append(v)\n"),
+    "helper_star_arguments": _main("""
+a = [1]
+args = (a, 2)
+print(len(a))
+grow(*args)
+print(a)
+""", head="def grow(xs, v):\n    xs.append(v)\n"),
     "change_original_read_copy": _main("""
 a = [[1], [2]]
 b = list(a)

@@ -8,9 +8,12 @@ frame they are given; and read without changing them: ``sum``, ``sort_values``, 
 ``np.random.Generator``/``RandomState``/``random.Random`` objects drawn from directly, in helpers,
 in loops and through an object that keeps the generator; on small program classes (methods that
 change ``self``, call each other, change an argument, or only read); on dict/list/set/bytearray/
-deque/Counter methods (changing and not); and on numpy views (slices, ``reshape``, ``.T``) changed
-through the view. Frames and arrays are ≥ 1 MiB, and some examples split with a small
-``--heavy-bytes``, so memory elements and cuts happen.
+deque/Counter methods (changing and not); on numpy views (slices, ``reshape``, ``.T``) changed
+through the view; and on shallow copies of lists of lists, dicts of lists and object arrays
+(``list(a)``, ``a.copy()``, ``copy.copy``, comprehensions, ``sorted``, ``a + b``, items picked by
+``next``/``max``/unpacking or a helper), changed through an item of the copy (alias rule A10).
+Frames and arrays are ≥ 1 MiB, and some examples split with a small ``--heavy-bytes``, so memory
+elements and cuts happen.
 
 A program is drawn as a list of statement *specs* (a kind, two picks, a constant), interpreted
 against the names bound so far: a kind whose operand type has no value yet binds one first, so
@@ -57,6 +60,7 @@ POOLS = {
     "pyr": ("r", "r2"), "acc": ("acc", "acc2"), "win": ("win", "win2"), "stats": ("st", "st2"),
     "smp": ("smp", "smp2"), "dict": ("d", "d2"), "list": ("l", "l2"), "set": ("u", "u2"),
     "ba": ("ba", "ba2"), "dq": ("dq", "dq2"), "ctr": ("cnt", "cnt2"),
+    "nest": ("nl", "nl2"), "dnest": ("dl", "dl2"), "oarr": ("oa", "oa2"),
 }
 #: column names a frame may get by rename/insert/assignment
 COLUMNS = ("x", "y", "z", "p", "q", "w")
@@ -81,6 +85,9 @@ PRINT = {
     "ba": "print('{y}', len({y}), {y}[:4].hex(), {y}[-4:].hex())",
     "dq": "print('{y}', list({y}))",
     "ctr": "print('{y}', sorted({y}.items()))",
+    "nest": "print('{y}', {y})",
+    "dnest": "print('{y}', sorted({y}.items()))",
+    "oarr": "print('{y}', [list(v) for v in {y}])",
 }
 
 #: module-level definitions a statement may use, included only when the program names them
@@ -93,6 +100,8 @@ HELPERS = {
     "clean": "def clean(frame):\n    frame.fillna(0, inplace=True)\n    frame.reset_index(drop=True, inplace=True)\n",
     "sort_frame": "def sort_frame(frame):\n    frame.sort_values(frame.columns[-1], ascending=False, inplace=True)\n",
     "tally": "def tally(table, key):\n    table[key] = table.get(key, 0) + 1\n",
+    "first": "def first(xs):\n    return xs[0]\n",
+    "shallow": "def shallow(xs):\n    ys = list(xs)\n    return ys\n",
     "Acc": '''class Acc:
     def __init__(self):
         self.items = []
@@ -161,8 +170,9 @@ HELPERS = {
 ''',
 }
 #: a module is imported when the program names it (``np.random.`` is not ``random.``)
-IMPORTS = ((r"\bcollections\.", "import collections"), (r"(?<![\w.])random\.", "import random"),
-           (r"\bnp\.", "import numpy as np"), (r"\bpd\.", "import pandas as pd"))
+IMPORTS = ((r"\bcollections\.", "import collections"), (r"(?<![\w.])copy\.copy\(", "import copy"),
+           (r"(?<![\w.])random\.", "import random"), (r"\bnp\.", "import numpy as np"),
+           (r"\bpd\.", "import pandas as pd"))
 
 
 @dataclass(frozen=True)
@@ -395,13 +405,41 @@ KINDS: tuple[Kind, ...] = (
     K("dq_count", "print('{y} count', {y}.count(1))", ("dq",)),
     K("ctr_common", "print('{y} common', {y}.most_common(2))", ("ctr",)),
     K("ctr_plus", "{x} = {y} + {z}", ("ctr", "ctr"), binds="ctr"),
+    # -- shallow copies, picked items, comprehensions and helpers that return a part (alias rule A10):
+    # the result shares the items, so a change through one shows in the other
+    K("nest_new", "{x} = [[{k}], [1, 2]]", binds="nest"),
+    K("dnest_new", '{x} = {{"a": [{k}], "b": [1]}}', binds="dnest"),
+    K("oarr_new", "{x} = np.empty(2, dtype=object)\n{x}[0] = [{k}]\n{x}[1] = [1]", binds="oarr"),
+    K("nest_list", "{x} = list({y})", ("nest",), binds="nest"),
+    K("nest_copy", "{x} = {y}.copy()", ("nest",), binds="nest"),
+    K("nest_copy_copy", "{x} = copy.copy({y})", ("nest",), binds="nest"),
+    K("nest_comp", "{x} = [e for e in {y}]", ("nest",), binds="nest"),
+    K("nest_sorted", "{x} = sorted({y})", ("nest",), binds="nest"),
+    K("nest_tuple_back", "{x} = list(tuple({y}))", ("nest",), binds="nest"),
+    K("nest_plus", "{x} = {y} + [[{k}]]", ("nest",), binds="nest"),
+    K("nest_shallow", "{x} = shallow({y})", ("nest",), binds="nest"),
+    K("nest_first", "{x} = first({y})", ("nest",), binds="list"),
+    K("nest_next", "{x} = next(iter({y}))", ("nest",), binds="list"),
+    K("nest_max", "{x} = max({y}, key=len)", ("nest",), binds="list"),
+    K("nest_unpack", "{x}, *_ = {y}", ("nest",), binds="list"),
+    K("nest_item_append", "{y}[0].append({k})", ("nest",)),
+    K("nest_loop_append", "for e in {y}:\n    e.append({k})", ("nest",)),
+    K("nest_call_append", "list({y})[-1].append({k})", ("nest",)),
+    K("nest_len", "print('{y} len', len({y}), [len(e) for e in {y}])", ("nest",)),
+    K("dnest_dict", "{x} = dict({y})", ("dnest",), binds="dnest"),
+    K("dnest_copy", "{x} = {y}.copy()", ("dnest",), binds="dnest"),
+    K("dnest_comp", "{x} = {{k: v for k, v in {y}.items()}}", ("dnest",), binds="dnest"),
+    K("dnest_values", "{x} = list({y}.values())", ("dnest",), binds="nest"),
+    K("dnest_item_append", '{y}["a"].append({k})', ("dnest",)),
+    K("oarr_copy", "{x} = {y}.copy()", ("oarr",), binds="oarr"),
+    K("oarr_item_append", "{y}[0].append({k})", ("oarr",)),
 )
 KIND = {k.name: k for k in KINDS}
 #: the kind that makes a value of each type when a statement needs one and none is bound
 MAKE = {"df": "df_new", "ser": "ser_new", "arr": "arr_new", "view": "view_new", "gen": "gen_new",
         "pyr": "pyr_new", "acc": "acc_new", "win": "win_new", "stats": "stats_new", "smp": "smp_new",
         "dict": "dict_new", "list": "list_new", "set": "set_new", "ba": "ba_new", "dq": "dq_new",
-        "ctr": "ctr_new"}
+        "ctr": "ctr_new", "nest": "nest_new", "dnest": "dnest_new", "oarr": "oarr_new"}
 
 
 def view_template(base: Obj, k: int) -> str:
@@ -517,8 +555,12 @@ class Case:
     heavy_bytes: str
 
 
-SPECS = st.builds(Spec, st.sampled_from([k.name for k in KINDS]), st.integers(0, 3), st.integers(0, 3),
-                  st.integers(1, 9))
+#: the kinds of alias rule A10 (a copy and a change through it must meet in one program): drawn a
+#: third of the time, or a program of 14 statements out of ~160 kinds would rarely hold both
+SHARING = tuple(k.name for k in KINDS if k.name.startswith(("nest", "dnest", "oarr")))
+SPECS = st.builds(Spec, st.one_of(st.sampled_from([k.name for k in KINDS]), st.sampled_from([k.name for k in KINDS]),
+                                  st.sampled_from(SHARING)),
+                  st.integers(0, 3), st.integers(0, 3), st.integers(1, 9))
 
 
 @st.composite

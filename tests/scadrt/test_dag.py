@@ -287,3 +287,20 @@ def test_graph_edges_carry_their_kind() -> None:
         ("produce", "square", "dependent"), ("square", "collect", "dependent"),
     ]
     assert graph.nodes["square"]["spec"].parallelism == 3
+
+
+def test_read_element_loads_one_file_without_its_peers(tmp_path: Path) -> None:
+    """One element on its own (an OpenWhisk action gets one): relations as written, unchecked."""
+    from scadrt.dag import read_element
+
+    fanout = Path(__file__).resolve().parents[2] / "examples" / "elements" / "fanout"
+    memory = read_element(fanout / "mem.o.yaml")
+    assert (memory.kind, memory.limits.mem, memory.corunning_names) == ("memory", 64 * 1024**2,
+                                                                        ("collect", "produce", "square"))
+    square = read_element(fanout / "square.o.py")
+    assert (square.kind, square.parents, square.parallelism) == ("compute", ("produce",), 3)
+    (tmp_path / "a.o.yaml").write_text("type: memory\nlimts: {mem: 1 MB}\n")
+    with pytest.raises(ProgramError, match="limts"):
+        read_element(tmp_path / "a.o.yaml")
+    with pytest.raises(ProgramError, match="illegal element file name"):
+        read_element(tmp_path / "a.yaml")
