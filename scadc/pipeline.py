@@ -42,42 +42,45 @@ def _heavy_bytes(value: int | str | None) -> int | None:
         raise UserError(f"heavy_bytes: {exc}") from exc
 
 
-def _analyze(source: str | Path, entry: str | None, heavy_bytes: int | str | None, profile: ProfileArg) -> Analysis:
+def _analyze(source: str | Path, entry: str | None, heavy_bytes: int | str | None, profile: ProfileArg,
+             inline: bool = True) -> Analysis:
     """The analysis, on the caller's stack (rule 3 is the caller's)."""
     from scadc.analysis import analyze
 
     size = _heavy_bytes(heavy_bytes)
     loaded = str(profile) if isinstance(profile, Path) else profile
     if size is None:  # the analysis's own default (not repeated here: importing it costs rule 2)
-        return analyze(str(source), entry=entry, profile=loaded)
-    return analyze(str(source), entry=entry, heavy_bytes=size, profile=loaded)
+        return analyze(str(source), entry=entry, profile=loaded, inline=inline)
+    return analyze(str(source), entry=entry, heavy_bytes=size, profile=loaded, inline=inline)
 
 
 def analyze_program(source: str | Path, *, entry: str | None = None, heavy_bytes: int | str | None = None,
-                    profile: ProfileArg = None) -> Analysis:
+                    profile: ProfileArg = None, inline: bool = True) -> Analysis:
     """Analyse the program ``source`` (what ``scadc analyze`` prints is ``.format()`` of the result).
 
     ``entry`` is the entry function (default ``main()``, else the module body); values of at least
     ``heavy_bytes`` (bytes, or a size such as ``"1MiB"``; default 1 MiB) are heavy; ``profile`` is
-    a ``scadc profile`` file (or its content) for measured sizes. Raises
+    a ``scadc profile`` file (or its content) for measured sizes; ``inline`` inlines the entry region's
+    calls of the program's own helpers where safe (:mod:`scadc.analysis.inline`). Raises
     :class:`~scadc.errors.CompileError` for a program outside the input subset.
     """
     from scadc.analysis.program import deep_call
 
-    return deep_call(lambda: _analyze(source, entry, heavy_bytes, profile))
+    return deep_call(lambda: _analyze(source, entry, heavy_bytes, profile, inline))
 
 
 def split_program(source: str | Path, output: str | Path, *, force: bool = False, policy: str = "resource",
                   max_elements: int | None = None, min_element_ms: float | None = None,
                   heavy_bytes: int | str | None = None, profile: ProfileArg = None, entry: str | None = None,
                   parallel: bool = True, explain: Callable[[str], object] | None = None,
-                  from_report: str | Path | None = None) -> PartitionPlan:
+                  from_report: str | Path | None = None, inline: bool = True) -> PartitionPlan:
     """Compile ``source`` into the element directory ``output`` (all of it, or nothing); return the plan.
 
     The options are ``scadc split``'s, with its defaults: ``force`` replaces a directory an earlier
     split wrote (never any other); ``policy`` chooses the cuts (``resource``, ``every``, ``single``),
     ``max_elements`` and ``min_element_ms`` tune the resource policy; ``heavy_bytes``, ``profile`` and
-    ``entry`` are :func:`analyze_program`'s; ``parallel`` runs each loop with independent iterations
+    ``entry`` are :func:`analyze_program`'s, and ``inline`` (a profile must be taken with the same
+    ``inline``: it measures the units split sees); ``parallel`` runs each loop with independent iterations
     as one element with an instance per iteration. ``explain``, when given, is called with what
     ``--explain`` prints (every cut decision, loop and heavy object) before the directory is written.
     ``from_report`` is a ``scadc run --report`` file of a run of ``output`` as an earlier split wrote
@@ -95,7 +98,7 @@ def split_program(source: str | Path, output: str | Path, *, force: bool = False
     check_output(output, source, force=force)  # before the work; write_program checks again when writing
 
     def compile_program() -> PartitionPlan:
-        analysis = _analyze(source, entry, heavy_bytes, profile)
+        analysis = _analyze(source, entry, heavy_bytes, profile, inline)
         policy = chosen if from_report is None else _measured_policy(chosen, analysis, from_report, output)
         plan = build_plan(analysis, policy, parallel=parallel)
         if explain is not None:
@@ -137,6 +140,9 @@ def _explain(analysis: Analysis, plan: PartitionPlan) -> str:
     if plan.loops:
         lines.append("loops:")
         lines += [f"  unit {i}: {why}" for i, why in plan.loops]
+    if analysis.program.inlining:
+        lines.append("inlining:")
+        lines += [f"  {d.format()}" for d in analysis.program.inlining]
     if observed := explain_observed(analysis.units):
         lines += ["observed by the profile:", *observed]
     lines.append("heavy objects:")

@@ -6,17 +6,22 @@ Rules:
    first on ``sys.path``; its stdout and stderr are untouched.
 2. A tracer follows only the entry frame (``main()``'s first call, or the module frame of a
    script): ``sys.settrace`` here, which on 3.12+ could be replaced by ``sys.monitoring``; other
-   frames are not traced line by line, so helper-heavy code pays only a per-call cost.
-3. A unit starts when the entry frame executes a line of a unit other than the current one (a
-   loop going back to its header stays in its unit); it ends when the next one starts or the
-   entry frame returns (normally, by an exception, or by ``sys.exit``).
+   frames are not traced line by line, so helper-heavy code pays only a per-call cost. The one
+   exception is the frame of a helper that split inlines (:mod:`scadc.analysis.inline`), called
+   by the entry frame from the inlined call's lines: its statements are units of the entry region.
+3. A unit starts when the entry frame, or an inlined helper's frame, executes a line of a unit
+   other than the current one (a loop going back to its header stays in its unit); it ends when
+   the next one starts or the entry frame returns (normally, by an exception, or by ``sys.exit``).
+   While an inlined helper's frame runs, its locals count as the entry frame's under the names
+   inlining gave them (``_inl1_x``; a parameter substituted by its argument is not counted twice).
 4. After each unit: wall and CPU time of the unit (measurement excluded), the size in bytes of
    every local that holds data (numpy ``nbytes``; pandas objects: their buffers plus their strings,
    sampled; containers deep, bounded: at most :data:`SAMPLE` items per container, extrapolated,
    and :data:`MAX_DEPTH` levels), and the process RSS. Modules, functions and classes are not sized.
 5. The JSON is stable: keys sorted, units keyed by their span ``line:col`` (column 0-based), and
    the SHA-256 of the source recorded as ``source_sha256``: analysis refuses a profile of another
-   version of the file (:func:`scadc.analysis.observed.check_source`).
+   version of the file (:func:`scadc.analysis.observed.check_source`), and one taken with another
+   ``inline`` choice (recorded as ``inline``: its units are others).
 6. Observed mutation: at every unit boundary (once: the fingerprints after a unit are those before
    the next) each local of the entry frame is fingerprinted (:func:`fingerprint`: a SHA-1 digest of
    its contents, in which a buffer of :data:`_CRC_BYTES` (64 KiB) or more counts as its length and
@@ -56,7 +61,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from scadc.analysis.program import deep_call, load_program
+from scadc.analysis.inline import load_inlined
+from scadc.analysis.program import InlineDecision, deep_call
 
 __all__ = ["MAX_DEPTH", "PROFILE_FORMAT", "SAMPLE", "STORED_MIN", "deep_size", "fingerprint", "profile_program",
            "rss_bytes"]
@@ -387,9 +393,13 @@ def _pandas_size(obj: Any) -> int:
 class _Tracer:
     """Rules 2-4: the entry frame's unit transitions and what is measured at each."""
 
-    def __init__(self, target: types.CodeType, line_unit: dict[int, int], keys: list[str]) -> None:
+    def __init__(self, target: types.CodeType, line_unit: dict[int, int], keys: list[str],
+                 inlined: dict[types.CodeType, InlineDecision] | None = None) -> None:
         self.target, self.line_unit, self.keys = target, line_unit, keys
         self.frame: types.FrameType | None = None
+        #: rule 2: the helpers inlined, by code object; the frame of one running now and its decision
+        self.inlined = inlined or {}
+        self.helper: tuple[types.FrameType, InlineDecision] | None = None
         self.current: int | None = None
         self.wall0 = self.cpu0 = 0.0
         self.units: dict[str, dict[str, Any]] = {}
@@ -404,31 +414,59 @@ class _Tracer:
         if self.frame is None and frame.f_code is self.target:
             self.frame = frame
             return self.local_trace
+        decision = self.inlined.get(frame.f_code)
+        if decision is not None and self.helper is None and self.frame is not None and frame.f_back is self.frame \
+                and decision.line <= self.frame.f_lineno <= decision.end_line:
+            self.helper = (frame, decision)
+            return self.helper_trace
         return None
 
     def local_trace(self, frame: types.FrameType, event: str, arg: object) -> Any:
         if frame is not self.frame:
             return None
         if event == "line":
-            unit = self.line_unit.get(frame.f_lineno)
-            if unit is not None and unit != self.current:
-                self.finish(frame)
-                if self.snapshot is None:
-                    self.snapshot = _Snapshot(list(frame.f_locals.items()))
-                self.current = unit
-                self.peak_reset, self.rss0 = _reset_peak(), rss_bytes()
-                self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+            self.line(frame.f_lineno)
         elif event == "return":
-            self.finish(frame)
+            self.finish()
         return self.local_trace
 
-    def finish(self, frame: types.FrameType) -> None:
+    def helper_trace(self, frame: types.FrameType, event: str, arg: object) -> Any:
+        """An inlined helper's frame (rule 2): its lines are units; it is forgotten when it returns."""
+        if self.helper is None or frame is not self.helper[0]:
+            return None
+        if event == "line":
+            self.line(frame.f_lineno)
+        elif event == "return":
+            self.helper = None  # the unit of its return goes on: the entry frame assigns the value
+        return self.helper_trace
+
+    def line(self, lineno: int) -> None:
+        unit = self.line_unit.get(lineno)
+        if unit is not None and unit != self.current:
+            self.finish()
+            if self.snapshot is None:
+                self.snapshot = _Snapshot(self.locals())
+            self.current = unit
+            self.peak_reset, self.rss0 = _reset_peak(), rss_bytes()
+            self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def locals(self) -> list[tuple[str, object]]:
+        """The entry frame's locals, and an inlined helper's under their inlined names (rule 3)."""
+        assert self.frame is not None
+        items = list(self.frame.f_locals.items())
+        if self.helper is not None:
+            frame, decision = self.helper
+            items += [(decision.prefix + name, value) for name, value in frame.f_locals.items()
+                      if name not in decision.substituted]
+        return items
+
+    def finish(self) -> None:
         if self.current is None:
             return
         wall, cpu = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
         # read before measuring: sizing and fingerprinting allocate too
         peak = _peak_rss() if self.peak_reset else None
-        items = list(frame.f_locals.items())
+        items = self.locals()
         sizes = {name: deep_size(value) for name, value in items
                  if not name.startswith("__") and not isinstance(value, _SKIP)}
         after = _Snapshot(items)
@@ -484,13 +522,13 @@ def _find_code(code: types.CodeType, name: str, line: int) -> types.CodeType | N
     return None
 
 
-def profile_program(path: str, *, entry: str | None = None) -> tuple[dict[str, Any], int]:
+def profile_program(path: str, *, entry: str | None = None, inline: bool = True) -> tuple[dict[str, Any], int]:
     """Run ``path`` under the unit tracer; return (the profile, the program's exit status).
 
     A program that raises has its traceback printed to stderr and exit status 1.
     """
     # parsed on a deep stack (libcst recurses per level of nesting); run here, as `python app.py` would
-    program = deep_call(lambda: load_program(path, entry=entry))
+    program = deep_call(lambda: load_inlined(path, entry=entry, inline=inline))
     module_code = compile(program.source, path, "exec")
     if program.entry.kind == "script":
         target: types.CodeType | None = module_code
@@ -498,7 +536,12 @@ def profile_program(path: str, *, entry: str | None = None) -> tuple[dict[str, A
         target = _find_code(module_code, program.entry.name, program.entry.span.line)
     assert target is not None, "the entry function's code object"
     line_unit = {line: u.index for u in program.units for line in range(u.span.line, u.span.end_line + 1)}
-    tracer = _Tracer(target, line_unit, [u.span.key for u in program.units])
+    inlined = {}
+    for decision in program.inlining:
+        helper = _find_code(module_code, decision.helper, sys.maxsize) if decision.inlined else None
+        if helper is not None:
+            inlined[helper] = decision
+    tracer = _Tracer(target, line_unit, [u.span.key for u in program.units], inlined)
     module = types.ModuleType("__main__")  # rule 7
     module.__dict__.update(__file__=path, __builtins__=builtins)
     env = module.__dict__
@@ -539,6 +582,7 @@ def profile_program(path: str, *, entry: str | None = None) -> tuple[dict[str, A
         "program": Path(path).name,
         "source_sha256": hashlib.sha256(program.source.encode()).hexdigest(),
         "entry": program.entry.name,
+        "inline": inline,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "total_wall_s": round(total, 6),
         "exit_status": status,

@@ -32,11 +32,12 @@ from scadc.analysis.effects import HelperSummaryProvider
 from scadc.analysis.facts import Analysis, Boundary, LiveValue, Options, UnitFacts
 from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvider, HeavyReason, HeavyRule
 from scadc.analysis.hidden_state import HiddenState, HiddenStateProvider, StateKind
+from scadc.analysis.inline import load_inlined
 from scadc.analysis.liveness import LivenessProvider
 from scadc.analysis.mutation import AliasProvider, Mutation, MutationProvider
 from scadc.analysis.names import NamesProvider
 from scadc.analysis.observed import ObservedProvider, check_source, with_observed
-from scadc.analysis.program import Definition, Entry, Program, Unit, load_program
+from scadc.analysis.program import Definition, Entry, Program, Unit
 from scadc.analysis.shapes import ForLoop, ShapeProvider, UnitShape
 from scadc.analysis.transfer import TransferProvider
 from scadc.analysis.unsupported import check_supported
@@ -62,16 +63,23 @@ def load_profile(path: str) -> dict[str, Any]:
 
 
 def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_HEAVY_BYTES,
-            profile: str | Mapping[str, Any] | None = None) -> Analysis:
+            profile: str | Mapping[str, Any] | None = None, inline: bool = True) -> Analysis:
     """Parse and analyse ``path``; raise :class:`~scadc.errors.CompileError` for unsupported input.
 
     ``profile`` is a path to (or the loaded content of) a ``scadc profile`` JSON file; units are
     matched by span, and a profile of a different source text is refused. What the profile saw a
     unit change in place counts as a mutation of that unit (:mod:`scadc.analysis.observed`).
+    ``inline`` inlines the entry region's calls of the program's own helpers where that is safe
+    (:mod:`scadc.analysis.inline`), so that cuts may fall inside them.
     """
-    program = load_program(path, entry=entry)
+    program = load_inlined(path, entry=entry, inline=inline)
     loaded = load_profile(profile) if isinstance(profile, str) else profile
     if loaded is not None:
+        recorded = loaded.get("inline")
+        if isinstance(recorded, bool) and recorded != inline:
+            taken, split = ("with", "--no-inline") if recorded else ("without", "--inline")
+            raise CompileError(f"the profile was taken {taken} inlining, which gives other units; re-run "
+                               f"`scadc profile` with the same choice, or split with {split}", Span(path))
         keys = {u.span.key for u in program.units}
         if set(loaded.get("units", {})) - keys:
             raise CompileError("the profile does not match the program (its units are at other lines); "

@@ -24,6 +24,10 @@ Rules:
    nesting beyond :data:`MAX_NESTING` levels is refused before libcst sees it (its native parser
    would overflow the stack), and :func:`deep_call` runs a compile on a thread with a stack and a
    recursion limit enough for that depth (the commands run all their libcst work through it).
+7. Inlining (:func:`scadc.analysis.inline.load_inlined`): the entry region's calls of the program's
+   own helpers are rewritten into the helpers' bodies where that is safe; the program is then
+   indexed from the rewritten module (:func:`index_program`), and every span is mapped back through
+   :attr:`Program.line_map` to the file's own lines, so errors, profiles and tracebacks name them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Literal, TypeGuard, TypeVar
 import libcst as cst
 from libcst.metadata import (
     Assignment,
+    CodePosition,
     CodeRange,
     ExpressionContext,
     ExpressionContextProvider,
@@ -56,8 +61,8 @@ from libcst.metadata import (
 from scadc.errors import CompileError
 from scadc.source import Span
 
-__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "Program", "Unit", "deep_call",
-           "helper_functions", "load_program", "read_source"]
+__all__ = ["MAX_NESTING", "Definition", "DefinitionKind", "Entry", "InlineDecision", "Program", "Unit", "deep_call",
+           "helper_functions", "index_program", "load_program", "read_source"]
 
 #: how many levels of libcst nesting scadc follows (rule 6); Python's own compiler stops near 3,000
 MAX_NESTING = 10_000
@@ -88,6 +93,9 @@ class Unit:
     #: first line of ``code`` (1-based): where leading comments start
     first_line: int
     node: cst.BaseStatement = field(repr=False)
+    #: the statement's first and last line in :attr:`Program.module`: ``span``'s lines, except where
+    #: helpers were inlined (rule 7: ``span`` names the file's lines, these the rewritten module's)
+    module_lines: tuple[int, int] = (0, 0)
 
     @property
     def summary(self) -> str:
@@ -112,6 +120,27 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class InlineDecision:
+    """What :mod:`scadc.analysis.inline` decided for one call of a helper in the entry region (rule 7)."""
+
+    #: the call statement's line in the original file
+    line: int
+    helper: str
+    inlined: bool
+    reason: str
+    #: the call statement's last line (the profile follows the helper's frame called from these lines)
+    end_line: int = 0
+    #: what the helper's locals were renamed with (``_inl1_``), and the parameters substituted by
+    #: their arguments: a name ``n`` of the helper's frame is ``prefix + n`` in the entry's
+    prefix: str = ""
+    substituted: tuple[str, ...] = ()
+
+    def format(self) -> str:
+        verdict = "inlined" if self.inlined else "kept"
+        return f"line {self.line}: {self.helper}() {verdict} ({self.reason})"
+
+
+@dataclass(frozen=True)
 class Entry:
     """Where the program's work happens."""
 
@@ -133,13 +162,23 @@ class Program:
     scope: Scope = field(repr=False)
     units: tuple[Unit, ...]
     definitions: tuple[Definition, ...]
+    #: each node's range, its lines those of the file (rule 7: mapped through ``line_map``)
     positions: dict[cst.CSTNode, CodeRange] = field(repr=False)
     scopes: dict[cst.CSTNode, Scope | None] = field(repr=False)
     contexts: dict[cst.CSTNode, ExpressionContext] = field(repr=False)
+    #: rule 7: when helpers were inlined, the original line of each line of ``module`` (``source`` is
+    #: then the file as written, ``module`` its rewriting); empty when ``module`` is ``source``
+    line_map: tuple[int, ...] = ()
+    #: rule 7: what :mod:`scadc.analysis.inline` decided for each call of a helper in the entry region
+    inlining: tuple[InlineDecision, ...] = ()
 
     @property
     def module(self) -> cst.Module:
         return self.wrapper.module
+
+    def original_line(self, line: int) -> int:
+        """The line of the file that line ``line`` of :attr:`module` came from (rule 7)."""
+        return self.line_map[line - 1] if 0 < line <= len(self.line_map) else line
 
     def span_of(self, node: cst.CSTNode) -> Span:
         pos = self.positions[node]
@@ -451,9 +490,16 @@ def _kind(stmt: cst.BaseStatement, known: set[str]) -> DefinitionKind:
 
 
 def load_program(path: str, *, entry: str | None = None) -> Program:
-    """Read, parse and index ``path`` (rules 1-5); raises :class:`CompileError` for bad input."""
+    """Read, parse and index ``path`` (rules 1-5); raises :class:`CompileError` for bad input.
+    (:func:`scadc.analysis.inline.load_inlined` is this with the entry region's helpers inlined.)"""
     source = read_source(path)
-    wrapper = MetadataWrapper(_parse(path, source), unsafe_skip_copy=True)  # the tree is ours alone: no copy
+    return index_program(path, source, _parse(path, source), entry)
+
+
+def index_program(path: str, source: str, tree: cst.Module, entry: str | None,
+                  line_map: tuple[int, ...] = ()) -> Program:
+    """Index ``tree``, the module of ``source`` or (with ``line_map``) its rewriting (rules 2-5, 7)."""
+    wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)  # the tree is ours alone: no copy
     module = wrapper.module
     positions = dict(wrapper.resolve(PositionProvider))
     scopes = dict(wrapper.resolve(ScopeProvider))
@@ -462,9 +508,12 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
     global_scope = scopes[module]
     assert global_scope is not None  # libcst gives the module its scope
 
+    def original(line: int) -> int:
+        return line_map[line - 1] if 0 < line <= len(line_map) else line
+
     def span(node: cst.CSTNode) -> Span:
         pos = positions[node]
-        return Span(path, pos.start.line, pos.start.column, pos.end.line, pos.end.column)
+        return Span(path, original(pos.start.line), pos.start.column, original(pos.end.line), pos.end.column)
 
     functions = {s.name.value: s for s in top if isinstance(s, cst.FunctionDef)}
     fn: cst.FunctionDef | None = None
@@ -517,9 +566,15 @@ def load_program(path: str, *, entry: str | None = None) -> Program:
     units = []
     for i, s in enumerate(unit_stmts):
         leading = getattr(s, "leading_lines", ())
-        first = positions[s].start.line - sum(1 for _ in leading)
-        units.append(Unit(i, span(s), module.code_for_node(s), max(first, 1), s))
-    return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts)
+        first = original(positions[s].start.line - sum(1 for _ in leading))
+        units.append(Unit(i, span(s), module.code_for_node(s), max(first, 1), s,
+                          (positions[s].start.line, positions[s].end.line)))
+    if line_map:  # rule 7: every analysis that reads a node's line reads the file's
+        positions = {node: CodeRange(CodePosition(original(r.start.line), r.start.column),
+                                     CodePosition(original(r.end.line), r.end.column))
+                     for node, r in positions.items()}
+    return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts,
+                   line_map)
 
 
 class _NodeOwner(cst.CSTVisitor):

@@ -13,7 +13,8 @@ __all__ = ["add_analyze"]
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from scadc.pipeline import analyze_program  # the compiler: only when the command runs
 
-    analysis = analyze_program(args.program, entry=args.entry, heavy_bytes=args.heavy_bytes, profile=args.profile)
+    analysis = analyze_program(args.program, entry=args.entry, heavy_bytes=args.heavy_bytes, profile=args.profile,
+                              inline=args.inline)
     sys.stdout.write(analysis.format(explain=args.explain))
     return Exit.OK
 
@@ -28,6 +29,9 @@ def add_analyze(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("program", help="the Python program")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default: main() or the module body)")
+    p.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
+                   help="inline the entry function's calls of the program's own helpers where that is safe, as "
+                        "scadc split does (default: on; split with the same choice)")
     p.add_argument("--heavy-bytes", type=size, default=1 << 20, metavar="SIZE",
                    help="values at least this large are heavy (default 1 MiB)")
     p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` (measured sizes)")

@@ -56,16 +56,16 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     if output == "-":
         raise UserError("the program's own output goes to stdout; pass -o FILE for the profile")
     _check_profile_output(output, args.program)
-    profile, status = profile_program(args.program, entry=args.entry)
+    profile, status = profile_program(args.program, entry=args.entry, inline=args.inline)
     _check_profile_output(output, args.program)
     write_output(output, dumps(profile).encode())
     print(f"scadc: profile written to {output}", file=sys.stderr)
-    for line in _unpredicted_warnings(args.program, args.entry, profile):
+    for line in _unpredicted_warnings(args.program, args.entry, profile, args.inline):
         print(line, file=sys.stderr)
     return status
 
 
-def _unpredicted_warnings(program: str, entry: str | None, profile: dict[str, Any]) -> list[str]:
+def _unpredicted_warnings(program: str, entry: str | None, profile: dict[str, Any], inline: bool = True) -> list[str]:
     """One warning per (unit, local) the run saw changed in place that the static analysis of the same
     source did not predict (:func:`scadc.analysis.observed.unpredicted`); in unit order, then by name.
     None for a program split would refuse, or whose file changed while it ran (nothing to compare)."""
@@ -74,7 +74,7 @@ def _unpredicted_warnings(program: str, entry: str | None, profile: dict[str, An
     from scadc.pipeline import analyze_program
 
     try:
-        analysis = analyze_program(program, entry=entry)
+        analysis = analyze_program(program, entry=entry, inline=inline)
         check_source(analysis.program, profile)
     except CompileError:
         return []
@@ -101,3 +101,6 @@ def add_profile(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write the profile (default: PROGRAM.profile.json); replaces only an earlier profile")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default: main() or the module body)")
+    p.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
+                   help="inline the entry function's calls of the program's own helpers where that is safe, as "
+                        "scadc split does (default: on; split with the same choice)")

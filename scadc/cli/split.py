@@ -23,7 +23,8 @@ def _cmd_split(args: argparse.Namespace) -> int:
     plan = split_program(args.program, args.output, force=args.force, policy=args.policy,
                          max_elements=args.max_elements, min_element_ms=args.min_element_ms,
                          heavy_bytes=heavy_bytes, profile=args.profile, entry=args.entry, parallel=args.parallel,
-                         explain=sys.stderr.write if args.explain else None, from_report=args.from_report)
+                         explain=sys.stderr.write if args.explain else None, from_report=args.from_report,
+                         inline=args.inline)
     print(f"scadc: wrote {Path(args.output)}/ ({len(plan.computes)} compute, {len(plan.memories)} memory elements)",
           file=sys.stderr)
     return Exit.OK
@@ -61,6 +62,9 @@ def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
                    help="run each loop whose iterations are independent as one element with an instance per "
                         "iteration (default: on)")
+    p.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
+                   help="inline the entry function's calls of the program's own helpers where that is safe, so "
+                        "cuts may fall inside them; a --profile must be taken with the same choice (default: on)")
     p.add_argument("--explain", action="store_true",
                    help="print every cut decision, the costs compared (with a profile), every loop and heavy "
                         "object to stderr")

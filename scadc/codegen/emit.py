@@ -324,7 +324,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
                                count=len(computes), definitions=_definitions(definitions), main=main)
         main_line = text.splitlines().index("def main(params, action):") + 1
         files[f"{compute.name}.o.py"] = text
-        runs = [_unit_run(analysis, compute, main_line + unit_line - 1)]
+        runs = _unit_runs(analysis, compute, main_line + unit_line - 1)
         for definition in definitions:  # the helpers, copied verbatim: map them too
             block = definition.code.strip("\n")
             generated = text[: text.index(block)].count("\n") + 1
@@ -339,11 +339,35 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     return files, sourcemap
 
 
-def _unit_run(analysis: Analysis, compute: ComputePlan, generated_start: int) -> list[int]:
+def _unit_runs(analysis: Analysis, compute: ComputePlan, generated_start: int) -> list[list[Any]]:
     """[generated first line, original first line, line count] of the element's statements, from the
-    first statement itself: ``generated_start`` is its line, not that of the comments before it."""
-    first = analysis.units[compute.units[0]].unit.span.line
-    return [generated_start, first, compute.lines[1] - first + 1]
+    first statement itself: ``generated_start`` is its line, not that of the comments before it.
+
+    One run when the statements are the file's own lines; where helpers were inlined they are lines
+    of the rewritten module, each mapped to its original (the helper's, the call's): a run per
+    stretch of consecutive original lines, and a helper's runs name it (tracebacks say ``in helper``)."""
+    program = analysis.program
+    first = analysis.units[compute.units[0]].unit
+    if not program.line_map:
+        return [[generated_start, first.span.line, compute.lines[1] - first.span.line + 1]]
+    last = analysis.units[compute.units[-1]].unit
+    start, end = first.module_lines[0], last.module_lines[1]
+    helpers = [(d.span.line, d.span.end_line, d.names[0]) for d in program.definitions
+               if d.kind == "function" and d.names and d.names[0] != program.entry.name]
+
+    def function(line: int) -> str | None:
+        return next((name for lo, hi, name in helpers if lo <= line <= hi), None)
+
+    runs: list[list[Any]] = []
+    for k in range(end - start + 1):
+        original = program.original_line(start + k)
+        name = function(original)
+        if runs and runs[-1][1] + runs[-1][2] == original and runs[-1][0] + runs[-1][2] == generated_start + k \
+                and (runs[-1][3] if len(runs[-1]) > 3 else None) == name:
+            runs[-1][2] += 1
+        else:
+            runs.append([generated_start + k, original, 1] + ([name] if name is not None else []))
+    return runs
 
 
 def split_report(analysis: Analysis, plan: PartitionPlan) -> dict[str, Any]:

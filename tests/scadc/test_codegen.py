@@ -23,17 +23,19 @@ def expect(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 
 
-def rendered(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], dict[str, Any]]:
-    """File name → text of every element scadc writes for ``source`` (as app.py), and the source map."""
+def rendered(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             inline: bool = True) -> tuple[dict[str, str], dict[str, Any]]:
+    """File name → text of every element scadc writes for ``source`` (as app.py), and the source map;
+    ``inline=False`` keeps the calls of helpers (to see them copied)."""
     monkeypatch.chdir(tmp_path)  # the comments name the source as given: app.py
     (tmp_path / "app.py").write_text(expect(source), encoding="utf-8")
-    analysis = analyze("app.py")
+    analysis = analyze("app.py", inline=inline)
     return render_program(analysis, build_plan(analysis, make_policy("every")))
 
 
-def elements(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def elements(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool = True) -> dict[str, str]:
     """File name → text of every element scadc writes for ``source`` (as app.py)."""
-    return rendered(source, tmp_path, monkeypatch)[0]
+    return rendered(source, tmp_path, monkeypatch, inline)[0]
 
 
 def test_a_unit_that_reads_one_heavy_value_and_writes_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,8 +135,9 @@ def test_a_unit_that_seeds_the_global_generator_returns_its_state(tmp_path: Path
 
 
 def test_the_next_unit_restores_the_state_before_drawing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the helper it calls, two blank lines around it, after the import it needs, one blank line after ours
-    assert elements(RNG, tmp_path, monkeypatch)["step02.o.py"] == expect("""
+    # the helper it calls (not inlined), two blank lines around it, after the import it needs, one blank
+    # line after ours
+    assert elements(RNG, tmp_path, monkeypatch, inline=False)["step02.o.py"] == expect("""
         #@ type: compute
         #@ parents: [step01]
         #@ dependents: [step03]

@@ -236,7 +236,7 @@ def _mutated(tmp_path: Path, body: str) -> frozenset[str]:
     path = tmp_path / "app.py"
     path.write_text(src)
     marked = next(i for i, line in enumerate(src.splitlines(), 1) if line.endswith("# <-"))
-    analysis = analyze(str(path))
+    analysis = analyze(str(path), inline=False)  # the statement itself, a helper's call too: not inlined
     unit = next(u for u in analysis.units if u.span.line == marked)
     return unit.mutated
 

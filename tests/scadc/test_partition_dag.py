@@ -90,8 +90,8 @@ def write(tmp_path: Path, source: str) -> Path:
     return path
 
 
-def plan_of(path: Path, policy: str = "every") -> PartitionPlan:
-    plan = build_plan(analyze(str(path)), make_policy(policy))
+def plan_of(path: Path, policy: str = "every", inline: bool = True) -> PartitionPlan:
+    plan = build_plan(analyze(str(path), inline=inline), make_policy(policy))
     assert plan.validate() == []
     return plan
 
@@ -103,9 +103,9 @@ def run(tmp_path: Path, *argv: str | Path) -> bytes:
     return done.stdout
 
 
-def split_and_run(tmp_path: Path, app: Path, policy: str, *run_args: str) -> bytes:
+def split_and_run(tmp_path: Path, app: Path, policy: str, *run_args: str, inline: bool = True) -> bytes:
     prog = tmp_path / f"prog-{policy}"
-    run(tmp_path, "-m", "scadc", "split", app, "-o", prog, "--policy", policy)
+    run(tmp_path, "-m", "scadc", "split", app, "-o", prog, "--policy", policy, "--inline" if inline else "--no-inline")
     return run(tmp_path, "-m", "scadc", "run", prog, "--quiet", *run_args)
 
 
@@ -115,7 +115,8 @@ def element_of(plan: PartitionPlan, line: int) -> str:
 
 def test_independent_branches_become_siblings_and_run_at_the_same_time(tmp_path: Path) -> None:
     app = write(tmp_path, BRANCHES)
-    plan = plan_of(app, "resource")
+    # slow_sum stays a call: each branch is one statement, found by its line
+    plan = plan_of(app, "resource", inline=False)
     graph = plan.graph()
     a, b = element_of(plan, 12), element_of(plan, 13)  # `a = ...`, `b = ...`
     sa, sb = element_of(plan, 14), element_of(plan, 15)
@@ -124,7 +125,7 @@ def test_independent_branches_become_siblings_and_run_at_the_same_time(tmp_path:
     assert nx.has_path(graph, a, sa) and nx.has_path(graph, b, sb)
 
     report = tmp_path / "run.json"
-    out = split_and_run(tmp_path, app, "resource", "--max-workers", "2", "--report", str(report))
+    out = split_and_run(tmp_path, app, "resource", "--max-workers", "2", "--report", str(report), inline=False)
     assert out == run(tmp_path, app)
     spans = {i["element"]: (i["start"], i["end"]) for i in json.loads(report.read_text())["instances"]}
     (start_a, end_a), (start_b, end_b) = spans[sa], spans[sb]

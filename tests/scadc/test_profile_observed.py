@@ -69,8 +69,9 @@ def main():
 if __name__ == "__main__":
     main()
 """
-#: unit span key -> the locals it changes in place, for the units of PROGRAM
-EXPECTED = {"27:4": ["df"], "28:4": ["gen"], "29:4": ["c"], "30:4": [], "31:4": [], "32:4": ["gen"]}
+#: unit span key -> the locals it changes in place, for the units of PROGRAM; tidy(df) and the first
+#: draw(gen, 3) are inlined: their units are the helpers' lines 6 and 10 (the second draw stays a call)
+EXPECTED = {"6:4": ["df"], "10:4": ["gen"], "29:4": ["c"], "30:4": [], "31:4": [], "32:4": ["gen"]}
 
 
 def scadc(*argv: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -374,6 +375,6 @@ def test_a_profile_of_another_version_or_malformed_is_refused(profiled: tuple[Pa
     with pytest.raises(CompileError, match="another version of the program"):
         analyze(str(edited), profile=str(out))
     bad = load(out)
-    bad["units"]["27:4"]["changed"] = "df"
+    bad["units"]["6:4"]["changed"] = "df"
     with pytest.raises(CompileError, match="malformed 'changed'"):
         analyze(str(app), profile=bad)

@@ -160,17 +160,19 @@ if __name__ == "__main__":
 '''
 
 
-def test_a_failing_split_program_names_the_original_lines(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline", ["--inline", "--no-inline"])
+def test_a_failing_split_program_names_the_original_lines(tmp_path: Path, inline: str) -> None:
     app = tmp_path / "app.py"
     app.write_text(FAILING)
     original = run(app, check=False)
     prog = tmp_path / "prog"
-    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every", inline)
     split = run("-m", "scadc", "run", prog, "--quiet", check=False)
     assert split.returncode == 1 and original.returncode == 1
     assert split.stdout == original.stdout == b"made 1000000\n"
     err = split.stderr.decode()
-    assert f'File "{app}", line 14, in main (step' in err  # check(small)
+    # inlined, check(small) is no call: its frame is gone, the helper's line and name remain
+    assert (f'File "{app}", line 14, in main (step' in err) == (inline == "--no-inline")  # check(small)
     assert f'File "{app}", line 6, in check (step' in err  # the helper's raise
     assert err.rstrip().endswith("ValueError: sum too large: 20.0")
 

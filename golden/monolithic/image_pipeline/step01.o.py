@@ -28,38 +28,11 @@ THRESHOLD = 1.0
 BINS = 12
 
 
-def make_batch(rng, n):
-    """n float32 images in [0, 1]-ish: vignetted background, Gaussian cells, shot noise."""
-    y = np.arange(HEIGHT, dtype=np.float32)
-    x = np.arange(WIDTH, dtype=np.float32)
-    vignette = 1.0 - 0.5 * np.add.outer(((y - (HEIGHT - 1) / 2) / HEIGHT) ** 2, ((x - (WIDTH - 1) / 2) / WIDTH) ** 2)
-    images = np.empty((n, HEIGHT, WIDTH), dtype=np.float32)
-    for i in range(n):
-        image = 0.2 * vignette * rng.uniform(0.8, 1.2)
-        for cy, cx, radius, brightness in zip(rng.uniform(0, HEIGHT, CELLS), rng.uniform(0, WIDTH, CELLS),
-                                              rng.uniform(3.0, 9.0, CELLS), rng.uniform(0.3, 0.8, CELLS), strict=True):
-            # a round Gaussian cell is the outer product of two 1-D Gaussians
-            image += brightness * np.outer(np.exp(-(y - cy) ** 2 / (2 * radius ** 2)),
-                                           np.exp(-(x - cx) ** 2 / (2 * radius ** 2)))
-        images[i] = image
-    images += rng.normal(scale=0.05, size=images.shape).astype(np.float32)
-    return images
-
-
 def gaussian_kernel(sigma):
     radius = int(3 * sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float32)
     kernel = np.exp(-x ** 2 / (2 * sigma ** 2))
     return kernel / kernel.sum()
-
-
-def blur(images, kernel):
-    """Separable convolution along rows then columns, edges reflected."""
-    radius = len(kernel) // 2
-    padded = np.pad(images, ((0, 0), (radius, radius), (0, 0)), mode="reflect")
-    rows = sum(w * padded[:, k:k + HEIGHT, :] for k, w in enumerate(kernel))
-    padded = np.pad(rows, ((0, 0), (0, 0), (radius, radius)), mode="reflect")
-    return sum(w * padded[:, :, k:k + WIDTH] for k, w in enumerate(kernel)).astype(np.float32)
 
 
 def erode(mask):
@@ -69,15 +42,6 @@ def erode(mask):
     out[:, :-1, :] &= mask[:, 1:, :]
     out[:, :, 1:] &= mask[:, :, :-1]
     out[:, :, :-1] &= mask[:, :, 1:]
-    return out
-
-
-def dilate(mask):
-    out = mask.copy()
-    out[:, 1:, :] |= mask[:, :-1, :]
-    out[:, :-1, :] |= mask[:, 1:, :]
-    out[:, :, 1:] |= mask[:, :, :-1]
-    out[:, :, :-1] |= mask[:, :, 1:]
     return out
 
 
@@ -92,11 +56,35 @@ def describe(stage, values, lo, hi):
 def main(params, action):
     # ---- image_pipeline.py, from line 87
     rng = np.random.default_rng(SEED)
-    raw = make_batch(rng, N_IMAGES)
+    _inl1_y = np.arange(HEIGHT, dtype=np.float32)
+    _inl1_x = np.arange(WIDTH, dtype=np.float32)
+    _inl1_vignette = 1.0 - 0.5 * np.add.outer(((_inl1_y - (HEIGHT - 1) / 2) / HEIGHT) ** 2, ((_inl1_x - (WIDTH - 1) / 2) / WIDTH) ** 2)
+    _inl1_images = np.empty((N_IMAGES, HEIGHT, WIDTH), dtype=np.float32)
+    for _inl1_i in range(N_IMAGES):
+        _inl1_image = 0.2 * _inl1_vignette * rng.uniform(0.8, 1.2)
+        for _inl1_cy, _inl1_cx, _inl1_radius, _inl1_brightness in zip(rng.uniform(0, HEIGHT, CELLS), rng.uniform(0, WIDTH, CELLS),
+                                              rng.uniform(3.0, 9.0, CELLS), rng.uniform(0.3, 0.8, CELLS), strict=True):
+            # a round Gaussian cell is the outer product of two 1-D Gaussians
+            _inl1_image += _inl1_brightness * np.outer(np.exp(-(_inl1_y - _inl1_cy) ** 2 / (2 * _inl1_radius ** 2)),
+                                           np.exp(-(_inl1_x - _inl1_cx) ** 2 / (2 * _inl1_radius ** 2)))
+        _inl1_images[_inl1_i] = _inl1_image
+    _inl1_images += rng.normal(scale=0.05, size=_inl1_images.shape).astype(np.float32)
+    raw = _inl1_images; _inl1_brightness = _inl1_cx = _inl1_cy = _inl1_i = _inl1_image = _inl1_radius = None; del _inl1_brightness, _inl1_cx, _inl1_cy, _inl1_i, _inl1_image, _inl1_images, _inl1_radius, _inl1_vignette, _inl1_x, _inl1_y
     print(f"batch: {raw.shape[0]} images of {HEIGHT}x{WIDTH}, {raw.nbytes} bytes")
-    describe("raw", raw, -0.2, 1.4)
+    _inl2_stage = "raw"
+    _inl2_counts, _inl2__ = np.histogram(raw, bins=BINS, range=((-0.2), (1.4)))
+    _inl2_mean = round(float(raw.mean(dtype=np.float64)), 4) + 0.0  # + 0.0: never print -0.0000
+    print(f"{_inl2_stage:<10} mean {_inl2_mean:8.4f}  std {raw.std(dtype=np.float64):7.4f}  "
+          f"min {raw.min():8.4f}  max {raw.max():8.4f}")
+    print(f"{'':<10} histogram [{(-0.2):g}, {(1.4):g}): " + " ".join(f"{c / raw.size:.3f}" for c in _inl2_counts))
+    del _inl2__, _inl2_counts, _inl2_mean, _inl2_stage
 
-    smooth = blur(raw, gaussian_kernel(SIGMA))
+    _inl3_kernel = gaussian_kernel(SIGMA)
+    _inl3_radius = len(_inl3_kernel) // 2
+    _inl3_padded = np.pad(raw, ((0, 0), (_inl3_radius, _inl3_radius), (0, 0)), mode="reflect")
+    _inl3_rows = sum(w * _inl3_padded[:, k:k + HEIGHT, :] for k, w in enumerate(_inl3_kernel))
+    _inl3_padded = np.pad(_inl3_rows, ((0, 0), (0, 0), (_inl3_radius, _inl3_radius)), mode="reflect")
+    smooth = sum(w * _inl3_padded[:, :, k:k + WIDTH] for k, w in enumerate(_inl3_kernel)).astype(np.float32); del _inl3_kernel, _inl3_padded, _inl3_radius, _inl3_rows
     describe("blurred", smooth, -0.2, 1.4)
     noise = (raw - smooth).std(axis=(1, 2), dtype=np.float64)
     print(f"noise estimate per image: mean {noise.mean():.4f}, max {noise.max():.4f}")
@@ -113,7 +101,13 @@ def main(params, action):
 
     mask = normalised > THRESHOLD
     print(f"threshold  {THRESHOLD}: {int(mask.sum())} foreground pixels ({mask.mean():.4f} of the batch)")
-    cleaned = dilate(erode(mask))  # opening: removes isolated noise pixels
+    _inl4_mask = erode(mask)
+    _inl4_out = _inl4_mask.copy()
+    _inl4_out[:, 1:, :] |= _inl4_mask[:, :-1, :]
+    _inl4_out[:, :-1, :] |= _inl4_mask[:, 1:, :]
+    _inl4_out[:, :, 1:] |= _inl4_mask[:, :, :-1]
+    _inl4_out[:, :, :-1] |= _inl4_mask[:, :, 1:]
+    cleaned = _inl4_out; del _inl4_mask, _inl4_out
     print(f"opening    kept {int(cleaned.sum())} pixels, removed {int((mask & ~cleaned).sum())}")
 
     # per-image foreground share and the brightness of what was found

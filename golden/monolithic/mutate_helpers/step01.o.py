@@ -16,11 +16,6 @@ def normalize(a):
     a /= np.abs(a).max(axis=0)
 
 
-def clip_and_normalize(a, limit):
-    np.clip(a, -limit, limit, out=a)
-    normalize(a)
-
-
 def zero_prefix(a, n):
     """Zero the first n rows, one per recursive call (small n)."""
     if n <= 0:
@@ -47,8 +42,8 @@ def main(params, action):
     data = rng.normal(size=(ROWS, COLS))
     view = data[:, :2]  # a view: changing data changes view
     print(f"before: {data.sum():.6f}")
-
-    clip_and_normalize(data, 2.5)
+    np.clip(data, -(2.5), (2.5), out=data)
+    normalize(data)
     print(f"after clip: {view.max():.6f}")
 
     zero_prefix(data, 10)

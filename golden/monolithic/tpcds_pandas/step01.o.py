@@ -36,61 +36,6 @@ STATES = ("TN", "GA", "AL", "KY", "SC")
 MANUFACTURER = 128
 
 
-def make_date_dim():
-    days = pd.date_range(FIRST_DAY, periods=N_DAYS, freq="D")
-    return pd.DataFrame({"d_date_sk": np.arange(1, N_DAYS + 1), "d_date": days,
-                         "d_year": days.year, "d_moy": days.month})
-
-
-def make_item(rng):
-    return pd.DataFrame({
-        "i_item_sk": np.arange(1, N_ITEMS + 1),
-        "i_brand_id": rng.integers(1, 60, size=N_ITEMS),
-        "i_category": rng.choice(CATEGORIES, size=N_ITEMS),
-        "i_manufact_id": rng.integers(100, 140, size=N_ITEMS),
-        "i_current_price": np.round(rng.uniform(0.5, 120.0, size=N_ITEMS), 2),
-    })
-
-
-def make_store():
-    return pd.DataFrame({"s_store_sk": np.arange(1, N_STORES + 1),
-                         "s_store_name": [f"store{k:02d}" for k in range(1, N_STORES + 1)],
-                         "s_state": [STATES[k % len(STATES)] for k in range(N_STORES)]})
-
-
-def make_store_sales(rng):
-    list_price = np.round(rng.uniform(1.0, 200.0, size=N_SALES), 2)
-    profit = np.round(rng.normal(5.0, 20.0, size=N_SALES), 2)
-    profit[rng.random(N_SALES) < 0.02] = np.nan  # missing values, as real extracts have
-    return pd.DataFrame({
-        "ss_sold_date_sk": rng.integers(1, N_DAYS + 1, size=N_SALES),
-        "ss_item_sk": rng.integers(1, N_ITEMS + 1, size=N_SALES),
-        "ss_store_sk": rng.integers(1, N_STORES + 1, size=N_SALES),
-        "ss_ticket_number": np.arange(1, N_SALES + 1),
-        "ss_quantity": rng.integers(1, 100, size=N_SALES),
-        "ss_list_price": list_price,
-        "ss_sales_price": np.round(list_price * rng.uniform(0.5, 1.2, size=N_SALES), 2),
-        "ss_wholesale_cost": np.round(list_price * rng.uniform(0.3, 0.7, size=N_SALES), 2),
-        "ss_net_profit": profit,
-    })
-
-
-def add_extended(df):
-    """Extended amounts per line, added to the frame passed in."""
-    df["ext_sales"] = df["sales_price"] * df["quantity"]
-    df["ext_cost"] = df["wholesale_cost"] * df["quantity"]
-
-
-def add_margin(df):
-    df["margin"] = df["ext_sales"] - df["ext_cost"]
-    df.loc[df["ext_sales"] > 0, "margin_pct"] = df["margin"] / df["ext_sales"]
-
-
-def add_share(df, column):
-    df["share"] = df[column] / df[column].sum()
-    df["rank"] = df[column].rank(ascending=False, method="first").astype(int)
-
-
 def money(x):
     return f"{x:,.2f}"
 
@@ -98,10 +43,33 @@ def money(x):
 def main(params, action):
     # ---- tpcds_pandas.py, from line 91
     rng = np.random.default_rng(2024)
-    date_dim = make_date_dim()
-    item = make_item(rng)
-    store = make_store()
-    store_sales = make_store_sales(rng)
+    _inl1_days = pd.date_range(FIRST_DAY, periods=N_DAYS, freq="D")
+    date_dim = pd.DataFrame({"d_date_sk": np.arange(1, N_DAYS + 1), "d_date": _inl1_days,
+                         "d_year": _inl1_days.year, "d_moy": _inl1_days.month}); del _inl1_days
+    item = pd.DataFrame({
+        "i_item_sk": np.arange(1, N_ITEMS + 1),
+        "i_brand_id": rng.integers(1, 60, size=N_ITEMS),
+        "i_category": rng.choice(CATEGORIES, size=N_ITEMS),
+        "i_manufact_id": rng.integers(100, 140, size=N_ITEMS),
+        "i_current_price": np.round(rng.uniform(0.5, 120.0, size=N_ITEMS), 2),
+    })
+    store = pd.DataFrame({"s_store_sk": np.arange(1, N_STORES + 1),
+                         "s_store_name": [f"store{k:02d}" for k in range(1, N_STORES + 1)],
+                         "s_state": [STATES[k % len(STATES)] for k in range(N_STORES)]})
+    _inl4_list_price = np.round(rng.uniform(1.0, 200.0, size=N_SALES), 2)
+    _inl4_profit = np.round(rng.normal(5.0, 20.0, size=N_SALES), 2)
+    _inl4_profit[rng.random(N_SALES) < 0.02] = np.nan  # missing values, as real extracts have
+    store_sales = pd.DataFrame({
+        "ss_sold_date_sk": rng.integers(1, N_DAYS + 1, size=N_SALES),
+        "ss_item_sk": rng.integers(1, N_ITEMS + 1, size=N_SALES),
+        "ss_store_sk": rng.integers(1, N_STORES + 1, size=N_SALES),
+        "ss_ticket_number": np.arange(1, N_SALES + 1),
+        "ss_quantity": rng.integers(1, 100, size=N_SALES),
+        "ss_list_price": _inl4_list_price,
+        "ss_sales_price": np.round(_inl4_list_price * rng.uniform(0.5, 1.2, size=N_SALES), 2),
+        "ss_wholesale_cost": np.round(_inl4_list_price * rng.uniform(0.3, 0.7, size=N_SALES), 2),
+        "ss_net_profit": _inl4_profit,
+    }); del _inl4_list_price, _inl4_profit
     print(f"store_sales: {len(store_sales)} rows, {store_sales.memory_usage(index=False).sum()} bytes")
 
     # cleaning, in place
@@ -112,8 +80,10 @@ def main(params, action):
     store_sales.loc[capped, "sales_price"] = store_sales.loc[capped, "list_price"]
     print(f"capped {int(capped.sum())} prices at the list price")
     store_sales["ss_net_profit"] = store_sales["ss_net_profit"].fillna(0.0)
-    add_extended(store_sales)
-    add_margin(store_sales)
+    store_sales["ext_sales"] = store_sales["sales_price"] * store_sales["quantity"]
+    store_sales["ext_cost"] = store_sales["wholesale_cost"] * store_sales["quantity"]
+    store_sales["margin"] = store_sales["ext_sales"] - store_sales["ext_cost"]
+    store_sales.loc[store_sales["ext_sales"] > 0, "margin_pct"] = store_sales["margin"] / store_sales["ext_sales"]
     store_sales.drop(columns=["list_price", "ss_ticket_number"], inplace=True)
     store_sales.sort_values(["ss_sold_date_sk", "ss_item_sk"], inplace=True, kind="stable")
     print("columns:", ", ".join(store_sales.columns))
@@ -134,7 +104,10 @@ def main(params, action):
 
     # revenue per category, with share and rank
     categories = sales.groupby("i_category")[["ext_sales", "margin"]].sum()
-    add_share(categories, "ext_sales")
+    _inl7_column = "ext_sales"
+    categories["share"] = categories[_inl7_column] / categories[_inl7_column].sum()
+    categories["rank"] = categories[_inl7_column].rank(ascending=False, method="first").astype(int)
+    del _inl7_column
     categories.sort_values("rank", inplace=True)
     print("revenue per category")
     print(categories.to_string(formatters={"ext_sales": money, "margin": money, "share": "{:.4f}".format}))
