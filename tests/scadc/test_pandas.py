@@ -62,7 +62,8 @@ def test_the_example_split_with_a_profile_prints_what_it_prints(policy: str, pro
     profile, original = profiled
     prog = tmp_path / "prog"
     run("-m", "scadc", "split", EXAMPLE.relative_to(ROOT), "-o", prog, "--policy", policy, "--profile", profile)
-    assert len(list(prog.glob("mem_*.o.yaml"))) >= 1  # the frames go through memory elements
+    if policy == "every":  # the frames go through memory elements (resource: the cost model may keep it whole)
+        assert len(list(prog.glob("mem_*.o.yaml"))) >= 1
     split = run("-m", "scadc", "run", prog, "--quiet")
     assert split.stdout == original
     assert split.stderr == b""  # no pandas warning in an element either
