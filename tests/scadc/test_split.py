@@ -34,7 +34,6 @@ def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[by
 
 
 @cache
-@cache  # the examples are seeded: one run of each monolith serves every test that compares with it
 def original_output(example: Path) -> bytes:
     return run(example).stdout
 
