@@ -197,14 +197,16 @@ def _reduce_strings(array: np.ndarray) -> Any:
     # hashing every string costs more than joining them: only a column whose sample repeats (a
     # category, a channel, a flag) is worth a dictionary
     sample = items[::max(1, len(items) // SAMPLE)]
-    words = list(dict.fromkeys(items)) if len(set(sample)) * REPEATS <= len(sample) else items
-    repeated = len(words) * REPEATS <= len(items)
-    joined = _SEP.join(words if repeated else items)
-    if joined.count(_SEP) != (len(words) if repeated else len(items)) - 1:
+    words = list(dict.fromkeys(items)) if len(set(sample)) * REPEATS <= len(sample) else None
+    if words is not None and len(words) * REPEATS > len(items):
+        words = None  # the sample repeated, the whole does not
+    parts = items if words is None else words
+    joined = _SEP.join(parts)
+    if joined.count(_SEP) != len(parts) - 1:
         return NotImplemented  # a string holds NUL itself: the split would be wrong
     data = joined.encode("utf-8", "surrogatepass")
     del joined
-    if repeated:
+    if words is not None:
         index = {word: i for i, word in enumerate(words)}
         codes = np.fromiter(map(index.__getitem__, items), dtype=np.min_scalar_type(len(words) - 1),
                             count=len(items))
@@ -227,11 +229,21 @@ def _rebuild_strings(data: Any, shape: tuple[int, ...], order: _Order,
                      rest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """The array :func:`_reduce_strings` took apart; ``rest``: where the elements that are not
     strings go, and what they are."""
-    strings = str(data, "utf-8", "surrogatepass").split(_SEP)
+    strings = _split(data)
     flat = np.empty(math.prod(shape), dtype=object)
     if len(strings) != len(flat):
         raise RemoteMetadataError(f"remote object: {len(strings)} strings where {len(flat)} were stored")
     flat[:] = strings
+    return _with_rest(flat, shape, order, rest)
+
+
+def _split(data: Any) -> list[str]:
+    return str(data, "utf-8", "surrogatepass").split(_SEP)
+
+
+def _with_rest(flat: np.ndarray, shape: tuple[int, ...], order: _Order,
+               rest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """``flat`` with the elements that are not strings put back (``rest``: where, and what), shaped."""
     if rest is not None:
         where, others = rest
         flat[where] = others
@@ -242,17 +254,13 @@ def _rebuild_repeated(data: Any, codes: np.ndarray, shape: tuple[int, ...], orde
                       rest: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """The array :func:`_reduce_strings` stored as its distinct strings and a code per element:
     equal elements come back as one shared string, 8 bytes per element (rule 5)."""
-    strings = str(data, "utf-8", "surrogatepass").split(_SEP)
+    strings = _split(data)
     if codes.ndim != 1 or codes.size != math.prod(shape) or (codes.size and int(codes.max()) >= len(strings)):
         raise RemoteMetadataError(f"remote object: {codes.size} string codes for {len(strings)} strings"
                                   f" and shape {shape}")
     words = np.empty(len(strings), dtype=object)
     words[:] = strings
-    flat = words.take(codes)
-    if rest is not None:
-        where, others = rest
-        flat[where] = others
-    return flat.reshape(shape, order=order)
+    return _with_rest(words.take(codes), shape, order, rest)
 
 
 def _layout(stream: int, buffers: list[int]) -> tuple[list[tuple[int, int]], int]:
