@@ -91,6 +91,7 @@ stderr is not ``io``: the engine writes every element's output in program order.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -1022,6 +1023,7 @@ def _operands(op: cst.BinaryOperation | cst.BooleanOperation) -> list[cst.BaseEx
     return out
 
 
+@functools.cache  # the installed distributions do not change while scadc runs; a lookup scans sys.path
 def _installed_version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
