@@ -271,8 +271,6 @@ def test_a_second_concurrent_run_is_refused_busy(start: Callable[..., ActionProc
     assert serving()[0] == 200
 
 
-@pytest.mark.xfail(strict=False, reason="known race (stop 21 note): after SIGTERM during a serving memory "
-                   "activation the end-of-activation marker is sometimes missing from stdout (1 run in ~4)")
 def test_sigterm_ends_a_serving_memory_activation_and_cleans_up(start: Callable[..., ActionProcess]) -> None:
     action = start()
     assert action.init("mem", "type: memory\nlimits: {mem: 1 MiB}\n")[0] == 200
@@ -297,6 +295,7 @@ def test_sigterm_ends_a_serving_memory_activation_and_cleans_up(start: Callable[
         assert replies[0][0] == 200
     assert list(action.workdir.iterdir()) == []
     assert action.stdout().endswith(MARKER + "\n")
+    assert action.stderr().endswith(MARKER + "\n")
 
 
 def test_a_transport_never_completed_fails_the_activation(start: Callable[..., ActionProcess]) -> None:
