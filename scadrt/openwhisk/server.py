@@ -635,6 +635,10 @@ class _Server(ThreadingHTTPServer):
     runtime: ActionRuntime
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -737,9 +741,8 @@ def serve(listen: str = DEFAULT_LISTEN, *, transport_timeout: float = 60.0,
     """
     host, port = parse_listen_address(listen)
     with _private_workdir() as workdir:
-        _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            httpd = _Server((host, port), _Handler)
+            httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         except OSError as exc:
             raise UserError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
         runtime = ActionRuntime(workdir, transport_timeout=transport_timeout)
