@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scadc.cli.command import Exit, Subparsers, add_command, size
+from scadc.cli.command import Exit, Subparsers, add_command, add_inline, size
 
 __all__ = ["add_analyze"]
 
@@ -29,9 +29,7 @@ def add_analyze(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("program", help="the Python program")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default: main() or the module body)")
-    p.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
-                   help="inline the entry function's calls of the program's own helpers where that is safe, as "
-                        "scadc split does (default: on; split with the same choice)")
+    add_inline(p, "as scadc split does (default: on; split with the same choice)")
     p.add_argument("--heavy-bytes", type=size, default=1 << 20, metavar="SIZE",
                    help="values at least this large are heavy (default 1 MiB)")
     p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` (measured sizes)")

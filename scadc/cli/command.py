@@ -13,7 +13,7 @@ from typing import TypeAlias
 from scadrt.dag import DEFAULT_MAX_PARALLELISM
 from scadrt.sizes import parse_size
 
-__all__ = ["Exit", "Subparsers", "add_command", "add_max_parallelism", "size"]
+__all__ = ["Exit", "Subparsers", "add_command", "add_inline", "add_max_parallelism", "size"]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -45,6 +45,13 @@ def add_max_parallelism(p: argparse.ArgumentParser, help: str) -> None:
     """``--max-parallelism N``, the loader's bound on an element's instances; ``help`` names N."""
     p.add_argument("--max-parallelism", type=int, default=DEFAULT_MAX_PARALLELISM, metavar="N",
                    help=f"{help} (default {DEFAULT_MAX_PARALLELISM})")
+
+
+def add_inline(p: argparse.ArgumentParser, effect: str) -> None:
+    """``--inline/--no-inline`` (default on), the compiler's inlining of the program's own helpers;
+    ``effect`` ends the help: what the choice does for this command."""
+    p.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
+                   help=f"inline the entry function's calls of the program's own helpers where that is safe, {effect}")
 
 
 def size(text: str) -> int:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scadc.cli.command import Subparsers, add_command
+from scadc.cli.command import Subparsers, add_command, add_inline
 from scadc.cli.output import write_output
 from scadrt.errors import UserError
 
@@ -101,6 +101,4 @@ def add_profile(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write the profile (default: PROGRAM.profile.json); replaces only an earlier profile")
     p.add_argument("--entry", metavar="NAME", help="the entry function (default: main() or the module body)")
-    p.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
-                   help="inline the entry function's calls of the program's own helpers where that is safe, as "
-                        "scadc split does (default: on; split with the same choice)")
+    add_inline(p, "as scadc split does (default: on; split with the same choice)")

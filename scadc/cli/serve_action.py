@@ -14,9 +14,8 @@ _DEFAULT_LISTEN = "127.0.0.1:8080"  # scadrt.openwhisk.server.DEFAULT_LISTEN, wi
 
 def _cmd_serve_action(args: argparse.Namespace) -> int:
     from scadrt.errors import UserError
-    from scadrt.openwhisk.server import parse_listen_address, serve
+    from scadrt.openwhisk.server import serve
 
-    parse_listen_address(args.listen)  # a bad address is a one-line error before anything starts
     if not 0 < args.transport_timeout <= 86400:
         raise UserError("--transport-timeout must be more than 0 and at most 86400 seconds")
     return serve(args.listen, transport_timeout=args.transport_timeout,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from scadc.cli.command import Exit, Subparsers, add_command
+from scadc.cli.command import Exit, Subparsers, add_command, add_inline
 from scadrt.errors import UserError
 from scadrt.sizes import parse_size
 
@@ -62,9 +62,7 @@ def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
                    help="run each loop whose iterations are independent as one element with an instance per "
                         "iteration (default: on)")
-    p.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
-                   help="inline the entry function's calls of the program's own helpers where that is safe, so "
-                        "cuts may fall inside them; a --profile must be taken with the same choice (default: on)")
+    add_inline(p, "so cuts may fall inside them; a --profile must be taken with the same choice (default: on)")
     p.add_argument("--explain", action="store_true",
                    help="print every cut decision, the costs compared (with a profile), every loop and heavy "
                         "object to stderr")

@@ -135,7 +135,11 @@ class WskClient:
                            exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise WskError(f"cannot reach OpenWhisk at {self.config.host}: {reason}") from None
+            hint = ""
+            if isinstance(reason, ssl.SSLCertVerificationError):  # say how to get past it (rule 2)
+                hint = ("; the host's certificate is not trusted: give its CA certificate as SSL_CERT_FILE=FILE, "
+                        "or skip the check with --insecure")
+            raise WskError(f"cannot reach OpenWhisk at {self.config.host}: {reason}{hint}") from None
 
     # -- the four commands ------------------------------------------------------------------------
 

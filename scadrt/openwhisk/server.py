@@ -91,6 +91,9 @@ _MAX_UNZIPPED = 512 << 20
 _MAX_MEMBERS = 10_000
 #: transports PUT for activations not started yet: at most this many activations are remembered
 _MAX_STASHED = 256
+#: how long a stopping runtime waits for the running activation to end (its servers stopped, its
+#: marker written) before it writes the marker itself and exits
+_STOP_GRACE = 5.0
 _SERVER_IMPLS = {"rdma_tcp_server": False, "tcp_server": False, "rdma_uverbs_server": True, "uverbs_server": True}
 #: a client transport is complete (can be opened) once it has one of these keys (rule 3)
 _ADDRESS_KEYS = {"tcp": ("url",), "rdma": ("url",), "shm": ("segment", "shm_id"), "local": ("size",)}
@@ -384,6 +387,18 @@ class ActionRuntime:
         for activation in running:
             activation.end()
 
+    def finish(self, grace: float) -> None:
+        """Stop, and let the running activation end (rule 6) before the process exits.
+
+        The handler threads are daemons: without this wait the process could exit while an
+        ended activation still stops its memory servers, before its marker is written. An
+        element still running after ``grace`` seconds gets its marker written here instead.
+        The run lock is kept: no activation starts while the process exits.
+        """
+        self.stop()
+        if not self._run_lock.acquire(timeout=grace):
+            _end_of_activation()
+
 
 # -- /init helpers -----------------------------------------------------------------------------------
 
@@ -620,6 +635,10 @@ class _Server(ThreadingHTTPServer):
     runtime: ActionRuntime
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -722,9 +741,8 @@ def serve(listen: str = DEFAULT_LISTEN, *, transport_timeout: float = 60.0,
     """
     host, port = parse_listen_address(listen)
     with _private_workdir() as workdir:
-        _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            httpd = _Server((host, port), _Handler)
+            httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         except OSError as exc:
             raise UserError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
         runtime = ActionRuntime(workdir, transport_timeout=transport_timeout)
@@ -743,7 +761,7 @@ def serve(listen: str = DEFAULT_LISTEN, *, transport_timeout: float = 60.0,
                 ready(f"http://{f'[{text}]' if ':' in text else text}:{bound_port}")
             httpd.serve_forever(poll_interval=0.1)
         finally:
-            runtime.stop()
+            runtime.finish(_STOP_GRACE)
             httpd.server_close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

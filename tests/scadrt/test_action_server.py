@@ -5,6 +5,7 @@ to wire a compute element to a memory element served by another action process."
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -271,8 +272,6 @@ def test_a_second_concurrent_run_is_refused_busy(start: Callable[..., ActionProc
     assert serving()[0] == 200
 
 
-@pytest.mark.xfail(strict=False, reason="known race (stop 21 note): after SIGTERM during a serving memory "
-                   "activation the end-of-activation marker is sometimes missing from stdout (1 run in ~4)")
 def test_sigterm_ends_a_serving_memory_activation_and_cleans_up(start: Callable[..., ActionProcess]) -> None:
     action = start()
     assert action.init("mem", "type: memory\nlimits: {mem: 1 MiB}\n")[0] == 200
@@ -297,6 +296,32 @@ def test_sigterm_ends_a_serving_memory_activation_and_cleans_up(start: Callable[
         assert replies[0][0] == 200
     assert list(action.workdir.iterdir()) == []
     assert action.stdout().endswith(MARKER + "\n")
+    assert action.stderr().endswith(MARKER + "\n")
+
+
+def test_sigterm_during_a_compute_element_still_ends_its_log_with_the_marker(
+        start: Callable[..., ActionProcess]) -> None:
+    """An element that does not return within the stop grace: the runtime writes its marker itself."""
+    action = start()
+    code = "import time\n\ndef main(params, action):\n    print('started', flush=True)\n    time.sleep(60)\n"
+    assert action.init("slow", code)[0] == 200
+
+    def run() -> None:
+        with contextlib.suppress(OSError):  # the process ends before it replies
+            action.post("/run", {"activation_id": "slow"})
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while "started" not in action.stdout():
+        assert time.monotonic() < deadline, action.stderr()
+        time.sleep(0.02)
+    started = time.monotonic()
+    action.stop()
+    assert action.proc.returncode == 0 and time.monotonic() - started < 12
+    assert action.stdout() == "started\n" + MARKER + "\n"
+    assert action.stderr().endswith(MARKER + "\n")
+    thread.join(10)
 
 
 def test_a_transport_never_completed_fails_the_activation(start: Callable[..., ActionProcess]) -> None:

@@ -222,13 +222,17 @@ def test_the_host_and_credentials_rules(tmp_path: Path) -> None:
 def test_tls_is_verified_unless_insecure(whisk: FakeOpenWhisk, home: Path, tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     whisk.socket = context.wrap_socket(whisk.socket, server_side=True)
     host = f"https://127.0.0.1:{whisk.server_address[1]}"
     verified = wsk(home, "get", "x", "--host", host, "--auth", AUTH)
     assert verified.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in verified.stderr
+    assert "--insecure" in verified.stderr and "SSL_CERT_FILE" in verified.stderr  # the ways forward
+    trusted = wsk(home, "get", "x", "--host", host, "--auth", AUTH, env={"SSL_CERT_FILE": str(cert)})
+    assert trusted.returncode == 1 and "answered 404" in trusted.stderr  # the first way forward works
     insecure = wsk(home, "get", "x", "--host", host, "--auth", AUTH, "--insecure")
     assert insecure.returncode == 1 and "answered 404" in insecure.stderr  # it got through to the API
 
