@@ -226,7 +226,18 @@ def test_run_element_takes_its_token_from_a_file_or_the_environment_never_from_a
 # -- item 7: parallelism is bounded, memory servers start a few at a time ---------------------------------
 
 
-def test_tcp_memory_starts_a_bounded_number_of_servers_at_once(tmp_path: Path) -> None:
+def test_tcp_memory_starts_a_bounded_number_of_servers_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A forked server listens within a few milliseconds, often between two samples; each one here
+    # waits 0.2 s first (the fork runs this process's patched module), so every start is seen.
+    from scadrt.transports import memory_server
+
+    serve = memory_server.main
+
+    def slow_main(*args: object, **kwargs: object) -> object:
+        time.sleep(0.2)
+        return serve(*args, **kwargs)
+
+    monkeypatch.setattr(memory_server, "main", slow_main)
     prog = write(tmp_path / "p", {
         "m.o.yaml": "type: memory\nparallelism: 6\nlimits: {mem: 1 MB}\ncorunning: [c]\n",
         "c.o.py": "#@ type: compute\n" + MAIN + "    return {}\n",
