@@ -58,6 +58,13 @@ def _cmd_wsk(args: argparse.Namespace) -> int:
                       f"later: scadc wsk get {aid}", file=sys.stderr)
                 return Exit.FAILED
             _print(record)
+            response = record.get("response") if isinstance(record, dict) else None
+            if isinstance(response, dict) and response.get("success") is False:
+                result = response.get("result")
+                error = result.get("error") if isinstance(result, dict) else None
+                print(f"scadc: activation {aid} failed ({response.get('status', 'unknown status')})"
+                      + (f": {error}" if error is not None else ""), file=sys.stderr)
+                return Exit.FAILED
         elif args.method == "get":
             _print({"activation": client.activation(args.activation_id), "logs": client.logs(args.activation_id)})
         else:
@@ -106,7 +113,9 @@ def add_wsk(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     put.add_argument("--app", help="the application's name (default: the name inside the JSON)")
     post = methods.add_parser("post", parents=[options], help="invoke the application and wait for its result",
                               description="POST …/actions/APP with the input, then poll the activation with "
-                                          "back-off (1, 2, 4 … s) until OpenWhisk has recorded it.")
+                                          "back-off (1, 2, 4 … s) until OpenWhisk has recorded it, and print the "
+                                          "record. Exit status 1 when the activation failed (its response "
+                                          "says success: false) or has no record in time.")
     post.add_argument("app", help="the application's name")
     post.add_argument("-n", "--non-blocking", action="store_true", help="print the activation id, do not wait")
     post.add_argument("-t", "--timeout", type=_positive, default=60.0, metavar="SECONDS",

@@ -107,9 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "POST":
             aid = f"a{len(self.server.activations):031d}"
             params = json.loads(body) if body else {}
+            # OpenWhisk's record of an action that returned {"error": …}: status "application error"
+            response = ({"status": "application error", "success": False, "result": {"error": params["fail"]}}
+                        if "fail" in params else {"status": "success", "success": True, "result": {"got": params}})
             self.server.activations[aid] = {"activationId": aid, "name": name, "namespace": "guest",
-                                            "response": {"status": "success", "success": True,
-                                                         "result": {"got": params}},
+                                            "response": response,
                                             "logs": [f"2026-12-02T00:00:00Z stdout: hello {params}"]}
             self.server.polls[aid] = self.server.initial_polls
             return self.reply(202, {"activationId": aid})
@@ -247,3 +249,13 @@ def test_post_gives_up_after_its_timeout(whisk: FakeOpenWhisk, home: Path, app_j
     polls = [s for s in whisk.seen if "/activations/" in s.path]
     assert len(polls) == 3  # at 0 s, 1 s, and 1.5 s: the second sleep (2 s) is cut to what is left
     assert time.monotonic() - started < 30
+
+
+def test_post_of_a_failing_activation_exits_1(whisk: FakeOpenWhisk, home: Path, app_json: Path) -> None:
+    opts = ["--host", whisk.url, "--auth", AUTH]
+    assert wsk(home, "put", str(app_json), *opts).returncode == 0
+    post = wsk(home, "post", "fanout", "-p", "fail=boom", *opts)
+    assert post.returncode == 1, post.stderr
+    record = json.loads(post.stdout)  # the record is still printed, for scripts that read it
+    assert record["response"] == {"status": "application error", "success": False, "result": {"error": "boom"}}
+    assert f"activation {record['activationId']} failed (application error): boom" in post.stderr
