@@ -45,8 +45,10 @@ demo: $(STAMP)
 	$(BIN)/scadc run examples/elements/fanout --quiet --transport tcp
 	@echo "wrote $(DEMO_OUT)/: channels/ and logreg/ (split programs), channels-run.html and fanout-run.html (run reports), chain.json"
 
+# Two pytest processes: most tests wait on the processes they start, so two keep 2 cores busy.
+TEST_JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
 
 # ruff, then mypy strict on scadc/ and scadrt/ (configured in pyproject.toml's [tool.mypy])
 lint: $(STAMP)

@@ -53,6 +53,7 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     profile = tmp_path_factory.mktemp("pandas") / "profile.json"
     original = run("-m", "scadc", "profile", EXAMPLE.relative_to(ROOT), "-o", profile).stdout
     assert json.loads(profile.read_text())["units"]
+    assert original == run(EXAMPLE.relative_to(ROOT)).stdout  # profiled, it prints what it prints
     return profile, original
 
 

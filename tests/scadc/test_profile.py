@@ -97,9 +97,11 @@ def test_profile_of_another_version_is_refused(tmp_path: Path) -> None:
         analyze(str(path), profile=profile)
 
 
-#: examples whose profile takes far longer than their run: under `make fuzz` only (pandas_report: ~7 s of
-#: CPU for a 0.6 s program, most of it fingerprinting its 360k-row str columns at each of 41 boundaries)
-SLOW_TO_PROFILE = ("pandas_report",)
+#: under `make fuzz` only: examples whose profile takes far longer than their run (pandas_report: ~7 s of
+#: CPU for a 0.6 s program, most of it fingerprinting its 360k-row str columns at each of 41 boundaries),
+#: and ones `make test` profiles elsewhere too, checking the profiled run prints what the program
+#: prints (test_split's PROFILED: channel_report, logreg_cv; test_pandas: tpcds_pandas)
+SLOW_TO_PROFILE = ("pandas_report", "channel_report", "logreg_cv", "tpcds_pandas")
 
 
 @pytest.mark.parametrize("example", [pytest.param(e, marks=pytest.mark.slow) if e.stem in SLOW_TO_PROFILE else e

@@ -38,8 +38,14 @@ def original_output(example: Path) -> bytes:
     return run(example).stdout
 
 
-@pytest.mark.parametrize("transport", ["shm", "tcp"])
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+#: examples also run over tcp in `make test` (every one is under `make fuzz`): the ones whose plans
+#: put the most through memory elements; the transports' own behaviour is tests/scadrt/transports'
+OVER_TCP = ("channel_report", "kmeans", "pandas_report", "tpcds_pandas")
+
+
+@pytest.mark.parametrize(("example", "transport"), [
+    pytest.param(e, t, marks=[pytest.mark.slow] if t == "tcp" and e.stem not in OVER_TCP else [])
+    for e in EXAMPLES for t in ("shm", "tcp")], ids=lambda v: v if isinstance(v, str) else v.stem)
 def test_split_program_prints_what_the_original_prints(example: Path, transport: str, tmp_path: Path) -> None:
     prog = tmp_path / "prog"
     run("-m", "scadc", "split", example.relative_to(ROOT), "-o", prog)
