@@ -44,7 +44,9 @@ from typing import Any, BinaryIO
 
 from scadrt.dag import ElementSpec, Program
 from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
+from scadrt.engines.failures import instance_failure
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard, instance_index
+from scadrt.engines.output import OutputSequencer
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Forked, Ready, Started, Task, read_frame, start_worker, write_frame
 from scadrt.errors import InternalError, Terminated
@@ -135,38 +137,12 @@ class _Worker:
         return self.ready and not self.retiring and not self.busy
 
 
-class _OutputSequencer:
-    """Writes captured output of instances in program order, as soon as the prefix is complete."""
-
-    def __init__(self, order: list[tuple[str, int]], stdout: BinaryIO, stderr: BinaryIO) -> None:
-        self.order = order
-        self.position = 0
-        self.complete: dict[tuple[str, int], tuple[str, str]] = {}
-        self.stdout, self.stderr = stdout, stderr
-
-    def finished(self, key: tuple[str, int], stdout_path: str, stderr_path: str) -> None:
-        self.complete[key] = (stdout_path, stderr_path)
-        while self.position < len(self.order) and self.order[self.position] in self.complete:
-            self._emit(self.order[self.position])
-            self.position += 1
-
-    def failed(self, key: tuple[str, int], stdout_path: str, stderr_path: str) -> None:
-        # What a sequential run would have printed: everything before the failure, then its output.
-        for earlier in self.order[self.position:]:
-            if earlier == key:
-                break
-            if earlier in self.complete:
-                self._emit(earlier)
-        self.complete[key] = (stdout_path, stderr_path)
-        self._emit(key)
-        self.position = len(self.order)
-
-    def _emit(self, key: tuple[str, int]) -> None:
-        out_path, err_path = self.complete[key]
-        for path, stream in ((out_path, self.stdout), (err_path, self.stderr)):
-            with suppress(FileNotFoundError), open(path, "rb") as captured:
-                shutil.copyfileobj(captured, stream)
-            stream.flush()
+def _error_record(path: Path) -> dict[str, Any] | None:
+    try:
+        error: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return error
 
 
 def _rss(pid: int) -> int:
@@ -331,7 +307,7 @@ class _Run:
         self.scheduler = Scheduler(program, run_input, retries=retries)
         self.sourcemap = load_sourcemap(program.path)
         order = [(name, i) for name in self.scheduler.order for i in range(program.elements[name].parallelism)]
-        self.output = _OutputSequencer(order, stdout, stderr)
+        self.output = OutputSequencer(order, stdout, stderr)
         self.queue: deque[Submit] = deque()
         self.descriptors: dict[str, dict[str, str]] = {}
         self.memory_runs: dict[str, list[MemoryRun]] = {}
@@ -578,7 +554,8 @@ class _Run:
         """Record the instance; if it did not finish successfully, it failed or crashed (rule: failures
         are handled here, after the exit, so the report has the failed instance's numbers)."""
         submit = self.params.pop(task.task_id)
-        failure, connection_lost = (None, False) if transfer is not None else self.failure_of(task, exited.status)
+        failure, connection_lost = (None, False) if transfer is not None else instance_failure(
+            task.element, task.index, exited.status, _error_record(Path(task.error_path)), self.sourcemap)
         outcome = "ok" if failure is None else "crashed" if failure.kind == "crash" else "failed"
         self.instances.append(InstanceRun(
             task.element, task.index, submit.attempt, outcome, start, exited.end - self.t0, exited.pid,
@@ -591,30 +568,6 @@ class _Run:
             self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
         self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_failed(failure, submit.params))
-
-    def failure_of(self, task: Task, status: int) -> tuple[Failure, bool]:
-        """Why the instance failed, and whether it lost its connection to a memory element (the
-        worker's typed flag: a subclass counts, a user class of the same name does not)."""
-        error_path = Path(task.error_path)
-        if os.WIFEXITED(status) and error_path.exists():
-            error = json.loads(error_path.read_text())
-            traceback, message = error["traceback"], error["message"]
-            if self.sourcemap is not None:  # a generated program: point at the original's lines
-                traceback = self.sourcemap.rewrite(traceback)
-                if error["region_full"]:  # its memory elements were sized by estimate or another input
-                    hint = (f"hint: scadc split sized the memory elements from static estimates or from a "
-                            f"profile of a smaller input; measure them on this input with `scadc profile "
-                            f"{self.sourcemap.source} -o app.profile.json` and split again with "
-                            f"`--profile app.profile.json`")
-                    message = f"{message} ({hint})"
-                    traceback = f"{traceback.rstrip()}\n{hint}\n"
-            return Failure(task.element, task.index, error["kind"], message, traceback), error["connection_lost"]
-        if os.WIFSIGNALED(status):
-            sig = signal.Signals(os.WTERMSIG(status))
-            hint = " (out of memory?)" if sig == signal.SIGKILL else ""
-            return Failure(task.element, task.index, "crash", f"the process was killed by {sig.name}{hint}"), False
-        return Failure(task.element, task.index, "crash",
-                       f"the process exited with status {os.waitstatus_to_exitcode(status)} without a result"), False
 
     def worker_died(self, worker: _Worker) -> None:
         """A worker's event pipe ended: a retired one is done; otherwise each task it had not
