@@ -55,8 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROGRAM_MODULE", "RESULT_RNG", "RESULT_VALUES", "Outcome", "check_result", "element_params",
-    "error_record", "format_element_error", "instance_name", "instance_names", "load_element", "run_element",
-    "warnings_as_in_main",
+    "error_record", "format_element_error", "instance_index", "instance_name", "instance_names", "load_element",
+    "run_element", "warnings_as_in_main",
 ]
 
 JSON = Any
@@ -86,6 +86,16 @@ def instance_name(name: str, index: int, parallelism: int) -> str:
     ('square', 'square@2')
     """
     return name if parallelism == 1 else f"{name}@{index}"
+
+
+def instance_index(instance: str) -> int:
+    """The index in an instance's name (rule 3).
+
+    >>> instance_index("m"), instance_index("m@3")
+    (0, 3)
+    """
+    _, at, index = instance.partition("@")
+    return int(index) if at else 0
 
 
 def instance_names(name: str, parallelism: int) -> tuple[str, ...]:

@@ -12,10 +12,11 @@ import os
 import signal
 from typing import Any
 
+from scadrt.element import instance_index
 from scadrt.engines.core import Failure
 from scadrt.sourcemap import SourceMap
 
-__all__ = ["crash_failure", "error_failure", "instance_failure"]
+__all__ = ["crash_failure", "error_failure", "instance_failure", "memory_lost_failure"]
 
 
 def error_failure(element: str, index: int, error: dict[str, Any], sourcemap: SourceMap | None) -> Failure:
@@ -51,3 +52,13 @@ def instance_failure(element: str, index: int, status: int, error: dict[str, Any
     if os.WIFEXITED(status) and error is not None:
         return error_failure(element, index, error, sourcemap), bool(error["connection_lost"])
     return crash_failure(element, index, status), False
+
+
+def memory_lost_failure(lost: list[tuple[str, str, str]], user: tuple[str, int] | None = None) -> Failure:
+    """The failure of a run whose memory instances ``lost`` ((element, instance, what happened),
+    the first in program order is named) went away, while compute instance ``user`` used them."""
+    element, instance, what = min(lost, key=lambda m: (m[0], instance_index(m[1])))
+    while_ = f" (while {user[0]!r} instance {user[1]} was using it)" if user else ""
+    return Failure(element, instance_index(instance), "MemoryLost",
+                   f"memory element {instance!r} died: {what}{while_}", memory=instance)
+

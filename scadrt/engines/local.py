@@ -36,20 +36,22 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from scadrt.dag import ElementSpec, Program
+from scadrt.element import instance_index
 from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
-from scadrt.engines.failures import instance_failure
-from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard, instance_index
+from scadrt.engines.failures import instance_failure, memory_lost_failure
+from scadrt.engines.interrupt import signals_unwind
+from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard
 from scadrt.engines.output import OutputSequencer
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Forked, Ready, Started, Task, read_frame, start_worker, write_frame
-from scadrt.errors import InternalError, Terminated
+from scadrt.errors import InternalError
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport
 from scadrt.sourcemap import load_sourcemap
 
@@ -265,7 +267,7 @@ class LocalEngine:
         """Run ``program``; raise :class:`RunFailed` when an element fails for good."""
         watcher = Watcher()  # before SIGTERM unwinds: a SIGTERM until then kills us, and it sees EOF
         try:
-            with _signals_unwind():
+            with signals_unwind():
                 tmp = tempfile.mkdtemp(prefix="scadrt-run-")
                 watcher.directory(tmp)
                 try:
@@ -277,22 +279,6 @@ class LocalEngine:
                     shutil.rmtree(tmp, ignore_errors=True)
         finally:
             watcher.close()
-
-
-@contextmanager
-def _signals_unwind() -> Iterator[None]:
-    def on_term(signum: int, frame: object) -> None:
-        raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread: the caller handles signals
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _Run:
@@ -425,12 +411,6 @@ class _Run:
                 for instance, descriptor in started[spec.name].items()
             ]
 
-    def memory_failure(self, lost: list[tuple[str, str, str]], user: tuple[str, int] | None = None) -> Failure:
-        element, instance, what = min(lost, key=lambda m: (m[0], instance_index(m[1])))
-        while_ = f" (while {user[0]!r} instance {user[1]} was using it)" if user else ""
-        return Failure(element, instance_index(instance), "MemoryLost",
-                       f"memory element {instance!r} died: {what}{while_}", memory=instance)
-
     def check_memory(self) -> None:
         """Stop the run as soon as a memory element it still needs went away (rule in the docstring)."""
         memory = self.memory
@@ -440,7 +420,7 @@ class _Run:
         self.memory_checked = self.now()
         lost = [m for m in memory.lost() if m[0] in self.live_memory]
         if lost:
-            self.apply(self.scheduler.abort(self.memory_failure(lost)))
+            self.apply(self.scheduler.abort(memory_lost_failure(lost)))
 
     def lost_memory_of(self, element: str, connection_lost: bool) -> list[tuple[str, str, str]]:
         """The memory elements of ``element`` that went away: a failed instance's cause. A server
@@ -565,7 +545,7 @@ class _Run:
             return
         self.on_event(outcome, task.element, task.index)
         if lost := self.lost_memory_of(task.element, connection_lost):  # no retry brings it back
-            self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
+            self.apply(self.scheduler.abort(memory_lost_failure(lost, (task.element, task.index))))
         self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_failed(failure, submit.params))
 
@@ -587,7 +567,7 @@ class _Run:
                 continue
             failure = Failure(task.element, task.index, "crash", f"its worker process died (exit status {code})")
             if lost := self.lost_memory_of(task.element, connection_lost=False):
-                self.apply(self.scheduler.abort(self.memory_failure(lost, (task.element, task.index))))
+                self.apply(self.scheduler.abort(memory_lost_failure(lost, (task.element, task.index))))
             self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)
             self.apply(self.scheduler.instance_failed(failure, submit.params))
 

@@ -83,12 +83,6 @@ class MemoryStartError(Exception):
         self.element, self.instance, self.reason = element, instance, reason
 
 
-def instance_index(instance: str) -> int:
-    """``m`` → 0, ``m@3`` → 3."""
-    _, at, index = instance.partition("@")
-    return int(index) if at else 0
-
-
 class MemoryBackend(Protocol):
     """Starts and stops memory elements for the engine (the rules in the module docstring);
     :class:`ShmMemory` and :class:`TcpMemory` are the two there are."""

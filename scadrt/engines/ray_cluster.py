@@ -1,0 +1,121 @@
+"""The Ray cluster a run uses: a private one started for the run, or one that already exists.
+
+Rules:
+
+1. ``ray`` is imported only here and only when a run asks for the Ray engine; without it the
+   error says how to install it (``pip install 'scadc[ray]'``).
+2. **No address**: a private single-node cluster is started for the run and stopped after it,
+   Ctrl-C and failures included. Everything it listens on is 127.0.0.1 (Ray rewrites
+   ``--node-ip-address`` to the routable address and binds all interfaces unless
+   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), usage stats are off, its session directory is a
+   private temporary directory removed afterwards, and its auth token is a fresh random one
+   passed in the environment (Ray would otherwise write ``~/.ray/auth_token``, readable by
+   every user). If this process is already connected to Ray (``ray.init`` by the caller, a
+   test's cluster), the run uses that connection and leaves it as it was.
+3. **An address** (``auto`` or ``HOST:PORT``): connect to that cluster and disconnect after the
+   run; the cluster keeps running. Its auth token is the user's (``RAY_AUTH_TOKEN`` or
+   ``~/.ray/auth_token``), as for any Ray driver.
+4. Ray's errors at the boundary (cannot connect, a cluster that does not start) become
+   :class:`~scadrt.errors.UserError` with the address and what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from scadrt.errors import UserError
+
+__all__ = ["LOOPBACK_ENV", "Node", "connect", "import_ray", "nodes"]
+
+#: what keeps a Ray cluster on this machine on 127.0.0.1, and quiet (rule 2)
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+INSTALL_HINT = "the Ray engine needs ray: pip install 'scadc[ray]'"
+
+
+def import_ray() -> ModuleType:
+    """``ray``, or a UserError saying how to install it (rule 1)."""
+    for name, value in LOOPBACK_ENV.items():  # read when ray is imported, and by what it starts
+        os.environ.setdefault(name, value)
+    try:
+        import ray
+    except ImportError as exc:
+        raise UserError(f"{INSTALL_HINT} ({exc})") from exc
+    return ray
+
+
+@dataclass(frozen=True)
+class Node:
+    """An alive node of the cluster and what it has in all (not what is free now)."""
+
+    node_id: str
+    address: str
+    resources: dict[str, float]
+
+    def fits(self, demand: dict[str, float]) -> bool:
+        return all(self.resources.get(key, 0.0) >= value for key, value in demand.items() if value > 0)
+
+
+def nodes(ray: ModuleType) -> list[Node]:
+    return [Node(n["NodeID"], n.get("NodeManagerAddress", ""), dict(n.get("Resources", {})))
+            for n in ray.nodes() if n.get("Alive")]
+
+
+@contextmanager
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ModuleType]:
+    """Be connected to a Ray cluster for the block (rules 2-4); yields the ``ray`` module."""
+    ray = import_ray()
+    if address is None and ray.is_initialized():
+        yield ray
+        return
+    if address is not None:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+        return
+    with _private_environment():
+        session = tempfile.mkdtemp(prefix="scadrt-ray-")  # mode 0700: the cluster's sockets and logs
+        try:
+            try:
+                ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                         _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False,
+                         logging_level=logging.ERROR)
+            except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+                raise UserError(f"cannot start a private Ray cluster: {exc}") from exc
+            try:
+                yield ray
+            finally:
+                ray.shutdown()
+        finally:
+            shutil.rmtree(session, ignore_errors=True)
+
+
+@contextmanager
+def _private_environment() -> Iterator[None]:
+    """Rule 2's environment while the private cluster lives (its processes inherit it), then the
+    caller's again."""
+    wanted: dict[str, Any] = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
