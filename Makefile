@@ -46,9 +46,10 @@ demo: $(STAMP)
 	@echo "wrote $(DEMO_OUT)/: channels/ and logreg/ (split programs), channels-run.html and fanout-run.html (run reports), chain.json"
 
 # Two pytest processes: most tests wait on the processes they start, so two keep 2 cores busy.
+# --dist loadgroup: the tests marked xdist_group("ray") all go to one process, which starts one Ray cluster.
 TEST_JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 # ruff, then mypy strict on scadc/ and scadrt/ (configured in pyproject.toml's [tool.mypy])
 lint: $(STAMP)
@@ -63,6 +64,7 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/dag.py $(BENCH_ARGS)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/engine.py --engine ray --repeats 3
 	$(BIN)/python bench/transports.py --quick
 	$(BIN)/python bench/frames_transfer.py --quick
 	$(BIN)/python bench/remote.py --quick

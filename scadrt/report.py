@@ -20,9 +20,12 @@ from scadrt.errors import ScadError
 from scadrt.transports import redact_tokens
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from scadrt.dag import Program
     from scadrt.engines.core import Failure
 
-__all__ = ["InstanceRun", "MemoryRun", "RunFailed", "RunReport"]
+__all__ = ["InstanceRun", "MemoryRun", "RunFailed", "RunReport", "RunResult", "program_report"]
 
 _GiB = 2**30
 
@@ -47,6 +50,8 @@ class InstanceRun:
     rss_samples: tuple[tuple[float, int], ...] = ()
     #: transport kind → {"read": bytes, "written": bytes}
     transfer: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the cluster node it ran on (the Ray engine's node id; "" on the local engine)
+    node: str = ""
 
     @property
     def duration(self) -> float:
@@ -71,6 +76,8 @@ class MemoryRun:
     address: str = ""
     #: bytes of the region actually in memory at release (regions are allocated lazily); 0: unknown
     used: int = 0
+    #: the cluster node that held it (the Ray engine's node id; "" on the local engine)
+    node: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", redact_tokens(self.address, limit=None))
@@ -119,6 +126,28 @@ class RunReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a successful run gives back, on every engine."""
+
+    report: RunReport
+    #: sink element → its results (one per instance)
+    results: dict[str, list[Any]]
+
+
+def program_report(program: Program, *, status: str, wall: float, order: tuple[str, ...],
+                   instances: Iterable[InstanceRun], memory: Iterable[MemoryRun], failure: str = "") -> RunReport:
+    """The report of a run of ``program`` (any engine): instances by start time, its DAG's edges."""
+    return RunReport(
+        program=program.name, status=status, wall=wall, order=order,
+        instances=tuple(sorted(instances, key=lambda i: (i.start, i.element, i.index))),
+        memory=tuple(memory),
+        edges=tuple((p, e.name) for e in program.compute_elements() for p in e.parents),
+        corunning=tuple((m.name, c) for m in program.memory_elements() for c in m.corunning_names),
+        failure=failure,
+    )
 
 
 class RunFailed(ScadError):

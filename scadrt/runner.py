@@ -19,7 +19,10 @@ from scadrt.report import RunReport
 if TYPE_CHECKING:
     from scadrt.engines.worker import Forked
 
-__all__ = ["run"]
+__all__ = ["ENGINES", "run"]
+
+#: what runs a program: this machine, or a Ray cluster
+ENGINES = ("local", "ray")
 
 
 class _TextSink(io.RawIOBase):
@@ -51,8 +54,9 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
         max_workers: int | None = None, retries: int = 0, max_parallelism: int = DEFAULT_MAX_PARALLELISM,
         on_event: Callable[[str, str, int], None] | None = None,
         on_results: Callable[[dict[str, list[Any]]], None] | None = None,
-        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None) -> RunReport:
-    """Run an element directory (or a loaded :class:`Program`) on this machine, as ``scadc run`` does.
+        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None, engine: str = "local",
+        address: str | None = None) -> RunReport:
+    """Run an element directory (or a loaded :class:`Program`), as ``scadc run`` does.
 
     The elements' output is written, in program order, to ``stdout``/``stderr`` (default: the
     current ``sys.stdout``/``sys.stderr``). ``params`` is the root elements' input (a JSON-able
@@ -64,6 +68,10 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     results (one per instance) when the run succeeds. Returns the run's
     :class:`~scadrt.report.RunReport`.
 
+    ``engine``: ``local`` (this machine, an instance per process) or ``ray`` (a Ray cluster:
+    a private one started for the run, or the one at ``address``, ``auto`` or ``HOST:PORT``, or the
+    one this process is connected to already; needs ``pip install 'scadc[ray]'``).
+
     Raises :class:`ProgramError` for an invalid directory, :class:`UserError` for a bad option, and
     :class:`RunFailed` when an element fails for good (its ``failure`` says
     which and why, its ``report`` covers the run up to the failure).
@@ -74,8 +82,22 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
         raise UserError("max_workers must be at least 1")
     if retries < 0:
         raise UserError("retries cannot be negative")
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise UserError("an address names a Ray cluster: use it with engine='ray' (--engine ray)")
     if not isinstance(program, Program):
         program = load_program(program, max_parallelism=max_parallelism)
+    out = _text_sink(lambda: sys.stdout) if stdout is None else stdout
+    err = _text_sink(lambda: sys.stderr) if stderr is None else stderr
+    if engine == "ray":
+        from scadrt.engines.ray_engine import RayEngine
+
+        outcome = RayEngine(address=address, transport=transport, max_workers=max_workers, retries=retries,
+                            stdout=out, stderr=err, on_event=on_event).run(program, params)
+        if on_results is not None:
+            on_results(outcome.results)
+        return outcome.report
     forked = _first_worker(program, transport, max_workers)
     first: Forked | None = forked
     try:
@@ -84,11 +106,10 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
 
         memory = memory_backend(transport, program)
         with LocalEngine(memory=memory, max_workers=max_workers, retries=retries,
-                         stdout=_text_sink(lambda: sys.stdout) if stdout is None else stdout,
-                         stderr=_text_sink(lambda: sys.stderr) if stderr is None else stderr,
-                         on_event=on_event, workers=[] if forked is None else [forked]) as engine:
+                         stdout=out, stderr=err,
+                         on_event=on_event, workers=[] if forked is None else [forked]) as local:
             first = None  # the engine's now: it stops it
-            outcome = engine.run(program, params)
+            outcome = local.run(program, params)
     finally:
         if first is not None:
             discard_worker(first)

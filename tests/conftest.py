@@ -33,3 +33,16 @@ def no_leftovers() -> Iterator[None]:
 
     with nothing_left_behind():
         yield
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """The session's Ray cluster (:mod:`tests.ray_cluster`); tests that use it carry
+    ``pytest.mark.xdist_group("ray")``, so that one pytest process runs them all on it."""
+    from tests.ray_cluster import start
+
+    cluster = start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

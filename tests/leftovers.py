@@ -39,8 +39,28 @@ def ours_or_orphaned(name: str) -> bool:
         return True
 
 
+#: processes of the session that outlive tests on purpose (the session's Ray cluster): they and
+#: whatever they start (Ray starts and stops workers as it likes) are nobody's leftovers
+SESSION_PROCESSES: set[int] = set()
+
+
 def live_children() -> set[int]:
-    return {c.pid for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE}
+    children = psutil.Process().children(recursive=True)
+    exempt = set(SESSION_PROCESSES)
+    for child in children:
+        try:
+            if exempt.intersection(p.pid for p in child.parents()):
+                exempt.add(child.pid)
+        except psutil.NoSuchProcess:
+            exempt.add(child.pid)
+    return {c.pid for c in children if c.pid not in exempt and _alive(c)}
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from scadc.cli.params import add_input_arguments, parse_run_input
 from scadrt import load_program
 from scadrt.errors import UserError
 from scadrt.report import RunFailed, RunReport
+from scadrt.runner import ENGINES
 from scadrt.transports import TRANSPORT_CHOICES
 
 __all__ = ["add_run"]
@@ -41,6 +42,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--max-workers must be at least 1")
     if args.retries < 0:
         raise UserError("--retries cannot be negative")
+    if args.address is not None and args.engine != "ray":
+        raise UserError("--address names a Ray cluster: use it with --engine ray")
     program = load_program(args.program, max_parallelism=args.max_parallelism)
     run_input = parse_run_input(args.param, args.params_file)
     for option, target in _outputs(args):
@@ -56,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         with progress if progress is not None else contextlib.nullcontext():
             report = scadrt.run(program, params=run_input, transport=args.transport, max_workers=args.max_workers,
                                 retries=args.retries, on_event=progress, on_results=results.update,
-                                stdout=stdout, stderr=stderr)
+                                stdout=stdout, stderr=stderr, engine=args.engine, address=args.address)
     except RunFailed as failed:
         _write_reports(args, failed.report)
         failure = failed.failure
@@ -100,13 +103,21 @@ def add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                     "stderr are written in program order, so the bytes do not depend on timing.",
         epilog="examples:\n  scadc run examples/elements/chain --param n=5\n"
                "  scadc run examples/elements/fanout --transport tcp --report run.json --html run.html\n"
+               "  scadc run examples/elements/fanout --engine ray --address 127.0.0.1:6379\n"
                "exit status: 0 success, 1 an element failed, 2 invalid input, 130 interrupted",
         run=_cmd_run,
     )
     p.add_argument("program", help="the element directory")
     add_input_arguments(p)
     p.add_argument("--transport", "-t", choices=TRANSPORT_CHOICES, default="auto",
-                   help="how compute elements reach memory elements (default auto: shm on this host)")
+                   help="how compute elements reach memory elements (default auto: shm on this host; on Ray, "
+                        "shm on the memory element's node, tcp elsewhere)")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this machine, an instance per process (default); ray: a Ray cluster "
+                        "(pip install 'scadc[ray]')")
+    p.add_argument("--address", metavar="auto|HOST:PORT",
+                   help="with --engine ray: the Ray cluster to run on, left running after (default: a private "
+                        "cluster on 127.0.0.1, started for the run and stopped after it)")
     p.add_argument("--max-workers", type=int, default=None, metavar="N",
                    help="instances running at once (default: the number of cores)")
     p.add_argument("--retries", type=int, default=0, metavar="N",

@@ -53,7 +53,8 @@ from scadrt.element import element_params
 from scadrt.errors import InternalError
 
 __all__ = [
-    "Abort", "Command", "Failure", "Finish", "Scheduler", "StartMemory", "StopMemory", "Submit", "widest_antichain",
+    "Abort", "Command", "Failure", "Finish", "Scheduler", "StartMemory", "StopMemory", "Submit",
+    "widest_antichain",
 ]
 
 JSON = Any

@@ -44,7 +44,16 @@ from typing import Any, BinaryIO
 
 from scadrt.dag import ElementSpec, Program
 from scadrt.element import instance_index
-from scadrt.engines.core import Abort, Command, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit
+from scadrt.engines.core import (
+    Abort,
+    Command,
+    Failure,
+    Finish,
+    Scheduler,
+    StartMemory,
+    StopMemory,
+    Submit,
+)
 from scadrt.engines.failures import instance_failure, memory_lost_failure
 from scadrt.engines.interrupt import signals_unwind
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard
@@ -52,7 +61,7 @@ from scadrt.engines.output import OutputSequencer
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Forked, Ready, Started, Task, read_frame, start_worker, write_frame
 from scadrt.errors import InternalError
-from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport
+from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
 from scadrt.sourcemap import load_sourcemap
 
 __all__ = ["LocalEngine", "RunResult"]
@@ -61,13 +70,6 @@ _SAMPLE_INTERVAL = 0.05
 #: how long an instance that lost its connection waits for its memory server to be seen dead
 _LOST_GRACE = 1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-@dataclass(frozen=True)
-class RunResult:
-    report: RunReport
-    #: sink element → its results (one per instance)
-    results: dict[str, list[Any]]
 
 
 class _Aborted(Exception):
@@ -588,12 +590,6 @@ class _Run:
                 self.memory.close()
 
     def report(self, status: str, failure: str = "") -> RunReport:
-        program = self.program
-        return RunReport(
-            program=program.name, status=status, wall=self.now(), order=self.scheduler.order,
-            instances=tuple(sorted(self.instances, key=lambda i: (i.start, i.element, i.index))),
-            memory=tuple(m for runs in self.memory_runs.values() for m in runs),
-            edges=tuple((p, e.name) for e in program.compute_elements() for p in e.parents),
-            corunning=tuple((m.name, c) for m in program.memory_elements() for c in m.corunning_names),
-            failure=failure,
-        )
+        return program_report(self.program, status=status, wall=self.now(), order=self.scheduler.order,
+                              instances=self.instances,
+                              memory=(m for runs in self.memory_runs.values() for m in runs), failure=failure)

@@ -10,8 +10,10 @@ Rules:
    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), usage stats are off, its session directory is a
    private temporary directory removed afterwards, and its auth token is a fresh random one
    passed in the environment (Ray would otherwise write ``~/.ray/auth_token``, readable by
-   every user). If this process is already connected to Ray (``ray.init`` by the caller, a
-   test's cluster), the run uses that connection and leaves it as it was.
+   every user).
+5. If this process is connected to Ray already (``ray.init`` by the caller, a test's cluster),
+   the run uses that connection and leaves it as it was; an address naming another cluster is
+   a user error (a process has one connection).
 3. **An address** (``auto`` or ``HOST:PORT``): connect to that cluster and disconnect after the
    run; the cluster keeps running. Its auth token is the user's (``RAY_AUTH_TOKEN`` or
    ``~/.ray/auth_token``), as for any Ray driver.
@@ -21,10 +23,13 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
 import shutil
+import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,11 +78,17 @@ def nodes(ray: ModuleType) -> list[Node]:
 @contextmanager
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ModuleType]:
     """Be connected to a Ray cluster for the block (rules 2-4); yields the ``ray`` module."""
-    ray = import_ray()
-    if address is None and ray.is_initialized():
-        yield ray
+    imported = sys.modules.get("ray")
+    if imported is not None and imported.is_initialized():  # the caller's connection: used, left as it is
+        current = imported.get_runtime_context().gcs_address
+        if address not in (None, "auto", current):
+            raise UserError(f"this process is connected to the Ray cluster at {current} already; run there "
+                            f"(no address) or call ray.shutdown() first to run at {address}")
+        yield imported
         return
     if address is not None:
+        _check_reachable(address)
+        ray = import_ray()
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -88,6 +99,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
             ray.shutdown()
         return
     with _private_environment():
+        ray = import_ray()  # after the environment: the driver reads its auth mode at import
         session = tempfile.mkdtemp(prefix="scadrt-ray-")  # mode 0700: the cluster's sockets and logs
         try:
             try:
@@ -104,11 +116,33 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
             shutil.rmtree(session, ignore_errors=True)
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT where nothing listens: ``ray.init`` retries such an address for many
+    minutes before it gives up."""
+    if address == "auto" or "://" in address:  # auto: Ray looks the address up itself, and says so at once
+        return
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit():
+        raise UserError(f"--address {address!r}: expected auto or HOST:PORT (the head node's GCS address)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc} (is a Ray head "
+                        f"node running there? `ray status` on it prints its address)") from exc
+
+
+@functools.cache
+def _process_token() -> str:
+    """The private clusters' token: one per process, because a Ray driver keeps the first token it
+    used (a second private cluster with a new one refuses the driver)."""
+    return secrets.token_hex(32)
+
+
 @contextmanager
 def _private_environment() -> Iterator[None]:
     """Rule 2's environment while the private cluster lives (its processes inherit it), then the
     caller's again."""
-    wanted: dict[str, Any] = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    wanted: dict[str, Any] = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _process_token()}
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:

@@ -17,6 +17,7 @@ import pytest
 
 from scadrt.dag import DEFAULT_MAX_PARALLELISM, load_program
 from scadrt.errors import ProgramError
+from tests.programs import scadc, write
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -26,18 +27,6 @@ MAIN = "def main(params, action):\n    return {}\n"
 
 def compute(header: str, code: str = MAIN) -> str:
     return "".join(f"#@ {line}\n" for line in header.strip("\n").splitlines()) + code
-
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (root / name).write_bytes(text if isinstance(text, bytes) else text.encode())
-    return root
-
-
-def scadc(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scadc", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, check=False)
 
 
 def problems(root: Path, **kwargs: int) -> list[tuple[str, int, str]]:

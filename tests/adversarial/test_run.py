@@ -34,24 +34,13 @@ from scadrt.transports.protocol import HEADER_SIZE, Header, Op, Status, pack_req
 from scadrt.transports.shm import SharedRegion
 from scadrt.transports.tcp import TcpTransport
 from tests.leftovers import shm_segments
+from tests.programs import scadc, write
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "elements"
 MAIN = "def main(params, action):\n"
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (root / name).write_text(text)
-    return root
-
-
-def scadc(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scadc", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, check=False, **kwargs)  # type: ignore[call-overload]
 
 
 def wait_for(path: Path, proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:

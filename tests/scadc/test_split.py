@@ -54,7 +54,14 @@ def test_split_program_prints_what_the_original_prints(example: Path, transport:
     assert split.stdout  # every example prints its results
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+#: examples whose every-cut split runs only under `make fuzz`: test_a_profiled_split_prints_what_the_
+#: original_prints splits them with every allowed cut too (under their profile, over tcp)
+EVERY_CUT_ELSEWHERE = ("channel_report", "logreg_cv")
+
+
+@pytest.mark.parametrize("example", [
+    pytest.param(e, marks=[pytest.mark.slow] if e.stem in EVERY_CUT_ELSEWHERE else []) for e in EXAMPLES],
+    ids=lambda p: p.stem)
 def test_every_allowed_cut_preserves_the_output(example: Path, tmp_path: Path) -> None:
     prog = tmp_path / "prog"
     run("-m", "scadc", "split", example.relative_to(ROOT), "-o", prog, "--policy", "every")

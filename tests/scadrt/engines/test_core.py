@@ -9,6 +9,7 @@ import pytest
 from scadrt.dag import load_program
 from scadrt.engines.core import Abort, Failure, Finish, Scheduler, StartMemory, StopMemory, Submit, widest_antichain
 from scadrt.errors import InternalError
+from tests.programs import write
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "elements"
 
@@ -41,12 +42,6 @@ def test_fanout_state_after_each_step() -> None:
     ]
     assert s.instance_done("collect", 0, {"total": 1}) == [StopMemory("mem"), Finish({"collect": [{"total": 1}]})]
     assert s.snapshot()["memory"] == {"mem": "released"} and s.snapshot()["users"] == {"mem": []}
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        (root / name).write_text(text)
-    return root
 
 
 MAIN = "def main(params, action):\n    return {}\n"

@@ -1,0 +1,226 @@
+"""The Ray engine beyond the conformance suite: examples, a private cluster, placement on several
+nodes, errors. Every cluster here is real and on 127.0.0.1: the session's (``ray_cluster``), a
+private one that ``scadc run --engine ray`` starts itself, and a three-node
+``ray.cluster_utils.Cluster`` on this machine."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import scadrt
+from scadrt.errors import UserError
+from scadrt.report import RunReport
+from tests import ray_cluster as ray_cluster_connection
+from tests.leftovers import nothing_left_behind
+from tests.programs import scadc, write
+from tests.ray_cluster import Cluster, use_test_environment
+
+pytestmark = pytest.mark.xdist_group("ray")
+
+ROOT = Path(__file__).resolve().parents[3]
+GOLDEN = ROOT / "golden" / "monolithic"
+MONOLITHIC = ROOT / "examples" / "monolithic"
+MAIN = "def main(params, action):\n"
+#: examples whose split programs run on Ray in `make test` (all of them under `make fuzz`): a pandas
+#: program, one with siblings and one whose memory elements are read row by row
+ON_RAY = ("channel_report", "kmeans", "pandas_report")
+
+
+@cache
+def original_output(example: str) -> bytes:
+    return subprocess.run([sys.executable, MONOLITHIC / f"{example}.py"], capture_output=True, cwd=ROOT,
+                          timeout=300, check=True).stdout
+
+
+@pytest.mark.parametrize("example", [
+    pytest.param(p.name, marks=[] if p.name in ON_RAY else [pytest.mark.slow]) for p in sorted(GOLDEN.iterdir())])
+def test_every_split_example_prints_on_ray_what_the_original_prints(example: str, ray_cluster: Cluster) -> None:
+    out = io.BytesIO()
+    with nothing_left_behind():
+        report = scadrt.run(GOLDEN / example, engine="ray", address=ray_cluster.address, stdout=out)
+    ray_cluster_connection.connect(ray_cluster.address)  # the next runs go through this connection
+    assert out.getvalue() == original_output(example)
+    assert all(i.node for i in report.instances) and all(m.node for m in report.memory)
+
+
+def test_a_private_cluster_listens_on_loopback_only_and_leaves_nothing(tmp_path: Path) -> None:
+    # no --address: the run starts its own cluster and stops it; while it runs, every socket of every
+    # process below `scadc run` listens on 127.0.0.1 only; after it, none of them is left, and no
+    # token file was written in the user's home
+    home, started, release = tmp_path / "home", tmp_path / "started", tmp_path / "release"
+    home.mkdir()
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\ncorunning: [a]\nlimits: {mem: 1 MB}\n",
+        "a.o.py": "#@ type: compute\nimport os, time\n" + MAIN +
+                  "    t = action.get_transport('m', 'rdma')\n    t.reg(1)\n    t.buf[0] = 7\n    t.write(1, 0)\n"
+                  f"    open({str(started)!r}, 'w').close()\n"
+                  f"    while not os.path.exists({str(release)!r}):\n        time.sleep(0.05)\n"
+                  "    print('a done')\n    return {}\n",
+    })
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
+    with nothing_left_behind():
+        proc = subprocess.Popen([sys.executable, "-m", "scadc", "run", str(prog), "--engine", "ray", "-q"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+        try:
+            below, listening = _watch_until(started, proc)
+        finally:
+            release.touch()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out == b"a done\n"
+        assert listening and all(_loopback(address) for address in listening), listening
+        alive = [p for p in below if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        assert alive == []
+    assert not (home / ".ray").exists()
+
+
+def _watch_until(mark: Path, proc: subprocess.Popen[bytes]) -> tuple[set[int], set[str]]:
+    """The processes below ``proc`` and what they listen on (``ss -ltnp``), sampled until ``mark``
+    exists (the run's element has reached its memory element and waits)."""
+    below: set[int] = set()
+    listening: set[str] = set()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            below |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            break
+        ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+        for line in ss.splitlines():
+            if {int(pid) for pid in re.findall(r"pid=(\d+)", line)} & below:
+                listening.add(line.split()[3])
+        if mark.exists():
+            return below, listening
+        time.sleep(0.2)
+    raise AssertionError(f"the run's element never reached its memory element (exit status {proc.poll()})")
+
+
+def _loopback(address: str) -> bool:
+    """Whether a listening address from ``ss`` is on loopback (gRPC binds ``[::ffff:127.0.0.1]``, the
+    IPv4 loopback address on an IPv6 socket; ``0.0.0.0``, ``*`` or ``[::]`` are every interface)."""
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def test_an_element_no_node_can_hold_is_refused_before_anything_runs(tmp_path: Path, ray_cluster: Cluster) -> None:
+    prog = write(tmp_path / "p", {
+        "a.o.py": "#@ type: compute\n#@ dependents: [b]\n" + MAIN + "    print('a ran')\n    return {}\n",
+        "b.o.py": "#@ type: compute\n#@ limits: {cpu: 64}\n" + MAIN + "    return {}\n",
+    })
+    out = io.BytesIO()
+    ray_cluster_connection.connect(ray_cluster.address)
+    with pytest.raises(UserError, match=r"element 'b' asks for 64 CPU and 128 MiB \(its limits\), more than any "
+                                        r"node of the Ray cluster has \(the largest node has 4 CPU"):
+        scadrt.run(prog, engine="ray", stdout=out)
+    assert out.getvalue() == b""  # refused before a ran, instead of waiting for ever for b
+    with pytest.raises(UserError, match=r"connected to the Ray cluster at .* already; run there"):
+        scadrt.run(prog, engine="ray", address="127.0.0.1:1")  # a process has one connection
+
+
+def test_options_that_do_not_go_with_the_engine_are_user_errors(tmp_path: Path) -> None:
+    chain = ROOT / "examples" / "elements" / "chain"
+    refused = scadc("run", chain, "--engine", "ray", "--address", "127.0.0.1:1")
+    assert refused.returncode == 2
+    assert "cannot connect to the Ray cluster at 127.0.0.1:1: Connection refused" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    local = scadc("run", chain, "--address", "127.0.0.1:1")
+    assert local.returncode == 2 and "--address names a Ray cluster: use it with --engine ray" in local.stderr
+    transport = scadc("run", chain, "--engine", "ray", "--transport", "local")
+    assert transport.returncode == 2 and "--transport local is not one of auto, shm, tcp" in transport.stderr
+
+
+# ---------------------------------------------------------------------------------- several nodes
+
+GiB = 2**30
+
+
+@pytest.fixture(scope="module")
+def nodes() -> Iterator[dict[str, str]]:
+    """A three-node cluster on this machine (``ray.cluster_utils.Cluster``), this process its driver:
+    a small head (no room for a region) and two workers of 2 CPU and 2 GiB, each with a custom
+    resource naming it. Yields node name → node id."""
+    use_test_environment()
+    import ray
+    from ray.cluster_utils import Cluster as RayCluster
+
+    ray_cluster_connection.disconnect()  # from the session's cluster; this process drives this one
+
+    small = {"object_store_memory": 80 * 2**20, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    cluster = RayCluster(initialize_head=True, head_node_args={**small, "num_cpus": 1, "memory": GiB // 4,
+                                                              "resources": {"head": 1}})
+    for name in ("left", "right"):
+        cluster.add_node(**small, num_cpus=2, memory=2 * GiB, resources={name: 1})
+    try:
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        ids = {name: node["NodeID"] for node in ray.nodes() if node["Alive"]
+               for name in ("head", "left", "right") if name in node["Resources"]}
+        assert len(ids) == 3
+        yield ids
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def run_here(prog: Path, **options: Any) -> tuple[str, RunReport]:
+    out = io.BytesIO()
+    report = scadrt.run(prog, engine="ray", stdout=out, **options)  # the cluster this process is connected to
+    return out.getvalue().decode(), report
+
+
+def test_a_memory_element_and_its_corunning_elements_share_a_node(tmp_path: Path, nodes: dict[str, str]) -> None:
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\ncorunning: [w, r]\nlimits: {mem: 1 GiB}\n",
+        "w.o.py": "#@ type: compute\n#@ dependents: [r]\n" + MAIN +
+                  "    t = action.get_transport('m', 'rdma')\n    t.reg(8)\n    t.buf[:8] = b'together'\n"
+                  "    t.write(8, 0)\n    return {}\n",
+        "r.o.py": "#@ type: compute\n" + MAIN +
+                  "    t = action.get_transport('m', 'rdma')\n    t.reg(8)\n    t.read(8, 0)\n"
+                  "    print(bytes(t.buf[:8]).decode())\n    return {}\n",
+    })
+    out, report = run_here(prog)
+    assert out == "together\n"
+    (memory,) = report.memory
+    assert memory.node in (nodes["left"], nodes["right"])  # the head has no room for 1 GiB
+    assert {i.node for i in report.instances} == {memory.node}
+    assert all(set(i.transfer) == {"shm"} for i in report.instances)  # on one node: the segment, no tcp
+
+
+def test_memory_elements_that_do_not_fit_one_node_are_spread_and_reached_over_tcp(
+        tmp_path: Path, nodes: dict[str, str]) -> None:
+    # two regions of 1.5 GiB, one user of both: no node holds 3 GiB, so they go to two nodes, and the
+    # user reaches the one that is not on its node over tcp
+    region = "type: memory\ncorunning: [c]\nlimits: {mem: 1.5 GiB}\n"
+    prog = write(tmp_path / "p", {
+        "a.o.yaml": region, "b.o.yaml": region,
+        "c.o.py": "#@ type: compute\n" + MAIN +
+                  "    got = []\n    for name, value in (('a', 1), ('b', 2)):\n"
+                  "        t = action.get_transport(name, 'rdma')\n        t.reg(1)\n        t.buf[0] = value\n"
+                  "        t.write(1, 0)\n        t.buf[0] = 0\n        t.read(1, 0)\n        got.append(t.buf[0])\n"
+                  "    print(got)\n    return {}\n",
+    })
+    out, report = run_here(prog)
+    assert out == "[1, 2]\n"
+    placed = {m.element: m.node for m in report.memory}
+    assert {placed["a"], placed["b"]} == {nodes["left"], nodes["right"]}
+    (user,) = report.instances
+    assert set(user.transfer) == {"shm", "tcp"}
