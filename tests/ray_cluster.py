@@ -77,11 +77,16 @@ def connect(address: str) -> None:
     if ray.is_initialized():
         if ray.get_runtime_context().gcs_address == address:
             return
-        ray.shutdown()
+        disconnect()
     ray.init(address=address, log_to_driver=False, logging_level="ERROR")
 
 
 def disconnect() -> None:
+    """Close this process's connection, after freeing what it still refers to (a ref of a cluster
+    the driver has left, freed later, aborts the process)."""
+    import gc
+
     import ray
 
+    gc.collect()
     ray.shutdown()

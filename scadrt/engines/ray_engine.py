@@ -578,6 +578,10 @@ class _Run:
                     self.placement[group] = None
             for segment in self.segments:  # an actor killed before it could free its segment, on this node
                 unlink_segment(segment)
+            # no Ray object of the run outlives it (a RunFailed's traceback keeps this object alive, and
+            # refs of a cluster the process has disconnected from must not be freed later)
+            self.files, self.placement = [], {}
+            self.watches.clear()
 
     def report(self, status: str, failure: str = "") -> RunReport:
         return program_report(self.program, status=status, wall=self.now(), order=self.scheduler.order,

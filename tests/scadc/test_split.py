@@ -55,8 +55,9 @@ def test_split_program_prints_what_the_original_prints(example: Path, transport:
 
 
 #: examples whose every-cut split runs only under `make fuzz`: test_a_profiled_split_prints_what_the_
-#: original_prints splits them with every allowed cut too (under their profile, over tcp)
-EVERY_CUT_ELSEWHERE = ("channel_report", "logreg_cv")
+#: original_prints (and test_pandas, for tpcds_pandas) split them with every allowed cut too, under
+#: their profile
+EVERY_CUT_ELSEWHERE = ("channel_report", "logreg_cv", "tpcds_pandas")
 
 
 @pytest.mark.parametrize("example", [

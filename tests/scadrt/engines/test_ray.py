@@ -22,7 +22,7 @@ import pytest
 
 import scadrt
 from scadrt.errors import UserError
-from scadrt.report import RunReport
+from scadrt.report import RunFailed, RunReport
 from tests import ray_cluster as ray_cluster_connection
 from tests.leftovers import nothing_left_behind
 from tests.programs import scadc, write
@@ -136,6 +136,29 @@ def test_an_element_no_node_can_hold_is_refused_before_anything_runs(tmp_path: P
         scadrt.run(prog, engine="ray", address="127.0.0.1:1")  # a process has one connection
 
 
+def test_a_memory_element_whose_actor_dies_stops_the_run_and_is_named(tmp_path: Path,
+                                                                       ray_cluster: Cluster) -> None:
+    # the element kills the process of its memory element's actor (a node losing it) and waits:
+    # the engine sees the actor die, stops the run and names the memory element, not the element
+    prog = write(tmp_path / "p", {
+        "m.o.yaml": "type: memory\ncorunning: [a]\nlimits: {mem: 1 MB}\n",
+        "a.o.py": "#@ type: compute\nimport os, signal, time\nimport psutil\n" + MAIN +
+                  "    t = action.get_transport('m', 'rdma')\n    t.reg(1)\n    t.write(1, 0)\n"
+                  "    for p in psutil.process_iter(['cmdline']):\n"
+                  "        if 'MemoryHost' in ' '.join(p.info['cmdline'] or []):\n"
+                  "            os.kill(p.pid, signal.SIGKILL)\n"
+                  "    time.sleep(30)\n    return {}\n",
+    })
+    ray_cluster_connection.connect(ray_cluster.address)
+    start = time.monotonic()
+    with nothing_left_behind(), pytest.raises(RunFailed) as failed:
+        scadrt.run(prog, engine="ray", stdout=io.BytesIO())
+    assert time.monotonic() - start < 20  # at once, not when the element gives up
+    failure = failed.value.failure
+    assert (failure.element, failure.kind, failure.memory) == ("m", "MemoryLost", "m")
+    assert failure.message.startswith("memory element 'm' died: its actor died (")
+
+
 def test_options_that_do_not_go_with_the_engine_are_user_errors(tmp_path: Path) -> None:
     chain = ROOT / "examples" / "elements" / "chain"
     refused = scadc("run", chain, "--engine", "ray", "--address", "127.0.0.1:1")
@@ -153,16 +176,17 @@ def test_options_that_do_not_go_with_the_engine_are_user_errors(tmp_path: Path) 
 GiB = 2**30
 
 
-@pytest.fixture(scope="module")
-def nodes() -> Iterator[dict[str, str]]:
-    """A three-node cluster on this machine (``ray.cluster_utils.Cluster``), this process its driver:
-    a small head (no room for a region) and two workers of 2 CPU and 2 GiB, each with a custom
-    resource naming it. Yields node name → node id."""
+@pytest.fixture(scope="session")
+def three_nodes() -> Iterator[tuple[str, dict[str, str]]]:
+    """A three-node cluster on this machine (``ray.cluster_utils.Cluster``): a small head (no room
+    for a region) and two workers of 2 CPU and 2 GiB, each with a custom resource naming it.
+    Yields its address and node name → node id. Session-scoped: the xdist group may interleave
+    this module's tests with others', and a module fixture would start it again each time."""
     use_test_environment()
     import ray
     from ray.cluster_utils import Cluster as RayCluster
 
-    ray_cluster_connection.disconnect()  # from the session's cluster; this process drives this one
+    ray_cluster_connection.disconnect()  # from the session's cluster, if this process was connected
 
     small = {"object_store_memory": 80 * 2**20, "node_ip_address": "127.0.0.1", "include_dashboard": False}
     cluster = RayCluster(initialize_head=True, head_node_args={**small, "num_cpus": 1, "memory": GiB // 4,
@@ -171,14 +195,22 @@ def nodes() -> Iterator[dict[str, str]]:
         cluster.add_node(**small, num_cpus=2, memory=2 * GiB, resources={name: 1})
     try:
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        ray_cluster_connection.connect(cluster.address)
         ids = {name: node["NodeID"] for node in ray.nodes() if node["Alive"]
                for name in ("head", "left", "right") if name in node["Resources"]}
         assert len(ids) == 3
-        yield ids
+        yield cluster.address, ids
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture
+def nodes(three_nodes: tuple[str, dict[str, str]]) -> dict[str, str]:
+    """The three-node cluster, this process connected to it as its driver; node name → node id."""
+    address, ids = three_nodes
+    ray_cluster_connection.connect(address)
+    return ids
 
 
 def run_here(prog: Path, **options: Any) -> tuple[str, RunReport]:
