@@ -8,6 +8,9 @@ Rules:
 2. ``--max-parallelism N`` raises (or lowers) the loader's bound on ``parallelism``
    (:data:`scadrt.dag.DEFAULT_MAX_PARALLELISM`).
 3. Results go into a directory it creates with mode 0700, files 0600.
+4. Only the element file is read (:func:`scadrt.dag.read_element`), like Scad's ``rundisagg``:
+   its siblings in the directory may be missing, odd or invalid. What it needs of other elements
+   (its parents' results, its memory elements) comes from ``-d`` and ``-m``.
 """
 
 from __future__ import annotations
@@ -23,23 +26,25 @@ from typing import Any
 from scadc.cli.command import Exit, Subparsers, add_command, add_max_parallelism
 from scadc.cli.output import private_write
 from scadc.cli.params import add_input_arguments, parse_run_input
-from scadrt import ElementSpec, load_program
+from scadrt.dag import read_element
 from scadrt.errors import TransportConfigError, UserError, shorten
 from scadrt.transports import Descriptor
 
 __all__ = ["add_run_element"]
 
 
-def _parent_results(results_dir: Path, parent: ElementSpec) -> list[Any]:
-    """A parent's results from earlier run-element calls: ``P.json``, or ``P@0.json … P@N-1.json``."""
-    results = []
-    for name in parent.instance_names():
-        path = results_dir / f"{name}.json"
-        if not path.exists():
-            raise UserError(f"no result of parent {parent.name!r}: {path} is missing; run that element "
-                            "first with the same -d")
-        results.append(json.loads(path.read_text()))
-    return results
+def _parent_results(results_dir: Path, parent: str) -> list[Any]:
+    """A parent's results from earlier run-element calls: ``P.json``, or ``P@0.json``, ``P@1.json`` …
+    up to the first index missing (rule 4: the parent's own file is not read, so its parallelism is
+    what the results directory holds)."""
+    single = results_dir / f"{parent}.json"
+    paths = [single] if single.exists() else []
+    while not single.exists() and (results_dir / f"{parent}@{len(paths)}.json").exists():
+        paths.append(results_dir / f"{parent}@{len(paths)}.json")
+    if not paths:
+        raise UserError(f"no result of parent {parent!r}: neither {single} nor {results_dir / (parent + '@0.json')} "
+                        "exists; run that element first with the same -d")
+    return [json.loads(path.read_text()) for path in paths]
 
 
 def _read_token_file(target: str) -> str:
@@ -73,14 +78,15 @@ def _cmd_run_element(args: argparse.Namespace) -> int:
     if not path.is_file() or not path.name.endswith(".o.py"):
         raise UserError(f"{path}: expected a compute element file <name>.o.py")
     token = _read_token_file(args.token_file) if args.token_file else os.environ.get("SCAD_TOKEN") or None
-    program = load_program(path.parent, max_parallelism=args.max_parallelism)
-    spec = program.elements[path.name.partition(".")[0]]
+    spec = read_element(path, max_parallelism=args.max_parallelism)
+    if spec.kind != "compute":
+        raise UserError(f"{path}: a {spec.kind} element has no code to run; start it with scadc memory-server")
     if not 0 <= args.index < spec.parallelism:
         raise UserError(f"-i {args.index}: element {spec.name!r} has instances 0..{spec.parallelism - 1}")
     results_dir = Path(args.results_dir)
     run_input = parse_run_input(args.param, args.params_file)
     params = element_params(spec.parents, run_input,
-                            {p: _parent_results(results_dir, program.elements[p]) for p in spec.parents})
+                            {p: _parent_results(results_dir, p) for p in spec.parents})
     transports: dict[str, Any] = {}
     for memory in args.memory:
         for descriptor in parse_memory_spec(memory):

@@ -157,9 +157,31 @@ def test_run_element_against_a_memory_server_started_by_hand(tmp_path: Path) -> 
     assert json.loads((results / "square@1.json").read_text())["start"] == 10
 
     missing = scadc("run-element", fanout / "collect.o.py", "-m", "mem:1", "-d", tmp_path / "empty")
-    assert missing.returncode == 2 and "square@0.json is missing" in missing.stderr
+    assert missing.returncode == 2 and "no result of parent 'square': neither" in missing.stderr
+    assert "square@0.json exists" in missing.stderr
     bad_index = scadc("run-element", fanout / "collect.o.py", "-i", "3")
     assert bad_index.returncode == 2 and "instances 0..0" in bad_index.stderr
+
+
+def test_run_element_reads_only_its_own_file(tmp_path: Path) -> None:
+    # like rundisagg: siblings the loader would refuse (a cycle, an unknown parent, a broken YAML
+    # file) do not stop one element from running; its parent's results come from -d, as many
+    # instances as are there, in index order
+    prog = write(tmp_path / "p", {
+        "b.o.py": "#@ type: compute\n#@ parents: [a]\n" + MAIN +
+                  "    print([r['i'] for r in params['a']])\n    return {'n': len(params['a'])}\n",
+        "c.o.py": "#@ type: compute\n#@ parents: [nowhere, c]\n" + MAIN + "    return {}\n",
+        "m.o.yaml": "type: memory\ncorunning: [\n",
+    })
+    results = write(tmp_path / "r", {f"a@{i}.json": json.dumps({"i": i}) for i in (1, 0, 2)})
+    done = scadc("run-element", prog / "b.o.py", "-d", results)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[0, 1, 2]\n"
+    assert json.loads((results / "b.json").read_text()) == {"n": 3}
+    memory = scadc("run-element", write(tmp_path / "q", {"m.o.yaml": "type: memory\n"}) / "m.o.yaml")
+    assert memory.returncode == 2 and "expected a compute element file" in memory.stderr
+    broken = scadc("run-element", prog / "c.o.py", "-d", results)
+    assert broken.returncode == 2 and "no result of parent 'nowhere'" in broken.stderr
 
 
 def test_a_chain_runs_on_one_worker(tmp_path: Path) -> None:
