@@ -13,11 +13,14 @@ relations are complete and consistent, or raises :class:`~scadrt.errors.ProgramE
 (1) names are letters, digits, ``_`` and ``-``; one file per name; extensions ``py``/``yaml``;
 (2) headers are valid YAML mappings with known keys only (typos get a did-you-mean), and a
     ``#@ `` line after the first line of code is an error, not metadata;
-(3) every referenced element exists; memory elements take no part in dependent edges;
+(3) every referenced element exists; memory elements take no part in dependent edges (a
+    compute element that lists one among its ``dependents``, as Scad's programs do, is accepted
+    with a warning: Scad's scheduler starts it with its corunning group, and so does ours);
 (4) ``parents`` and ``dependents`` describe the same edges: each side is derived from the
     other, and an edge missing from a side that lists something is a contradiction;
-(5) corunning is symmetric; between a compute and a memory element that both list
-    corunning peers, each must list the other; an element cannot corun with its own
+(5) corunning is symmetric; between a compute and a memory element where one lists the other
+    and the other lists only other peers, the link is taken from the side that names it, with a
+    warning (Scad accepted such files); an element cannot corun with its own
     ancestor or descendant (it would have to run before and alongside it at once);
 (6) dependent edges form no cycle;
 (7) a compute element parses and defines ``main(params, action)`` at module level
@@ -167,6 +170,8 @@ class Program:
     path: str
     #: every element by name, in name order
     elements: Mapping[str, ElementSpec]
+    #: what the loader accepted but found odd (rules 3 and 5), in reading order; `scadc dag --strict`
+    warnings: tuple[Problem, ...] = ()
 
     def compute_elements(self) -> tuple[ElementSpec, ...]:
         return tuple(e for e in self.elements.values() if e.kind == "compute")
@@ -239,11 +244,13 @@ def load_program(directory: str | Path, *, max_parallelism: int = DEFAULT_MAX_PA
     raws = _read_elements(root, problems, max_parallelism)
     if not raws and not problems:
         problems.append(Problem(str(root), 0, "no elements found (expected <name>.o.py or <name>.o.yaml files)"))
-    specs = _link(raws, problems)
+    warnings: list[Problem] = []
+    specs = _link(raws, problems, warnings)
     if problems:
         raise ProgramError(_capped(root, problems), total=len(set(problems)))
     name = root.resolve().name
-    return Program(name=name, path=str(root), elements=MappingProxyType(dict(sorted(specs.items()))))
+    return Program(name=name, path=str(root), elements=MappingProxyType(dict(sorted(specs.items()))),
+                   warnings=tuple(sorted(set(warnings))))
 
 
 def read_element(path: str | Path, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> ElementSpec:
@@ -751,8 +758,9 @@ def thaw(value: Any) -> Any:
 # --------------------------------------------------------------------------- relations
 
 
-def _link(raws: dict[str, _RawElement], problems: list[Problem]) -> dict[str, ElementSpec]:
-    """Complete and check the relations between elements (rules 3–6)."""
+def _link(raws: dict[str, _RawElement], problems: list[Problem], warnings: list[Problem]) -> dict[str, ElementSpec]:
+    """Complete and check the relations between elements (rules 3–6); what is accepted but odd
+    goes to ``warnings``."""
     edges: set[tuple[str, str]] = set()
     corun: dict[frozenset[str], dict[str, Corun]] = {}
 
@@ -778,10 +786,15 @@ def _link(raws: dict[str, _RawElement], problems: list[Problem]) -> dict[str, El
                 if not check_ref(raw, ref, key):
                     continue
                 if raws[ref.name].kind == "memory":
-                    role = "a parent" if key == "parents" else "a dependent"
-                    problems.append(Problem(raw.path, ref.line, (
-                        f"{ref.name!r} is a memory element and cannot be {role}; list it under 'corunning'"
-                    )))
+                    if key == "dependents":  # Scad's programs do this (accum_access): its scheduler
+                        warnings.append(Problem(raw.path, ref.line, (  # starts it with its group
+                            f"{ref.name!r} is a memory element: as a dependent it adds no edge (it starts "
+                            f"with the compute elements it coruns with); list it under 'corunning'"
+                        )))
+                    else:
+                        problems.append(Problem(raw.path, ref.line, (
+                            f"{ref.name!r} is a memory element and cannot be a parent; list it under 'corunning'"
+                        )))
                     continue
                 edges.add((ref.name, raw.name) if key == "parents" else (raw.name, ref.name))
         for ref, link in raw.corunning:
@@ -795,7 +808,7 @@ def _link(raws: dict[str, _RawElement], problems: list[Problem]) -> dict[str, El
             corun.setdefault(frozenset((raw.name, ref.name)), {})[raw.name] = link
 
     _check_contradictions(raws, edges, problems)
-    _check_corunning(raws, corun, problems)
+    _check_corunning(raws, corun, warnings)
     successors: dict[str, list[str]] = {}
     for parent, child in sorted(edges):
         successors.setdefault(parent, []).append(child)
@@ -837,7 +850,7 @@ def _check_contradictions(raws: dict[str, _RawElement], edges: set[tuple[str, st
 
 
 def _check_corunning(raws: dict[str, _RawElement], corun: dict[frozenset[str], dict[str, Corun]],
-                     problems: list[Problem]) -> None:
+                     warnings: list[Problem]) -> None:
     for pair, sides in sorted(corun.items(), key=lambda item: sorted(item[0])):
         if len(sides) == 2 or len({raws[n].kind for n in pair}) == 1:
             continue
@@ -845,9 +858,9 @@ def _check_corunning(raws: dict[str, _RawElement], corun: dict[frozenset[str], d
         (silent,) = pair - {writer}
         s, w = raws[silent], raws[writer]
         if s.corunning:
-            problems.append(Problem(s.path, s.key_lines["corunning"], (
+            warnings.append(Problem(s.path, s.key_lines["corunning"], (
                 f"'corunning' does not list {writer!r}, but {w.path}:{w.key_lines['corunning']} "
-                f"lists {silent!r} as corunning"
+                f"lists {silent!r} as corunning (taken as corunning)"
             )))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from scadc.cli.command import Exit, Subparsers, add_command, add_max_parallelism
@@ -21,6 +22,11 @@ def _cmd_dag(args: argparse.Namespace) -> int:
         suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
         fmt = suffix if suffix in _FORMATS else "dot"
     program = load_program(args.program, max_parallelism=args.max_parallelism)
+    if args.strict and program.warnings:
+        for warning in program.warnings:
+            print(f"warning: {warning.format()}", file=sys.stderr)
+        print(f"scadc: {len(program.warnings)} warning(s) under --strict", file=sys.stderr)
+        return Exit.USER_ERROR
     if fmt == "json":
         write_output(args.output, to_graph_json(program).encode())
     elif fmt == "dot":
@@ -44,4 +50,7 @@ def add_dag(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", choices=_FORMATS,
                    help="output format (default: from -o's extension, else dot); svg and png need graphviz")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--strict", action="store_true",
+                   help="list what the loader accepts but finds odd (as Scad did: a memory element among "
+                        "dependents, corunning listed on one side only) and exit 2 if there is any")
     add_max_parallelism(p, "largest parallelism an element may ask for")
