@@ -4,7 +4,9 @@ Compatible with Scad's ``LibdAction`` for the parts element code uses (reference
 ``action.get_transport(name, "rdma")`` returns the transport to the corunning memory element
 ``name`` (or instance ``name@i`` of a parallel one), the same object on every call; ``"rdma"``
 means "the memory-access interface, whatever carries it" (local, shm, tcp or rdma).
-``action.par_index`` is the parallel instance index (the engine also exports it as ``__OW_PAR``),
+A parallel instance may also ask for a parallel memory element by its plain name (``mem1``):
+it gets its sibling, ``mem1@<par_index>`` (or the one instance configured), as Scad's invoker
+wires it. ``action.par_index`` is the parallel instance index (the engine also exports it as ``__OW_PAR``),
 ``action.name`` the element's name.
 
 An engine builds one ``Action`` per element instance from a mapping *memory element name →
@@ -94,6 +96,10 @@ class Action:
 
     def _open_transport(self, name: str) -> Transport:
         source = self._sources.get(name)
+        if source is None and (sibling := self._sibling(name)) is not None:
+            transport = self._open.get(sibling) or self._open_transport(sibling)
+            self._open[name] = transport
+            return transport
         if source is None:
             raise TransportConfigError(self._unknown(name))
         if isinstance(source, Transport):
@@ -104,6 +110,18 @@ class Action:
             transport = source()
         self._open[name] = transport
         return transport
+
+    def _sibling(self, name: str) -> str | None:
+        """The instance of parallel memory element ``name`` that the plain name stands for, as Scad's
+        invoker gives each parallel instance its sibling under the plain name: the only instance
+        configured, or else the one with this instance's index."""
+        if "@" in name:
+            return None
+        instances = [n for n in self._sources if n.partition("@")[0] == name and "@" in n]
+        if len(instances) == 1:
+            return instances[0]
+        own = f"{name}@{self.par_index}"
+        return own if own in instances else None
 
     def _unknown(self, name: str) -> str:
         configured = ", ".join(self.transport_names) or "none"
@@ -118,7 +136,7 @@ class Action:
     def transfer_counts(self) -> dict[str, dict[str, int]]:
         """Bytes read and written so far through the transports opened, per transport kind."""
         counts: dict[str, dict[str, int]] = {}
-        for transport in self._open.values():
+        for transport in {id(t): t for t in self._open.values()}.values():  # a sibling's is open under two names
             entry = counts.setdefault(transport.kind, {"read": 0, "written": 0})
             entry["read"] += transport.bytes_read
             entry["written"] += transport.bytes_written

@@ -22,6 +22,11 @@ Rules every implementation follows (checked here, once, before the implementatio
 5. ``reg(n)`` called again gives a buffer of exactly ``n`` bytes: it reuses the current storage
    (keeping its contents) when ``n`` fits in it, and allocates new zeroed storage otherwise. A
    smaller old buffer is never silently reused (Scad's ``reg`` did that, see reference-notes §10.13).
+   ``reg(n, other)`` makes ``buf`` the first ``n`` bytes of ``other``'s staging buffer, the same
+   memory (Scad's ``reg(size, other)``: one buffer pool over several memory elements); ``other``
+   must have one of at least ``n`` bytes.
+6. Sizes, addresses and offsets are integers; a float with an integral value (``4.0 * n``, which
+   Scad's Cython layer converted) is taken as that integer, any other float is a TypeError.
 
 Who owns what: the transport owns its staging buffer. ``buf`` (and numpy arrays made from it) stay
 valid until the next ``reg`` that must grow, or ``close()``; after either, old views still point at
@@ -70,11 +75,15 @@ def allocate_buffer(nbytes: int) -> memoryview:
     return np.zeros(nbytes, dtype=np.uint8).data.cast("B")
 
 
-def _non_negative(what: str, value: int) -> int:
+def _non_negative(what: str, value: Any) -> int:
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"{what} must be an integer, got {type(value).__name__}") from None
+        if isinstance(value, float) and value.is_integer():  # rule 6
+            number = int(value)
+        else:
+            got = f"{value!r}" if isinstance(value, float) else type(value).__name__
+            raise TypeError(f"{what} must be an integer, got {got}") from None
     if number < 0:
         raise OutOfBoundsError(f"{what} cannot be negative, got {number}")
     return number
@@ -119,10 +128,20 @@ class Transport(abc.ABC):
             raise TransportError(f"{self}: call reg(nbytes) before using buf, read or write")
         return self._buf
 
-    def reg(self, nbytes: int) -> memoryview:
-        """Make ``buf`` a staging buffer of exactly ``nbytes`` bytes and return it (rule 5)."""
+    def reg(self, nbytes: int, other: Transport | None = None) -> memoryview:
+        """Make ``buf`` a staging buffer of exactly ``nbytes`` bytes and return it; with ``other``, the
+        first ``nbytes`` of ``other``'s buffer, shared (rule 5)."""
         self._check_open()
         n = _non_negative("reg size", nbytes)
+        if other is not None:
+            if not isinstance(other, Transport):
+                raise TypeError(f"reg's second argument must be another transport, not {type(other).__name__}")
+            shared = other.buf  # raises if other has none
+            if n > len(shared):
+                raise OutOfBoundsError(f"{self}: reg({n}) shares {other}'s buffer, which has only {len(shared)} B")
+            self._storage = self._share(shared)
+            self._buf = self._storage[:n]
+            return self._buf
         if self._storage is None or n > len(self._storage):
             self._storage = self._allocate(n)
         self._buf = self._storage[:n]
@@ -239,6 +258,10 @@ class Transport(abc.ABC):
 
     def _allocate(self, nbytes: int) -> memoryview:
         return allocate_buffer(nbytes)
+
+    def _share(self, view: memoryview) -> memoryview:
+        """The storage to use when ``reg`` shares another transport's buffer ``view`` (rule 5)."""
+        return view
 
     def _check_open(self) -> None:
         if self._closed:

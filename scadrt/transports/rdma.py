@@ -310,6 +310,11 @@ class RdmaTransport(Transport):
         self._mr, view = self._device.register(nbytes, remote=False)
         return view
 
+    def _share(self, view: memoryview) -> memoryview:
+        # the buffer would have to be registered with this connection's device too
+        raise TransportError(f"{self}: sharing another transport's staging buffer is not supported over "
+                             "rdma yet; reg() a buffer of its own")
+
     def _read(self, addr: int, dst: memoryview) -> None:
         self._transfer(self._device.v["enums"].IBV_WR_RDMA_READ, addr, dst)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from scadrt.action import Action
-from scadrt.errors import TransportConfigError, UserError
+from scadrt.errors import OutOfBoundsError, TransportConfigError, UserError
 from scadrt.transports import parse_descriptor
 from scadrt.transports.base import Transport
 from scadrt.transports.local import LocalTransport
@@ -39,7 +39,7 @@ def test_sources_can_be_descriptors_transports_or_factories() -> None:
 
 def test_unknown_name_lists_the_configured_ones() -> None:
     action = Action("collect", {"mem@0": "mem@0;local;size,8;", "mem@1": "mem@1;local;size,8;",
-                                "other": "other;local;size,8;"})
+                                "other": "other;local;size,8;"}, par_index=5)  # no sibling: see below
     with pytest.raises(TransportConfigError, match=r"configured: mem@0, mem@1, other.*parallel .*'mem@0'"):
         action.get_transport("mem")
     with pytest.raises(TransportConfigError, match=r"no transport to 'nothing'.*corunning"):
@@ -127,3 +127,47 @@ def test_action_closes_transports_even_when_main_fails() -> None:
         action.get_transport("mem").reg(8)
         _ = 1 / 0
     assert opened[0].closed
+
+
+def test_a_plain_name_reaches_the_instances_sibling_as_scads_invoker_wires_it() -> None:
+    # instance 1 of a parallel element asks for 'mem' with mem@0 and mem@1 configured: mem@1
+    with Action("w", {f"mem@{i}": f"mem@{i};local;size,{8 * (i + 1)};" for i in range(2)}, par_index=1) as action:
+        plain = action.get_transport("mem")
+        assert plain is action.get_transport("mem@1") and plain.size == 16
+        plain.reg(4)
+        plain.write(4, 0)
+        assert action.transfer_counts() == {"local": {"read": 0, "written": 4}}  # counted once
+    with Action("w", {"mem@3": "mem@3;local;size,8;"}, par_index=0) as only:
+        assert only.get_transport("mem").name == "mem@3"  # the one instance configured
+    none = Action("w", {"mem@0": "mem@0;local;size,8;", "mem@1": "mem@1;local;size,8;"}, par_index=5)
+    with none, pytest.raises(TransportConfigError, match="parallel memory element"):
+        none.get_transport("mem")  # no sibling of index 5: still an error
+
+
+def test_reg_can_share_another_transports_buffer(tmp_path: Path) -> None:
+    # Scad's reg(size, other): one staging buffer over several memory elements (multi_transport)
+    with SharedRegion(64) as region, \
+            Action("x", {"a": "a;local;size,32;", "b": f"b;shm;segment,{region.name};"}) as action:
+        a, b = action.get_transport("a"), action.get_transport("b")
+        a.reg(16)
+        shared = b.reg(8, a)
+        a.buf[:3] = b"abc"
+        assert bytes(shared[:3]) == b"abc"  # the same memory
+        b.write(3, 10)
+        assert bytes(region.buf[10:13]) == b"abc"
+        with pytest.raises(OutOfBoundsError, match="has only 16 B"):
+            b.reg(17, a)
+        with pytest.raises(TypeError, match="another transport"):
+            b.reg(4, "a")  # type: ignore[arg-type]
+
+
+def test_integral_float_sizes_are_taken_as_scads_cython_layer_took_them() -> None:
+    with Action("x", {"m": "m;local;size,64;"}) as action:
+        m = action.get_transport("m")
+        m.reg(16.0)  # type: ignore[arg-type]
+        m.buf[:4] = b"wxyz"
+        m.write(4.0, 8.0)  # type: ignore[arg-type]
+        m.read(4.0, 8, 4.0)  # type: ignore[arg-type]
+        assert bytes(m.buf[4:8]) == b"wxyz"
+        with pytest.raises(TypeError, match=r"read size must be an integer, got 2\.5"):
+            m.read(2.5, 0)  # type: ignore[arg-type]
