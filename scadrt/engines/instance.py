@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from scadrt.engines.worker import Task, die_with_parent, run_instance
 
-__all__ = ["SubprocessExit", "run_subprocess"]
+__all__ = ["SubprocessExit", "rss", "run_subprocess"]
 
 _SAMPLE_INTERVAL = 0.05
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -52,9 +52,7 @@ class SubprocessExit:
 def run_subprocess(task: Task, *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> SubprocessExit:
     """Run ``task`` in a child interpreter and wait for it; sample its RSS meanwhile."""
     payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
-    with open(task.stdout_path, "wb") as out, open(task.stderr_path, "wb") as err:
-        os.chmod(task.stdout_path, 0o600)
-        os.chmod(task.stderr_path, 0o600)
+    with open(task.stdout_path, "wb", opener=_private) as out, open(task.stderr_path, "wb", opener=_private) as err:
         start = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "scadrt.engines.instance", str(os.getpid())],
                                 stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=cwd,
@@ -69,7 +67,7 @@ def run_subprocess(task: Task, *, cwd: str | None = None, env: Mapping[str, str]
     exited = os.pidfd_open(proc.pid)  # readable once it has exited: no sleep between its end and ours
     try:
         while not select.select([exited], [], [], _SAMPLE_INTERVAL)[0]:
-            samples.append((time.time(), _rss(proc.pid)))
+            samples.append((time.time(), rss(proc.pid)))
     finally:
         os.close(exited)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -78,7 +76,12 @@ def run_subprocess(task: Task, *, cwd: str | None = None, env: Mapping[str, str]
                           usage.ru_stime, tuple(samples))
 
 
-def _rss(pid: int) -> int:
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def rss(pid: int) -> int:
+    """The resident bytes of process ``pid`` now (0 once it is gone)."""
     try:
         with open(f"/proc/{pid}/statm", "rb") as statm:
             return int(statm.read().split()[1]) * _PAGE

@@ -55,6 +55,7 @@ from scadrt.engines.core import (
     Submit,
 )
 from scadrt.engines.failures import instance_failure, memory_lost_failure
+from scadrt.engines.instance import rss
 from scadrt.engines.interrupt import signals_unwind
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard
 from scadrt.engines.output import OutputSequencer
@@ -69,7 +70,6 @@ __all__ = ["LocalEngine", "RunResult"]
 _SAMPLE_INTERVAL = 0.05
 #: how long an instance that lost its connection waits for its memory server to be seen dead
 _LOST_GRACE = 1.0
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class _Aborted(Exception):
@@ -147,14 +147,6 @@ def _error_record(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     return error
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 class _Pool:
@@ -500,7 +492,7 @@ class _Run:
         for worker in self.pool.workers:
             for attempt in worker.attempts.values():
                 if attempt.child and not attempt.finished:
-                    attempt.samples.append((now, _rss(attempt.child)))
+                    attempt.samples.append((now, rss(attempt.child)))
 
     def on_frame(self, worker: _Worker, frame: Ready | Started | Finished | Exited) -> None:
         if isinstance(frame, Ready):

@@ -31,13 +31,14 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -183,8 +184,6 @@ class RayEngine:
     def __init__(self, *, address: str | None = None, transport: str = "auto", max_workers: int | None = None,
                  retries: int = 0, stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
                  on_event: Callable[[str, str, int], None] | None = None) -> None:
-        import sys
-
         if transport not in RAY_TRANSPORTS:
             raise UserError(f"the Ray engine reaches memory elements over shm (on their node) or tcp; "
                             f"--transport {transport} is not one of {', '.join(RAY_TRANSPORTS)}")
@@ -194,12 +193,6 @@ class RayEngine:
         self.stdout = stdout or sys.stdout.buffer
         self.stderr = stderr or sys.stderr.buffer
         self.on_event = on_event or (lambda event, element, index: None)
-
-    def __enter__(self) -> RayEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
     def run(self, program: Program, run_input: Any = None) -> RunResult:
         """Run ``program``; raise :class:`RunFailed` when an element fails for good."""
@@ -227,7 +220,6 @@ class _Memory:
     actors: list[Any]
     infos: list[dict[str, Any]]
     tokens: list[str]
-    watches: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -249,11 +241,13 @@ class _Run:
         self.queue: deque[Submit] = deque()
         self.pending: dict[Any, _Pending] = {}
         self.memories: dict[str, _Memory] = {}
-        #: watch() call → memory element, for every live memory instance
-        self.watches: dict[Any, str] = {}
+        #: watch() call → (memory element, instance), for every live memory instance
+        self.watches: dict[Any, tuple[str, str]] = {}
         self.memory_runs: dict[str, list[MemoryRun]] = {}
         self.segments: list[str] = []
         self.groups = _corunning_groups(program)
+        #: element → the index of its corunning group in ``groups``
+        self.group_of = {name: i for i, members in enumerate(self.groups) for name in members}
         self.placement: dict[int, Any] = {}
         self.instances: list[InstanceRun] = []
         self.failed_output: dict[tuple[str, int], tuple[str, str]] = {}
@@ -325,7 +319,7 @@ class _Run:
         return pg
 
     def bundle_index(self, spec: ElementSpec, instance: int) -> int:
-        group = self.group_of(spec.name)
+        group = self.group_of[spec.name]
         index = 0
         for name in sorted(self.groups[group]):
             other = self.program.elements[name]
@@ -335,9 +329,6 @@ class _Run:
                 return index + instance
             index += other.parallelism
         raise InternalError(f"{spec.name} is not in its own corunning group")
-
-    def group_of(self, name: str) -> int:
-        return next(i for i, members in enumerate(self.groups) if name in members)
 
     # ------------------------------------------------------------------ commands
 
@@ -367,7 +358,7 @@ class _Run:
         launched: list[_Memory] = []
         try:
             for spec in specs:
-                pg = self.placement_group(self.group_of(spec.name))
+                pg = self.placement_group(self.group_of[spec.name])
                 memory = _Memory(spec, [], [], [])
                 self.memories[spec.name] = memory
                 launched.append(memory)
@@ -393,10 +384,8 @@ class _Run:
                                                f"{READY_TIMEOUT:g} s") from exc
                     except self.ray.exceptions.RayError as exc:
                         raise MemoryStartError(memory.spec.name, instance, _ray_reason(exc)) from exc
-                for actor in memory.actors:
-                    watch = actor.watch.remote()
-                    memory.watches.append(watch)
-                    self.watches[watch] = memory.spec.name
+                for instance, actor in zip(instances, memory.actors, strict=True):
+                    self.watches[actor.watch.remote()] = (memory.spec.name, instance)
         except MemoryStartError as exc:
             self.apply(self.scheduler.abort(Failure(exc.element, instance_index(exc.instance), "MemoryStartError",
                                                     str(exc), memory=exc.instance)))
@@ -405,16 +394,15 @@ class _Run:
             spec = memory.spec
             self.memory_runs[spec.name] = [
                 MemoryRun(spec.name, instance, "shm" if info["segment"] else "tcp", spec.limits.mem, start, start,
-                          _descriptor(info, token), node=info["node"])
-                for instance, info, token in zip(spec.instance_names(), memory.infos, memory.tokens, strict=True)
+                          _served_at(info), node=info["node"])
+                for instance, info in zip(spec.instance_names(), memory.infos, strict=True)
             ]
 
     def stop_memory(self, name: str) -> None:
         memory = self.memories.pop(name, None)
         if memory is None:
             return
-        for watch in memory.watches:
-            self.watches.pop(watch, None)
+        self.watches = {ref: held for ref, held in self.watches.items() if held[0] != name}
         used = []
         for actor in memory.actors:
             try:
@@ -426,7 +414,7 @@ class _Run:
         runs = self.memory_runs.get(name, [])
         used += [0] * (len(runs) - len(used))
         self.memory_runs[name] = [replace(m, end=end, used=u) for m, u in zip(runs, used, strict=False)]
-        group = self.group_of(name)
+        group = self.group_of[name]
         if self.placement.get(group) is not None and not any(m in self.memories for m in self.groups[group]):
             from ray.util.placement_group import remove_placement_group
 
@@ -481,15 +469,13 @@ class _Run:
             ready += more
         for ref in sorted(ready, key=lambda r: r in self.watches):  # results first: they may stop a memory
             if ref in self.watches:
-                self.memory_died(self.watches.pop(ref), ref)
+                self.memory_died(ref, *self.watches.pop(ref))
             elif ref in self.pending:
                 self.task_ended(ref)
 
-    def memory_died(self, name: str, watch: Any, user: tuple[str, int] | None = None) -> None:
-        memory = self.memories.get(name)
-        if memory is None:
+    def memory_died(self, watch: Any, name: str, instance: str, user: tuple[str, int] | None = None) -> None:
+        if name not in self.memories:
             return
-        instance = memory.spec.instance_names()[memory.watches.index(watch)]
         try:
             self.ray.get(watch)
             what = "its actor stopped"
@@ -548,13 +534,13 @@ class _Run:
         retry brings it back). A killed actor closes its sockets before Ray reports it dead, so a
         lost connection waits a moment."""
         peers = {link.peer for link in self.program.elements[submit.element].corunning}
-        watches = [w for w, name in self.watches.items() if name in peers]
+        watches = [w for w, (name, _) in self.watches.items() if name in peers]
         if not watches:
             return
         dead, _ = self.ray.wait(watches, num_returns=1, timeout=_LOST_GRACE if connection_lost else 0)
         if dead:
             watch = dead[0]
-            self.memory_died(self.watches.pop(watch), watch, (submit.element, submit.index))
+            self.memory_died(watch, *self.watches.pop(watch), (submit.element, submit.index))
 
     # ------------------------------------------------------------------ end
 
@@ -601,10 +587,9 @@ def _describe(demand: dict[str, float]) -> str:
     return " and ".join([*parts, format_size(int(demand["memory"]))])
 
 
-def _descriptor(info: dict[str, Any], token: str) -> str:
-    if info["segment"]:
-        return f"shm;segment,{info['segment']};tcp;url,{info['url']};token,{token};"
-    return f"tcp;url,{info['url']};token,{token};"
+def _served_at(info: dict[str, Any]) -> str:
+    """A memory instance's address for the report: its server, and its segment when it has one."""
+    return f"{info['url']} (segment {info['segment']})" if info["segment"] else info["url"]
 
 
 def _ray_reason(exc: BaseException) -> str:

@@ -144,7 +144,7 @@ def test_a_plain_name_reaches_the_instances_sibling_as_scads_invoker_wires_it() 
         none.get_transport("mem")  # no sibling of index 5: still an error
 
 
-def test_reg_can_share_another_transports_buffer(tmp_path: Path) -> None:
+def test_reg_can_share_another_transports_buffer() -> None:
     # Scad's reg(size, other): one staging buffer over several memory elements (multi_transport)
     with SharedRegion(64) as region, \
             Action("x", {"a": "a;local;size,32;", "b": f"b;shm;segment,{region.name};"}) as action:
