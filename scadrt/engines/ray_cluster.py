@@ -49,8 +49,10 @@ INSTALL_HINT = "the Ray engine needs ray: pip install 'scadc[ray]'"
 
 def import_ray() -> ModuleType:
     """``ray``, or a UserError saying how to install it (rule 1)."""
-    for name, value in LOOPBACK_ENV.items():  # read when ray is imported, and by what it starts
-        os.environ.setdefault(name, value)
+    # Only the quiet half of LOOPBACK_ENV: the loopback half would also bind the driver of a run on
+    # an existing cluster (--address) to 127.0.0.1, where that cluster's other nodes cannot reach it;
+    # the private cluster gets it from _private_environment.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
     except ImportError as exc:

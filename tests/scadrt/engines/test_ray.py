@@ -171,6 +171,20 @@ def test_options_that_do_not_go_with_the_engine_are_user_errors(tmp_path: Path) 
     assert transport.returncode == 2 and "--transport local is not one of auto, shm, tcp" in transport.stderr
 
 
+def test_a_run_on_an_existing_cluster_does_not_force_its_driver_onto_loopback() -> None:
+    # with --address the driver must be reachable from the cluster's other nodes, so importing ray
+    # for the engine leaves Ray's own choice of address alone (only the private cluster is loopback)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    probe = ("import os\nfrom scadrt.engines.ray_cluster import import_ray\nimport_ray()\n"
+             "from ray._private import ray_constants\n"
+             "print(os.environ.get('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'), ray_constants.ENABLE_RAY_CLUSTER,"
+             " os.environ.get('RAY_USAGE_STATS_ENABLED'))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "True", "0"]
+
+
 # ---------------------------------------------------------------------------------- several nodes
 
 GiB = 2**30
