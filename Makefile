@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py --engine ray --repeats 3
 	$(BIN)/python bench/transports.py --quick
 	$(BIN)/python bench/frames_transfer.py --quick
+	$(BIN)/python bench/frames.py --quick
 	$(BIN)/python bench/remote.py --quick
 	$(BIN)/python bench/split.py
 	$(BIN)/python bench/e2e.py --quick

@@ -7,7 +7,8 @@ means "the memory-access interface, whatever carries it" (local, shm, tcp or rdm
 A parallel instance may also ask for a parallel memory element by its plain name (``mem1``):
 it gets its sibling, ``mem1@<par_index>`` (or the one instance configured), as Scad's invoker
 wires it. ``action.par_index`` is the parallel instance index (the engine also exports it as ``__OW_PAR``),
-``action.name`` the element's name.
+``action.name`` the element's name. ``action.profile(n)`` records a sample into the run report
+(:mod:`scadrt.profile`).
 
 An engine builds one ``Action`` per element instance from a mapping *memory element name →
 descriptor* (text, :class:`~scadrt.transports.Descriptor`, an opened transport, or a zero-argument
@@ -22,6 +23,7 @@ from types import TracebackType
 from typing import Self
 
 from scadrt.errors import TransportConfigError, UserError
+from scadrt.profile import Profiler, ProfileSample
 from scadrt.transports import Descriptor, open_descriptor, parse_descriptor
 from scadrt.transports.base import Transport
 
@@ -60,6 +62,7 @@ class Action:
                 raise TransportConfigError(f"transport {key!r} is configured with a descriptor for {source.name!r}")
             self._sources[key] = source
         self._open: dict[str, Transport] = {}
+        self._profiler = Profiler()
 
     @classmethod
     def from_descriptors(cls, name: str, descriptors: Iterable[str | Descriptor], *,
@@ -141,6 +144,17 @@ class Action:
             entry["read"] += transport.bytes_read
             entry["written"] += transport.bytes_written
         return counts
+
+    def profile(self, point: int) -> None:
+        """Record a profile sample labelled ``point`` (time, CPU use since the previous sample,
+        resident memory, bytes each transport moved) into the run report, as Scad's monitor did."""
+        moved = tuple(sorted((name, t.bytes_read, t.bytes_written) for name, t in self._open.items()))
+        self._profiler.sample(point, moved)
+
+    @property
+    def profile_samples(self) -> tuple[ProfileSample, ...]:
+        """The samples :meth:`profile` recorded, in order."""
+        return tuple(self._profiler.samples)
 
     def close(self) -> None:
         """Close every transport this action opened (transports handed in as objects included)."""

@@ -73,6 +73,7 @@ __all__ = [
     "Corun",
     "ElementSpec",
     "Limits",
+    "MergedMemory",
     "Program",
     "load_program",
     "read_element",
@@ -113,6 +114,47 @@ class Limits:
     storage: int = 512 * MiB
 
 
+@dataclass(frozen=True)
+class MergedMemory:
+    """A memory element merged into its compute element's process (Scad's ``withMerged`` entry with
+    ``elem: Memory``): the element's code reaches a region of ``size`` bytes as transport ``name``."""
+
+    name: str
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.name} (merged, {self.size} B)"
+
+
+def merged_memory(with_merged: tuple[Any, ...]) -> tuple[tuple[MergedMemory, ...], list[tuple[tuple[Any, ...], str]]]:
+    """The merged memory elements of a ``withMerged`` list, and the problems (path, message) of
+    the entries that name one wrongly. Entries of other kinds are kept for export only."""
+    found: list[MergedMemory] = []
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for i, entry in enumerate(with_merged):
+        if not isinstance(entry, Mapping) or entry.get("elem") != "Memory":
+            continue
+        action = entry.get("action")
+        name = action.get("name") if isinstance(action, Mapping) else None
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            problems.append((("withMerged", i, "action"), "a merged memory element needs 'action: {name: <name>}', "
+                             f"the transport name its compute element asks for, not {shorten(name)}"))
+            continue
+        resources = entry.get("resources")
+        mem = resources.get("mem") if isinstance(resources, Mapping) else None
+        try:
+            size = parse_size(mem)
+        except ValueError as exc:
+            problems.append((("withMerged", i, "resources"), f"merged memory element {name!r}: 'resources: "
+                             f"{{mem: <size>}}' is its region's size ({exc})"))
+            continue
+        if any(m.name == name for m in found):
+            problems.append((("withMerged", i), f"merged memory element {name!r} is listed twice"))
+            continue
+        found.append(MergedMemory(name, size))
+    return tuple(found), problems
+
+
 @dataclass(frozen=True, order=True)
 class Corun:
     """One corunning link as seen from the element that holds it."""
@@ -145,6 +187,11 @@ class ElementSpec:
     @property
     def corunning_names(self) -> tuple[str, ...]:
         return tuple(link.peer for link in self.corunning)
+
+    @property
+    def merged_memory(self) -> tuple[MergedMemory, ...]:
+        """The memory elements merged into this element's process (from ``withMerged``)."""
+        return merged_memory(self.with_merged)[0]
 
     def instance_names(self) -> tuple[str, ...]:
         """``name`` for a single instance, ``name@0 … name@N-1`` for a parallel one
@@ -628,6 +675,14 @@ def _check_keys(raw: _RawElement, data: dict[str, Any], lines: dict[tuple[Any, .
             problem(path, f"'withMerged' holds JSON data only (text, numbers, lists, mappings), not {shorten(value)}")
         else:
             raw.with_merged = _freeze(merged)
+            found, wrong = merged_memory(raw.with_merged)
+            for path, message in wrong:
+                problem(path, message)
+            transports = {link.trans for _, link in raw.corunning}
+            for m in found:
+                if m.name in transports:
+                    problem(("withMerged",), f"merged memory element {m.name!r} has the name of a corunning "
+                            "link's transport: the element's code could not tell them apart")
 
 
 def _not_json(value: Any, path: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any] | None:
@@ -798,6 +853,13 @@ def _link(raws: dict[str, _RawElement], problems: list[Problem], warnings: list[
                     continue
                 edges.add((ref.name, raw.name) if key == "parents" else (raw.name, ref.name))
         for ref, link in raw.corunning:
+            if raw.kind == "memory" and ref.name not in raws:  # Scad's programs do this (parallelism-2-node):
+                hint = _did_you_mean(ref.name, sorted(raws)) if raws else ""  # its scheduler read only
+                warnings.append(Problem(raw.path, ref.line, (  # the compute side's list
+                    f"'corunning' lists {ref.name!r}, which is not an element of the program: ignored (a "
+                    f"memory element coruns with the compute elements that list it){hint}"
+                )))
+                continue
             if not check_ref(raw, ref, "corunning"):
                 continue
             if raw.kind == "memory" and raws[ref.name].kind == "memory":

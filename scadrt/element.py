@@ -5,10 +5,12 @@ next) runs an instance through this module, and the compiler generates elements 
 
 1. **Loading.** An element file ``NAME.o.py`` is executed as the module :data:`PROGRAM_MODULE`
    (not ``__main__``: an element is not a script), with its directory first on ``sys.path`` so
-   that it may import modules beside it. Every element of a program uses the one module name, so
+   that it may import modules beside it, and with Scad's ``disaggrt``, ``npjoin`` and ``disagg``
+   importable (:mod:`scadrt.compat`). Every element of a program uses the one module name, so
    an instance of a class the program defines pickles in one element and unpickles in the next.
 2. **Params.** A root element receives the run's input; any other element receives
-   ``{parent: [result of instance 0, 1, …]}`` for each of its parents (:func:`element_params`).
+   ``{parent: [result of instance 0, 1, …]}`` for each of its parents (:func:`element_params`;
+   with one instance, ``params[parent]["key"]`` reads its result too, as Scad's programs did).
 3. **Instances.** An element with ``parallelism`` 1 has one instance named ``NAME``; a parallel
    one has ``NAME@0 … NAME@N-1`` (:func:`instance_name`). An instance learns its index from
    ``action.par_index`` and from the environment variable :data:`~scadrt.action.PAR_INDEX_ENV`.
@@ -48,13 +50,14 @@ if TYPE_CHECKING:
     from warnings import _ActionKind  # typeshed's name for filterwarnings' actions
 
     from scadrt.action import TransportSource
+    from scadrt.profile import ProfileSample
 
     #: an entry of warnings.filters: action, message, category, module, lineno
     _Filter = tuple[str, re.Pattern[str] | None, type[Warning] | tuple[type[Warning], ...], re.Pattern[str] | None,
                     int]
 
 __all__ = [
-    "PROGRAM_MODULE", "RESULT_RNG", "RESULT_VALUES", "Outcome", "check_result", "element_params",
+    "PROGRAM_MODULE", "RESULT_RNG", "RESULT_VALUES", "Outcome", "ParentResults", "check_result", "element_params",
     "error_record", "format_element_error", "instance_index", "instance_name", "instance_names", "load_element",
     "run_element", "warnings_as_in_main",
 ]
@@ -77,6 +80,8 @@ class Outcome:
     result: dict[str, JSON]
     #: transport kind → {"read": bytes, "written": bytes} moved through the action's transports
     transfer: dict[str, dict[str, int]]
+    #: what ``action.profile(n)`` recorded
+    profile: tuple[ProfileSample, ...] = ()
 
 
 def instance_name(name: str, index: int, parallelism: int) -> str:
@@ -118,7 +123,28 @@ def element_params(parents: Sequence[str], run_input: JSON, results: Mapping[str
     """
     if not parents:
         return run_input
-    return {parent: list(results[parent]) for parent in parents}
+    return {parent: ParentResults(results[parent]) for parent in parents}
+
+
+class ParentResults(list[JSON]):
+    """A parent's results, one per instance: a list, which also answers ``results["key"]`` as
+    ``results[0]["key"]`` when the parent has one instance. Scad's runners passed lists too, but
+    most of its own programs indexed them as the one result (``params["step1"]["meta"]``) and
+    failed; here they run. Indexing with text is a TypeError on a plain list, so no program that
+    worked before means anything else by it.
+
+    >>> r = ParentResults([{"meta": "m"}])
+    >>> r["meta"], r[0]["meta"], r
+    ('m', 'm', [{'meta': 'm'}])
+    """
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if len(self) == 1 and isinstance(self[0], dict):
+                return self[0][key]
+            raise TypeError(f"a parent with {len(self)} instances gives a list of their results: "
+                            f"take one first (params[parent][i][{key!r}])")
+        return super().__getitem__(key)
 
 
 def load_element(path: str) -> types.ModuleType:
@@ -128,6 +154,9 @@ def load_element(path: str) -> types.ModuleType:
     in the original (:func:`run_element` does).
     """
     sys.path.insert(0, str(Path(path).parent))
+    from scadrt.compat import install  # after the program's directory: a module of its own wins
+
+    install()  # Scad's libraries under their names, for programs written against Scad
     source = Path(path).read_text(encoding="utf-8")
     module = types.ModuleType(PROGRAM_MODULE)
     module.__file__ = path
@@ -177,7 +206,7 @@ def run_element(path: str, element: str, index: int, params: JSON,
         with Action(element, transports, par_index=index) as action:
             result = main(params, action)
             transfer = action.transfer_counts()
-    return Outcome(check_result(result), transfer)
+    return Outcome(check_result(result), transfer, action.profile_samples)
 
 
 def format_element_error(exc: BaseException) -> str:

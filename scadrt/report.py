@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scadrt.errors import ScadError
+from scadrt.profile import ProfileSample
 from scadrt.transports import redact_tokens
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class InstanceRun:
     transfer: dict[str, dict[str, int]] = field(default_factory=dict)
     #: the cluster node it ran on (the Ray engine's node id; "" on the local engine)
     node: str = ""
+    #: what the instance's ``action.profile(n)`` calls recorded
+    profile: tuple[ProfileSample, ...] = ()
 
     @property
     def duration(self) -> float:

@@ -87,7 +87,9 @@ def _cmd_run_element(args: argparse.Namespace) -> int:
     run_input = parse_run_input(args.param, args.params_file)
     params = element_params(spec.parents, run_input,
                             {p: _parent_results(results_dir, p) for p in spec.parents})
-    transports: dict[str, Any] = {}
+    from scadrt.engines.core import merged_transports
+
+    transports: dict[str, Any] = dict(merged_transports(spec))  # withMerged: a region in this process
     for memory in args.memory:
         for descriptor in parse_memory_spec(memory):
             if descriptor.name in transports:

@@ -48,13 +48,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from scadrt.dag import Program
+from scadrt.dag import ElementSpec, Program
 from scadrt.element import element_params
 from scadrt.errors import InternalError
 
 __all__ = [
     "Abort", "Command", "Failure", "Finish", "Scheduler", "StartMemory", "StopMemory", "Submit",
-    "widest_antichain",
+    "merged_transports", "widest_antichain",
 ]
 
 JSON = Any
@@ -277,6 +277,12 @@ class Scheduler:
             "users": {k: sorted(v) for k, v in sorted(self.users.items())},
             "failing": self.failing.format() if self.failing else None,
         }
+
+
+def merged_transports(spec: ElementSpec) -> dict[str, str]:
+    """The transports to the memory elements merged into ``spec``'s process (``withMerged``): a
+    region in the instance's own memory, as Scad's ``rdma_local`` was, on every engine."""
+    return {m.name: f"{m.name};local;size,{m.size};" for m in spec.merged_memory}
 
 
 def widest_antichain(program: Program, weights: Mapping[str, int]) -> int:

@@ -53,6 +53,7 @@ from scadrt.engines.core import (
     StartMemory,
     StopMemory,
     Submit,
+    merged_transports,
 )
 from scadrt.engines.failures import instance_failure, memory_lost_failure
 from scadrt.engines.instance import rss
@@ -62,6 +63,7 @@ from scadrt.engines.output import OutputSequencer
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Forked, Ready, Started, Task, read_frame, start_worker, write_frame
 from scadrt.errors import InternalError
+from scadrt.profile import ProfileSample
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
 from scadrt.sourcemap import load_sourcemap
 
@@ -116,6 +118,8 @@ class _Attempt:
     samples: list[tuple[float, int]] = field(default_factory=list)
     #: bytes moved per transport kind, once the instance has finished successfully
     transfer: dict[str, dict[str, int]] | None = None
+    #: what its action.profile(n) calls recorded, once it has finished successfully
+    profile: tuple[ProfileSample, ...] = ()
     #: the instance has finished; its process may still be exiting
     finished: bool = False
 
@@ -445,7 +449,7 @@ class _Run:
         ]
 
     def transports_for(self, spec: ElementSpec) -> dict[str, str]:
-        transports = {}
+        transports = merged_transports(spec)
         for link in spec.corunning:
             if link.peer not in self.descriptors:
                 continue  # compute-compute corunning: nothing to connect
@@ -511,29 +515,31 @@ class _Run:
                 self.instance_succeeded(attempt)
         else:
             del worker.attempts[frame.task_id]
-            self.instance_exited(task, frame, attempt.started, tuple(attempt.samples), attempt.transfer)
+            self.instance_exited(task, frame, attempt)
 
     def instance_succeeded(self, attempt: _Attempt) -> None:
         task = attempt.task
         payload = json.loads(Path(task.result_path).read_text())
         attempt.transfer = payload["transfer"]  # first: the commands below may stop the run
+        attempt.profile = tuple(ProfileSample.from_json(s) for s in payload.get("profile", ()))
         if self.scheduler.aborted:  # it finished while the run was stopping: only recorded, for the report
             return
         self.on_event("ok", task.element, task.index)
         self.output.finished((task.element, task.index), task.stdout_path, task.stderr_path)
         self.apply(self.scheduler.instance_done(task.element, task.index, payload["result"]))
 
-    def instance_exited(self, task: Task, exited: Exited, start: float,
-                        samples: tuple[tuple[float, int], ...], transfer: dict[str, dict[str, int]] | None) -> None:
+    def instance_exited(self, task: Task, exited: Exited, attempt: _Attempt) -> None:
         """Record the instance; if it did not finish successfully, it failed or crashed (rule: failures
         are handled here, after the exit, so the report has the failed instance's numbers)."""
         submit = self.params.pop(task.task_id)
+        transfer = attempt.transfer
         failure, connection_lost = (None, False) if transfer is not None else instance_failure(
             task.element, task.index, exited.status, _error_record(Path(task.error_path)), self.sourcemap)
         outcome = "ok" if failure is None else "crashed" if failure.kind == "crash" else "failed"
         self.instances.append(InstanceRun(
-            task.element, task.index, submit.attempt, outcome, start, exited.end - self.t0, exited.pid,
-            exited.peak_rss, exited.cpu_user, exited.cpu_system, samples, transfer or {},
+            task.element, task.index, submit.attempt, outcome, attempt.started, exited.end - self.t0, exited.pid,
+            exited.peak_rss, exited.cpu_user, exited.cpu_system, tuple(attempt.samples), transfer or {},
+            profile=attempt.profile,
         ))
         if failure is None or self.scheduler.aborted:  # after the abort: only recorded, for the report
             return
@@ -556,7 +562,8 @@ class _Run:
             ok = attempt.transfer is not None  # the scheduler has its result already
             self.instances.append(InstanceRun(task.element, task.index, submit.attempt, "ok" if ok else "crashed",
                                               attempt.started, self.now(), attempt.child, 0, 0.0, 0.0,
-                                              tuple(attempt.samples), attempt.transfer or {}))
+                                              tuple(attempt.samples), attempt.transfer or {},
+                                              profile=attempt.profile))
             if ok or self.scheduler.aborted:
                 continue
             failure = Failure(task.element, task.index, "crash", f"its worker process died (exit status {code})")

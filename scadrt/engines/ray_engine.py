@@ -54,6 +54,7 @@ from scadrt.engines.core import (
     StartMemory,
     StopMemory,
     Submit,
+    merged_transports,
 )
 from scadrt.engines.failures import instance_failure, memory_lost_failure
 from scadrt.engines.interrupt import signals_unwind
@@ -62,6 +63,7 @@ from scadrt.engines.output import OutputSequencer
 from scadrt.engines.ray_cluster import connect, nodes
 from scadrt.engines.worker import Task
 from scadrt.errors import InternalError, UserError
+from scadrt.profile import ProfileSample
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
 from scadrt.sizes import format_size
 from scadrt.sourcemap import load_sourcemap
@@ -144,7 +146,7 @@ def run_task(task: Task, memories: dict[str, dict[str, str]], mode: str, *, cwd:
     from scadrt.engines.instance import run_subprocess
 
     node = ray.get_runtime_context().get_node_id()
-    transports = {}
+    transports = dict(task.transports)  # the merged memory elements' (withMerged)
     for key, memory in memories.items():
         if mode != "tcp" and memory["segment"] and memory["node"] == node:
             transports[key] = f"{key};shm;segment,{memory['segment']};"
@@ -443,7 +445,8 @@ class _Run:
             submit = self.queue.popleft()
             spec = self.program.elements[submit.element]
             task = Task(task_id=0, element=submit.element, index=submit.index, parallelism=spec.parallelism,
-                        path=str(Path(spec.path).resolve()), params=submit.params, transports={},
+                        path=str(Path(spec.path).resolve()), params=submit.params,
+                        transports=merged_transports(spec),
                         stdout_path="", stderr_path="", result_path="", error_path="", cpu=spec.limits.cpu)
             memories = self.memories_for(spec)
             options: dict[str, Any] = {"num_cpus": spec.limits.cpu, "memory": spec.limits.mem, "max_retries": 0,
@@ -517,7 +520,7 @@ class _Run:
             submit.element, submit.index, submit.attempt, status, outcome["start"] - self.t0, outcome["end"] - self.t0,
             outcome["pid"], outcome["peak_rss"], outcome["cpu_user"], outcome["cpu_system"],
             tuple((t - self.t0, rss) for t, rss in outcome["samples"]), payload.get("transfer", {}),
-            node=outcome["node"]))
+            node=outcome["node"], profile=tuple(ProfileSample.from_json(s) for s in payload.get("profile", ()))))
         if self.scheduler.aborted:
             return
         self.engine.on_event(status, submit.element, submit.index)

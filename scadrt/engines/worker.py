@@ -192,7 +192,8 @@ def run_instance(task: Task) -> int:
     try:
         limit_threads(task.cpu)
         outcome = run_element(task.path, task.element, task.index, task.params, task.transports)
-        Path(task.result_path).write_text(json.dumps({"result": outcome.result, "transfer": outcome.transfer}))
+        Path(task.result_path).write_text(json.dumps({"result": outcome.result, "transfer": outcome.transfer,
+                                                       "profile": [s.to_json() for s in outcome.profile]}))
         return 0
     except BaseException as exc:
         Path(task.error_path).write_text(json.dumps(error_record(exc)))

@@ -251,11 +251,12 @@ def test_what_scad_accepted_loads_with_a_warning(tmp_path: Path) -> None:
         "a.o.py": compute("type: compute\ncorunning: [m]\ndependents: [m, c]"),
         "b.o.py": compute("type: compute\ncorunning: [m]"),
         "c.o.py": compute("type: compute"),
-        "m.o.yaml": "type: memory\ncorunning:\n  - a\n",
+        "m.o.yaml": "type: memory\ncorunning:\n  - a\n  - compute1\n",
     }))
     assert [(Path(w.file).name, w.line, w.message.split(":")[0]) for w in program.warnings] == [
         ("a.o.py", 3, "'m' is a memory element"),
         ("m.o.yaml", 2, "'corunning' does not list 'b', but " + str(tmp_path / "b.o.py")),
+        ("m.o.yaml", 4, "'corunning' lists 'compute1', which is not an element of the program"),
     ]
     assert program.elements["a"].dependents == ("c",)  # the memory element adds no edge
     assert program.elements["m"].corunning_names == ("a", "b")  # b's link is taken
@@ -263,10 +264,34 @@ def test_what_scad_accepted_loads_with_a_warning(tmp_path: Path) -> None:
     strict = subprocess.run([sys.executable, "-m", "scadc", "dag", str(tmp_path), "--strict"], capture_output=True,
                             text=True, check=False, timeout=60)
     assert strict.returncode == 2 and strict.stdout == ""
-    assert "warning: " in strict.stderr and "2 warning(s) under --strict" in strict.stderr
+    assert "warning: " in strict.stderr and "3 warning(s) under --strict" in strict.stderr
     plain = subprocess.run([sys.executable, "-m", "scadc", "dag", str(tmp_path)], capture_output=True, text=True,
                            check=False, timeout=60)
     assert plain.returncode == 0 and plain.stdout.startswith("digraph")
+
+
+def test_merged_memory_elements_are_read_from_with_merged_and_checked(tmp_path: Path) -> None:
+    # Scad's withMerged (policy_test/merge*): the memory element lives in the compute element's
+    # process and its code reaches it under action.name
+    entry = ("  - action: {namespace: whisk.system, name: mem1}\n    resources: {mem: 512M, cpu: 0.5}\n"
+             "    elem: Memory\n")
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "bad").mkdir()
+    write(tmp_path / "ok", {"c.o.py": compute("type: compute\nwithMerged:\n" + entry + "  - {elem: Compute}")})
+    spec = load_program(tmp_path / "ok").elements["c"]
+    assert [str(m) for m in spec.merged_memory] == [f"mem1 (merged, {512 * 1024**2} B)"]
+    write(tmp_path / "bad", {
+        "c.o.py": compute("type: compute\ncorunning: [mem1]\nwithMerged:\n" + entry
+                          + "  - {elem: Memory, action: {name: m2}, resources: {mem: lots}}\n"
+                          + "  - {elem: Memory, resources: {mem: 1M}}"),
+        "mem1.o.yaml": "type: memory\n",
+    })
+    with pytest.raises(ProgramError) as caught:
+        load_program(tmp_path / "bad")
+    messages = [p.message for p in caught.value.problems]
+    assert any("merged memory element 'mem1' has the name of a corunning link's transport" in m for m in messages)
+    assert any(m.startswith("merged memory element 'm2': 'resources: {mem: <size>}'") for m in messages)
+    assert any(m.startswith("a merged memory element needs 'action: {name: <name>}'") for m in messages)
 
 
 def test_corunning_from_memory_side_only(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ and run for real, and the fanout example runs through it as an engine would run 
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from pathlib import Path
@@ -138,6 +139,14 @@ def test_an_error_the_abi_raises_keeps_only_its_message(tmp_path: Path) -> None:
     with pytest.raises(SyntaxError) as syntax:
         run(element(tmp_path, "def main(params, action)\n    pass\n", "bad"))
     assert "Traceback" not in format_element_error(syntax.value)
+
+
+def test_a_parents_results_read_as_its_one_result_only_when_it_has_one_instance() -> None:
+    params = element_params(("a", "b"), {}, {"a": [{"meta": "x"}], "b": [{"i": 0}, {"i": 1}]})
+    assert params["a"]["meta"] == "x" and params["a"][0] == {"meta": "x"}
+    assert json.loads(json.dumps(params)) == {"a": [{"meta": "x"}], "b": [{"i": 0}, {"i": 1}]}
+    with pytest.raises(TypeError, match=r"a parent with 2 instances gives a list of their results"):
+        params["b"]["i"]
 
 
 def test_instance_names() -> None:

@@ -333,3 +333,45 @@ def test_numpy_global_generator_is_fresh_in_every_instance(engine: Engine, tmp_p
         draws += out.decode().split("\n")[:-1]
     assert len(draws) == 6 and len({d.split()[0] for d in draws}) == 6 and len({d.split()[1] for d in draws}) == 6
 
+
+# ------------------------------------------------------------ merged memory, profile samples
+
+def test_a_merged_memory_element_is_a_local_transport_and_profile_samples_reach_the_report(
+        tmp_path: Path, engine: Engine) -> None:
+    # Scad's policy_test/merge4: withMerged memory reached as transport 'mem1', action.profile
+    merged = ["type: compute", "withMerged:", "  -", "    action:", "      namespace: whisk.system",
+              '      name: "mem1"', "    resources:", "      mem: 8M", "      cpu: 0.5", "    elem: Memory",
+              "limits:", "  mem: 256M"]
+    prog = write(tmp_path / "merge", {
+        "compute1.o.py": "".join(f"#@ {line}\n" for line in merged) + '''
+from disagg import *
+import numpy as np
+
+def main(args, action):
+    action.profile(0)
+    trans = action.get_transport('mem1', 'rdma')
+    assert isinstance(trans, LibdTransportRDMA)
+    trans.reg(1024 * 1024)
+    for i in range(8):
+        np.asarray(trans.buf)[:] = i
+        trans.write(1024 * 1024, addr=i * 1024 * 1024, offset=0)
+    action.profile(1.0)
+    trans.read(1024 * 1024, 7 * 1024 * 1024)
+    action.profile(2)
+    print(trans.kind, trans.size, int(np.asarray(trans.buf)[0]))
+    return {}
+''',
+    })
+    out, _, result = engine.run(prog, "auto")
+    assert not isinstance(result, RunFailed), result
+    assert out.decode() == f"local {8 * 2**20} 7\n"
+    report = result.report
+    (instance,) = report.instances
+    points = [(s.point, s.transfer) for s in instance.profile]
+    mib = 2**20
+    assert points == [(0, ()), (1, (("mem1", 0, 8 * mib),)), (2, (("mem1", mib, 8 * mib),))]
+    assert all(s.rss > 8 * mib for s in instance.profile[1:])  # the merged region lives in the instance
+    times = [s.time for s in instance.profile]
+    assert times == sorted(times)
+    data = json.loads(report.to_json())
+    assert [p["point"] for p in data["instances"][0]["profile"]] == [0, 1, 2]

@@ -1,0 +1,83 @@
+"""Scad's Python libraries under their original names, for element programs written against Scad.
+
+Scad's element programs import ``disaggrt`` (remote numpy arrays over a buffer pool), ``npjoin``
+(joins on numpy structured arrays) and ``disagg`` (the action and transport classes). This package
+holds our implementations (``scadrt.compat.disaggrt`` …) and :func:`install` makes them
+importable under those top-level names, so that such programs run unchanged, with no
+``PYTHONPATH``: every engine runs an element through :func:`scadrt.element.load_element`, which
+installs the aliases first.
+
+An alias is the same module object as its ``scadrt.compat`` twin (``disaggrt.rdma_array is
+scadrt.compat.disaggrt.rdma_array``), not a second copy: classes keep one identity, and what one
+element pickles (array metadata in ``params``) unpickles in the next, whichever name it used.
+Nothing is imported until a program asks: a program that does not use them pays nothing. A real
+``disaggrt``/``npjoin``/``disagg`` installed in the environment wins: its name is not aliased.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import types
+from collections.abc import Sequence
+
+__all__ = ["ALIASES", "install"]
+
+#: original top-level name → the package or module that implements it
+ALIASES = {"disaggrt": "scadrt.compat.disaggrt", "npjoin": "scadrt.compat.npjoin", "disagg": "scadrt.compat.disagg"}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Hands out the already-imported twin module instead of executing anything."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.spec: importlib.machinery.ModuleSpec | None = None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = importlib.import_module(self.target)
+        self.spec = module.__spec__
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        # the import system stamped the alias's spec on the shared module; give it back its own,
+        # so that the module still describes where it really lives (reload, inspect, pickle)
+        module.__spec__ = self.spec
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+    """Resolves an aliased name and its submodules to the twins (first on ``sys.meta_path``: the
+    normal path finder would otherwise load ``disaggrt.util`` from the twin's directory as a second
+    copy of the module)."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[str, str] = {}
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        top, dot, rest = fullname.partition(".")
+        base = self.aliases.get(top)
+        if base is None:
+            return None
+        real = base + dot + rest
+        found = importlib.util.find_spec(real)
+        if found is None:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real),
+                                              is_package=found.submodule_search_locations is not None)
+
+
+_FINDER = _AliasFinder()
+
+
+def install() -> None:
+    """Make the original names importable in this process (idempotent)."""
+    if _FINDER in sys.meta_path:
+        return
+    for name, target in ALIASES.items():
+        if importlib.machinery.PathFinder.find_spec(name) is None:  # no original installed
+            _FINDER.aliases[name] = target
+    sys.meta_path.insert(0, _FINDER)
