@@ -6,7 +6,8 @@ An application is the JSON ``scadc gen`` writes; Scad's controller takes it as o
 - put:    ``PUT /actions/{app}?overwrite=true`` with the application JSON as the body;
 - post:   ``POST /actions/{app}`` with the input parameters (a JSON object) invokes it and answers
   ``{"activationId": …}``; :meth:`WskClient.wait` then polls ``GET /activations/{id}`` (404 until
-  the activation is recorded) with sleeps of 1, 2, 4 … s, capped by what is left of the timeout;
+  the activation is recorded) with sleeps of 1, 2, 4 … s, capped by what is left of the timeout,
+  each poll itself given no longer than what is left (a controller that stalls cannot hold it);
 - get:    ``GET /activations/{id}`` and ``GET /activations/{id}/logs``;
 - delete: ``DELETE /actions/{app}``.
 
@@ -115,8 +116,9 @@ class WskClient:
         self._authorization = "Basic " + base64.b64encode(config.auth.encode()).decode()
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                query: Mapping[str, str] | None = None) -> tuple[int, Any]:
-        """``method`` ``host + path``: the status and the decoded JSON reply; WskError unless 2xx."""
+                query: Mapping[str, str] | None = None, *, timeout: float | None = None) -> tuple[int, Any]:
+        """``method`` ``host + path``: the status and the decoded JSON reply; WskError unless 2xx.
+        ``timeout`` (seconds) replaces the client's for this request."""
         url = self.config.host + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Authorization": self._authorization, "Accept": "application/json"}
         if body is not None:
@@ -125,7 +127,7 @@ class WskClient:
         if self._log is not None:
             self._log(f"{method} {url}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self._context) as reply:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self._context) as reply:
                 return reply.status, _decode(reply.read(_MAX_REPLY))
         except urllib.error.HTTPError as exc:
             with exc:
@@ -162,9 +164,11 @@ class WskClient:
         interval = 1.0
         while True:
             try:
-                return self.activation(aid)
+                left = max(deadline - time.monotonic(), 0.1)
+                return self.activation(aid, timeout=min(self.timeout, left))
             except WskError as exc:
-                if exc.status != 404:  # 404: not recorded yet
+                unreachable_in_time = exc.status is None and time.monotonic() >= deadline
+                if exc.status != 404 and not unreachable_in_time:  # 404: not recorded yet
                     raise
             left = deadline - time.monotonic()
             if left <= 0:
@@ -172,8 +176,8 @@ class WskClient:
             self._sleep(min(interval, left))
             interval *= 2
 
-    def activation(self, aid: str) -> Any:
-        return self.request("GET", f"{NAMESPACE_PATH}/activations/{quote(aid, safe='')}")[1]
+    def activation(self, aid: str, *, timeout: float | None = None) -> Any:
+        return self.request("GET", f"{NAMESPACE_PATH}/activations/{quote(aid, safe='')}", timeout=timeout)[1]
 
     def logs(self, aid: str) -> Any:
         return self.request("GET", f"{NAMESPACE_PATH}/activations/{quote(aid, safe='')}/logs")[1]

@@ -55,6 +55,8 @@ class FakeOpenWhisk(ThreadingHTTPServer):
         self.activations: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
         self.initial_polls = polls
+        #: seconds each activation poll waits before it answers (a stalled controller)
+        self.stall = 0.0
 
     @property
     def url(self) -> str:
@@ -120,6 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.reply(405, {"error": "The requested method is not allowed."})
 
     def activation(self, aid: str, *, logs: bool) -> None:
+        time.sleep(self.server.stall)
         record = self.server.activations.get(aid)
         if record is None or (not logs and self.server.polls[aid] > 0):
             if record is not None:
@@ -249,6 +252,17 @@ def test_post_gives_up_after_its_timeout(whisk: FakeOpenWhisk, home: Path, app_j
     polls = [s for s in whisk.seen if "/activations/" in s.path]
     assert len(polls) == 3  # at 0 s, 1 s, and 1.5 s: the second sleep (2 s) is cut to what is left
     assert time.monotonic() - started < 30
+
+
+def test_post_gives_up_after_its_timeout_when_the_controller_stalls(whisk: FakeOpenWhisk, home: Path,
+                                                                   app_json: Path) -> None:
+    opts = ["--host", whisk.url, "--auth", AUTH]
+    assert wsk(home, "put", str(app_json), *opts).returncode == 0
+    whisk.stall = 8.0  # each poll would hold the client for 8 s (its request timeout is 60 s)
+    started = time.monotonic()
+    post = wsk(home, "post", "fanout", "-t", "1", *opts)
+    assert post.returncode == 1 and "has no record after 1 s" in post.stderr, post.stderr
+    assert time.monotonic() - started < 5
 
 
 def test_post_of_a_failing_activation_exits_1(whisk: FakeOpenWhisk, home: Path, app_json: Path) -> None:
