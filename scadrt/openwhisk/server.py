@@ -18,7 +18,9 @@ container, as the invoker drives them) plus Scad's extensions (reference-notes �
    serves (scadrt's memory server) for the life of the activation. A memory element's region
    has the size of its ``limits.mem``. The reply is the element's result (200), or
    ``{"error": …}`` (502) when it raised, its traceback on stderr (mapped to the original program
-   when a source map came with it); the runtime keeps serving either way.
+   when a source map came with it); the runtime keeps serving either way. With ``"profile":
+   URL``, what the element's ``action.profile(n)`` calls recorded is POSTed to URL at the end,
+   in the form Scad's monitor plugin posted (:func:`_post_profile`).
 3. ``PUT /action/<aid>/transport/<name>`` ``{"durl": "url,tcp://HOST:PORT;"}`` completes a client
    transport the run created without an address: the element's ``get_transport`` waits for it (at
    most ``transport_timeout`` seconds, or until the run's ``deadline``). Keys already given are
@@ -74,6 +76,7 @@ from scadrt.transports import Descriptor, canonical_kind, open_descriptor, parse
 
 if TYPE_CHECKING:
     from scadrt.action import TransportSource
+    from scadrt.profile import ProfileSample
     from scadrt.sourcemap import SourceMap
     from scadrt.transports.base import Transport
     from scadrt.transports.memory_server import MemoryServer
@@ -300,7 +303,8 @@ class ActionRuntime:
                                                    "(e.g. memory;rdma_tcp_server;url,tcp://*:2333;)")
                     activation.wait_end()
                     return HTTPStatus.OK, {"memory": element.name, "served": dict(activation.messages)}
-                return HTTPStatus.OK, self._run_compute(element, activation, index, body.get("value", {}))
+                return HTTPStatus.OK, self._run_compute(element, activation, index, body.get("value", {}),
+                                                        body.get("profile"))
             except Exception as exc:
                 return HTTPStatus.BAD_GATEWAY, self._failed(element, exc)
         finally:
@@ -320,7 +324,8 @@ class ActionRuntime:
             _end_of_activation()
             self._run_lock.release()
 
-    def _run_compute(self, element: LoadedElement, activation: _Activation, index: int, params: Any) -> dict[str, Any]:
+    def _run_compute(self, element: LoadedElement, activation: _Activation, index: int, params: Any,
+                     profile_url: str | None = None) -> dict[str, Any]:
         from scadrt.element import PROGRAM_MODULE, run_element
 
         def opener(name: str) -> Callable[[], Transport]:
@@ -329,7 +334,10 @@ class ActionRuntime:
         transports: dict[str, TransportSource] = {name: opener(name) for name in activation.clients}
         directory = str(Path(element.path).parent)
         try:
-            return run_element(element.path, element.name, index, params, transports, entry=element.entry).result
+            outcome = run_element(element.path, element.name, index, params, transports, entry=element.entry)
+            if profile_url:
+                _post_profile(profile_url, activation.aid, element.name, outcome.profile)
+            return outcome.result
         finally:
             # what loading the element added, so that activations do not pile it up in a warm runtime
             while directory in sys.path:
@@ -518,6 +526,31 @@ def _module_names(module: ast.Module) -> set[str]:
 # -- /run helpers ------------------------------------------------------------------------------------
 
 
+def _post_profile(url: str, aid: str, name: str, samples: tuple[ProfileSample, ...]) -> None:
+    """What Scad's monitor plugin POSTed at the end of an activation when ``/run`` named a
+    ``profile`` URL (reference-notes §4.4): a form ``object=<aid>&name=<name>&point_<n>=<ms>,<cpu
+    fraction>,<resident pages>[,<transport>,<tx bytes>,<rx bytes>…]``. The times are milliseconds
+    since the activation's action was made (Scad's were since boot). A collector that cannot be
+    reached costs the activation nothing but a line on stderr."""
+    import urllib.request
+    from urllib.parse import urlencode
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    fields = [("object", aid), ("name", name)]
+    for s in samples:
+        moved = [f"{transport},{written},{read}" for transport, read, written in s.transfer]
+        fields.append((f"point_{s.point}", ",".join([f"{s.time * 1000:.0f}", f"{s.cpu:.4f}", str(s.rss // page),
+                                                     *moved])))
+    request = urllib.request.Request(url, data=urlencode(fields).encode(), method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except OSError as exc:  # URLError and HTTPError are OSErrors
+        print(f"scadc serve-action: could not post the profile samples to {redact_tokens(url)}: {exc}",
+              file=sys.stderr)
+
+
 def _parse_run(body: Mapping[str, Any]) -> tuple[str, float | None, int, dict[str, str], list[Descriptor]]:
     """Activation id, deadline (epoch seconds), parallel index, environment and descriptors of a run."""
     aid = body.get("activation_id") or secrets.token_hex(16)
@@ -543,6 +576,9 @@ def _parse_run(body: Mapping[str, Any]) -> tuple[str, float | None, int, dict[st
         index = -1
     if index < 0:
         raise _bad("/run: 'par' (the parallel instance index) must be a whole number ≥ 0")
+    profile = body.get("profile")
+    if profile is not None and not (isinstance(profile, str) and urlsplit(profile).scheme in ("http", "https")):
+        raise _bad("/run: 'profile' is the URL (http:// or https://) the profile samples are posted to")
     transports = body.get("transports") or []
     if not isinstance(transports, list) or not all(isinstance(t, str) for t in transports):
         raise _bad("/run: 'transports' must be a list of durls (NAME;IMPL;KEY,VALUE;…)")

@@ -19,8 +19,10 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -232,6 +234,40 @@ def test_reinit_is_refused_and_markers_end_each_activation(start: Callable[..., 
     assert action.stdout().endswith("ran with ['x']\n" + MARKER + "\n")
     assert action.stderr().endswith(MARKER + "\n")
     assert len(action.activations("stderr")) == 1
+
+
+def test_profile_samples_are_posted_where_the_run_says_as_scads_monitor_did(
+        start: Callable[..., ActionProcess]) -> None:
+    got: list[dict[str, list[str]]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=collector.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        action = start()
+        code = ("def main(params, action):\n    action.profile(0)\n    x = bytearray(8 << 20)\n"
+                "    action.profile(1)\n    return {'n': len(x)}\n")
+        assert action.init("guest/app/prof", code)[0] == 200
+        url = f"http://127.0.0.1:{collector.server_address[1]}/"
+        assert action.post("/run", {"activation_id": "p1", "profile": url}) == (200, {"n": 8 << 20})
+        assert action.post("/run", {"profile": "file:///etc/passwd"})[0] == 400
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    (form,) = got
+    assert form["object"] == ["p1"] and form["name"] == ["prof"]
+    first, second = (form[f"point_{n}"][0].split(",") for n in (0, 1))
+    assert len(first) == len(second) == 3  # ms, cpu, resident pages (no transports)
+    assert int(second[2]) - int(first[2]) >= (8 << 20) // os.sysconf("SC_PAGE_SIZE")
 
 
 def test_main_names_the_entry_function(start: Callable[..., ActionProcess]) -> None:
