@@ -19,7 +19,8 @@ measured GB·s
     declared size (``st_size``), which a serverless platform bills.
 largest element
     split: the peak RSS of any process below the ``scadc run`` command (an element as if it ran
-    alone in its own container, shared libraries included); mono: the program's peak RSS.
+    alone in its own container, shared libraries included), or of the command itself when it has
+    none (a one-element program runs in ``scadc run``); mono: the program's peak RSS.
 provisioned GB·s
     what a platform bills when each unit is sized for its own peak: mono = peak RSS × wall;
     split = the sum over processes of peak RSS × lifetime (first to last sample that saw it),
@@ -118,8 +119,11 @@ class Trace:
         return self.processes[self.root_pid].peak
 
     @property
-    def largest_below_root(self) -> int:
-        return max((span.peak for pid, span in self.processes.items() if pid != self.root_pid), default=0)
+    def largest_element(self) -> int:
+        """The peak of any process below the root; the root's own when it has none (a one-element
+        program runs inside ``scadc run`` itself: the command is then the element)."""
+        below = [span.peak for pid, span in self.processes.items() if pid != self.root_pid]
+        return max(below) if below else self.root_peak
 
     def provisioned_split(self) -> float:
         """Σ each process's peak × its lifetime + Σ each segment's declared size × its lifetime."""
@@ -367,7 +371,7 @@ class Row:
         return Row(
             name=name, heavy=heavy,
             mono_wall=med(lambda p: p.mono.wall), split_wall=med(lambda p: p.split.wall),
-            mono_peak=med(lambda p: p.mono.root_peak), largest=med(lambda p: p.split.largest_below_root),
+            mono_peak=med(lambda p: p.mono.root_peak), largest=med(lambda p: p.split.largest_element),
             mono_measured=med(lambda p: p.mono.measured), split_measured=med(lambda p: p.split.measured),
             split_measured_declared=med(lambda p: p.split.measured_declared),
             mono_provisioned=med(lambda p: p.mono.provisioned_mono()),

@@ -39,7 +39,7 @@ import sys
 import traceback
 import types
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -187,11 +187,13 @@ def check_result(result: object) -> dict[str, JSON]:
 
 
 def run_element(path: str, element: str, index: int, params: JSON,
-                transports: Mapping[str, TransportSource], *, entry: str = "main") -> Outcome:
+                transports: Mapping[str, TransportSource], *, entry: str = "main",
+                before_main: Callable[[], object] | None = None) -> Outcome:
     """Run ``main(params, action)`` of the element file ``path``, instance ``index``, in this process.
 
     ``transports``: memory element (instance) name → what :class:`~scadrt.action.Action` takes.
     ``entry``: the function to call instead of ``main`` (OpenWhisk's ``/init`` may name another).
+    ``before_main`` runs after the module is loaded (its imports done), before ``main`` is called.
     Raises whatever the element raises, or TypeError when its result is not a JSON object. The
     process is the instance's: its environment, ``sys.path`` and ``sys.modules`` are changed.
     """
@@ -203,6 +205,8 @@ def run_element(path: str, element: str, index: int, params: JSON,
     os.environ[PAR_INDEX_ENV] = str(index)
     with warnings_as_in_main(path):
         main = getattr(load_element(path), entry)
+        if before_main is not None:
+            before_main()
         with Action(element, transports, par_index=index) as action:
             result = main(params, action)
             transfer = action.transfer_counts()

@@ -98,6 +98,15 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
         if on_results is not None:
             on_results(outcome.results)
         return outcome.report
+    from scadrt.engines.inline import fits, run_inline
+
+    own = (stdout in (None, getattr(sys.stdout, "buffer", None))
+           and stderr in (None, getattr(sys.stderr, "buffer", None)))
+    if fits(program, retries=retries, own_streams=own):  # the elements would write where this process writes
+        outcome = run_inline(program, params, on_event)
+        if on_results is not None:
+            on_results(outcome.results)
+        return outcome.report
     forked = _first_worker(program, transport, max_workers)
     first: Forked | None = forked
     try:
