@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import time
+import sys
 
+from scadrt.engines import cleanup
 from scadrt.engines.worker import detach_inherited_fds, fork_frozen
-from scadrt.transports.shm import unlink_segment
 
 __all__ = ["Watcher"]
 
-_SEGMENT, _DIRECTORY = b"s", b"d"
-#: how long the watcher retries a directory that instances still being killed write into
-_RMTREE_PATIENCE = 3.0
+_IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class Watcher:
@@ -50,7 +47,13 @@ class Watcher:
         if pid == 0:
             try:
                 detach_inherited_fds({read_end})
-                _watch(read_end)
+                for sig in _IGNORED:  # rule 4; ignored dispositions survive the exec
+                    signal.signal(sig, signal.SIG_IGN)
+                os.setpgrp()
+                os.set_inheritable(read_end, True)
+                with contextlib.suppress(OSError):  # a small interpreter (cleanup.py says why)
+                    os.execv(sys.executable, [sys.executable, "-I", "-S", cleanup.__file__, str(read_end)])
+                cleanup.watch(read_end)  # no interpreter to exec: this fork does it
             finally:
                 os._exit(0)
         os.close(read_end)
@@ -59,11 +62,11 @@ class Watcher:
 
     def segment(self, name: str) -> None:
         """A shared-memory segment of this run, about to be created."""
-        self._send(_SEGMENT + name.encode())
+        self._send(cleanup.SEGMENT + name.encode())
 
     def directory(self, path: str) -> None:
         """A directory of this run, just made."""
-        self._send(_DIRECTORY + os.fsencode(path))
+        self._send(cleanup.DIRECTORY + os.fsencode(path))
 
     def _send(self, record: bytes) -> None:
         if self._pipe is None:
@@ -81,28 +84,3 @@ class Watcher:
         self._pipe = None
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-
-
-def _watch(pipe: int) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_IGN)
-    os.setpgrp()
-    data = bytearray()
-    while chunk := os.read(pipe, 1 << 16):
-        data += chunk
-    records = [bytes(r) for r in data.split(b"\0") if r]
-    for record in records:
-        if record[:1] == _SEGMENT:
-            with contextlib.suppress(OSError, ValueError):
-                unlink_segment(record[1:].decode())
-    deadline = time.monotonic() + _RMTREE_PATIENCE
-    for record in records:
-        if record[:1] != _DIRECTORY:
-            continue
-        path = record[1:]
-        # instances killed with the engine may still be writing into it for a moment
-        while os.path.lexists(path):
-            shutil.rmtree(path, ignore_errors=True)
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)

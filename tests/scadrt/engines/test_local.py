@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -281,3 +282,34 @@ def test_a_program_that_runs_instances_side_by_side_gets_no_worker_before_the_en
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "True\n"
+
+
+def test_the_watcher_is_a_small_interpreter_that_removes_what_it_was_told(tmp_path: Path) -> None:
+    # a fork of the engine held the engine's ~22 MB for every run; the watcher now execs
+    # `python -I -S cleanup.py FD`, which imports the standard library only
+    from scadrt.engines import cleanup
+    from scadrt.engines.watcher import Watcher
+    from scadrt.transports.shm import SharedRegion
+
+    watcher = Watcher()
+    region = SharedRegion(4096)
+    kept = SharedRegion(4096)
+    try:
+        (tmp_path / "run" / "sub").mkdir(parents=True)
+        watcher.segment(region.name)
+        watcher.directory(str(tmp_path / "run"))
+        watcher.segment("../../etc/passwd")  # not a segment name: skipped, never a path
+        deadline = time.monotonic() + 10
+        while "cleanup.py" not in " ".join(psutil.Process(watcher.pid).cmdline()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert psutil.Process(watcher.pid).cmdline()[1:4] == ["-I", "-S", cleanup.__file__]
+        assert psutil.Process(watcher.pid).memory_info().rss < 16 * 2**20
+        assert os.path.exists(f"/dev/shm/{region.name}")  # nothing happens before EOF
+        watcher.close()
+        assert not os.path.exists(f"/dev/shm/{region.name}") and not (tmp_path / "run").exists()
+        assert os.path.exists(f"/dev/shm/{kept.name}") and not psutil.pid_exists(watcher.pid)
+    finally:
+        watcher.close()
+        region.close()
+        kept.close()
+        kept.unlink()
