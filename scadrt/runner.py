@@ -55,7 +55,7 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
         on_event: Callable[[str, str, int], None] | None = None,
         on_results: Callable[[dict[str, list[Any]]], None] | None = None,
         stdout: BinaryIO | None = None, stderr: BinaryIO | None = None, engine: str = "local",
-        address: str | None = None) -> RunReport:
+        address: str | None = None, in_process: bool = False) -> RunReport:
     """Run an element directory (or a loaded :class:`Program`), as ``scadc run`` does.
 
     The elements' output is written, in program order, to ``stdout``/``stderr`` (default: the
@@ -71,6 +71,12 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     ``engine``: ``local`` (this machine, an instance per process) or ``ray`` (a Ray cluster:
     a private one started for the run, or the one at ``address``, ``auto`` or ``HOST:PORT``, or the
     one this process is connected to already; needs ``pip install 'scadc[ray]'``).
+
+    ``in_process``: a program of one compute element and no memory element runs in this process,
+    as its monolith did (:mod:`scadrt.engines.inline`), when its output would go to this process's
+    own streams and there are no retries. ``scadc run`` does this: its process ends with the run.
+    A long-lived caller (a notebook) should not: the program changes the process it runs in
+    (``sys.path``, modules, its numeric libraries' thread counts).
 
     Raises :class:`ProgramError` for an invalid directory, :class:`UserError` for a bad option, and
     :class:`RunFailed` when an element fails for good (its ``failure`` says
@@ -102,7 +108,7 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
 
     own = (stdout in (None, getattr(sys.stdout, "buffer", None))
            and stderr in (None, getattr(sys.stderr, "buffer", None)))
-    if fits(program, retries=retries, own_streams=own):  # the elements would write where this process writes
+    if in_process and fits(program, retries=retries, own_streams=own):  # output goes where this process writes
         outcome = run_inline(program, params, on_event)
         if on_results is not None:
             on_results(outcome.results)

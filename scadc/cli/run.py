@@ -59,7 +59,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         with progress if progress is not None else contextlib.nullcontext():
             report = scadrt.run(program, params=run_input, transport=args.transport, max_workers=args.max_workers,
                                 retries=args.retries, on_event=progress, on_results=results.update,
-                                stdout=stdout, stderr=stderr, engine=args.engine, address=args.address)
+                                stdout=stdout, stderr=stderr, engine=args.engine, address=args.address,
+                                in_process=True)  # this process ends with the run
     except RunFailed as failed:
         _write_reports(args, failed.report)
         failure = failed.failure

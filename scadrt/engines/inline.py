@@ -14,7 +14,9 @@ What differs, by design: output is written as it is printed (there is nothing to
 against); the report's instance is this process (its peak RSS includes the runtime's ~12 MB);
 and a crash that kills a process (a segfault, ``os._exit``) ends the run as it ended the
 monolith, without a report. :func:`fits` says when it applies: the caller's own stdout and
-stderr (nothing to capture), no retries (a fresh process per attempt is the local engine's).
+stderr (nothing to capture), no retries (a fresh process per attempt is the local engine's); and
+only a caller whose process ends with the run asks for it (``scadrt.run(in_process=True)``, as
+``scadc run`` does), since the program changes the process it runs in.
 """
 
 from __future__ import annotations
