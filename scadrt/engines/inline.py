@@ -32,6 +32,7 @@ from typing import Any
 from scadrt.dag import Program
 from scadrt.engines.core import merged_transports
 from scadrt.engines.failures import error_failure
+from scadrt.engines.instance import rss
 from scadrt.engines.interrupt import signals_unwind
 from scadrt.engines.threads import limit_threads
 from scadrt.profile import ProfileSample
@@ -56,6 +57,9 @@ def run_inline(program: Program, run_input: Any, on_event: Callable[[str, str, i
     event = on_event or (lambda what, element, index: None)
     t0, cpu0 = time.time(), os.times()
     event("started", spec.name, 0)
+    # RSS at the start and the end only: a sampling thread (or timer signal) would be visible to
+    # the program (threading.active_count(), a fork's warning, its own SIGALRM)
+    first = (0.0, rss(os.getpid()))
     status, failure, result = "ok", None, None
     transfer: dict[str, dict[str, int]] = {}
     profile: tuple[ProfileSample, ...] = ()
@@ -75,7 +79,8 @@ def run_inline(program: Program, run_input: Any, on_event: Callable[[str, str, i
     end, cpu1 = time.time(), os.times()
     instance = InstanceRun(spec.name, 0, 1, status, 0.0, end - t0, os.getpid(),
                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, cpu1.user - cpu0.user,
-                           cpu1.system - cpu0.system, (), transfer, profile=profile)
+                           cpu1.system - cpu0.system, (first, (end - t0, rss(os.getpid()))), transfer,
+                           profile=profile)
     event(status, spec.name, 0)
     report = program_report(program, status="ok" if failure is None else "failed", wall=end - t0, order=(spec.name,),
                             instances=[instance], memory=(), failure="" if failure is None else failure.format())

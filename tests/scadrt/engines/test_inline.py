@@ -27,23 +27,25 @@ def solo(root: Path, body: str) -> Path:
 def test_a_one_element_program_runs_in_the_run_command_itself(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     prog = solo(tmp_path / "p", f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                                "    print('out', params['n'])\n    print('err', file=sys.stderr)\n"
+                                "    import threading\n    print('out', params['n'], threading.active_count())\n"
+                                "    print('err', file=sys.stderr)\n"
                                 "    action.profile(3)\n    return {'n': params['n'] * 2}\n")
-    report, result = tmp_path / "r.json", tmp_path / "result.json"
+    report, result, html = tmp_path / "r.json", tmp_path / "result.json", tmp_path / "r.html"
     proc = subprocess.Popen([sys.executable, "-m", "scadc", "run", str(prog), "--param", "n=4", "-q", "--report",
-                             str(report), "--result-json", str(result)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             str(report), "--result-json", str(result), "--html", str(html)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert int(pid_file.read_text()) == proc.pid  # no process of its own
     engine_out, engine_err = io.BytesIO(), io.BytesIO()
     scadrt.run(prog, params={"n": 4}, stdout=engine_out, stderr=engine_err)  # the local engine
-    assert (out, err) == (engine_out.getvalue().decode(), engine_err.getvalue().decode()) == ("out 4\n", "err\n")
+    assert (out, err) == (engine_out.getvalue().decode(), engine_err.getvalue().decode()) == ("out 4 1\n", "err\n")
     assert int(pid_file.read_text()) != proc.pid  # there, an instance process
     assert json.loads(result.read_text()) == {"n": 8}
     (instance,) = json.loads(report.read_text())["instances"]
     assert (instance["element"], instance["status"], instance["pid"]) == ("solo", "ok", proc.pid)
     assert [p["point"] for p in instance["profile"]] == [3] and instance["peak_rss"] > 10 * 2**20
+    assert len(instance["rss_samples"]) == 2 and "solo" in html.read_text()
 
 
 def test_its_failures_read_as_the_local_engines(tmp_path: Path) -> None:
