@@ -148,7 +148,8 @@ class Action:
     def profile(self, point: int) -> None:
         """Record a profile sample labelled ``point`` (time, CPU use since the previous sample,
         resident memory, bytes each transport moved) into the run report, as Scad's monitor did."""
-        moved = tuple(sorted((name, t.bytes_read, t.bytes_written) for name, t in self._open.items()))
+        opened = {id(t): t for t in self._open.values()}.values()  # a sibling's is open under two names
+        moved = tuple(sorted((t.name, t.bytes_read, t.bytes_written) for t in opened))
         self._profiler.sample(point, moved)
 
     @property

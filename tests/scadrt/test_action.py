@@ -171,3 +171,21 @@ def test_integral_float_sizes_are_taken_as_scads_cython_layer_took_them() -> Non
         assert bytes(m.buf[4:8]) == b"wxyz"
         with pytest.raises(TypeError, match=r"read size must be an integer, got 2\.5"):
             m.read(2.5, 0)  # type: ignore[arg-type]
+
+
+def test_profile_samples_count_each_transport_once_under_its_own_name() -> None:
+    sibling = LocalTransport(size=4096, name="mem@1")
+    action = Action("c", {"mem@1": sibling}, par_index=1)
+    action.profile(0)
+    t = action.get_transport("mem")  # the plain name: the same transport as mem@1
+    assert t is action.get_transport("mem@1")
+    t.reg(64)
+    t.write(64, 0)
+    action.profile(1.0)  # an integral float, as Scad's Cython layer took it
+    with pytest.raises(TypeError, match="point must be an integer"):
+        action.profile(1.5)
+    first, second = action.profile_samples
+    assert (first.point, first.transfer) == (0, ())
+    assert (second.point, second.transfer) == (1, (("mem@1", 0, 64),))
+    assert second.time >= first.time >= 0 and second.rss > 0
+    assert str(second).startswith("point_1 at ") and second.to_json()["transfer"] == [["mem@1", 0, 64]]
