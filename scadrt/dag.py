@@ -308,13 +308,10 @@ def read_element(path: str | Path, *, max_parallelism: int = DEFAULT_MAX_PARALLE
     is handed one element, such as an OpenWhisk action. Raises :class:`~scadrt.errors.ProgramError`.
     """
     path = Path(path)
-    stem, _, rest = path.name.partition(".")
-    kind = _EXTENSIONS.get(rest[2:]) if rest.startswith("o.") else None
-    if kind is None or not _NAME.fullmatch(stem):
-        raise ProgramError([Problem(str(path), 0, (
-            f"illegal element file name {path.name!r}: expected <name>.o.py or <name>.o.yaml, "
-            "where <name> has only letters, digits, '_' and '-'"
-        ))])
+    named = _element_file(path)
+    if isinstance(named, Problem):
+        raise ProgramError([named])
+    stem, kind = named
     problems: list[Problem] = []
     raw = _read_element(path, stem, kind, problems, max_parallelism)
     if problems or raw is None:
@@ -375,27 +372,36 @@ def _read_elements(root: Path, problems: list[Problem], max_parallelism: int) ->
         if ".o." not in path.name:
             continue
         shown = str(path)
-        stem, _, rest = path.name.partition(".")
-        ext = rest[2:] if rest.startswith("o.") else ""
-        if not _NAME.fullmatch(stem) or rest != f"o.{ext}":
-            problems.append(Problem(shown, 0, (
-                f"illegal element file name {path.name!r}: expected <name>.o.py or <name>.o.yaml, "
-                "where <name> has only letters, digits, '_' and '-'"
-            )))
+        named = _element_file(path)
+        if isinstance(named, Problem):
+            problems.append(named)
             continue
-        if ext not in _EXTENSIONS:
-            problems.append(Problem(shown, 0, (
-                f"unknown element file type '.o.{ext}': compute elements are .o.py, memory elements .o.yaml"
-            )))
-            continue
+        stem, kind = named
         if stem in seen:
             problems.append(Problem(shown, 0, f"duplicate element name {stem!r} (also defined by {seen[stem]})"))
             continue
         seen[stem] = shown
-        raw = _read_element(path, stem, _EXTENSIONS[ext], problems, max_parallelism)
+        raw = _read_element(path, stem, kind, problems, max_parallelism)
         if raw is not None:
             raws[stem] = raw
     return raws
+
+
+def _element_file(path: Path) -> tuple[str, Kind] | Problem:
+    """The element name and kind an element file's name gives, or what is wrong with the name."""
+    stem, _, rest = path.name.partition(".")
+    ext = rest[2:] if rest.startswith("o.") else ""
+    if not _NAME.fullmatch(stem) or rest != f"o.{ext}":
+        return Problem(str(path), 0, (
+            f"illegal element file name {path.name!r}: expected <name>.o.py or <name>.o.yaml, "
+            "where <name> has only letters, digits, '_' and '-'"
+        ))
+    kind = _EXTENSIONS.get(ext)
+    if kind is None:
+        return Problem(str(path), 0, (
+            f"unknown element file type '.o.{ext}': compute elements are .o.py, memory elements .o.yaml"
+        ))
+    return stem, kind
 
 
 def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem],
