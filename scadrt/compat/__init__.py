@@ -11,7 +11,8 @@ An alias is the same module object as its ``scadrt.compat`` twin (``disaggrt.rdm
 scadrt.compat.disaggrt.rdma_array``), not a second copy: classes keep one identity, and what one
 element pickles (array metadata in ``params``) unpickles in the next, whichever name it used.
 Nothing is imported until a program asks: a program that does not use them pays nothing. A real
-``disaggrt``/``npjoin``/``disagg`` installed in the environment wins: its name is not aliased.
+``disaggrt``/``npjoin``/``disagg`` on the path when the name is imported (installed, or a module
+beside the program) wins: the name is then not aliased.
 """
 
 from __future__ import annotations
@@ -53,15 +54,18 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
     normal path finder would otherwise load ``disaggrt.util`` from the twin's directory as a second
     copy of the module)."""
 
-    def __init__(self) -> None:
-        self.aliases: dict[str, str] = {}
-
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         top, dot, rest = fullname.partition(".")
-        base = self.aliases.get(top)
+        base = ALIASES.get(top)
         if base is None:
             return None
+        if dot:  # a submodule is ours only where its package is
+            package = sys.modules.get(top)
+            if package is None or package.__name__ != base:
+                return None
+        elif importlib.machinery.PathFinder.find_spec(top) is not None:
+            return None  # a real one on the path (installed, or beside the program) wins, as it is found
         real = base + dot + rest
         found = importlib.util.find_spec(real)
         if found is None:
@@ -75,9 +79,5 @@ _FINDER = _AliasFinder()
 
 def install() -> None:
     """Make the original names importable in this process (idempotent)."""
-    if _FINDER in sys.meta_path:
-        return
-    for name, target in ALIASES.items():
-        if importlib.machinery.PathFinder.find_spec(name) is None:  # no original installed
-            _FINDER.aliases[name] = target
-    sys.meta_path.insert(0, _FINDER)
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)

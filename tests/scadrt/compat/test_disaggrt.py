@@ -147,3 +147,12 @@ def test_the_aliases_are_the_same_modules_and_an_installed_original_wins(tmp_pat
                          env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "scadrt.compat.npjoin", "scadrt.compat.disagg"]
+    # decided when the name is imported, not when install() ran: a program's own module beside it wins
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "npjoin.py").write_text("OWN = True\n")
+    probe = ("import sys; from scadrt.compat import install; install(); sys.path.insert(0, sys.argv[1]); "
+             "import npjoin, disaggrt.util; print(getattr(npjoin, 'OWN', False), disaggrt.util.__name__)")
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "own")], capture_output=True, text=True,
+                         cwd=ROOT, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "scadrt.compat.disaggrt.util"]
