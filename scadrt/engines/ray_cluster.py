@@ -18,7 +18,9 @@ Rules:
    run; the cluster keeps running. Its auth token is the user's (``RAY_AUTH_TOKEN`` or
    ``~/.ray/auth_token``), as for any Ray driver.
 4. Ray's errors at the boundary (cannot connect, a cluster that does not start) become
-   :class:`~scadrt.errors.UserError` with the address and what went wrong.
+   :class:`~scadrt.errors.UserError` with the address and what went wrong. A ``HOST:PORT`` is
+   checked first, in a moment: nothing listening, or a server that does not answer the HTTP/2
+   preface as a gRPC server does (``ray.init`` retries either for minutes).
 """
 
 from __future__ import annotations
@@ -126,11 +128,40 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     host, colon, port = address.rpartition(":")
     if not colon or not port.isdigit():
         raise UserError(f"--address {address!r}: expected auto or HOST:PORT (the head node's GCS address)")
+    hint = "is a Ray head node running there? `ray status` on it prints its address"
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            if os.environ.get("RAY_USE_TLS", "0") in ("0", ""):
+                answer = _http2_answer(conn)
     except OSError as exc:
-        raise UserError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc} (is a Ray head "
-                        f"node running there? `ray status` on it prints its address)") from exc
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc} ({hint})") from exc
+    else:
+        if os.environ.get("RAY_USE_TLS", "0") in ("0", "") and not _is_settings_frame(answer):
+            raise UserError(f"{address} does not answer as a Ray cluster's GCS (a gRPC server) does ({hint})")
+
+
+#: what an HTTP/2 client sends first; a gRPC server answers with its SETTINGS frame
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#: a SETTINGS frame with no settings (length 0, type 0x4, no flags, stream 0), which must follow it
+_EMPTY_SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _http2_answer(conn: socket.socket) -> bytes:
+    """The first 9 bytes (an HTTP/2 frame header) the server sends after the client preface:
+    a server that is not a GCS may keep a ray.init retrying for minutes, where this takes a moment."""
+    conn.sendall(_HTTP2_PREFACE + _EMPTY_SETTINGS)
+    data = b""
+    while len(data) < 9:
+        chunk = conn.recv(9 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _is_settings_frame(header: bytes) -> bool:
+    """An HTTP/2 frame header of type SETTINGS (0x4) on stream 0."""
+    return len(header) == 9 and header[3] == 0x4 and int.from_bytes(header[5:9], "big") & 0x7FFFFFFF == 0
 
 
 @functools.cache

@@ -9,8 +9,10 @@ import io
 import ipaddress
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from functools import cache
@@ -169,6 +171,29 @@ def test_options_that_do_not_go_with_the_engine_are_user_errors(tmp_path: Path) 
     assert local.returncode == 2 and "--address names a Ray cluster: use it with --engine ray" in local.stderr
     transport = scadc("run", chain, "--engine", "ray", "--transport", "local")
     assert transport.returncode == 2 and "--transport local is not one of auto, shm, tcp" in transport.stderr
+
+
+def test_an_address_where_something_else_listens_is_refused_at_once() -> None:
+    # ray.init retried such an address for minutes; a server that is not a GCS answers the HTTP/2
+    # preface with something else than a SETTINGS frame
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(100)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    try:
+        started = time.monotonic()
+        refused = scadc("run", ROOT / "examples" / "elements" / "chain", "--engine", "ray", "--address", address)
+    finally:
+        server.close()
+    assert refused.returncode == 2 and time.monotonic() - started < 30
+    assert f"{address} does not answer as a Ray cluster's GCS" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_a_run_on_an_existing_cluster_does_not_force_its_driver_onto_loopback() -> None:
