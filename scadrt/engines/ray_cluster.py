@@ -88,8 +88,13 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         if address not in (None, "auto", current):
             raise UserError(f"this process is connected to the Ray cluster at {current} already; run there "
                             f"(no address) or call ray.shutdown() first to run at {address}")
-        yield imported
+        with _cluster_messages_to_stderr():
+            yield imported
         return
+    yield from _connected(address, num_cpus)
+
+
+def _connected(address: str | None, num_cpus: int | None) -> Iterator[ModuleType]:
     if address is not None:
         _check_reachable(address)
         ray = import_ray()
@@ -97,10 +102,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
+        with _cluster_messages_to_stderr():  # until after the shutdown, which can report a worker's end
+            try:
+                yield ray
+            finally:
+                ray.shutdown()
         return
     with _private_environment():
         ray = import_ray()  # after the environment: the driver reads its auth mode at import
@@ -112,12 +118,35 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
                          logging_level=logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
                 raise UserError(f"cannot start a private Ray cluster: {exc}") from exc
-            try:
-                yield ray
-            finally:
-                ray.shutdown()
+            with _cluster_messages_to_stderr():
+                try:
+                    yield ray
+                finally:
+                    ray.shutdown()
         finally:
             shutil.rmtree(session, ignore_errors=True)
+
+
+@contextmanager
+def _cluster_messages_to_stderr() -> Iterator[None]:
+    """While a run uses Ray, the cluster's own messages (a driver thread prints the raylet's,
+    such as "A worker died or was killed while executing a task", to sys.stdout) go to stderr:
+    stdout carries only what the program's elements print. Ray's internals, so a Ray without the
+    hook is left as it is."""
+    worker = sys.modules.get("ray._private.worker")
+    original = getattr(worker, "print_to_stdstream", None)
+    if worker is None or original is None:
+        yield
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    setattr(worker, "print_to_stdstream", to_stderr)  # noqa: B010 - not in Ray's stubs
+    try:
+        yield
+    finally:
+        setattr(worker, "print_to_stdstream", original)  # noqa: B010
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 import scadrt
+from scadrt.engines.ray_cluster import connect
 from scadrt.errors import UserError
 from scadrt.report import RunFailed, RunReport
 from tests import ray_cluster as ray_cluster_connection
@@ -171,6 +172,22 @@ def test_options_that_do_not_go_with_the_engine_are_user_errors(tmp_path: Path) 
     assert local.returncode == 2 and "--address names a Ray cluster: use it with --engine ray" in local.stderr
     transport = scadc("run", chain, "--engine", "ray", "--transport", "local")
     assert transport.returncode == 2 and "--transport local is not one of auto, shm, tcp" in transport.stderr
+
+
+def test_the_clusters_own_messages_go_to_stderr_while_a_run_uses_it(ray_cluster: Cluster,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Ray's driver prints the raylet's messages ("A worker died or was killed while executing a
+    # task", seen once at a run's teardown) to sys.stdout, where the program's output goes
+    ray_cluster_connection.connect(ray_cluster.address)
+    import ray._private.worker as ray_worker
+
+    message = {"lines": ["a worker died"], "pid": "raylet", "is_err": False}
+    with connect():
+        ray_worker.print_to_stdstream(dict(message), ignore_prefix=False)
+    during = capsys.readouterr()
+    assert "a worker died" not in during.out and "a worker died" in during.err
+    ray_worker.print_to_stdstream({**message, "lines": ["later"]}, ignore_prefix=False)
+    assert "later" in capsys.readouterr().out  # Ray's own behaviour again outside a run
 
 
 def test_an_address_where_something_else_listens_is_refused_at_once() -> None:
