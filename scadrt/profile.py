@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_SAMPLES", "ProfileSample", "Profiler"]
+__all__ = ["MAX_SAMPLES", "ProfileSample", "Profiler", "samples_from_json", "samples_to_json"]
 
 #: samples kept per instance; later ``profile`` calls are counted, not kept (Scad's buffer was 64 KiB)
 MAX_SAMPLES = 10_000
@@ -41,6 +41,16 @@ class ProfileSample:
     def from_json(cls, data: Mapping[str, Any]) -> ProfileSample:
         return cls(int(data["point"]), float(data["time"]), float(data["cpu"]), int(data["rss"]),
                    tuple((str(n), int(r), int(w)) for n, r, w in data.get("transfer", ())))
+
+
+def samples_to_json(samples: tuple[ProfileSample, ...]) -> list[dict[str, Any]]:
+    """What an instance's result file carries of its samples."""
+    return [s.to_json() for s in samples]
+
+
+def samples_from_json(data: list[Mapping[str, Any]] | None) -> tuple[ProfileSample, ...]:
+    """The samples :func:`samples_to_json` wrote (none when the file has no ``profile``)."""
+    return tuple(ProfileSample.from_json(s) for s in data or ())
 
 
 def _cpu_seconds() -> float:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from scadrt.dag import DEFAULT_MAX_PARALLELISM, Program, load_program
 from scadrt.errors import UserError
-from scadrt.report import RunReport
+from scadrt.report import RunReport, RunResult
 
 if TYPE_CHECKING:
     from scadrt.engines.worker import Forked
@@ -82,8 +82,6 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     :class:`RunFailed` when an element fails for good (its ``failure`` says
     which and why, its ``report`` covers the run up to the failure).
     """
-    from scadrt.engines.worker import discard_worker
-
     if max_workers is not None and max_workers < 1:
         raise UserError("max_workers must be at least 1")
     if retries < 0:
@@ -96,23 +94,29 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
         program = load_program(program, max_parallelism=max_parallelism)
     out = _text_sink(lambda: sys.stdout) if stdout is None else stdout
     err = _text_sink(lambda: sys.stderr) if stderr is None else stderr
+    from scadrt.engines import inline  # what every engine imports too (scheduler core, failures, report)
+
+    own = (stdout in (None, getattr(sys.stdout, "buffer", None))
+           and stderr in (None, getattr(sys.stderr, "buffer", None)))  # the elements would write where we do
     if engine == "ray":
         from scadrt.engines.ray_engine import RayEngine
 
         outcome = RayEngine(address=address, transport=transport, max_workers=max_workers, retries=retries,
                             stdout=out, stderr=err, on_event=on_event).run(program, params)
-        if on_results is not None:
-            on_results(outcome.results)
-        return outcome.report
-    from scadrt.engines.inline import fits, run_inline
+    elif in_process and inline.fits(program, retries=retries, own_streams=own):
+        outcome = inline.run_inline(program, params, on_event)
+    else:
+        outcome = _run_local(program, params, transport=transport, max_workers=max_workers, retries=retries,
+                             stdout=out, stderr=err, on_event=on_event)
+    if on_results is not None:
+        on_results(outcome.results)
+    return outcome.report
 
-    own = (stdout in (None, getattr(sys.stdout, "buffer", None))
-           and stderr in (None, getattr(sys.stderr, "buffer", None)))
-    if in_process and fits(program, retries=retries, own_streams=own):  # output goes where this process writes
-        outcome = run_inline(program, params, on_event)
-        if on_results is not None:
-            on_results(outcome.results)
-        return outcome.report
+
+def _run_local(program: Program, params: Any, *, transport: str, max_workers: int | None, retries: int,
+               stdout: BinaryIO, stderr: BinaryIO, on_event: Callable[[str, str, int], None] | None) -> RunResult:
+    from scadrt.engines.worker import discard_worker
+
     forked = _first_worker(program, transport, max_workers)
     first: Forked | None = forked
     try:
@@ -120,17 +124,13 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
         from scadrt.engines.memory import memory_backend
 
         memory = memory_backend(transport, program)
-        with LocalEngine(memory=memory, max_workers=max_workers, retries=retries,
-                         stdout=out, stderr=err,
+        with LocalEngine(memory=memory, max_workers=max_workers, retries=retries, stdout=stdout, stderr=stderr,
                          on_event=on_event, workers=[] if forked is None else [forked]) as local:
             first = None  # the engine's now: it stops it
-            outcome = local.run(program, params)
+            return local.run(program, params)
     finally:
         if first is not None:
             discard_worker(first)
-    if on_results is not None:
-        on_results(outcome.results)
-    return outcome.report
 
 
 def _first_worker(program: Program, transport: str, max_workers: int | None) -> Forked | None:

@@ -63,7 +63,7 @@ from scadrt.engines.output import OutputSequencer
 from scadrt.engines.watcher import Watcher
 from scadrt.engines.worker import Exited, Finished, Forked, Ready, Started, Task, read_frame, start_worker, write_frame
 from scadrt.errors import InternalError
-from scadrt.profile import ProfileSample
+from scadrt.profile import ProfileSample, samples_from_json
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
 from scadrt.sourcemap import load_sourcemap
 
@@ -521,7 +521,7 @@ class _Run:
         task = attempt.task
         payload = json.loads(Path(task.result_path).read_text())
         attempt.transfer = payload["transfer"]  # first: the commands below may stop the run
-        attempt.profile = tuple(ProfileSample.from_json(s) for s in payload.get("profile", ()))
+        attempt.profile = samples_from_json(payload.get("profile"))
         if self.scheduler.aborted:  # it finished while the run was stopping: only recorded, for the report
             return
         self.on_event("ok", task.element, task.index)

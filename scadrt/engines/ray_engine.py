@@ -63,7 +63,7 @@ from scadrt.engines.output import OutputSequencer
 from scadrt.engines.ray_cluster import connect, nodes
 from scadrt.engines.worker import Task
 from scadrt.errors import InternalError, UserError
-from scadrt.profile import ProfileSample
+from scadrt.profile import samples_from_json
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
 from scadrt.sizes import format_size
 from scadrt.sourcemap import load_sourcemap
@@ -520,7 +520,7 @@ class _Run:
             submit.element, submit.index, submit.attempt, status, outcome["start"] - self.t0, outcome["end"] - self.t0,
             outcome["pid"], outcome["peak_rss"], outcome["cpu_user"], outcome["cpu_system"],
             tuple((t - self.t0, rss) for t, rss in outcome["samples"]), payload.get("transfer", {}),
-            node=outcome["node"], profile=tuple(ProfileSample.from_json(s) for s in payload.get("profile", ()))))
+            node=outcome["node"], profile=samples_from_json(payload.get("profile"))))
         if self.scheduler.aborted:
             return
         self.engine.on_event(status, submit.element, submit.index)

@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 
 from scadrt.element import error_record, run_element
 from scadrt.engines.threads import limit_threads
+from scadrt.profile import samples_to_json
 
 __all__ = [
     "Exited", "Finished", "Forked", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent",
@@ -193,7 +194,7 @@ def run_instance(task: Task) -> int:
         limit_threads(task.cpu)
         outcome = run_element(task.path, task.element, task.index, task.params, task.transports)
         Path(task.result_path).write_text(json.dumps({"result": outcome.result, "transfer": outcome.transfer,
-                                                       "profile": [s.to_json() for s in outcome.profile]}))
+                                                       "profile": samples_to_json(outcome.profile)}))
         return 0
     except BaseException as exc:
         Path(task.error_path).write_text(json.dumps(error_record(exc)))

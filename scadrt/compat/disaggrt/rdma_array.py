@@ -39,10 +39,6 @@ from scadrt.compat.disaggrt.buffer_pool_lib import buffer_pool
 __all__ = ["init_empty_remote_array", "merge_arrays_metadata", "remote_array", "remote_array_metadata"]
 
 
-def prod(values: Sequence[int]) -> int:
-    return math.prod(values)
-
-
 class remote_array_metadata:
     """Where an array's bytes are; a plain object that pickles (programs pass it through ``params``)."""
 
@@ -120,7 +116,7 @@ class remote_array:
 
     def materialize(self, start_idx: int = -1, end_idx: int = -1) -> np.ndarray:
         """The whole array (default), or flattened elements ``[start_idx, end_idx)`` as a 1-D array."""
-        total = prod(self.metadata.shape)
+        total = math.prod(self.metadata.shape)
         whole = start_idx == -1 and end_idx in (-1, total)
         start = 0 if start_idx == -1 else int(start_idx)
         stop = total if end_idx == -1 else int(end_idx)
@@ -137,7 +133,7 @@ class remote_array:
         a, b = int(slice_start_idx), int(slice_end_idx)
         if not 0 <= a <= b <= rows:
             raise IndexError(f"get_slice({slice_start_idx}, {slice_end_idx}): the array has {rows} rows")
-        per_row = prod(shape[1:])
+        per_row = math.prod(shape[1:])
         extents: OrderedDict[int, list[Any]] = OrderedDict()
         for name, addr, at, count in self.metadata.extents(a * per_row, b * per_row):
             # numbered from the slice's first element (Scad kept the parent's numbers, which its own
@@ -150,7 +146,7 @@ class remote_array:
 
     def request_mem_on_buffer_for_array(self, request_start_idx: int = 0, request_end_idx: int = -1) -> _FillBuffer:
         """A zeroed byte buffer for flattened elements ``[start, end)``, to fill and then :meth:`flush_slice`."""
-        total = prod(self.metadata.shape)
+        total = math.prod(self.metadata.shape)
         start = int(request_start_idx)
         stop = total if request_end_idx == -1 else int(request_end_idx)
         if not 0 <= start <= stop <= total:
@@ -168,7 +164,7 @@ class remote_array:
             raise ValueError(f"flush_slice({start}, {stop}): no buffer was requested for element {start} "
                              "(request_mem_on_buffer_for_array first)")
         nbytes = (stop - start) * self.metadata.element_byte
-        if not 0 <= nbytes <= len(buf) or stop > prod(self.metadata.shape):
+        if not 0 <= nbytes <= len(buf) or stop > math.prod(self.metadata.shape):
             raise ValueError(f"flush_slice({start}, {stop}): the buffer holds {len(buf)} B, the slice is {nbytes} B")
         self._write(start, stop, np.asarray(buf)[:nbytes])
 
@@ -191,7 +187,7 @@ class remote_array:
         if rows is None:
             return self.materialize()[key]
         a, b, single = rows
-        per_row = prod(self.metadata.shape[1:])
+        per_row = math.prod(self.metadata.shape[1:])
         block = self._read(a * per_row, b * per_row).reshape((b - a, *self.metadata.shape[1:]))
         return block[0] if single else block
 
@@ -203,7 +199,7 @@ class remote_array:
             self._write(0, whole.size, whole.reshape(-1).view(np.uint8))
             return
         a, b, _ = rows
-        per_row = prod(self.metadata.shape[1:])
+        per_row = math.prod(self.metadata.shape[1:])
         block = np.empty((b - a, *self.metadata.shape[1:]), dtype=self.metadata.dtype)
         block[...] = value
         self._write(a * per_row, b * per_row, block.reshape(-1).view(np.uint8))
@@ -250,7 +246,7 @@ def init_empty_remote_array(buffer_pool: buffer_pool, transport_name: str, dtype
     """Reserve room for an array of ``dtype`` and ``array_shape`` in ``transport_name``; nothing is written."""
     shape = (int(array_shape),) if isinstance(array_shape, int | np.integer) else tuple(int(n) for n in array_shape)
     dtype = np.dtype(dtype)
-    nbytes = prod(shape) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     addr = buffer_pool.reserve_remote_mem(transport_name, nbytes)
     meta = remote_array_metadata(OrderedDict([(0, [transport_name, addr, nbytes])]), nbytes, dtype,
                                  dtype.itemsize, shape)
