@@ -61,7 +61,7 @@ def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--entry", metavar="NAME", help="the entry function (default main(), else the module body)")
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
                    help="run each loop whose iterations are independent as one element with an instance per "
-                        "iteration (default: on)")
+                        "iteration (default: on; with a profile, only where the cost model finds it cheaper)")
     add_inline(p, "so cuts may fall inside them; a --profile must be taken with the same choice (default: on)")
     p.add_argument("--explain", action="store_true",
                    help="print every cut decision, the costs compared (with a profile), every loop and heavy "

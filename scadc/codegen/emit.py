@@ -44,6 +44,7 @@ from typing import Any
 
 import jinja2
 import libcst as cst
+import networkx as nx
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from scadc.analysis import Analysis, Definition
@@ -168,6 +169,29 @@ def _prologue(compute: ComputePlan, parallel: set[str]) -> list[str]:
     if compute.loop is not None:
         lines += [f"{_start(name)} = len({name}) if action.par_index else 0" for name in compute.loop.accumulators]
     return lines
+
+
+def _runs_alone(plan: PartitionPlan) -> set[str]:
+    """The compute elements that run with no other beside them: one instance, and a path to or from
+    every other element."""
+    graph = plan.graph()
+    everyone = {c.name for c in plan.computes}
+    return {c.name for c in plan.computes if c.loop is None
+            and nx.ancestors(graph, c.name) | nx.descendants(graph, c.name) | {c.name} == everyone}
+
+
+def _profiled_cpu(analysis: Analysis, compute: ComputePlan) -> int:
+    """``limits.cpu`` of an element that runs alone (:func:`_runs_alone`; any other gets 1, as
+    instances side by side must not fight over the cores): the cores the profiled run kept busy over
+    its units (CPU time over wall, rounded), so its numeric libraries get the threads the monolith's
+    had; 1 without a profile that measured CPU time. With 1 thread where the monolith had 2,
+    logreg_cv's BLAS-heavy folds ran 1.41× slower."""
+    units = (getattr(analysis.options, "profile", None) or {}).get("units", {})
+    measured = [u for i in compute.units if (u := units.get(analysis.program.units[i].span.key)) and "cpu_s" in u]
+    wall = sum(float(u.get("wall_s", 0.0)) for u in measured)
+    if wall <= 0:
+        return 1
+    return max(1, round(sum(float(u["cpu_s"]) for u in measured) / wall))
 
 
 def _profiled_limit(analysis: Analysis, compute: ComputePlan) -> int | None:
@@ -296,6 +320,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     # settings run in every element, with what they read, as they ran before the original's main()
     settings = [d for d in analysis.program.definitions if d.kind == "setting"]
     setting_needs = analysis.program.needs(set().union(*(d.refs for d in settings)))
+    alone = _runs_alone(plan)
     for k, compute in enumerate(computes):
         header = ["type: compute"]
         if parents := plan.parents(compute.name):
@@ -310,7 +335,8 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         request = _profiled_limit(analysis, compute)
         if request is None:  # static: the values it holds, twice (loaded and a changed copy), and the baseline
             request = max(256 * _MiB, -(-(2 * compute.holds + _BASELINE) // _MiB) * _MiB)
-        header.append(f"limits: {{cpu: 1, mem: {format_size(request)}}}")
+        cpu = _profiled_cpu(analysis, compute) if compute.name in alone else 1
+        header.append(f"limits: {{cpu: {cpu}, mem: {format_size(request)}}}")
         needs = set().union(*(analysis.units[i].needs for i in compute.units))
         if compute.unpack or compute.send:
             needs |= classes

@@ -116,13 +116,16 @@ def _size(analysis: Analysis, name: str) -> int | None:
 
 def build_plan(analysis: Analysis, policy: Policy, *, parallel: bool = True) -> PartitionPlan:
     """Cut where ``policy`` says, among the allowed cuts, and describe the resulting elements.
-    With ``parallel``, every parallel loop (:mod:`scadc.partition.loops`) is cut out on both
-    sides, where both cuts are allowed, and becomes an element with one instance per iteration."""
+    With ``parallel``, each parallel loop (:mod:`scadc.partition.loops`) that can be cut out on
+    both sides and that the policy runs in parallel becomes an element with one instance per
+    iteration."""
     allowed = allowed_cuts(analysis)
     loops, verdicts = _parallel_loops(analysis, allowed, enabled=parallel and policy.name != "single")
-    around = sorted({i for loop in loops.values() for i in (loop.unit, loop.unit + 1)
-                     if 0 < i < len(analysis.units)})
-    choice = policy.choose(analysis, sorted(i for i, why in allowed.items() if not why), around)
+    choice = policy.choose(analysis, sorted(i for i, why in allowed.items() if not why),
+                           {u: loop.count for u, loop in loops.items()})
+    for u in set(loops) - set(choice.parallel):
+        verdicts[u] = choice.sequential.get(u, "sequential: the policy runs it as one statement")
+        del loops[u]
     cuts = list(choice.cuts)
     decisions = dict(allowed)
     for i, why in choice.reasons.items():

@@ -19,6 +19,14 @@ sum over its elements of:
      end is, from the unit that made it last to the end. A memory element lives from its store to the end
      of its last reader, its region the stored size × ``region_margin``.
 (C3) wall: the element's time × ``wall_gb`` (the ``scadc run`` process, and whatever waits on the run).
+(C4) a parallel loop (:mod:`scadc.partition.loops`) of ``n`` iterations, when the plan runs it as one
+     element of ``n`` instances: each instance is a process of the segment's peak that runs for the
+     start-up, its loads and stores, and ``1/n`` of the loop at one thread (instances run side by side,
+     each capped at one BLAS thread: the unit's profiled time stretched by ``thread_gain`` for every
+     core its CPU time says it kept busy); ``cores`` of them run at once, so the element takes
+     ``ceil(n / cores)`` instance times, and the pool keeps ``min(n, cores) - 1`` more warm workers (a
+     floor each) while it runs. Memory elements and wall (C2, C3) count that time. Which loops run in
+     parallel is part of the plan: the policy compares every choice (:func:`best_plans` per choice).
 
 Every term belongs to one element, so the costs add up over segments and the cheapest plan of ``k``
 elements is a shortest path over the allowed cuts: ``best[k][b] = min over a of best[k-1][a] +
@@ -30,15 +38,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scadc.analysis import Analysis, UnitFacts
 
 __all__ = ["CostModel", "Measured", "PlanCost", "SegmentCost", "UnitTable", "best_plans", "cheapest", "plan_cost",
-           "read_parts", "segment_cost"]
+           "read_parts", "rounded", "segment_cost"]
 
 _MB = 10**6
 _GB = 1e9
@@ -87,6 +96,12 @@ class CostModel:
     #: GB billed per second of wall: the ``scadc run`` process itself, 43–50 MB for the whole run in
     #: bench/e2e.py --detail on every example, rounded up for the run's idle warm workers
     wall_gb: float = 0.05
+    #: instances that run at once (the local engine's default, one per core): this machine's cores
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: what a unit's extra busy cores (profiled ``cpu_s / wall_s`` above 1: BLAS threads) saved of
+    #: its one-thread time: logreg_cv's profile (4.1 s of CPU over 2.03 s) ran in 2.87 s with one
+    #: BLAS thread, 1.41×, some 0.4 per extra core
+    thread_gain: float = 0.4
 
     def format(self) -> str:
         """Deterministic text: every constant, in field order."""
@@ -112,6 +127,12 @@ class UnitTable:
     ``len(live) == count + 1``, the first and last empty); ``scale[i]`` corrects what unit ``i``'s
     element holds (1.0 unless a run measured it: :meth:`with_measured`)."""
 
+    def one_thread_s(self, model: CostModel, i: int) -> float:
+        """Unit ``i``'s time at one BLAS thread (C4)."""
+        wall = self.wall[i]
+        busy = min(max(self.cpu[i] / wall, 1.0), float(model.cores)) if wall > 0 else 1.0
+        return wall * (1.0 + model.thread_gain * (busy - 1.0))
+
     count: int
     wall: tuple[float, ...]
     rise: tuple[int, ...]
@@ -126,10 +147,14 @@ class UnitTable:
     start_rss: tuple[int, ...] = ()
     end_rss: tuple[int, ...] = ()
     scale: tuple[float, ...] = ()
+    #: the CPU time of each unit (seconds, all threads; its wall when not measured)
+    cpu: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.scale:
             object.__setattr__(self, "scale", (1.0,) * self.count)
+        if not self.cpu:
+            object.__setattr__(self, "cpu", self.wall)
         for name in ("start_rss", "end_rss"):
             if not getattr(self, name):
                 object.__setattr__(self, name, (0,) * self.count)
@@ -155,6 +180,7 @@ class UnitTable:
         return cls(
             count=len(rows),
             wall=tuple(float(row.get("wall_s", 0.0)) for row in rows),
+            cpu=tuple(float(row.get("cpu_s", row.get("wall_s", 0.0))) for row in rows),
             rise=tuple(int(row.get("peak_rise_bytes", 0)) for row in rows),
             sizes=sizes,
             stored=tuple({n: int(b) for n, b in row.get("stored_bytes", {}).items()} for row in rows),
@@ -194,8 +220,9 @@ class UnitTable:
 
 @dataclass(frozen=True)
 class SegmentCost:
-    """One element of a plan: units ``[start, end)``, its estimated peak (bytes) and time (seconds),
-    and its GB·s: peak × time (C1), memory elements (C2), wall (C3)."""
+    """One element of a plan: units ``[start, end)``, its estimated peak (bytes, an instance's) and
+    time (seconds, until its last instance ends), its GB·s: peak × time (C1), memory elements (C2),
+    wall (C3); and its instances (more than one: a parallel loop, C4)."""
 
     start: int
     end: int
@@ -204,6 +231,7 @@ class SegmentCost:
     element_gb_s: float
     memory_gb_s: float
     wall_gb_s: float
+    instances: int = 1
 
     @property
     def gb_s(self) -> float:
@@ -230,22 +258,27 @@ class PlanCost:
         parts = (sum(s.element_gb_s for s in self.segments), sum(s.memory_gb_s for s in self.segments),
                  sum(s.wall_gb_s for s in self.segments))
         peak = max(s.peak for s in self.segments)
+        fanned = [f"unit {s.start} ×{s.instances}" for s in self.segments if s.instances > 1]
         return (f"{len(self.segments)} element{'s' if len(self.segments) != 1 else ''}, cuts "
                 f"[{', '.join(map(str, self.cuts))}]: {self.gb_s:.4f} GB·s (elements {parts[0]:.4f}, memory "
-                f"{parts[1]:.4f}, wall {parts[2]:.4f}); {self.wall:.3f} s, largest {peak / _MB:.1f} MB")
+                f"{parts[1]:.4f}, wall {parts[2]:.4f}); {self.wall:.3f} s, largest {peak / _MB:.1f} MB"
+                + (f"; in parallel: {', '.join(fanned)}" if fanned else ""))
 
 
-def segment_cost(model: CostModel, table: UnitTable, a: int, b: int) -> SegmentCost:
-    """The cost of units ``[a, b)`` as one element (module docstring, (C1)–(C3))."""
-    return _Segments(model, table).row(a, (b,))[b]
+def segment_cost(model: CostModel, table: UnitTable, a: int, b: int,
+                 parallel: Mapping[int, int] | None = None) -> SegmentCost:
+    """The cost of units ``[a, b)`` as one element (module docstring, (C1)–(C4)); ``parallel``: loop
+    unit → iterations, for the loops that run as parallel elements."""
+    return _Segments(model, table, parallel).row(a, (b,))[b]
 
 
 class _Segments:
     """Segment costs, a row (every end for one start) at a time: what a start loads grows with the
     end, what its units hold before each of them does not, so a row costs one pass over its units."""
 
-    def __init__(self, model: CostModel, table: UnitTable) -> None:
+    def __init__(self, model: CostModel, table: UnitTable, parallel: Mapping[int, int] | None = None) -> None:
         self.model, self.table = model, table
+        self.parallel = dict(parallel or {})
 
     def _before(self, a: int, name: str) -> int:
         return self.table.sizes[a - 1].get(name, 0) if a > 0 else 0
@@ -292,14 +325,23 @@ class _Segments:
             end = t.scale[b - 1] * (load_held + held_at[b - 1 - a] + m.store_rss_factor * store_bytes)
             peak = t.floor + max(inside, end)
             store_s = store_bytes / m.store_bytes_per_s
-            time = m.element_start_s + wall + load_bytes / m.load_bytes_per_s + store_s
+            load_s = load_bytes / m.load_bytes_per_s
+            instances = self.parallel.get(a, 1) if b == a + 1 else 1
+            if instances == 1:
+                time = m.element_start_s + wall + load_s + store_s
+                element = peak * time
+            else:  # (C4): each instance stores its part of what the loop appends
+                store_s /= instances
+                alone = m.element_start_s + load_s + t.one_thread_s(m, a) / instances + store_s
+                time = math.ceil(instances / m.cores) * alone
+                element = instances * peak * alone + (min(instances, m.cores) - 1) * t.floor * time
             # (C2) values in memory elements while it runs
             memory = m.region_margin * through_bytes * time
             for n, size in stored.items():
                 if n not in t.live[a]:
                     made = changed_last[n]
                     memory += m.region_margin * size * (sum(t.wall[made + 1:b]) + store_s)
-            out[b] = SegmentCost(a, b, peak, time, peak * time / _GB, memory / _GB, m.wall_gb * time)
+            out[b] = SegmentCost(a, b, peak, time, element / _GB, memory / _GB, m.wall_gb * time, instances)
         return out
 
 
@@ -311,25 +353,30 @@ def _carried(values: Iterable[object]) -> list[int]:
     return out
 
 
-def plan_cost(model: CostModel, table: UnitTable, cuts: Sequence[int]) -> PlanCost:
-    """What the plan with ``cuts`` (sorted boundaries, 0 < cut < count) costs."""
+def plan_cost(model: CostModel, table: UnitTable, cuts: Sequence[int],
+              parallel: Mapping[int, int] | None = None) -> PlanCost:
+    """What the plan with ``cuts`` (sorted boundaries, 0 < cut < count) costs; ``parallel`` as for
+    :func:`segment_cost` (each such loop unit must be cut out on both sides)."""
     edges = [0, *cuts, table.count]
-    return PlanCost(tuple(cuts), tuple(segment_cost(model, table, a, b) for a, b in itertools.pairwise(edges)))
+    segments = _Segments(model, table, parallel)
+    return PlanCost(tuple(cuts), tuple(segments.row(a, (b,))[b] for a, b in itertools.pairwise(edges)))
 
 
 def best_plans(model: CostModel, table: UnitTable, allowed: Iterable[int], *, forced: Iterable[int] = (),
-               max_elements: int, min_element_s: float = 0.0) -> dict[int, PlanCost]:
+               max_elements: int, min_element_s: float = 0.0,
+               parallel: Mapping[int, int] | None = None) -> dict[int, PlanCost]:
     """The cheapest plan of each element count up to ``max_elements`` (those that exist), cutting only
-    at ``allowed`` boundaries and at every ``forced`` one. ``min_element_s``: no element may run
-    shorter (by the profile's times) unless forced cuts bound it on both sides. Ties go to the plan
-    whose cuts come first, so the answer is deterministic."""
+    at ``allowed`` boundaries and at every ``forced`` one. ``parallel``: loop unit → iterations, for
+    the loops that run as parallel elements (each is cut out: both its boundaries are forced).
+    ``min_element_s``: no element may run shorter (by the profile's times) unless forced cuts bound it
+    on both sides. Ties go to the plan whose cuts come first, so the answer is deterministic."""
     n = table.count
-    forced_set = {i for i in forced if 0 < i < n}
+    forced_set = {i for i in forced if 0 < i < n} | {i for u in parallel or {} for i in (u, u + 1) if 0 < i < n}
     points = sorted({i for i in allowed if 0 < i < n} | forced_set)
     ends = [*points, n]
     starts = [0, *points]
     limit = max(max_elements, len(forced_set) + 1)
-    segments = _Segments(model, table)
+    segments = _Segments(model, table, parallel)
     cost: dict[tuple[int, int], SegmentCost] = {}
     for a in starts:
         # an element cannot step over a forced cut
@@ -375,9 +422,9 @@ def best_plans(model: CostModel, table: UnitTable, allowed: Iterable[int], *, fo
 
 def cheapest(plans: Mapping[int, PlanCost]) -> PlanCost:
     """The cheapest of ``plans`` (fewer elements on a tie: each one is a process to run)."""
-    return min(plans.values(), key=lambda p: (_rounded(p.gb_s), len(p.segments)))
+    return min(plans.values(), key=lambda p: (rounded(p.gb_s), len(p.segments)))
 
 
-def _rounded(value: float) -> float:
-    # sums of the same segments in another order differ in the last bits; they are the same plan cost
+def rounded(value: float) -> float:
+    """``value`` to 12 significant digits: plan costs that are equal up to summation order compare equal."""
     return float(f"{value:.12g}") if math.isfinite(value) else value

@@ -7,9 +7,13 @@ resource (default)
     With a profile that measured memory (``scadc profile``), choose the plan the cost model
     (:mod:`scadc.partition.cost`) says is cheapest in provisioned GB·s, among every plan of at most
     ``max_elements`` elements over the allowed cuts (dynamic programming), the single element
-    included; ``--min-element-ms`` keeps out elements that would run shorter. A run's report
-    (``--from-report``) corrects the profile's figures for the units of each element it measured.
-    Without one (or with a profile of times only), the rules below.
+    included; ``--min-element-ms`` keeps out elements that would run shorter. Each parallel loop runs
+    as a parallel element or as a plain statement, whichever of the choices gives the cheapest plan
+    (every combination, up to :data:`MAX_LOOP_CHOICES` loops; beyond, all or none): on a machine of
+    few cores, instances that each load the loop's inputs can cost more than the wall they save. A
+    run's report (``--from-report``) corrects the profile's figures for the units of each element it
+    measured. Without one (or with a profile of times only), the rules below, and every parallel
+    loop runs in parallel.
 
     Grow each element statement by statement and cut before a statement when (rule R1):
     (a) it works on heavy data, the element has some, and they share none: an independent
@@ -23,45 +27,58 @@ resource (default)
     ``max_elements`` elements, drop the cut whose two sides share the most heavy bytes (R2), as
     that cut moves the most data for the least memory saved.
 every
-    Cut at every allowed boundary (one element per statement where possible): the strictest test
-    that what crosses a cut arrives intact.
+    Cut at every allowed boundary (one element per statement where possible), every parallel loop
+    in parallel: the strictest test that what crosses a cut arrives intact.
 single
-    No cut: one compute element, like the original program.
+    No cut: one compute element, like the original program (no parallel loop).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from scadc.analysis import Analysis
 from scadc.errors import CompileError
-from scadc.partition.cost import CostModel, Measured, UnitTable, best_plans, cheapest, read_parts
+from scadc.partition.cost import CostModel, Measured, UnitTable, best_plans, cheapest, read_parts, rounded
 from scadc.source import Span
 
-__all__ = ["POLICIES", "Choice", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy", "make_policy",
-           "read_parts"]
+__all__ = ["MAX_LOOP_CHOICES", "POLICIES", "Choice", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy",
+           "make_policy", "read_parts"]
+
+#: parallel loops up to this many: every combination of parallel and sequential ones is compared
+MAX_LOOP_CHOICES = 4
 
 
 @dataclass(frozen=True)
 class Choice:
-    """A policy's answer: the cuts to take, why (per boundary considered), and, for a policy that
-    compared costs, what it compared (lines ``--explain`` prints)."""
+    """A policy's answer: the cuts to take, why (per boundary considered), the parallel loops that
+    run in parallel (their units; the cuts around them are among ``cuts`` or taken by the caller),
+    why each other loop does not, and, for a policy that compared costs, what it compared (lines
+    ``--explain`` prints)."""
 
     cuts: tuple[int, ...]
     reasons: Mapping[int, str]
     costs: tuple[str, ...] = ()
+    parallel: tuple[int, ...] = ()
+    sequential: Mapping[int, str] = field(default_factory=dict)
 
 
 class Policy(Protocol):
     name: ClassVar[str]
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
-        """The cuts to take (from ``allowed``) and, per boundary considered, why. ``forced`` cuts
-        (around parallel loops) are taken whatever the policy says; a policy may plan around them."""
+    def choose(self, analysis: Analysis, allowed: Sequence[int], loops: Mapping[int, int] | None = None) -> Choice:
+        """The cuts to take (from ``allowed``) and, per boundary considered, why; of ``loops``
+        (parallel loop unit → iterations, each of which can be cut out), those to run in parallel."""
         ...
+
+
+def _around(loops: Iterable[int], count: int) -> list[int]:
+    """The boundaries that cut out the loop units ``loops`` (of ``count`` units)."""
+    return sorted({i for u in loops for i in (u, u + 1) if 0 < i < count})
 
 
 def _working_set(analysis: Analysis, index: int, heavy: frozenset[str]) -> frozenset[str]:
@@ -135,28 +152,49 @@ class ResourcePolicy:
     measured: tuple[Measured, ...] = ()
     model: CostModel = field(default_factory=CostModel)
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
+    def choose(self, analysis: Analysis, allowed: Sequence[int], loops: Mapping[int, int] | None = None) -> Choice:
+        loops = dict(loops or {})
         table = UnitTable.of(analysis, self.model)
         if table is not None:
-            return self._cheapest(table.with_measured(self.model, self.measured), allowed, forced)
+            return self._cheapest(table.with_measured(self.model, self.measured), allowed, loops)
         cuts, reasons = self._rules(analysis, allowed)
-        return Choice(tuple(cuts), reasons)
+        return Choice(tuple(cuts), reasons, parallel=tuple(sorted(loops)))
 
-    def _cheapest(self, table: UnitTable, allowed: Sequence[int], forced: Sequence[int]) -> Choice:
-        """The plan the cost model says is cheapest (:mod:`scadc.partition.cost`), and the costs compared."""
-        plans = best_plans(self.model, table, allowed, forced=forced, max_elements=self.max_elements,
-                           min_element_s=self.min_element_ms / 1000.0)
-        chosen = cheapest(plans)
+    def _cheapest(self, table: UnitTable, allowed: Sequence[int], loops: Mapping[int, int]) -> Choice:
+        """The plan the cost model says is cheapest (:mod:`scadc.partition.cost`), over every choice of
+        parallel loops (module docstring), and the costs compared."""
+        units = sorted(loops)
+        if len(units) <= MAX_LOOP_CHOICES:
+            choices = [c for r in range(len(units) + 1) for c in itertools.combinations(units, r)]
+        else:
+            choices = [(), tuple(units)]
+        # per choice of parallel loops, its plans (the loop units in it must be cut out)
+        options = {c: best_plans(self.model, table, allowed, max_elements=self.max_elements,
+                                 min_element_s=self.min_element_ms / 1000.0, parallel={u: loops[u] for u in c})
+                   for c in choices}
+        best = {c: cheapest(plans) for c, plans in options.items() if plans}
+        parallel = min(best, key=lambda c: (rounded(best[c].gb_s), len(best[c].segments), -len(c), c))
+        plans, chosen = options[parallel], best[parallel]
         taken = set(chosen.cuts)
         total = f"{chosen.gb_s:.4f} GB·s"
         reasons = {i: (f"cut (cost): the cheapest plan ({total}) cuts here" if i in taken else
                        f"not cut (cost): the cheapest plan ({total}) does not cut here") for i in allowed}
+        sequential = {}
+        for u in units:
+            if u not in parallel:
+                other = tuple(sorted({*parallel, u}))
+                alternative = f"{best[other].gb_s:.4f} GB·s" if other in best else "not compared"
+                sequential[u] = (f"sequential (cost): the cheapest plan ({total}) runs it as one statement; "
+                                 f"in parallel: {alternative}")
         costs = [self.model.format() + (" (corrected by a run's report)" if self.measured else ""),
                  f"chosen: {chosen.format()}"]
         costs.append(f"single element: {plans[1].format()}" if 1 in plans else
-                     f"single element: not possible (cuts around parallel loops at {sorted(forced)})")
+                     f"single element: not possible (cuts around parallel loops at {_around(parallel, table.count)})")
         costs += [f"best of {k}: {plan.format()}" for k, plan in sorted(plans.items())]
-        return Choice(chosen.cuts, reasons, tuple(costs))
+        for c in choices:
+            if c != parallel and c in best:
+                costs.append(f"with parallel loops [{', '.join(map(str, c))}]: {best[c].format()}")
+        return Choice(chosen.cuts, reasons, tuple(costs), parallel, sequential)
 
     def _rules(self, analysis: Analysis, allowed: Sequence[int]) -> tuple[list[int], dict[int, str]]:
         """R1–R3 (the module docstring): without a profile that measured memory."""
@@ -214,16 +252,17 @@ class ResourcePolicy:
 class EveryPolicy:
     name: ClassVar[str] = "every"
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
-        return Choice(tuple(allowed), {i: "cut: policy 'every'" for i in allowed})
+    def choose(self, analysis: Analysis, allowed: Sequence[int], loops: Mapping[int, int] | None = None) -> Choice:
+        return Choice(tuple(allowed), {i: "cut: policy 'every'" for i in allowed}, parallel=tuple(sorted(loops or {})))
 
 
 @dataclass(frozen=True)
 class SinglePolicy:
     name: ClassVar[str] = "single"
 
-    def choose(self, analysis: Analysis, allowed: Sequence[int], forced: Sequence[int] = ()) -> Choice:
-        return Choice((), {i: "not cut: policy 'single'" for i in allowed})
+    def choose(self, analysis: Analysis, allowed: Sequence[int], loops: Mapping[int, int] | None = None) -> Choice:
+        return Choice((), {i: "not cut: policy 'single'" for i in allowed},
+                      sequential={u: "sequential: policy 'single'" for u in loops or {}})
 
 
 POLICIES: dict[str, type] = {p.name: p for p in (ResourcePolicy, EveryPolicy, SinglePolicy)}

@@ -6,6 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def scadc(*argv: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[st
 # region the search: the DP against every subset of the allowed cuts
 
 @st.composite
-def tables(draw: st.DrawFn) -> tuple[UnitTable, list[int], list[int], int, float]:
+def tables(draw: st.DrawFn) -> tuple[UnitTable, list[int], list[int], int, float, dict[int, int]]:
     n = draw(st.integers(1, 7))
     names = st.frozensets(st.sampled_from(NAMES))
     sizes = st.fixed_dictionaries({}, optional={name: st.integers(0, 40 * MB) for name in NAMES})
@@ -49,17 +50,22 @@ def tables(draw: st.DrawFn) -> tuple[UnitTable, list[int], list[int], int, float
         touched=tuple(draw(names) for _ in range(n)), changed=tuple(d | draw(names) for d in defs),
         defs=tuple(defs), live=tuple(live), floor=draw(st.integers(27 * MB, 80 * MB)),
         start_rss=tuple(rss[:n]), end_rss=tuple(rss[1:]),
-        scale=tuple(draw(st.sampled_from([1.0, 1.0, 0.5, 1.7])) for _ in range(n)))
+        scale=tuple(draw(st.sampled_from([1.0, 1.0, 0.5, 1.7])) for _ in range(n)),
+        cpu=tuple(draw(st.floats(0.0, 5.0)) for _ in range(n)))
     allowed = sorted(draw(st.frozensets(st.integers(1, max(1, n - 1)))) - {n})
     with_forced: bool = draw(st.booleans())
     forced = sorted(draw(st.frozensets(st.sampled_from(allowed)))) if allowed and with_forced else []
-    return table, allowed, forced, draw(st.integers(1, n)), draw(st.sampled_from([0.0, 0.0, 0.5, 1.5]))
+    parallel = draw(st.dictionaries(st.integers(0, n - 1), st.integers(2, 9), max_size=2))
+    return table, allowed, forced, draw(st.integers(1, n)), draw(st.sampled_from([0.0, 0.0, 0.5, 1.5])), parallel
 
 
 def brute_force(table: UnitTable, allowed: list[int], forced: list[int], max_elements: int,
-                min_s: float) -> dict[int, float]:
-    """The least cost of each element count over every subset of ``allowed`` holding ``forced``."""
+                min_s: float, *, parallel: dict[int, int]) -> dict[int, float]:
+    """The least cost of each element count over every subset of ``allowed`` holding ``forced``
+    and the cuts around the ``parallel`` loop units."""
     n, best = table.count, dict[int, float]()
+    forced = sorted(set(forced) | {i for u in parallel for i in (u, u + 1) if 0 < i < n})
+    allowed = sorted(set(allowed) | set(forced))
     limit = max(max_elements, len(forced) + 1)
     for r in range(len(allowed) + 1):
         for cuts in itertools.combinations(allowed, r):
@@ -70,7 +76,7 @@ def brute_force(table: UnitTable, allowed: list[int], forced: list[int], max_ele
                                  and not ((a == 0 or a in forced) and (b == n or b in forced))
                                  for a, b in itertools.pairwise(edges)):
                 continue
-            cost = plan_cost(MODEL, table, cuts).gb_s
+            cost = plan_cost(MODEL, table, cuts, parallel).gb_s
             best[len(cuts) + 1] = min(cost, best.get(len(cuts) + 1, float("inf")))
     return best
 
@@ -78,15 +84,18 @@ def brute_force(table: UnitTable, allowed: list[int], forced: list[int], max_ele
 @settings(max_examples=150, deadline=None)
 @given(tables())
 def test_the_search_finds_the_cheapest_plan_of_every_element_count(case: tuple[Any, ...]) -> None:
-    table, allowed, forced, max_elements, min_s = case
-    plans = best_plans(MODEL, table, allowed, forced=forced, max_elements=max_elements, min_element_s=min_s)
-    expected = brute_force(table, allowed, forced, max_elements, min_s)
+    table, allowed, forced, max_elements, min_s, parallel = case
+    plans = best_plans(MODEL, table, allowed, forced=forced, max_elements=max_elements, min_element_s=min_s,
+                       parallel=parallel)
+    expected = brute_force(table, allowed, forced, max_elements, min_s, parallel=parallel)
     assert sorted(plans) == sorted(expected)
+    around = {i for u in parallel for i in (u, u + 1) if 0 < i < table.count}
     for k, plan in plans.items():
         assert plan.gb_s == pytest.approx(expected[k], rel=1e-9, abs=1e-12)
-        assert set(forced) <= set(plan.cuts) <= set(allowed)
+        assert set(forced) | around <= set(plan.cuts) <= set(allowed) | around
+        assert {s.start: s.instances for s in plan.segments if s.instances > 1} == parallel
         # the costs the search summed (a row of segments at a time) are those of the plan on its own
-        assert plan_cost(MODEL, table, plan.cuts).gb_s == pytest.approx(plan.gb_s, rel=1e-9, abs=1e-12)
+        assert plan_cost(MODEL, table, plan.cuts, parallel).gb_s == pytest.approx(plan.gb_s, rel=1e-9, abs=1e-12)
     if plans:
         assert cheapest(plans).gb_s == pytest.approx(min(expected.values()), rel=1e-9, abs=1e-12)
 
@@ -103,6 +112,30 @@ def test_a_plan_prints_deterministically() -> None:
     assert plan.format() == ("2 elements, cuts [1]: 0.1559 GB·s (elements 0.0657, memory 0.0096, wall 0.0806); "
                              "1.612 s, largest 46.0 MB")
     assert MODEL.format().startswith("cost model: element_floor_bytes=27000000, profiler_overhead_bytes=37000000,")
+
+def test_a_parallel_loop_costs_its_instances() -> None:
+    """(C4) by hand: unit 1 is a loop of 4 iterations that ran 2.0 s keeping 2 cores busy (4.0 s of
+    CPU): at one thread 2.0 × (1 + 0.4) = 2.8 s, 0.7 s per instance; each instance starts (0.05 s),
+    loads a (8 MB at 2 GB/s: 0.004 s), holds 30 + 8 MB. Two cores: two rounds of 0.754 s."""
+    table = UnitTable(count=3, wall=(0.5, 2.0, 0.1), rise=(0, 0, 0), sizes=({"a": 8 * MB}, {"a": 8 * MB}, {}),
+                      stored=({"a": 8 * MB}, {}, {}), touched=(frozenset(), frozenset("a"), frozenset()),
+                      changed=(frozenset("a"), frozenset(), frozenset()),
+                      defs=(frozenset("a"), frozenset(), frozenset()),
+                      live=(frozenset(), frozenset("a"), frozenset(), frozenset()), floor=30 * MB,
+                      cpu=(0.5, 4.0, 0.1))
+    model = CostModel(element_start_s=0.05, cores=2)
+    seg = plan_cost(model, table, (1, 2), {1: 4}).segments[1]
+    assert (seg.instances, seg.peak, seg.time) == (4, 38 * MB, pytest.approx(2 * 0.754))
+    # 4 instances × 38 MB × 0.754 s, and the second warm worker (a floor) while the element runs
+    assert seg.element_gb_s == pytest.approx((4 * 38 * 0.754 + 30 * 1.508) / 1000)
+    assert seg.memory_gb_s == pytest.approx(1.125 * 8 * 1.508 / 1000)  # a, in its memory element
+    assert seg.wall_gb_s == pytest.approx(0.05 * 1.508)
+    assert plan_cost(model, table, (1, 2), {1: 4}).format().endswith("; in parallel: unit 1 ×4")
+    # one core: four rounds of 0.554 s (no core to have kept busy but one: 0.5 s each), no second
+    # worker; sequential: the profiled 2.0 s at its 2 threads
+    one = plan_cost(replace(model, cores=1), table, (1, 2), {1: 4}).segments[1]
+    assert (one.time, one.element_gb_s) == (pytest.approx(4 * 0.554), pytest.approx(4 * 38 * 0.554 / 1000))
+    assert plan_cost(model, table, (1, 2)).segments[1].time == pytest.approx(0.05 + 2.0 + 0.004)
 
 # endregion
 
@@ -147,6 +180,79 @@ def test_kmeans_is_cut_before_the_lloyd_loop() -> None:
     chosen = next(line for line in plan.costs if line.startswith("chosen:"))
     single = next(line for line in plan.costs if line.startswith("single element:"))
     assert float(chosen.split(": ")[2].split()[0]) < float(single.split(": ")[2].split()[0])
+
+
+FOLDS = """\
+import numpy as np
+
+
+def main():
+    data = np.arange(2_000_000, dtype=np.float64)
+    scores = []
+    for k in range(4):
+        scores.append(float((data * (k + 1)).sum()))
+    print(scores)
+
+
+main()
+"""
+
+
+def _loop_profile(tmp_path: Path, *, loop_s: float, busy: float = 1.0) -> tuple[Path, dict[str, Any]]:
+    """FOLDS and its real profile, with the loop's time (and CPU time, ``busy`` × it) set by hand: what
+    the choice between a parallel and a sequential loop weighs."""
+    app, path = tmp_path / "app.py", tmp_path / "measured.json"
+    app.write_text(FOLDS)
+    # in its own process: one taken in pytest's would start at pytest's RSS, and the model's floor with it
+    assert scadc("profile", app, "-o", path).returncode == 0
+    profile = json.loads(path.read_text())
+    for unit in profile["units"].values():
+        if unit["index"] == 2:  # the for statement
+            unit["wall_s"], unit["cpu_s"] = loop_s, busy * loop_s
+    return app, profile
+
+
+def test_a_parallel_loop_runs_in_parallel_only_where_that_is_cheaper(tmp_path: Path) -> None:
+    app, profile = _loop_profile(tmp_path, loop_s=20.0)
+    analysis = analyze(str(app), profile=profile)
+    # on 4 cores, 4 instances of 5 s beat 20 s of one element beside the data
+    wide = build_plan(analysis, ResourcePolicy(model=CostModel(cores=4)))
+    (loop,) = [c for c in wide.computes if c.loop is not None]
+    assert loop.parallelism == 4 and loop.units == (2,)
+    assert next(line for line in wide.costs if line.startswith("chosen:")).endswith("in parallel: unit 2 ×4")
+    # on one core they run one after another, each loading the data and starting a process: no gain
+    narrow = build_plan(analysis, ResourcePolicy(model=CostModel(cores=1)))
+    assert all(c.loop is None for c in narrow.computes)
+    verdict = dict(narrow.loops)[2]
+    assert verdict.startswith("sequential (cost): the cheapest plan (") and "; in parallel: " in verdict
+    compared = next(line for line in narrow.costs if line.startswith("with parallel loops [2]: "))
+    assert compared.endswith("in parallel: unit 2 ×4")
+    chosen = float(next(line for line in narrow.costs if line.startswith("chosen:")).split(": ")[2].split()[0])
+    assert chosen < float(compared.split(": ")[2].split()[0])
+    # the other policies do not weigh it: every runs it in parallel, single does not
+    assert any(c.loop is not None for c in build_plan(analysis, make_policy("every")).computes)
+    assert all(c.loop is None for c in build_plan(analysis, make_policy("single")).computes)
+
+
+def test_an_element_that_runs_alone_gets_the_cores_its_units_kept_busy(tmp_path: Path) -> None:
+    """limits.cpu: 2 for an element whose units used 2 cores (BLAS threads) in the profile and that
+    runs alone; 1 for a parallel element's instances and for what may run beside another element."""
+    app, profile = _loop_profile(tmp_path, loop_s=20.0, busy=2.0)
+    for unit in profile["units"].values():
+        unit["cpu_s"] = 2.0 * unit["wall_s"]
+    path = tmp_path / "prof.json"
+    path.write_text(json.dumps(profile))
+    assert scadc("split", app, "-o", tmp_path / "whole", "--profile", path, "--policy", "single").returncode == 0
+    assert "#@ limits: {cpu: 2, " in (tmp_path / "whole" / "step01.o.py").read_text()
+    assert scadc("split", app, "-o", tmp_path / "every", "--profile", path, "--policy", "every").returncode == 0
+    elements = {f.stem.removesuffix(".o"): f.read_text() for f in sorted((tmp_path / "every").glob("*.o.py"))}
+    cpu = {name: text.split("#@ limits: {cpu: ")[1].split(",")[0] for name, text in elements.items()}
+    # step01 (data) and step02 (scores = []) may run side by side; step03 is the loop, step04 alone
+    assert "#@ parents: [step01, step02]\n" in elements["step03"] and "#@ parallelism: 4\n" in elements["step03"]
+    assert cpu == {"step01": "1", "step02": "1", "step03": "1", "step04": "2"}
+    unprofiled = tmp_path / "static"
+    assert scadc("split", app, "-o", unprofiled).returncode == 0
+    assert all("#@ limits: {cpu: 1, " in f.read_text() for f in unprofiled.glob("*.o.py"))
 
 
 def test_without_a_memory_profile_the_rules_decide() -> None:
