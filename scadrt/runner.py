@@ -134,18 +134,19 @@ def _run_local(program: Program, params: Any, *, transport: str, max_workers: in
 
 
 def _first_worker(program: Program, transport: str, max_workers: int | None) -> Forked | None:
-    """The worker of a program that runs one instance at a time, forked before the engine is
-    imported: it imports numpy and what else elements need (100-200 ms of a core) meanwhile, and
-    the engine's process never does. None for a program that runs instances side by side: the
-    engine forks those workers warm, sharing one numpy import, and one imported here as well would
-    cost its import twice (the fanout example: 0.84 -> 1.0 s). None on tcp too: the engine imports
-    numpy and zmq for the memory servers it forks, and a worker forked after that inherits them."""
+    """The first worker, forked before the engine is imported: it imports numpy and what else
+    elements need (100-200 ms of a core) meanwhile, and the engine's process never does. For a
+    program that runs instances side by side it is a spawner: the pool's other workers are forked
+    from it, sharing its numpy import (the engine importing numpy to fork them cost it 14 MB for
+    the whole run, and one import here as well cost the time of two: the fanout example 0.84 ->
+    1.0 s). None on tcp: the engine imports numpy and zmq for the memory servers it forks, and a
+    worker forked after that inherits them."""
     from scadrt.engines.core import widest_antichain
     from scadrt.engines.memory import client_modules
     from scadrt.engines.worker import start_worker
 
     widths = {spec.name: spec.parallelism for spec in program.compute_elements()}
     width = widest_antichain(program, widths)
-    if transport == "tcp" or width == 0 or (width > 1 and max_workers != 1):
+    if transport == "tcp" or width == 0:
         return None
-    return start_worker(client_modules(transport), warm=False)
+    return start_worker(client_modules(transport), warm=False, spawner=width > 1 and max_workers != 1)

@@ -7,7 +7,9 @@ It carries out the :class:`~scadrt.engines.core.Scheduler`'s commands with
   one (:meth:`~scadrt.engines.core.Scheduler.wanted_workers`: what runs now and what becomes
   ready next, never more than can still run at once); it grows a step ahead of the submissions
   and a worker nothing remaining can use exits at once, so a chain runs on one worker and the
-  pool is empty when the run ends;
+  pool is empty when the run ends. Workers come from the pool's spawner when it has one (the
+  first worker of ``scadc run``: :func:`~scadrt.engines.worker.spawn_worker`), which retires
+  last, else are forked from the engine, warm;
 * a memory backend that starts memory elements (shared-memory segments or memory servers; a
   server is launched when the element before its first user is submitted, rule 6 of
   :mod:`scadrt.engines.memory`), and frees each when its last user is done;
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -61,7 +64,18 @@ from scadrt.engines.interrupt import signals_unwind
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard
 from scadrt.engines.output import OutputSequencer
 from scadrt.engines.watcher import Watcher
-from scadrt.engines.worker import Exited, Finished, Forked, Ready, Started, Task, read_frame, start_worker, write_frame
+from scadrt.engines.worker import (
+    Exited,
+    Finished,
+    Forked,
+    Ready,
+    Started,
+    Task,
+    read_frame,
+    spawn_worker,
+    start_worker,
+    write_frame,
+)
 from scadrt.errors import InternalError
 from scadrt.profile import ProfileSample, samples_from_json
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
@@ -83,14 +97,30 @@ class _Aborted(Exception):
 
 
 class _Process:
-    """A child process of the engine, by pid (a forked worker: no Popen to wait on)."""
+    """A worker process, by pid: a child of the engine (forked: no Popen to wait on), or one a
+    spawner forked (``spawned``: its parent reaps it; it is watched through a pidfd)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, spawned: bool = False) -> None:
         self.pid = pid
         self.status: int | None = None
+        self.gone = False
+        self.pidfd: int | None = None
+        if spawned:
+            try:
+                self.pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:  # gone already, and reaped by its spawner
+                self.gone = True
 
-    def wait(self, timeout: float | None = None) -> int:
-        """Its exit code (negative: killed by that signal); TimeoutError if it runs on."""
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Its exit code (negative: killed by that signal; None for a spawned worker, whose status
+        only its spawner sees); TimeoutError if it runs on."""
+        if self.pidfd is not None:
+            if not select.select([self.pidfd], [], [], timeout)[0]:
+                raise TimeoutError(f"process {self.pid} is still running")
+            os.close(self.pidfd)
+            self.pidfd, self.gone = None, True
+        if self.gone:
+            return None
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.status is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG if deadline is not None else 0)
@@ -103,7 +133,10 @@ class _Process:
         return self.status
 
     def kill(self) -> None:
-        if self.status is None:
+        if self.pidfd is not None:
+            with suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        elif self.status is None and not self.gone:
             with suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
@@ -135,6 +168,10 @@ class _Worker:
     attempts: dict[int, _Attempt] = field(default_factory=dict)
     #: told to exit (its task pipe is closed): it reports what is exiting, then its pipe ends
     retiring: bool = False
+    #: a spawner's socket that asks it for workers (None: not a spawner, or no longer asked)
+    spawn: int | None = None
+    #: the spawner that forked it (it dies with that one)
+    parent: _Worker | None = None
 
     @property
     def busy(self) -> bool:
@@ -165,43 +202,69 @@ class _Pool:
         #: how many workers it has started (tests: a chain needs one)
         self.started = 0
 
-    def start_worker(self) -> _Worker:
+    def start_worker(self) -> _Worker | None:
+        """A new worker: from a ready spawner if the pool has one (this process then never imports
+        numpy), else forked from here, warm; None while the spawner is still warming up (the
+        caller asks again: :meth:`grow` runs at every turn of the run's loop)."""
+        spawner = next((w for w in self.workers if w.spawn is not None and not w.retiring), None)
+        if spawner is not None and not spawner.ready:
+            return None
+        if spawner is not None and spawner.spawn is not None:
+            try:
+                return self.adopt(spawn_worker(spawner.spawn), parent=spawner)
+            except OSError:  # it cannot fork (or died): the engine forks workers from now on
+                self._stop_spawning(spawner)
         return self.adopt(start_worker(self.client_modules))
 
-    def adopt(self, forked: Forked) -> _Worker:
+    def adopt(self, forked: Forked, parent: _Worker | None = None) -> _Worker:
         """Take ``forked`` into the pool (it may still be warming up)."""
-        worker = _Worker(_Process(forked.pid), os.fdopen(forked.tasks, "wb"),
-                         os.fdopen(forked.events, "rb", buffering=0))
+        worker = _Worker(_Process(forked.pid, spawned=forked.spawned), os.fdopen(forked.tasks, "wb"),
+                         os.fdopen(forked.events, "rb", buffering=0),
+                         spawn=forked.spawn if forked.spawn >= 0 else None, parent=parent)
         self._selector.register(worker.events, selectors.EVENT_READ, worker)
         self.workers.append(worker)
         self.started += 1
         return worker
 
+    def _stop_spawning(self, worker: _Worker) -> None:
+        if worker.spawn is not None:
+            with suppress(OSError):
+                os.close(worker.spawn)
+            worker.spawn = None
+
     def grow(self, size: int) -> None:
         """Start workers up to ``size`` not retiring (they warm up concurrently, while other work goes on)."""
         while sum(not w.retiring for w in self.workers) < size:
-            self.start_worker()
+            if self.start_worker() is None:
+                return
 
     def shrink(self, size: int) -> None:
         """Retire idle workers until at most ``size`` are left that are not retiring: a worker
-        nothing remaining can use exits now, and its memory stops counting."""
+        nothing remaining can use exits now, and its memory stops counting. A spawner goes last:
+        the workers it forked die with it."""
         for worker in reversed(self.workers):
             if sum(not w.retiring for w in self.workers) <= size:
                 return
-            if worker.idle:
-                worker.retiring = True
-                with suppress(OSError):
-                    worker.tasks.close()
+            if worker.idle and not any(w.parent is worker for w in self.workers):
+                self._retire(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.retiring = True
+        self._stop_spawning(worker)
+        with suppress(OSError):
+            worker.tasks.close()
 
     def readable(self, timeout: float) -> list[_Worker]:
         """The workers with an event (or end of file) to read, after waiting at most ``timeout`` s."""
         return [key.data for key, _ in self._selector.select(timeout=timeout)]
 
-    def remove(self, worker: _Worker) -> int:
-        """Reap ``worker``, whose event pipe reached end of file; return its exit code."""
+    def remove(self, worker: _Worker) -> int | None:
+        """Reap ``worker``, whose event pipe reached end of file; return its exit code (None: a
+        spawned worker's, which its spawner reaps)."""
         self._selector.unregister(worker.events)
         self.workers.remove(worker)
         worker.events.close()
+        self._stop_spawning(worker)
         with suppress(OSError):
             worker.tasks.close()
         return worker.proc.wait()
@@ -213,10 +276,12 @@ class _Pool:
                 if attempt.child:
                     with suppress(ProcessLookupError):
                         os.kill(attempt.child, signal.SIGKILL)
+            self._stop_spawning(worker)
             with suppress(OSError):
                 worker.tasks.close()
         deadline = time.monotonic() + 2.0
-        for worker in self.workers:
+        # the spawned ones first: a spawner waits for them before it exits
+        for worker in sorted(self.workers, key=lambda w: w.parent is None):
             try:
                 worker.proc.wait(max(0.0, deadline - time.monotonic()))
             except TimeoutError:
@@ -554,8 +619,9 @@ class _Run:
         reported exited is recorded, and one not successfully finished crashed with it (the
         pool grows again at the next :meth:`resize`)."""
         code = self.pool.remove(worker)
+        status = "" if code is None else f" (exit status {code})"
         if not worker.ready:
-            raise InternalError(f"a worker exited with status {code} before it was ready")
+            raise InternalError(f"a worker exited{status} before it was ready")
         for attempt in worker.attempts.values():
             task = attempt.task
             submit = self.params.pop(task.task_id)
@@ -566,7 +632,7 @@ class _Run:
                                               profile=attempt.profile))
             if ok or self.scheduler.aborted:
                 continue
-            failure = Failure(task.element, task.index, "crash", f"its worker process died (exit status {code})")
+            failure = Failure(task.element, task.index, "crash", f"its worker process died{status}")
             if lost := self.lost_memory_of(task.element, connection_lost=False):
                 self.apply(self.scheduler.abort(memory_lost_failure(lost, (task.element, task.index))))
             self.failed_output[(task.element, task.index)] = (task.stdout_path, task.stderr_path)

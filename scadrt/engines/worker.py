@@ -4,7 +4,11 @@ The engine imports what every element needs (:func:`warm_up`) and forks a few wo
 itself (:func:`start_worker`, :func:`fork_worker`, which calls :func:`serve` with two pipe fds),
 so a worker starts warm without a Python start-up; each then waits for tasks. The first worker
 of ``scadc run`` is forked before anything is imported for it and warms up by itself, while the
-engine loads the program (:func:`scadrt.runner.run`). Every task runs in a child forked from the
+engine loads the program (:func:`scadrt.runner.run`); a *spawner* (``start_worker(spawner=True)``)
+also forks further workers on the engine's request (:func:`spawn_worker`: the engine passes it the
+new worker's pipe ends over a Unix socket), so that the engine never imports numpy (14 MB of its
+RSS for the whole run) to fork warm workers itself. Those workers are the spawner's children: it
+reaps them, and they die with it. Every task runs in a child forked from the
 warm worker, so each instance has its own address space (its peak RSS is its own, and nothing
 leaks into the next instance), while a fork costs a millisecond or two. The child runs the
 instance through :mod:`scadrt.element` (the element ABI: loading, params, result, error). A
@@ -31,6 +35,7 @@ import os
 import pickle
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -45,10 +50,15 @@ from scadrt.profile import samples_to_json
 
 __all__ = [
     "Exited", "Finished", "Forked", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent",
-    "discard_worker", "fork_frozen", "fork_worker", "read_frame", "serve", "start_worker", "warm_up", "write_frame",
+    "discard_worker", "fork_frozen", "fork_worker", "read_frame", "serve", "spawn_worker", "start_worker", "warm_up",
+    "write_frame",
 ]
 
 _LENGTH = struct.Struct(">I")
+#: a spawner's answer to a request: the new worker's pid (0: it could not fork one)
+_PID = struct.Struct(">q")
+#: how long the engine waits for a spawner's answer (a fork: milliseconds)
+_SPAWN_TIMEOUT = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -291,39 +301,75 @@ class Forked:
     tasks: int
     #: the read end of the pipe it writes events to
     events: int
+    #: a spawner's: this process's end of the socket that asks it for workers (-1: not a spawner)
+    spawn: int = -1
+    #: forked by a spawner (:func:`spawn_worker`), not by this process: not ours to wait for
+    spawned: bool = False
 
 
-def start_worker(client_modules: tuple[str, ...] = (), *, warm: bool = True) -> Forked:
+def start_worker(client_modules: tuple[str, ...] = (), *, warm: bool = True, spawner: bool = False) -> Forked:
     """Fork a worker with its two pipes. ``warm``: import what it needs here first (once: every
     later fork inherits it); otherwise the worker imports it itself while this process goes on,
     as the first worker of ``scadc run`` does, forked before the program loads
-    (:func:`scadrt.runner.run`) so that its numpy import overlaps the loading."""
+    (:func:`scadrt.runner.run`) so that its numpy import overlaps the loading. ``spawner``: it
+    also forks workers when asked (:func:`spawn_worker`)."""
     task_r, task_w = os.pipe()
     event_r, event_w = os.pipe()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if spawner else (None, None)
     try:
         if warm:
             warm_up(client_modules)
-        pid = fork_worker(task_r, event_w, client_modules)
+        pid = fork_worker(task_r, event_w, client_modules, spawn_fd=theirs.fileno() if theirs else None)
+    except BaseException:
+        os.close(task_w)
+        os.close(event_r)
+        if ours is not None:
+            ours.close()
+        raise
+    finally:
+        os.close(task_r)
+        os.close(event_w)
+        if theirs is not None:
+            theirs.close()
+    return Forked(pid, task_w, event_r, ours.detach() if ours is not None else -1)
+
+
+def spawn_worker(spawn: int) -> Forked:
+    """Ask the spawner at the other end of socket ``spawn`` (:attr:`Forked.spawn`; it must be ready:
+    its answer comes from its task loop) for a worker; OSError when it does not answer one."""
+    task_r, task_w = os.pipe()
+    event_r, event_w = os.pipe()
+    sock = socket.socket(fileno=os.dup(spawn))
+    try:
+        sock.settimeout(_SPAWN_TIMEOUT)
+        socket.send_fds(sock, [b"w"], [task_r, event_w])
+        answer = sock.recv(_PID.size)
+        if len(answer) != _PID.size or (pid := _PID.unpack(answer)[0]) <= 0:
+            raise OSError("the spawner did not fork a worker")
     except BaseException:
         os.close(task_w)
         os.close(event_r)
         raise
     finally:
+        sock.close()
         os.close(task_r)
         os.close(event_w)
-    return Forked(pid, task_w, event_r)
+    return Forked(pid, task_w, event_r, spawned=True)
 
 
 def discard_worker(worker: Forked) -> None:
     """Kill and reap a worker that was never used (its standby child dies with it)."""
     os.close(worker.tasks)
     os.close(worker.events)
+    if worker.spawn >= 0:
+        os.close(worker.spawn)
     with contextlib.suppress(ProcessLookupError):
         os.kill(worker.pid, signal.SIGKILL)
     os.waitpid(worker.pid, 0)
 
 
-def fork_worker(task_fd: int, event_fd: int, client_modules: tuple[str, ...] = ()) -> int:
+def fork_worker(task_fd: int, event_fd: int, client_modules: tuple[str, ...] = (), *,
+                spawn_fd: int | None = None) -> int:
     """Fork a worker that serves tasks from ``task_fd``; return its pid (in the caller).
 
     Forking the engine, which has imported what workers need (:func:`warm_up`), costs a few
@@ -340,12 +386,12 @@ def fork_worker(task_fd: int, event_fd: int, client_modules: tuple[str, ...] = (
     code = 1
     try:
         die_with_parent(engine)
-        detach_inherited_fds({1, 2, task_fd, event_fd})
+        detach_inherited_fds({1, 2, task_fd, event_fd} | ({spawn_fd} if spawn_fd is not None else set()))
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
-        serve(task_fd, event_fd, engine, client_modules)
+        serve(task_fd, event_fd, engine, client_modules, spawn_fd=spawn_fd)
         code = 0
     except BaseException:  # the engine sees the pipe close, and reports the worker's death
         traceback.print_exc()
@@ -353,34 +399,50 @@ def fork_worker(task_fd: int, event_fd: int, client_modules: tuple[str, ...] = (
         os._exit(code)
 
 
-def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules: tuple[str, ...] = ()) -> None:
+def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules: tuple[str, ...] = (), *,
+          spawn_fd: int | None = None) -> None:
     """The worker's loop (``engine``: the parent's pid). A child reports its outcome before it
     exits; the worker says so at once, then forks the next standby child and takes the next task
     while the finished child is still exiting (it is reaped when its pidfd says it is gone), so the
-    exit does not delay the engine, and one worker serves a chain of elements."""
+    exit does not delay the engine, and one worker serves a chain of elements. With ``spawn_fd``
+    it forks a worker for each request there (:func:`spawn_worker`), and returns only once they
+    are gone (they die with it)."""
     die_with_parent(os.getppid() if engine is None else engine)
     # Ctrl-C reaches the whole process group; the engine decides what happens to us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up(client_modules)  # every fork of this worker inherits it already imported
     limit_threads(1)  # what most elements ask for: their instances then change nothing
 
-    inherited = (task_fd, event_fd)  # with the exiting children's pidfds: not a standby child's to hold
+    # with the exiting children's and spawned workers' pidfds: not a standby child's to hold
+    inherited = (task_fd, event_fd) if spawn_fd is None else (task_fd, event_fd, spawn_fd)
     #: pidfd → (task id, pid) of children that finished (or went silent) and are exiting
     exiting: dict[int, tuple[int, int]] = {}
+    #: pidfd → pid of the workers forked for the engine
+    spawned: dict[int, int] = {}
     running: tuple[int, _Child] | None = None
     # unbuffered: select() must see every frame still in the pipe (see read_frame)
     with os.fdopen(task_fd, "rb", buffering=0) as tasks, os.fdopen(event_fd, "wb") as events:
         child = _fork_standby(inherited)
         write_frame(events, Ready(os.getpid()))
         open_tasks = True
-        while open_tasks or running is not None or exiting:
+        while open_tasks or running is not None or exiting or spawned:
             # a new task only when no child runs: the engine sends one only then
-            waiting = [*exiting, running[1].done_r if running is not None else task_fd]
+            waiting = [*exiting, *spawned, running[1].done_r if running is not None else task_fd]
             if not open_tasks and running is None:
                 waiting.remove(task_fd)
+            if spawn_fd is not None:
+                waiting.append(spawn_fd)
             readable, _, _ = select.select(waiting, [], [])
             for fd in readable:
-                if fd in exiting:
+                if fd == spawn_fd:
+                    if not _spawn(spawn_fd, spawned, client_modules):  # the engine wants no more
+                        os.close(spawn_fd)
+                        inherited = (task_fd, event_fd)
+                        spawn_fd = None
+                elif fd in spawned:
+                    os.waitpid(spawned.pop(fd), 0)
+                    os.close(fd)
+                elif fd in exiting:
                     task_id, pid = exiting.pop(fd)
                     _, status, usage = os.wait4(pid, 0)
                     os.close(fd)
@@ -404,7 +466,36 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules
                     running = None
                     if outcome:  # first: the engine schedules what comes next while we fork
                         write_frame(events, Finished(task_id, outcome == b"0"))
-                    child = _fork_standby((*inherited, *exiting))
+                    child = _fork_standby((*inherited, *exiting, *spawned))
         os.close(child.task_w)  # the standby child reads EOF and exits
         os.close(child.done_r)
         os.waitpid(child.pid, 0)
+
+
+def _spawn(spawn_fd: int, spawned: dict[int, int], client_modules: tuple[str, ...]) -> bool:
+    """Serve one request on ``spawn_fd`` (:func:`spawn_worker`): fork a worker on the pipe ends it
+    carries, record it in ``spawned`` (its pidfd → pid) and answer its pid (0 if it could not be
+    forked). False when the engine closed its end."""
+    sock = socket.socket(fileno=os.dup(spawn_fd))
+    try:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1, 2)
+        except OSError:
+            return False
+        if not message:
+            return False
+        pid = 0
+        try:
+            if len(fds) == 2:
+                pid = fork_worker(fds[0], fds[1], client_modules)
+                spawned[os.pidfd_open(pid)] = pid
+        except OSError:
+            traceback.print_exc()
+        finally:
+            for fd in fds:
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            sock.send(_PID.pack(pid))
+        return True
+    finally:
+        sock.close()

@@ -273,15 +273,71 @@ def test_a_run_refused_after_its_first_worker_started_leaves_no_worker() -> None
     assert live_children() == set()  # but the session's Ray cluster, if this process runs it
 
 
-def test_a_program_that_runs_instances_side_by_side_gets_no_worker_before_the_engine() -> None:
-    # fanout's three squares run at once: its workers are all forked warm from the engine, which
-    # then imports numpy once for them all
-    code = ("import io, sys, scadrt\n"
-            f"scadrt.run({str(EXAMPLES / 'fanout')!r}, params={{'n': 30}}, stdout=io.BytesIO())\n"
-            "print('numpy' in sys.modules)\n")
+def test_workers_of_instances_side_by_side_are_forked_by_the_first_worker(tmp_path: Path) -> None:
+    """Three instances at once want a second worker. The engine used to import numpy (14 MB of it
+    for the whole run) to fork it; now the first worker, forked before the engine was imported,
+    forks it on request, so the engine never imports numpy and the program needs one import."""
+    prog = tmp_path / "prog"
+    write(prog, {"wide.o.py": "#@ type: compute\n#@ parallelism: 3\nimport os, time\nimport numpy\n" + MAIN
+                 + "    time.sleep(0.3)\n"
+                 + "    worker = os.getppid()\n"
+                 + "    parent = int(open(f'/proc/{worker}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+                 + "    print(worker, parent)\n    return {}\n"})
+    code = ("import io, os, sys, scadrt\n"
+            "out = io.BytesIO()\n"
+            f"scadrt.run({str(prog)!r}, stdout=out)\n"
+            "print(os.getpid(), 'numpy' in sys.modules)\n"
+            "sys.stdout.write(out.getvalue().decode())\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "True\n"
+    head, *lines = done.stdout.splitlines()
+    engine, imported = head.split()
+    assert imported == "False"
+    parents = dict(tuple(map(int, line.split())) for line in lines)  # worker -> its parent
+    assert len(parents) == 2  # two cores, two workers
+    first = next(w for w, parent in parents.items() if parent == int(engine))
+    assert sorted(parents.values()) == sorted([int(engine), first])
+
+
+KILL_THE_SPAWNER = """\
+#@ type: compute
+#@ parallelism: 3
+import os, signal, time
+
+
+def parent_of(pid):
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+
+
+def main(params, action):
+    try:
+        os.close(os.open(MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another instance of the first two (it is killed), a retry, or the third
+        if time.time() - os.path.getmtime(MARKER) < 0.25:
+            time.sleep(1)
+        print("ok")
+        return {}
+    time.sleep(0.3)  # the other instances are running by now
+    worker = os.getppid()
+    os.kill(worker if parent_of(worker) == ENGINE else parent_of(worker), signal.SIGKILL)
+    time.sleep(5)
+"""
+
+
+def test_a_spawner_that_dies_leaves_the_engine_forking_workers_itself(tmp_path: Path) -> None:
+    """An instance SIGKILLs the first worker (the spawner) while the others run: the workers it
+    forked die with it, their instances crash, and the retries run on workers the engine forks
+    itself; nothing is left behind."""
+    import scadrt
+
+    source = KILL_THE_SPAWNER.replace("MARKER", repr(str(tmp_path / "killed"))).replace("ENGINE", str(os.getpid()))
+    write(tmp_path / "prog", {"wide.o.py": source})
+    out = io.BytesIO()
+    report = scadrt.run(tmp_path / "prog", retries=1, stdout=out)
+    assert out.getvalue() == b"ok\n" * 3
+    assert sorted(i.status for i in report.instances if i.attempt == 0).count("crashed") >= 2
+    assert {i.status for i in report.instances} == {"ok", "crashed"}
+    assert live_children() == set()
 
 
 def test_the_watcher_is_a_small_interpreter_that_removes_what_it_was_told(tmp_path: Path) -> None:
