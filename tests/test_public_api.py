@@ -118,6 +118,15 @@ def test_the_cli_parser_imports_neither_numpy_nor_the_compiler() -> None:
     assert _loaded("import scadc.cli; scadc.cli.build_parser()", "numpy", "libcst", "scadrt.engines", "zmq") == []
 
 
+def test_a_command_line_imports_only_its_own_command() -> None:
+    # `scadc run` of a one-element program runs it in this process: the other commands' imports
+    # (subprocess, selectors, the exporter, ...) were a third of the CLI's import time
+    code = "import scadc.cli; scadc.cli.build_parser('run').parse_args(['run', 'prog'])"
+    assert _loaded(code, "scadc.cli.") == ["scadc.cli.command", "scadc.cli.output", "scadc.cli.params",
+                                           "scadc.cli.run"]
+    assert _loaded("import scadc.cli; scadc.cli.build_parser()", "scadc.cli.wsk") == ["scadc.cli.wsk"]
+
+
 def test_run_refuses_an_invalid_directory(tmp_path: Path) -> None:
     with pytest.raises(scadrt.ProgramError, match="program directory does not exist"):
         scadrt.run(tmp_path / "nope")

@@ -15,36 +15,42 @@ them imports this package's ``__init__``: the compiler and runtime they drive ar
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from scadc.cli.analyze import add_analyze
 from scadc.cli.command import Exit, Subparsers
-from scadc.cli.dag import add_dag
-from scadc.cli.gen import add_gen
-from scadc.cli.memory_server import add_memory_server
-from scadc.cli.profile import add_profile
-from scadc.cli.run import add_run
-from scadc.cli.run_element import add_run_element
-from scadc.cli.serve_action import add_serve_action
-from scadc.cli.split import add_split
-from scadc.cli.wsk import add_wsk
 from scadrt import __version__
 from scadrt.errors import Terminated, UserError
 
 __all__ = ["build_parser", "main", "run_and_exit"]
 
-#: in the order ``scadc --help`` lists them
-_COMMANDS: tuple[Callable[[Subparsers, argparse.ArgumentParser], None], ...] = (
-    add_split, add_profile, add_analyze, add_dag, add_gen, add_run, add_run_element, add_memory_server,
-    add_serve_action, add_wsk,
-)
+#: command → the module that adds it (``add_<command>``), in the order ``scadc --help`` lists them.
+#: Imported when needed: a command's run pays for its own imports only (``scadc run`` of a
+#: one-element program runs in this process, and the others' took a third of the CLI's import time)
+_COMMANDS: dict[str, str] = {
+    "split": "split", "profile": "profile", "analyze": "analyze", "dag": "dag", "gen": "gen", "run": "run",
+    "run-element": "run_element", "memory-server": "memory_server", "serve-action": "serve_action", "wsk": "wsk",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _adder(command: str) -> Callable[[Subparsers, argparse.ArgumentParser], None]:
+    module = importlib.import_module(f"scadc.cli.{_COMMANDS[command]}")
+    add: Callable[[Subparsers, argparse.ArgumentParser], None] = getattr(module, f"add_{_COMMANDS[command]}")
+    return add
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, if its first word that is not an option is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in _COMMANDS else None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` only (what parsing its command line needs)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks for errors")
@@ -54,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scadc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in _COMMANDS:
-        add(sub, common)
+    for name in [command] if command is not None else _COMMANDS:
+        _adder(name)(sub, common)
     return parser
 
 
@@ -88,7 +94,8 @@ def run_and_exit() -> NoReturn:
 
 def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
     """The exit status, and whether the process may exit at once (see :func:`run_and_exit`)."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_of(words)).parse_args(words)
     return _run(args), getattr(args, "exit_at_once", False)
 
 
