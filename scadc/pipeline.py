@@ -70,7 +70,7 @@ def analyze_program(source: str | Path, *, entry: str | None = None, heavy_bytes
 
 
 def split_program(source: str | Path, output: str | Path, *, force: bool = False, policy: str = "resource",
-                  max_elements: int | None = None, min_element_ms: float | None = None,
+                  max_elements: int | None = None, min_element_ms: float | None = None, cores: int | None = None,
                   heavy_bytes: int | str | None = None, profile: ProfileArg = None, entry: str | None = None,
                   parallel: bool = True, explain: Callable[[str], object] | None = None,
                   from_report: str | Path | None = None, inline: bool = True) -> PartitionPlan:
@@ -78,11 +78,12 @@ def split_program(source: str | Path, output: str | Path, *, force: bool = False
 
     The options are ``scadc split``'s, with its defaults: ``force`` replaces a directory an earlier
     split wrote (never any other); ``policy`` chooses the cuts (``resource``, ``every``, ``single``),
-    ``max_elements`` and ``min_element_ms`` tune the resource policy; ``heavy_bytes``, ``profile`` and
-    ``entry`` are :func:`analyze_program`'s, and ``inline`` (a profile must be taken with the same
-    ``inline``: it measures the units split sees); ``parallel`` runs each loop with independent iterations
-    as one element with an instance per iteration. ``explain``, when given, is called with what
-    ``--explain`` prints (every cut decision, loop and heavy object) before the directory is written.
+    ``max_elements``, ``min_element_ms`` and ``cores`` (of the machine it will run on) tune the resource
+    policy; ``heavy_bytes``, ``profile`` and ``entry`` are :func:`analyze_program`'s, and ``inline`` (a
+    profile must be taken with the same ``inline``: it measures the units split sees); ``parallel`` runs
+    each loop with independent iterations as one element with an instance per iteration. ``explain``,
+    when given, is called with what ``--explain`` prints (every cut decision, loop and heavy object)
+    before the directory is written.
     ``from_report`` is a ``scadc run --report`` file of a run of ``output`` as an earlier split wrote
     it: what it measured of each element corrects the profile's figures (:mod:`scadc.feedback`).
     Raises :class:`~scadc.errors.CompileError` for the program or a bad option, and
@@ -94,7 +95,7 @@ def split_program(source: str | Path, output: str | Path, *, force: bool = False
     from scadc.partition.policies import make_policy
 
     _heavy_bytes(heavy_bytes)  # a bad size is refused before the policy and the output, as the CLI always did
-    chosen = make_policy(policy, max_elements=max_elements, min_element_ms=min_element_ms)
+    chosen = make_policy(policy, max_elements=max_elements, min_element_ms=min_element_ms, cores=cores)
     check_output(output, source, force=force)  # before the work; write_program checks again when writing
 
     def compile_program() -> PartitionPlan:

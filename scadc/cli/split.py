@@ -21,7 +21,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"--heavy-bytes: {exc}") from exc
     plan = split_program(args.program, args.output, force=args.force, policy=args.policy,
-                         max_elements=args.max_elements, min_element_ms=args.min_element_ms,
+                         max_elements=args.max_elements, min_element_ms=args.min_element_ms, cores=args.cores,
                          heavy_bytes=heavy_bytes, profile=args.profile, entry=args.entry, parallel=args.parallel,
                          explain=sys.stderr.write if args.explain else None, from_report=args.from_report,
                          inline=args.inline)
@@ -52,6 +52,9 @@ def add_split(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                    help="at most N compute elements (resource policy; default 8)")
     p.add_argument("--min-element-ms", type=float, default=None, metavar="MS",
                    help="with --profile: merge elements that would run shorter than MS milliseconds")
+    p.add_argument("--cores", type=int, default=None, metavar="N",
+                   help="with --profile: the cores of the machine the program will run on, which the cost model "
+                        "weighs parallel loops against (resource policy; default: this machine's)")
     p.add_argument("--heavy-bytes", default="1MiB", metavar="SIZE",
                    help="values at least this large are heavy (default 1 MiB)")
     p.add_argument("--profile", metavar="FILE", help="a profile from `scadc profile` for measured sizes")

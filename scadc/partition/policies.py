@@ -38,7 +38,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Protocol
 
 from scadc.analysis import Analysis
@@ -268,21 +268,25 @@ class SinglePolicy:
 POLICIES: dict[str, type] = {p.name: p for p in (ResourcePolicy, EveryPolicy, SinglePolicy)}
 
 
-def make_policy(name: str, *, max_elements: int | None = None, min_element_ms: float | None = None) -> Policy:
+def make_policy(name: str, *, max_elements: int | None = None, min_element_ms: float | None = None,
+                cores: int | None = None) -> Policy:
     """The policy ``name`` with its options; a user error for unknown names and bad options."""
     cls = POLICIES.get(name)
     if cls is None:
         raise CompileError(f"unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}", Span("--policy"))
-    if max_elements is None and min_element_ms is None:
+    if max_elements is None and min_element_ms is None and cores is None:
         policy: Policy = cls()
         return policy
     if cls is not ResourcePolicy:
-        raise CompileError(f"--max-elements and --min-element-ms apply to the 'resource' policy, not {name!r}",
-                           Span("--policy"))
+        raise CompileError(f"--max-elements, --min-element-ms and --cores apply to the 'resource' policy, "
+                           f"not {name!r}", Span("--policy"))
     if max_elements is not None and max_elements < 1:
         raise CompileError("--max-elements must be at least 1", Span("--max-elements"))
     if min_element_ms is not None and min_element_ms < 0:
         raise CompileError("--min-element-ms cannot be negative", Span("--min-element-ms"))
+    if cores is not None and cores < 1:
+        raise CompileError("--cores must be at least 1", Span("--cores"))
     defaults = ResourcePolicy()
     return ResourcePolicy(max_elements=max_elements or defaults.max_elements,
-                          min_element_ms=min_element_ms or defaults.min_element_ms)
+                          min_element_ms=min_element_ms or defaults.min_element_ms,
+                          model=defaults.model if cores is None else replace(defaults.model, cores=cores))

@@ -234,6 +234,21 @@ def test_a_parallel_loop_runs_in_parallel_only_where_that_is_cheaper(tmp_path: P
     assert all(c.loop is None for c in build_plan(analysis, make_policy("single")).computes)
 
 
+def test_split_weighs_parallel_loops_for_the_cores_it_is_told(tmp_path: Path) -> None:
+    app, profile = _loop_profile(tmp_path, loop_s=20.0)
+    path = tmp_path / "prof.json"
+    path.write_text(json.dumps(profile))
+    for cores, parallel in (("4", True), ("1", False)):
+        done = scadc("split", app, "-o", tmp_path / cores, "--profile", path, "--cores", cores)
+        assert done.returncode == 0, done.stderr
+        assert any("#@ parallelism: 4" in f.read_text() for f in (tmp_path / cores).glob("*.o.py")) is parallel
+    for argv, message in ((["--cores", "0"], "--cores must be at least 1"),
+                          (["--cores", "2", "--policy", "every"], "apply to the 'resource' policy, not 'every'")):
+        done = scadc("split", app, "-o", tmp_path / "bad", "--profile", path, *argv)
+        assert (done.returncode, message in done.stderr) == (2, True), done.stderr
+        assert not (tmp_path / "bad").exists()
+
+
 def test_an_element_that_runs_alone_gets_the_cores_its_units_kept_busy(tmp_path: Path) -> None:
     """limits.cpu: 2 for an element whose units used 2 cores (BLAS threads) in the profile and that
     runs alone; 1 for a parallel element's instances and for what may run beside another element."""
