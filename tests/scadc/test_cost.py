@@ -6,6 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -198,14 +199,23 @@ main()
 """
 
 
+@cache
+def _measured_folds() -> str:
+    """FOLDS's profile (JSON), taken once: in its own process, as one taken in pytest's would start
+    at pytest's RSS, and the model's floor with it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app, path = Path(tmp) / "app.py", Path(tmp) / "measured.json"
+        app.write_text(FOLDS)
+        assert scadc("profile", app, "-o", path).returncode == 0
+        return path.read_text()
+
+
 def _loop_profile(tmp_path: Path, *, loop_s: float, busy: float = 1.0) -> tuple[Path, dict[str, Any]]:
     """FOLDS and its real profile, with the loop's time (and CPU time, ``busy`` × it) set by hand: what
     the choice between a parallel and a sequential loop weighs."""
-    app, path = tmp_path / "app.py", tmp_path / "measured.json"
+    app = tmp_path / "app.py"
     app.write_text(FOLDS)
-    # in its own process: one taken in pytest's would start at pytest's RSS, and the model's floor with it
-    assert scadc("profile", app, "-o", path).returncode == 0
-    profile = json.loads(path.read_text())
+    profile = json.loads(_measured_folds())
     for unit in profile["units"].values():
         if unit["index"] == 2:  # the for statement
             unit["wall_s"], unit["cpu_s"] = loop_s, busy * loop_s
