@@ -8,7 +8,8 @@ Rules:
    Ctrl-C and failures included. Everything it listens on is 127.0.0.1 (Ray rewrites
    ``--node-ip-address`` to the routable address and binds all interfaces unless
    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), usage stats are off, its session directory is a
-   private temporary directory removed afterwards, and its auth token is a fresh random one
+   private temporary directory removed afterwards (a run that fails with a crash or a lost memory
+   element keeps the cluster's logs in another one, and says where), and its auth token is a fresh random one
    passed in the environment (Ray would otherwise write ``~/.ray/auth_token``, readable by
    every user).
 5. If this process is connected to Ray already (``ray.init`` by the caller, a test's cluster),
@@ -31,6 +32,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -40,6 +42,7 @@ from types import ModuleType
 from typing import Any
 
 from scadrt.errors import UserError
+from scadrt.report import RunFailed
 
 __all__ = ["LOOPBACK_ENV", "Node", "connect", "import_ray", "nodes"]
 
@@ -111,6 +114,7 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[ModuleType
     with _private_environment():
         ray = import_ray()  # after the environment: the driver reads its auth mode at import
         session = tempfile.mkdtemp(prefix="scadrt-ray-")  # mode 0700: the cluster's sockets and logs
+        keep = False
         try:
             try:
                 ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
@@ -121,10 +125,36 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[ModuleType
             with _cluster_messages_to_stderr():
                 try:
                     yield ray
+                except RunFailed as failed:
+                    keep = failed.failure.kind == "crash" or bool(failed.failure.memory)
+                    raise
                 finally:
                     ray.shutdown()
         finally:
+            if keep:
+                _keep_logs(session)
             shutil.rmtree(session, ignore_errors=True)
+
+
+def _keep_logs(session: str) -> None:
+    """Copy the private cluster's logs (regular files only: its sockets go with it) to a private
+    directory that outlives the run, and say where: a process that crashed, or a memory element's
+    actor that died, left its reason there and nowhere else."""
+    try:
+        kept = tempfile.mkdtemp(prefix="scadrt-ray-logs-")  # mode 0700, as the session's
+        for root, _, files in os.walk(session):
+            if os.sep + "logs" + os.sep not in root + os.sep:
+                continue
+            target = os.path.join(kept, os.path.relpath(root, session))
+            os.makedirs(target, mode=0o700, exist_ok=True)
+            for name in files:
+                path = os.path.join(root, name)
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    shutil.copyfile(path, os.path.join(target, name))
+    except OSError as exc:
+        print(f"scadrt: the private Ray cluster's logs could not be kept: {exc}", file=sys.stderr)
+        return
+    print(f"scadrt: the private Ray cluster's logs are kept in {kept}", file=sys.stderr)
 
 
 @contextmanager

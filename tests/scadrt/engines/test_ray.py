@@ -9,9 +9,11 @@ import io
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -88,6 +90,30 @@ def test_a_private_cluster_listens_on_loopback_only_and_leaves_nothing(tmp_path:
         alive = [p for p in below if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert alive == []
     assert not (home / ".ray").exists()
+
+
+def test_a_private_cluster_keeps_its_logs_when_a_process_of_the_run_crashed(tmp_path: Path) -> None:
+    # the reason a Ray worker or actor died is only in the cluster's logs, which went with its
+    # session directory; a crash (or a lost memory element) now keeps them, privately, and says where
+    prog = write(tmp_path / "p", {"a.o.py": "#@ type: compute\nimport os, signal\n" + MAIN +
+                                  "    os.kill(os.getpid(), signal.SIGKILL)\n"})
+    short = Path(tempfile.mkdtemp(prefix="k", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"TMPDIR": str(short)}
+        done = subprocess.run([sys.executable, "-m", "scadc", "run", str(prog), "--engine", "ray", "-q"],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=180, check=False)
+        assert done.returncode == 1, done.stderr
+        assert "crash" in done.stderr, done.stderr
+        kept = [Path(line.rsplit(" ", 1)[1]) for line in done.stderr.splitlines()
+                if line.startswith("scadrt: the private Ray cluster's logs are kept in ")]
+        assert len(kept) == 1 and kept[0].parent == short, done.stderr
+        assert kept[0].stat().st_mode & 0o777 == 0o700
+        logs = {f.name for f in kept[0].rglob("*") if f.is_file()}
+        assert "raylet.out" in logs and any(name.startswith("python-core-worker-") for name in logs), sorted(logs)
+        assert not any(f.is_socket() for f in kept[0].rglob("*"))
+        assert sorted(short.iterdir()) == kept  # the session itself is gone
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def _watch_until(mark: Path, proc: subprocess.Popen[bytes]) -> tuple[set[int], set[str]]:
