@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from scadc.analysis import Analysis, UnitFacts
 
-__all__ = ["CostModel", "Measured", "PlanCost", "SegmentCost", "UnitTable", "best_plans", "cheapest", "plan_cost",
+__all__ = ["CostModel", "Measured", "PlanCost", "SegmentCost", "UnitTable", "around", "best_plans", "cheapest",
+           "plan_cost",
            "read_parts", "rounded", "segment_cost"]
 
 _MB = 10**6
@@ -371,7 +372,7 @@ def best_plans(model: CostModel, table: UnitTable, allowed: Iterable[int], *, fo
     ``min_element_s``: no element may run shorter (by the profile's times) unless forced cuts bound it
     on both sides. Ties go to the plan whose cuts come first, so the answer is deterministic."""
     n = table.count
-    forced_set = {i for i in forced if 0 < i < n} | {i for u in parallel or {} for i in (u, u + 1) if 0 < i < n}
+    forced_set = {i for i in forced if 0 < i < n} | set(around(parallel or (), n))
     points = sorted({i for i in allowed if 0 < i < n} | forced_set)
     ends = [*points, n]
     starts = [0, *points]
@@ -418,6 +419,11 @@ def best_plans(model: CostModel, table: UnitTable, allowed: Iterable[int], *, fo
         cuts.reverse()
         plans[k] = PlanCost(tuple(cuts), tuple(cost[(x, y)] for x, y in itertools.pairwise([0, *cuts, n])))
     return plans
+
+
+def around(units: Iterable[int], count: int) -> list[int]:
+    """The boundaries that cut the units ``units`` out (of ``count`` units), sorted."""
+    return sorted({i for u in units for i in (u, u + 1) if 0 < i < count})
 
 
 def cheapest(plans: Mapping[int, PlanCost]) -> PlanCost:

@@ -37,13 +37,22 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Protocol
 
 from scadc.analysis import Analysis
 from scadc.errors import CompileError
-from scadc.partition.cost import CostModel, Measured, UnitTable, best_plans, cheapest, read_parts, rounded
+from scadc.partition.cost import (
+    CostModel,
+    Measured,
+    UnitTable,
+    around,
+    best_plans,
+    cheapest,
+    read_parts,
+    rounded,
+)
 from scadc.source import Span
 
 __all__ = ["MAX_LOOP_CHOICES", "POLICIES", "Choice", "EveryPolicy", "Policy", "ResourcePolicy", "SinglePolicy",
@@ -74,11 +83,6 @@ class Policy(Protocol):
         """The cuts to take (from ``allowed``) and, per boundary considered, why; of ``loops``
         (parallel loop unit → iterations, each of which can be cut out), those to run in parallel."""
         ...
-
-
-def _around(loops: Iterable[int], count: int) -> list[int]:
-    """The boundaries that cut out the loop units ``loops`` (of ``count`` units)."""
-    return sorted({i for u in loops for i in (u, u + 1) if 0 < i < count})
 
 
 def _working_set(analysis: Analysis, index: int, heavy: frozenset[str]) -> frozenset[str]:
@@ -189,7 +193,7 @@ class ResourcePolicy:
         costs = [self.model.format() + (" (corrected by a run's report)" if self.measured else ""),
                  f"chosen: {chosen.format()}"]
         costs.append(f"single element: {plans[1].format()}" if 1 in plans else
-                     f"single element: not possible (cuts around parallel loops at {_around(parallel, table.count)})")
+                     f"single element: not possible (cuts around parallel loops at {around(parallel, table.count)})")
         costs += [f"best of {k}: {plan.format()}" for k, plan in sorted(plans.items())]
         for c in choices:
             if c != parallel and c in best:

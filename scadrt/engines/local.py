@@ -207,9 +207,9 @@ class _Pool:
         numpy), else forked from here, warm; None while the spawner is still warming up (the
         caller asks again: :meth:`grow` runs at every turn of the run's loop)."""
         spawner = next((w for w in self.workers if w.spawn is not None and not w.retiring), None)
-        if spawner is not None and not spawner.ready:
-            return None
         if spawner is not None and spawner.spawn is not None:
+            if not spawner.ready:
+                return None
             try:
                 return self.adopt(spawn_worker(spawner.spawn), parent=spawner)
             except OSError:  # it cannot fork (or died): the engine forks workers from now on
