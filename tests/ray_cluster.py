@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.leftovers import SESSION_PROCESSES
 
@@ -22,12 +23,14 @@ ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
        "RAY_AUTH_TOKEN": TOKEN}
 
 _SERVE = """
-import logging, sys, tempfile, shutil
+import logging, os, sys, tempfile, shutil
 import ray
 session = tempfile.mkdtemp(prefix="scad-test-ray-")
+os.environ["SCADRT_TASK_DIR"] = os.path.join(session, "tasks")  # the workers' task directories, for the tests to see
 ray.init(num_cpus=int(sys.argv[1]), include_dashboard=False, _node_ip_address="127.0.0.1",
          _temp_dir=session, log_to_driver=False, logging_level=logging.ERROR)
 print(ray.get_runtime_context().gcs_address, flush=True)
+print(os.environ["SCADRT_TASK_DIR"], flush=True)
 sys.stdin.read()
 ray.shutdown()
 shutil.rmtree(session, ignore_errors=True)
@@ -38,6 +41,12 @@ shutil.rmtree(session, ignore_errors=True)
 class Cluster:
     process: subprocess.Popen[str]
     address: str
+    #: where the cluster's tasks make their directories (scadrt.engines.task_dirs)
+    task_dir: Path
+
+    def task_dirs(self) -> list[Path]:
+        """The task directories there now: none once a run has ended, however it ended."""
+        return sorted(self.task_dir.glob("scadrt-task-*"))
 
     def stop(self) -> None:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -61,11 +70,12 @@ def start(num_cpus: int = 4) -> Cluster:
                                stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     address = process.stdout.readline().strip()
-    if not address:
+    task_dir = process.stdout.readline().strip()
+    if not address or not task_dir:
         process.kill()
         raise RuntimeError(f"the test Ray cluster did not start (exit status {process.wait()})")
     SESSION_PROCESSES.add(process.pid)
-    return Cluster(process, address)
+    return Cluster(process, address, Path(task_dir))
 
 
 def connect(address: str) -> None:

@@ -68,6 +68,11 @@ def run_subprocess(task: Task, *, cwd: str | None = None, env: Mapping[str, str]
     try:
         while not select.select([exited], [], [], _SAMPLE_INTERVAL)[0]:
             samples.append((time.time(), rss(proc.pid)))
+    except BaseException:  # the task was cancelled (ray.cancel raises KeyboardInterrupt here): the instance goes too
+        proc.kill()
+        os.waitpid(proc.pid, 0)
+        proc.returncode = -9
+        raise
     finally:
         os.close(exited)
     _, status, usage = os.wait4(proc.pid, 0)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from scadrt.engines.task_dirs import TASK_DIR_ENV
 from scadrt.errors import UserError
 from scadrt.report import RunFailed
 
@@ -111,11 +112,11 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[ModuleType
             finally:
                 ray.shutdown()
         return
-    with _private_environment():
-        ray = import_ray()  # after the environment: the driver reads its auth mode at import
-        session = tempfile.mkdtemp(prefix="scadrt-ray-")  # mode 0700: the cluster's sockets and logs
-        keep = False
-        try:
+    session = tempfile.mkdtemp(prefix="scadrt-ray-")  # mode 0700: the cluster's sockets, logs and task directories
+    keep = False
+    try:
+        with _private_environment({TASK_DIR_ENV: os.path.join(session, "tasks")}):
+            ray = import_ray()  # after the environment: the driver reads its auth mode at import
             try:
                 ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                          _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False,
@@ -130,10 +131,10 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[ModuleType
                     raise
                 finally:
                     ray.shutdown()
-        finally:
-            if keep:
-                _keep_logs(session)
-            shutil.rmtree(session, ignore_errors=True)
+    finally:
+        if keep:
+            _keep_logs(session)
+        shutil.rmtree(session, ignore_errors=True)
 
 
 def _keep_logs(session: str) -> None:
@@ -231,10 +232,10 @@ def _process_token() -> str:
 
 
 @contextmanager
-def _private_environment() -> Iterator[None]:
-    """Rule 2's environment while the private cluster lives (its processes inherit it), then the
-    caller's again."""
-    wanted: dict[str, Any] = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _process_token()}
+def _private_environment(extra: dict[str, str]) -> Iterator[None]:
+    """Rule 2's environment (and ``extra``) while the private cluster lives (its processes inherit
+    it), then the caller's again."""
+    wanted: dict[str, Any] = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _process_token(), **extra}
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:

@@ -23,7 +23,9 @@ the local engine: dependency order, retries, the first failure in program order)
 
 Everything the run starts (tasks, actors, placement groups, segments, its temporary directory,
 a private cluster) is gone when :meth:`RayEngine.run` returns or raises, Ctrl-C and SIGTERM
-included. The run report records the node of every instance.
+included; but a task cancelled while it ran dies before it can remove its directory, which the next
+task on its node removes (:mod:`scadrt.engines.task_dirs`; a private cluster's go with it). The run
+report records the node of every instance.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from scadrt.engines.interrupt import signals_unwind
 from scadrt.engines.memory import MemoryStartError
 from scadrt.engines.output import OutputSequencer
 from scadrt.engines.ray_cluster import connect, nodes
+from scadrt.engines.task_dirs import new_task_dir
 from scadrt.engines.worker import Task
 from scadrt.errors import InternalError, UserError
 from scadrt.profile import samples_from_json
@@ -78,6 +81,8 @@ STOP_TIMEOUT = 5.0
 _WAIT = 0.05
 #: how long an instance that lost its connection waits for its memory actor to be seen dead
 _LOST_GRACE = 1.0
+#: how long a cancelled task gets to stop its instance before its worker is killed
+CANCEL_GRACE = 2.0
 #: the driver's variables an instance does not get: they describe the driver's machine or its Ray
 _NOT_PASSED = frozenset({"PATH", "HOME", "PWD", "OLDPWD", "SHELL", "USER", "LOGNAME", "TMPDIR", "VIRTUAL_ENV",
                          "PYTHONPATH", "PYTHONHOME", "CUDA_VISIBLE_DEVICES"})
@@ -152,7 +157,7 @@ def run_task(task: Task, memories: dict[str, dict[str, str]], mode: str, *, cwd:
             transports[key] = f"{key};shm;segment,{memory['segment']};"
         else:
             transports[key] = f"{key};tcp;url,{memory['url']};token,{memory['token']};"
-    tmp = tempfile.mkdtemp(prefix="scadrt-task-")
+    tmp = new_task_dir()
     try:
         path = task.path
         if not os.path.exists(path):  # no shared file system: the program's files came along
@@ -547,13 +552,25 @@ class _Run:
 
     # ------------------------------------------------------------------ end
 
+    def cancel(self, refs: list[Any]) -> None:
+        """Stop these running tasks: each is asked first (it kills its instance and removes its
+        directory, see :func:`run_task`), and killed with its worker if it has not ended within
+        :data:`CANCEL_GRACE` (a kill leaves the directory to the node's next task)."""
+        for ref in refs:
+            with suppress(Exception):  # finished already, or its worker is gone: nothing to cancel
+                self.ray.cancel(ref)
+        stuck = refs
+        with suppress(Exception):
+            _, stuck = self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE)
+        for ref in stuck:
+            with suppress(Exception):
+                self.ray.cancel(ref, force=True)
+
     def teardown(self) -> None:
         if self.torn_down:
             return
         self.torn_down = True
-        for ref in self.pending:
-            with suppress(Exception):  # finished already, or its worker is gone: nothing to cancel
-                self.ray.cancel(ref, force=True)
+        self.cancel(list(self.pending))
         self.pending.clear()
         try:
             for name in sorted(self.memories):

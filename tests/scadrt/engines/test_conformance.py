@@ -80,12 +80,13 @@ def _held(resources: dict[str, float]) -> dict[str, float]:
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """Each engine in turn; nothing a run starts outlives the test (but the Ray cluster itself)."""
     if request.param == "local":
-        chosen = Engine("local")
-    else:
-        cluster = request.getfixturevalue("ray_cluster")
-        chosen = Engine("ray", cluster.address)
+        with nothing_left_behind():
+            yield Engine("local")
+        return
+    cluster = request.getfixturevalue("ray_cluster")
     with nothing_left_behind():
-        yield chosen
+        yield Engine("ray", cluster.address)
+    assert cluster.task_dirs() == []  # a cancelled task, too, removes its directory
 
 
 @pytest.mark.parametrize("transport", ["shm", "tcp"])

@@ -134,7 +134,11 @@ def _watch_until(mark: Path, proc: subprocess.Popen[bytes]) -> tuple[set[int], s
         if mark.exists():
             return below, listening
         time.sleep(0.2)
-    raise AssertionError(f"the run's element never reached its memory element (exit status {proc.poll()})")
+    if proc.poll() is None:
+        proc.kill()
+    _, err = proc.communicate()
+    raise AssertionError(f"the run's element never reached its memory element (exit status {proc.returncode}):\n"
+                         f"{err.decode(errors='replace')}")
 
 
 def _loopback(address: str) -> bool:
