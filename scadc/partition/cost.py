@@ -9,8 +9,9 @@ sum over its elements of:
      :attr:`UnitTable.floor`) plus the largest, over its units ``u``, of what it holds when ``u`` starts
      plus how far ``u`` raised the RSS (``peak_rise_bytes``), and at its end what it holds plus what it
      stores (× ``store_rss_factor``). What it holds: the heavy values it loaded (× ``load_rss_factor``)
-     and what its own earlier units left, the larger of the sizes of the locals they bound and how far
-     the monolith's RSS grew over them. The RSS counts what no local names (a helper's freed
+     and what its own earlier units left, the larger of the sizes of the locals they bound (at most what
+     the monolith's RSS had grown to since its first unit: in-memory sizes count shared objects once
+     per reference) and how far the monolith's RSS grew over them. The RSS counts what no local names (a helper's freed
      temporaries that the allocator keeps, caches): a cut sheds that too, the next element being a new
      process. Its time is its units' wall time, a fixed start-up, and its loads and stores at a
      measured rate.
@@ -291,11 +292,13 @@ class _Segments:
         own: list[float] = []  # own[u - a]: what its units hold when u starts, scaled, plus u's rise
         held_at: list[float] = []  # held_at[u - a]: what its units hold after unit u
         named = 0  # the sizes of the locals its units bound, before unit u (after u - 1)
+        base = t.start_rss[0]  # the monolith's RSS before its first unit: what no local holds
         for u in range(a, t.count):
-            own.append(t.scale[u] * (max(named, t.start_rss[u] - t.start_rss[a]) + t.rise[u]))
+            own.append(t.scale[u] * (max(_at_most(named, t.start_rss[u], base), t.start_rss[u] - t.start_rss[a])
+                                     + t.rise[u]))
             bound |= t.defs[u]
             named = sum(size for n, size in t.sizes[u].items() if n in bound)
-            held_at.append(max(named, t.end_rss[u] - t.start_rss[a]))
+            held_at.append(max(_at_most(named, t.end_rss[u], base), t.end_rss[u] - t.start_rss[a]))
         out: dict[int, SegmentCost] = {}
         touched: set[str] = set()
         changed_last: dict[str, int] = {}
@@ -344,6 +347,14 @@ class _Segments:
                     memory += m.region_margin * size * (sum(t.wall[made + 1:b]) + store_s)
             out[b] = SegmentCost(a, b, peak, time, element / _GB, memory / _GB, m.wall_gb * time, instances)
         return out
+
+
+def _at_most(named: int, rss: int, base: int) -> int:
+    """The sizes of some locals, at most what the monolith's RSS had grown to when they were all
+    live (``rss - base``; unbounded where the RSS was not measured): an in-memory size counts a
+    shared object once per reference (a merged frame's string column: the same few strings on
+    every row), and a view as its base, so their sum can be several times what they occupy."""
+    return min(named, rss - base) if rss and base else named
 
 
 def _carried(values: Iterable[object]) -> list[int]:

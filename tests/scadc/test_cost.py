@@ -24,6 +24,9 @@ from scadc.partition.policies import ResourcePolicy, make_policy
 ROOT = Path(__file__).resolve().parents[2]
 KMEANS = ROOT / "examples" / "monolithic" / "kmeans.py"
 KMEANS_PROFILE = Path(__file__).parent / "data" / "kmeans.profile.json"
+TPCDS_PANDAS = ROOT / "examples" / "monolithic" / "tpcds_pandas.py"
+#: `scadc profile` of tpcds_pandas at SCALE 1 (December 2026)
+TPCDS_PANDAS_PROFILE = Path(__file__).parent / "data" / "tpcds_pandas.profile.json"
 MODEL = CostModel()
 NAMES = ("a", "b", "c", "d")
 MB = 10**6
@@ -113,6 +116,34 @@ def test_a_plan_prints_deterministically() -> None:
     assert plan.format() == ("2 elements, cuts [1]: 0.1559 GB·s (elements 0.0657, memory 0.0096, wall 0.0806); "
                              "1.612 s, largest 46.0 MB")
     assert MODEL.format().startswith("cost model: element_floor_bytes=27000000, profiler_overhead_bytes=37000000,")
+
+def test_locals_that_share_memory_cost_no_more_than_the_monolith_held() -> None:
+    # a and b each measure 300 MB in memory (a frame's string column counts its few shared strings
+    # once per row) while the monolith's RSS grew 100 MB per unit: an element running both holds
+    # what the monolith held, 200 MB (it was 600 MB, which made a split of such a program look cheap)
+    table = UnitTable(count=2, wall=(1.0, 1.0), rise=(0, 0), sizes=({"a": 300 * MB}, {"a": 300 * MB, "b": 300 * MB}),
+                      stored=({}, {}), touched=(frozenset(), frozenset("a")),
+                      changed=(frozenset("a"), frozenset("b")), defs=(frozenset("a"), frozenset("b")),
+                      live=(frozenset(), frozenset("a"), frozenset()), floor=30 * MB,
+                      start_rss=(100 * MB, 200 * MB), end_rss=(200 * MB, 300 * MB))
+    assert plan_cost(MODEL, table, ()).segments[0].peak == 30 * MB + 200 * MB
+
+
+def test_tpcds_pandas_as_one_element_peaks_where_its_profile_did() -> None:
+    """Its merged frames' in-memory sizes add up to 310 MB while the profiled monolith's RSS grew
+    133 MB: the model put the program as one element at 401 MB (its run peaked at 205 MB) and
+    chose a split that measured 1.3-1.5x the monolith's GB·s."""
+    profile = json.loads(TPCDS_PANDAS_PROFILE.read_text())
+    analysis = analyze(str(TPCDS_PANDAS), profile=profile)
+    table = UnitTable.of(analysis, MODEL)
+    assert table is not None
+    rows = profile["units"].values()
+    profiled_peak = max(max(r["rss_bytes"], r["start_rss_bytes"] + r["peak_rise_bytes"]) for r in rows)
+    monolith = profiled_peak - MODEL.profiler_overhead_bytes
+    assert plan_cost(MODEL, table, ()).segments[0].peak <= 1.05 * monolith
+    plan = build_plan(analysis, make_policy("resource"))
+    assert len(plan.computes) == 1, plan.costs
+
 
 def test_a_parallel_loop_costs_its_instances() -> None:
     """(C4) by hand: unit 1 is a loop of 4 iterations that ran 2.0 s keeping 2 cores busy (4.0 s of
