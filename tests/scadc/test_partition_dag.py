@@ -16,10 +16,12 @@ from scadc.analysis import analyze
 from scadc.partition.build import build_plan
 from scadc.partition.plan import PartitionPlan
 from scadc.partition.policies import make_policy
+from tests.programs import example_analysis
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "monolithic"
 
 # Two independent heavy branches: a/sa and b/sb share nothing until the print.
 BRANCHES = """\
@@ -91,7 +93,9 @@ def write(tmp_path: Path, source: str) -> Path:
 
 
 def plan_of(path: Path, policy: str = "every", inline: bool = True) -> PartitionPlan:
-    plan = build_plan(analyze(str(path), inline=inline), make_policy(policy))
+    analysis = example_analysis(path, inline=inline) if path.is_relative_to(EXAMPLES) else analyze(str(path),
+                                                                                                    inline=inline)
+    plan = build_plan(analysis, make_policy(policy))
     assert plan.validate() == []
     return plan
 
@@ -155,7 +159,7 @@ def test_a_value_rebound_on_one_path_keeps_its_old_value_on_the_other(tmp_path: 
 
 def test_every_edge_is_needed(tmp_path: Path) -> None:
     """Value edges deliver something; an order edge is there only when no other path orders its ends."""
-    programs = [*sorted((ROOT / "examples" / "monolithic").glob("*.py")), write(tmp_path, FILES)]
+    programs = [*sorted(EXAMPLES.glob("*.py")), write(tmp_path, FILES)]
     order_edges = 0
     for program in programs:
         plan = plan_of(program)
