@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from scadc.analysis import Analysis, UnitFacts
 
 __all__ = ["CostModel", "Measured", "PlanCost", "SegmentCost", "UnitTable", "around", "best_plans", "cheapest",
-           "plan_cost",
+           "plan_cost", "preferred", "processes",
            "read_parts", "rounded", "segment_cost"]
 
 _MB = 10**6
@@ -104,6 +104,10 @@ class CostModel:
     #: its one-thread time: logreg_cv's profile (4.1 s of CPU over 2.03 s) ran in 2.87 s with one
     #: BLAS thread, 1.41×, some 0.4 per extra core
     thread_gain: float = 0.4
+    #: a plan of more processes is chosen only if it saves at least this share of the cheapest
+    #: plan's GB·s: the model's estimates of whole runs are off by some 10 % either way, and a split
+    #: that saves less in the model (logreg_cv cut after its first statement: 0.5 %) costs more in a run
+    min_saving: float = 0.05
 
     def format(self) -> str:
         """Deterministic text: every constant, in field order."""
@@ -440,6 +444,21 @@ def around(units: Iterable[int], count: int) -> list[int]:
 def cheapest(plans: Mapping[int, PlanCost]) -> PlanCost:
     """The cheapest of ``plans`` (fewer elements on a tie: each one is a process to run)."""
     return min(plans.values(), key=lambda p: (rounded(p.gb_s), len(p.segments)))
+
+
+def processes(plan: PlanCost) -> int:
+    """The compute processes a run of ``plan`` starts (a parallel element: one per instance)."""
+    return sum(s.instances for s in plan.segments)
+
+
+def preferred(plans: Iterable[PlanCost], min_saving: float) -> PlanCost:
+    """Of the plans that cost at most ``1 + min_saving`` times the cheapest one, the one of fewest
+    processes (then the cheaper): more processes must pay for themselves by more than the model's
+    error (:attr:`CostModel.min_saving`)."""
+    candidates = list(plans)
+    least = min(rounded(p.gb_s) for p in candidates)
+    close = [p for p in candidates if rounded(p.gb_s) <= rounded(least * (1.0 + min_saving))]
+    return min(close, key=lambda p: (processes(p), rounded(p.gb_s), len(p.segments)))
 
 
 def rounded(value: float) -> float:

@@ -7,7 +7,9 @@ resource (default)
     With a profile that measured memory (``scadc profile``), choose the plan the cost model
     (:mod:`scadc.partition.cost`) says is cheapest in provisioned GB·s, among every plan of at most
     ``max_elements`` elements over the allowed cuts (dynamic programming), the single element
-    included; ``--min-element-ms`` keeps out elements that would run shorter. Each parallel loop runs
+    included, unless one of fewer processes costs at most ``min_saving`` (5 %) more: that one is
+    chosen (:func:`~scadc.partition.cost.preferred`); ``--min-element-ms`` keeps out elements that
+    would run shorter. Each parallel loop runs
     as a parallel element or as a plain statement, whichever of the choices gives the cheapest plan
     (every combination, up to :data:`MAX_LOOP_CHOICES` loops; beyond, all or none): on a machine of
     few cores, instances that each load the loop's inputs can cost more than the wall they save. A
@@ -50,8 +52,8 @@ from scadc.partition.cost import (
     around,
     best_plans,
     cheapest,
+    preferred,
     read_parts,
-    rounded,
 )
 from scadc.source import Span
 
@@ -177,18 +179,19 @@ class ResourcePolicy:
                                  min_element_s=self.min_element_ms / 1000.0, parallel={u: loops[u] for u in c})
                    for c in choices}
         best = {c: cheapest(plans) for c, plans in options.items() if plans}
-        parallel = min(best, key=lambda c: (rounded(best[c].gb_s), len(best[c].segments), -len(c), c))
-        plans, chosen = options[parallel], best[parallel]
+        chosen = preferred([plan for plans in options.values() for plan in plans.values()], self.model.min_saving)
+        parallel = next(c for c in options if any(p is chosen for p in options[c].values()))
+        plans = options[parallel]
         taken = set(chosen.cuts)
         total = f"{chosen.gb_s:.4f} GB·s"
-        reasons = {i: (f"cut (cost): the cheapest plan ({total}) cuts here" if i in taken else
-                       f"not cut (cost): the cheapest plan ({total}) does not cut here") for i in allowed}
+        reasons = {i: (f"cut (cost): the chosen plan ({total}) cuts here" if i in taken else
+                       f"not cut (cost): the chosen plan ({total}) does not cut here") for i in allowed}
         sequential = {}
         for u in units:
             if u not in parallel:
                 other = tuple(sorted({*parallel, u}))
                 alternative = f"{best[other].gb_s:.4f} GB·s" if other in best else "not compared"
-                sequential[u] = (f"sequential (cost): the cheapest plan ({total}) runs it as one statement; "
+                sequential[u] = (f"sequential (cost): the chosen plan ({total}) runs it as one statement; "
                                  f"in parallel: {alternative}")
         costs = [self.model.format() + (" (corrected by a run's report)" if self.measured else ""),
                  f"chosen: {chosen.format()}"]
