@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_SAMPLES", "ProfileSample", "Profiler", "samples_from_json", "samples_to_json"]
+__all__ = ["MAX_SAMPLES", "ProfileSample", "Profiler", "rss", "samples_from_json", "samples_to_json"]
 
 #: samples kept per instance; later ``profile`` calls are counted, not kept (Scad's buffer was 64 KiB)
 MAX_SAMPLES = 10_000
@@ -58,10 +58,14 @@ def _cpu_seconds() -> float:
     return t.user + t.system
 
 
-def _rss() -> int:
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss(pid: int | None = None) -> int:
+    """The resident bytes of process ``pid`` (this one: None) now; 0 once it is gone."""
     try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(f"/proc/{'self' if pid is None else pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
 
@@ -86,4 +90,4 @@ class Profiler:
         if len(self.samples) >= MAX_SAMPLES:
             self.dropped += 1
             return
-        self.samples.append(ProfileSample(point, wall - self._t0, busy, _rss(), transfer))
+        self.samples.append(ProfileSample(point, wall - self._t0, busy, rss(), transfer))

@@ -32,10 +32,9 @@ from typing import Any
 from scadrt.dag import Program
 from scadrt.engines.core import merged_transports
 from scadrt.engines.failures import error_failure
-from scadrt.engines.instance import rss
 from scadrt.engines.interrupt import signals_unwind
 from scadrt.engines.threads import limit_threads
-from scadrt.profile import ProfileSample
+from scadrt.profile import ProfileSample, rss
 from scadrt.report import InstanceRun, RunFailed, RunResult, program_report
 from scadrt.sourcemap import load_sourcemap
 

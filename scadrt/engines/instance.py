@@ -26,11 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scadrt.engines.worker import Task, die_with_parent, run_instance
+from scadrt.profile import rss
 
-__all__ = ["SubprocessExit", "rss", "run_subprocess"]
+__all__ = ["SubprocessExit", "run_subprocess"]
 
 _SAMPLE_INTERVAL = 0.05
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,6 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-def rss(pid: int) -> int:
-    """The resident bytes of process ``pid`` now (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def main() -> None:

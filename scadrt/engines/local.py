@@ -59,7 +59,6 @@ from scadrt.engines.core import (
     merged_transports,
 )
 from scadrt.engines.failures import instance_failure, memory_lost_failure
-from scadrt.engines.instance import rss
 from scadrt.engines.interrupt import signals_unwind
 from scadrt.engines.memory import MemoryBackend, MemoryStartError, SegmentGuard
 from scadrt.engines.output import OutputSequencer
@@ -77,7 +76,7 @@ from scadrt.engines.worker import (
     write_frame,
 )
 from scadrt.errors import InternalError
-from scadrt.profile import ProfileSample, samples_from_json
+from scadrt.profile import ProfileSample, rss, samples_from_json
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
 from scadrt.sourcemap import load_sourcemap
 
