@@ -85,8 +85,6 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-
-
 def main() -> None:
     """The child: ``python -m scadrt.engines.instance PARENT`` with a pickled Task on stdin."""
     code = 1

@@ -23,9 +23,9 @@ the local engine: dependency order, retries, the first failure in program order)
 
 Everything the run starts (tasks, actors, placement groups, segments, its temporary directory,
 a private cluster) is gone when :meth:`RayEngine.run` returns or raises, Ctrl-C and SIGTERM
-included; but a task cancelled while it ran dies before it can remove its directory, which the next
-task on its node removes (:mod:`scadrt.engines.task_dirs`; a private cluster's go with it). The run
-report records the node of every instance.
+included: a running task is cancelled and removes its directory itself; one that has to be killed
+leaves it to the next task on its node (:mod:`scadrt.engines.task_dirs`; a private cluster's go with
+the cluster). The run report records the node of every instance.
 """
 
 from __future__ import annotations
@@ -556,6 +556,8 @@ class _Run:
         """Stop these running tasks: each is asked first (it kills its instance and removes its
         directory, see :func:`run_task`), and killed with its worker if it has not ended within
         :data:`CANCEL_GRACE` (a kill leaves the directory to the node's next task)."""
+        if not refs:
+            return
         for ref in refs:
             with suppress(Exception):  # finished already, or its worker is gone: nothing to cancel
                 self.ray.cancel(ref)
