@@ -13,7 +13,8 @@ aliasing, state; helper summaries), ``mutation`` (what each unit changes, closed
 aliasing), ``dataflow`` (the one gen/kill solver), ``liveness``, ``transfer`` (what cannot cross
 a cut), ``hidden_state``, ``constants`` (split-time arithmetic), ``heavy``, ``shapes`` (what a
 statement looks like: the facts of a ``for`` loop the partitioner decides on), ``unsupported``,
-``observed`` (what a profile saw each unit change in place: added to ``UnitFacts.mutated``);
+``observed`` (what a profile saw each unit change in place: added to ``UnitFacts.mutated``),
+``release`` (which locals an element may drop once dead);
 ``facts`` holds the frozen result types and their text form.
 May import ``scadrt`` but never ``scadc.partition``/``scadc.codegen``.
 """
@@ -38,6 +39,7 @@ from scadc.analysis.mutation import AliasProvider, Mutation, MutationProvider
 from scadc.analysis.names import NamesProvider
 from scadc.analysis.observed import ObservedProvider, check_source, with_observed
 from scadc.analysis.program import Definition, Entry, Program, Unit
+from scadc.analysis.release import ReleaseProvider
 from scadc.analysis.shapes import ForLoop, ShapeProvider, UnitShape
 from scadc.analysis.transfer import TransferProvider
 from scadc.analysis.unsupported import check_supported
@@ -88,7 +90,7 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
     options = Options(heavy_bytes, MappingProxyType(dict(loaded)) if loaded is not None else None)
     r = resolve(program, NamesProvider, DefUseProvider, LivenessProvider, MutationProvider, HiddenStateProvider,
                 HeavyProvider, TransferProvider, AliasProvider, HelperSummaryProvider, ObservedProvider,
-                ShapeProvider, options=options)
+                ShapeProvider, ReleaseProvider, options=options)
     du, live, mut = r[DefUseProvider], r[LivenessProvider], r[MutationProvider]
     check_supported(program, r[NamesProvider]["names"], du)
     heavy, transfer, classes = r[HeavyProvider], r[TransferProvider], r[AliasProvider]
@@ -114,4 +116,4 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
         boundaries.append(Boundary(i, tuple(value(n) for n in sorted(names))))
     aliases = tuple(sorted({c for c in classes.values() if len(c) > 1}, key=sorted))
     return Analysis(program, options, units, tuple(boundaries), heavy, transfer, aliases,
-                    r[HelperSummaryProvider])
+                    r[HelperSummaryProvider], frozenset(r[ReleaseProvider]))

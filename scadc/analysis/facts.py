@@ -123,6 +123,8 @@ class Analysis:
     aliases: tuple[frozenset[str], ...]
     #: summaries of the program's helper functions and methods
     helpers: Mapping[str, Summary]
+    #: the locals an element may ``del`` once nothing reads them (:mod:`scadc.analysis.release`)
+    releasable: frozenset[str] = frozenset()
 
     def format(self, *, explain: bool = False) -> str:
         """The analysis as a table (sorted, stable); ``explain`` adds the reasons behind each fact."""
@@ -171,6 +173,8 @@ def format_analysis(a: Analysis, *, explain: bool = False) -> str:
     if a.not_transferable:
         out.append("not transferable:")
         out += [f"  {n:<10} {r}" for n, r in sorted(a.not_transferable.items())]
+    if a.releasable:
+        out.append(f"releasable: {_names(a.releasable)}")
     if a.aliases:
         out.append("aliases: " + "  ".join("{" + ", ".join(sorted(c)) + "}" for c in a.aliases))
     effects = [(name, s) for name, s in sorted(a.helpers.items())

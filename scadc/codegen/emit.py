@@ -259,8 +259,14 @@ def _epilogue(compute: ComputePlan) -> list[str]:
     return ["return {", *values, *(f"    {r}" for r in rng), "}"]
 
 
-def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple[str, int]:
-    """The text of main() and the 1-based line (within it) where the user's statements start."""
+def _release(names: tuple[str, ...]) -> cst.BaseStatement:
+    """``del`` of dead heavy locals (:mod:`scadc.partition.releases`): the monolith held them to its end."""
+    return cst.parse_statement(f"del {', '.join(names)}  # freed: not read below\n")
+
+
+def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple[str, int, list[int]]:
+    """The text of main(), the 1-based line (within it) where the user's statements start, and the
+    lines of the (rewritten) module before which a release was inserted, for the source map."""
     lines = _prologue(compute, parallel)
     prologue = [cst.parse_statement(line + "\n") for line in lines]
     if compute.loop is not None and compute.loop.accumulators:
@@ -287,13 +293,23 @@ def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple
     epilogue[0] = epilogue[0].with_changes(leading_lines=[cst.EmptyLine(indent=False), marker])
     function = cst.parse_statement("def main(params, action):\n    pass\n")
     assert isinstance(function, cst.FunctionDef)
-    body = [*prologue, first_unit, *units[1:], *epilogue]
+    statements: list[cst.BaseStatement] = []
+    inserted: list[int] = []
+    releases = dict(compute.releases)
+    for k, unit in enumerate([first_unit, *units[1:]]):
+        statements.append(unit)
+        if names := releases.get(compute.units[k], ()):
+            statements.append(_release(names))
+            if k + 1 < len(units):  # after the unit's footer, before the next one's leading lines
+                following = analysis.units[compute.units[k + 1]].unit
+                inserted.append(following.module_lines[0] - len(getattr(units[k + 1], "leading_lines", ())))
+    body = [*prologue, *statements, *epilogue]
     module = cst.Module(body=[function.with_changes(body=function.body.with_changes(body=body))])
     # where the user's statements start depends only on what comes before them: position just that
     # much, not the whole element (a second rendering of every statement)
     head = cst.Module(body=[function.with_changes(body=function.body.with_changes(body=[*prologue, first_unit]))])
     start = MetadataWrapper(head, unsafe_skip_copy=True).resolve(PositionProvider)[first_unit].start.line
-    return module.code, start
+    return module.code, start, inserted
 
 
 def _definitions(definitions: list[Definition]) -> str:
@@ -343,14 +359,14 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         needs |= setting_needs
         chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
         definitions = [d for d in analysis.program.definitions if id(d) in chosen]
-        main, unit_line = _main(analysis, compute, parallel)
+        main, unit_line, inserted = _main(analysis, compute, parallel)
         # main ends with its newline: the template adds none after it
         text = template.render(header=header, source=source, first_line=compute.lines[0],
                                last_line=compute.lines[1], name=compute.name, position=k + 1,
                                count=len(computes), definitions=_definitions(definitions), main=main)
         main_line = text.splitlines().index("def main(params, action):") + 1
         files[f"{compute.name}.o.py"] = text
-        runs = _unit_runs(analysis, compute, main_line + unit_line - 1)
+        runs = _unit_runs(analysis, compute, main_line + unit_line - 1, inserted)
         for definition in definitions:  # the helpers, copied verbatim: map them too
             block = definition.code.strip("\n")
             generated = text[: text.index(block)].count("\n") + 1
@@ -365,19 +381,23 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     return files, sourcemap
 
 
-def _unit_runs(analysis: Analysis, compute: ComputePlan, generated_start: int) -> list[list[Any]]:
+def _unit_runs(analysis: Analysis, compute: ComputePlan, generated_start: int,
+               inserted: Sequence[int] = ()) -> list[list[Any]]:
     """[generated first line, original first line, line count] of the element's statements, from the
-    first statement itself: ``generated_start`` is its line, not that of the comments before it.
+    first statement itself: ``generated_start`` is its line, not that of the comments before it;
+    ``inserted``: the module lines before which a line of its own (a release) was put.
 
     One run when the statements are the file's own lines; where helpers were inlined they are lines
     of the rewritten module, each mapped to its original (the helper's, the call's): a run per
-    stretch of consecutive original lines, and a helper's runs name it (tracebacks say ``in helper``)."""
+    stretch of consecutive original lines, and a helper's runs name it (tracebacks say ``in helper``).
+    An inserted line ends a run: it maps to nothing."""
     program = analysis.program
     first = analysis.units[compute.units[0]].unit
-    if not program.line_map:
+    if not program.line_map and not inserted:
         return [[generated_start, first.span.line, compute.lines[1] - first.span.line + 1]]
     last = analysis.units[compute.units[-1]].unit
-    start, end = first.module_lines[0], last.module_lines[1]
+    start = first.module_lines[0] if program.line_map else first.span.line
+    end = last.module_lines[1] if program.line_map else compute.lines[1]
     helpers = [(d.span.line, d.span.end_line, d.names[0]) for d in program.definitions
                if d.kind == "function" and d.names and d.names[0] != program.entry.name]
 
@@ -385,14 +405,18 @@ def _unit_runs(analysis: Analysis, compute: ComputePlan, generated_start: int) -
         return next((name for lo, hi, name in helpers if lo <= line <= hi), None)
 
     runs: list[list[Any]] = []
+    shift = 0
     for k in range(end - start + 1):
+        while shift < len(inserted) and inserted[shift] <= start + k:
+            shift += 1
         original = program.original_line(start + k)
+        generated = generated_start + k + shift
         name = function(original)
-        if runs and runs[-1][1] + runs[-1][2] == original and runs[-1][0] + runs[-1][2] == generated_start + k \
+        if runs and runs[-1][1] + runs[-1][2] == original and runs[-1][0] + runs[-1][2] == generated \
                 and (runs[-1][3] if len(runs[-1]) > 3 else None) == name:
             runs[-1][2] += 1
         else:
-            runs.append([generated_start + k, original, 1] + ([name] if name is not None else []))
+            runs.append([generated, original, 1] + ([name] if name is not None else []))
     return runs
 
 

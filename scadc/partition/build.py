@@ -39,6 +39,7 @@ from typing import TypeVar
 
 from scadc.analysis import Analysis, HeavyRule, HiddenState, StateKind
 from scadc.errors import InternalCompilerError
+from scadc.partition import releases
 from scadc.partition.loops import LoopContext, parallel_loop
 from scadc.partition.plan import (
     ComputePlan,
@@ -241,6 +242,9 @@ def _describe(analysis: Analysis, cuts: Sequence[int], policy: str, decisions: t
             reads=tuple(sorted(reads[k])), writes=tuple(sorted(writes[k], key=touched_text)),
             lines=(first.unit.first_line, last.unit.span.end_line or last.unit.span.line), holds=holds,
             loop=loops.get(group[0]) if len(group) == 1 else None,
+            releases=releases.schedule(analysis, group, sources[k], (v.name for v in send),
+                                       stores_heavy=any(v.heavy for v in send),
+                                       loop=len(group) == 1 and group[0] in loops),
         ))
 
     memory_plans: list[MemoryPlan] = []

@@ -174,6 +174,9 @@ class ComputePlan:
     holds: int
     #: the element is a parallel loop: one instance per iteration
     loop: ParallelLoop | None = None
+    #: (unit, the heavy locals it drops after that unit), for the units after which it drops any
+    #: (:mod:`scadc.partition.releases`)
+    releases: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
     @property
     def parallelism(self) -> int:

@@ -56,7 +56,8 @@ def test_a_unit_that_reads_one_heavy_value_and_writes_one(tmp_path: Path, monkey
         if __name__ == "__main__":
             main()
         """, tmp_path, monkeypatch)
-    # the constants it needs, one blank line apart; a heavy value in, its own memory element out
+    # the constants it needs, one blank line apart; a heavy value in, its own memory element out (the
+    # loaded one dropped before the new one is packed)
     assert files["step02.o.py"] == expect("""
         #@ type: compute
         #@ parents: [step01]
@@ -79,6 +80,7 @@ def test_a_unit_that_reads_one_heavy_value_and_writes_one(tmp_path: Path, monkey
             a = _scad.unpack(_scad_step01['a'], action)
             # ---- app.py, from line 10
             b = a * SCALE + OFFSET
+            del a  # freed: not read below
 
             # ---- values for the next element
             return {

@@ -21,6 +21,7 @@ def main(params, action):
     base = np.random.random(SIZE)  # 3 MiB drawn from the global state
     print(f"base mean: {base.mean():.6f}")
     shifted = base + np.random.normal(scale=(0.1), size=base.shape)
+    del base  # freed: not read below
     print(f"shifted mean: {shifted.mean():.6f}")
 
     labels = [f"item{i}" for i in range(50)]

@@ -19,6 +19,7 @@ def main(params, action):
     # ---- global_rng.py, from line 40
     jitter = local.uniform(-1.0, 1.0, size=SIZE)
     combined = shifted + jitter
+    del jitter, shifted  # freed: not read below
 
     # ---- values for the next element
     return {

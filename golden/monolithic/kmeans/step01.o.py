@@ -47,6 +47,7 @@ def main(params, action):
     mean = points.mean(axis=0)
     std = points.std(axis=0)
     X = (points - mean) / std
+    del points  # freed: not read below
     x_squared = np.einsum("ij,ij->i", X, X)
 
     sample = X[rng.choice(len(X), size=SAMPLE, replace=False)]
@@ -56,6 +57,7 @@ def main(params, action):
         _inl2_nxt = sample[rng.choice(len(sample), p=_inl2_closest / _inl2_closest.sum())]
         _inl2_centroids.append(_inl2_nxt)
         _inl2_closest = np.minimum(_inl2_closest, ((sample - _inl2_nxt) ** 2).sum(axis=1))
+    del sample  # freed: not read below
     centroids = np.array(_inl2_centroids); _inl2__ = _inl2_nxt = None; del _inl2__, _inl2_centroids, _inl2_closest, _inl2_nxt
     print("initial centroids (first two features):",
           " ".join(f"({c[0]:.3f},{c[1]:.3f})" for c in centroids))

@@ -59,6 +59,7 @@ def main(params, action):
     dt = MATURITY / N_STEPS
     increments = (RATE - 0.5 * VOL ** 2) * dt + VOL * math.sqrt(dt) * rng.standard_normal((N_PATH_SIMS, N_STEPS))
     paths = SPOT * np.exp(np.cumsum(increments, axis=1))
+    del increments  # freed: not read below
     print(f"simulated {paths.shape[0]} paths of {paths.shape[1]} steps ({paths.nbytes} bytes)")
     asian = discount * np.maximum(paths.mean(axis=1) - STRIKE, 0.0)
     _inl3_name = "Asian (arithmetic)"
@@ -72,6 +73,7 @@ def main(params, action):
     knocked_out = paths.max(axis=1) >= BARRIER
     barrier = np.where(knocked_out, 0.0, discount * np.maximum(paths[:, -1] - STRIKE, 0.0))
     summarise("up-and-out barrier", barrier)
+    del barrier  # freed: not read below
 
     # ---- values for the next element
     return {

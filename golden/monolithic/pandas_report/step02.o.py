@@ -45,6 +45,7 @@ def main(params, action):
     sales["lost"] = sales["revenue"].where(sales["returned"], 0.0)
     returns = sales.groupby("channel").agg(lines=("returned", "size"), returned=("returned", "sum"),
                                            lost=("lost", "sum"))
+    del sales  # freed: not read below
     returns["rate"] = returns["returned"] / returns["lines"]
     print(returns.to_string(formatters={"lost": money, "rate": "{:.4f}".format}))
 

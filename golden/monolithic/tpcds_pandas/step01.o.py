@@ -79,6 +79,7 @@ def main(params, action):
     capped = store_sales["sales_price"] > store_sales["list_price"]
     store_sales.loc[capped, "sales_price"] = store_sales.loc[capped, "list_price"]
     print(f"capped {int(capped.sum())} prices at the list price")
+    del capped  # freed: not read below
     store_sales["ss_net_profit"] = store_sales["ss_net_profit"].fillna(0.0)
     store_sales["ext_sales"] = store_sales["sales_price"] * store_sales["quantity"]
     store_sales["ext_cost"] = store_sales["wholesale_cost"] * store_sales["quantity"]
@@ -96,6 +97,7 @@ def main(params, action):
     november = sales[(sales["d_moy"] == 11) & (sales["i_manufact_id"] == MANUFACTURER)]
     brands = november.groupby(["d_year", "i_brand_id"], as_index=False).agg(
         sum_agg=("ext_sales", "sum"), lines=("ext_sales", "size"))
+    del november  # freed: not read below
     brands.sort_values(["d_year", "sum_agg", "i_brand_id"], ascending=[True, False, True], inplace=True)
     top = brands.groupby("d_year").head(3).copy()
     top["sum_agg"] = top["sum_agg"].round(2)

@@ -48,6 +48,7 @@ def main(params, action):
     year_of = np.zeros(N_DAYS + 1, dtype=np.int64)
     year_of[date_dim["d_date_sk"]] = date_dim["d_year"]
     in_2000 = store_returns[year_of[store_returns["sr_returned_date_sk"]] == 2000]
+    del store_returns  # freed: not read below
 
     # ---- values for the next element
     return {

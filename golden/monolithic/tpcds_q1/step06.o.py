@@ -20,6 +20,7 @@ def main(params, action):
     keys = in_2000["sr_customer_sk"] * (N_STORES + 1) + in_2000["sr_store_sk"]
     groups, inverse = np.unique(keys, return_inverse=True)
     ctr_total = np.bincount(inverse, weights=in_2000["sr_fee"])
+    del in_2000  # freed: not read below
     ctr_customer = groups // (N_STORES + 1)
     ctr_store = groups % (N_STORES + 1)
     del keys, inverse

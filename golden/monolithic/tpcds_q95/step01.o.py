@@ -73,9 +73,11 @@ def main(params, action):
 
     day = sales["ws_ship_date_sk"]
     in_window = (day >= WINDOW_START) & (day <= WINDOW_START + WINDOW_DAYS)
+    del day  # freed: not read below
     in_illinois = tables.ca_state[sales["ws_ship_addr_sk"] - 1] == "IL"
     from_pri = tables.web_company[sales["ws_web_site_sk"] - 1] == "pri"
     mask = in_window & in_illinois & from_pri
+    del from_pri, in_illinois, in_window  # freed: not read below
 
     # ---- values for the next element
     return {

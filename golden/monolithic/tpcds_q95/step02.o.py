@@ -66,6 +66,7 @@ def main(params, action):
     mask &= np.isin(sales["ws_order_number"], ws_wh)
     mask &= np.isin(sales["ws_order_number"], returned)
     chosen = sales[mask]
+    del mask, sales  # freed: not read below
 
     # ---- values for the next element
     return {
