@@ -11,10 +11,11 @@ sum over its elements of:
      stores (× ``store_rss_factor``). What it holds: the heavy values it loaded (× ``load_rss_factor``)
      and what its own earlier units left, the larger of the sizes of the locals they bound (at most what
      the monolith's RSS had grown to since its first unit: in-memory sizes count shared objects once
-     per reference) and how far the monolith's RSS grew over them. The RSS counts what no local names (a helper's freed
-     temporaries that the allocator keeps, caches): a cut sheds that too, the next element being a new
-     process. Its time is its units' wall time, a fixed start-up, and its loads and stores at a
-     measured rate.
+     per reference) and how far the monolith's RSS grew over them, both less the locals it has
+     released by then (:mod:`scadc.partition.releases`: the monolith held them to its end). The RSS
+     counts what no local names (a helper's freed temporaries that the allocator keeps, caches): a
+     cut sheds that too, the next element being a new process. Its time is its units' wall time, a
+     fixed start-up, and its loads and stores at a measured rate.
 (C2) memory elements: a heavy value live at the element's start is in a memory element for all of its
      time (it was stored before and is read here or later); one the element makes and leaves live at its
      end is, from the unit that made it last to the end. A memory element lives from its store to the end
@@ -43,6 +44,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
+
+from scadc.partition.releases import dead_after
 
 if TYPE_CHECKING:
     from scadc.analysis import Analysis, UnitFacts
@@ -155,12 +158,17 @@ class UnitTable:
     scale: tuple[float, ...] = ()
     #: the CPU time of each unit (seconds, all threads; its wall when not measured)
     cpu: tuple[float, ...] = ()
+    #: the heavy locals an element releases after each unit once it has bound them
+    #: (:func:`scadc.partition.releases.dead_after`; none when not given)
+    dead: tuple[frozenset[str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.scale:
             object.__setattr__(self, "scale", (1.0,) * self.count)
         if not self.cpu:
             object.__setattr__(self, "cpu", self.wall)
+        if not self.dead:
+            object.__setattr__(self, "dead", (frozenset(),) * self.count)
         for name in ("start_rss", "end_rss"):
             if not getattr(self, name):
                 object.__setattr__(self, name, (0,) * self.count)
@@ -197,6 +205,7 @@ class UnitTable:
             floor=max(model.element_floor_bytes, first_rss - model.profiler_overhead_bytes),
             start_rss=tuple(_carried(row.get("start_rss_bytes") for row in rows)),
             end_rss=tuple(_carried(row.get("rss_bytes") for row in rows)),
+            dead=tuple(dead_after(analysis, i) for i in range(len(rows))),
         )
 
     def with_measured(self, model: CostModel, measured: Iterable[Measured]) -> UnitTable:
@@ -293,16 +302,23 @@ class _Segments:
         m, t = self.model, self.table
         # (C1) what the element's own units bound, before each unit u (and at the end: index b)
         bound: set[str] = set()
+        freed: set[str] = set()  # what its units bound and it released since
         own: list[float] = []  # own[u - a]: what its units hold when u starts, scaled, plus u's rise
         held_at: list[float] = []  # held_at[u - a]: what its units hold after unit u
         named = 0  # the sizes of the locals its units bound, before unit u (after u - 1)
+        freed_bytes = 0  # what the monolith still held of ``freed`` then
         base = t.start_rss[0]  # the monolith's RSS before its first unit: what no local holds
         for u in range(a, t.count):
-            own.append(t.scale[u] * (max(_at_most(named, t.start_rss[u], base), t.start_rss[u] - t.start_rss[a])
-                                     + t.rise[u]))
+            own.append(t.scale[u] * (max(_at_most(named, t.start_rss[u], base),
+                                         t.start_rss[u] - t.start_rss[a] - freed_bytes) + t.rise[u]))
             bound |= t.defs[u]
-            named = sum(size for n, size in t.sizes[u].items() if n in bound)
-            held_at.append(max(_at_most(named, t.end_rss[u], base), t.end_rss[u] - t.start_rss[a]))
+            if freed:
+                freed -= t.defs[u]  # bound again
+            if t.dead[u]:
+                freed |= t.dead[u] & bound
+            named = sum(size for n, size in t.sizes[u].items() if n in bound and n not in freed)
+            freed_bytes = sum(t.sizes[u].get(n, 0) for n in freed) if freed else 0
+            held_at.append(max(_at_most(named, t.end_rss[u], base), t.end_rss[u] - t.start_rss[a] - freed_bytes))
         out: dict[int, SegmentCost] = {}
         touched: set[str] = set()
         changed_last: dict[str, int] = {}
