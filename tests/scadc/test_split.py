@@ -292,3 +292,21 @@ def test_a_bare_return_in_main_splits_and_runs(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "scadc", "run", str(tmp_path / "prog"), "-q"],
                          check=False, capture_output=True, text=True)
     assert (run.returncode, run.stdout) == (0, "a\n"), run.stderr
+
+
+def test_a_list_holding_a_lambda_stays_in_one_element(tmp_path: Path) -> None:
+    """A list that a lambda (or a generator) is appended to cannot be pickled: with the list live
+    at every cut, policy ``every`` sent it across one and the run failed ("Can't pickle local
+    object"), found by the release fuzzer (tests/scadc/test_split_fuzz.py)."""
+    app = tmp_path / "app.py"
+    app.write_text("import numpy as np\n\n\ndef main():\n    later = []\n    a = np.arange(10.0)\n"
+                   "    later.append(lambda: float(a[1]))\n    table = {'g': [(v for v in range(2))]}\n"
+                   "    b = a * 2\n    print(b.sum())\n    print([f() for f in later], list(table['g'][0]))\n\n\n"
+                   "if __name__ == '__main__':\n    main()\n")
+    analysis = analyze(str(app))
+    assert {"later", "table"} <= set(analysis.not_transferable)
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
+    split = run("-m", "scadc", "run", prog, "--quiet", check=False)
+    assert split.returncode == 0, split.stderr.decode()
+    assert split.stdout == run(app).stdout == b"90.0\n[1.0] [0, 1]\n"

@@ -38,8 +38,10 @@ def bump(values):
 
 def main():
     np.random.seed(0)  # unseeded draws differ from run to run: only deterministic programs compare
+    later = []  # closures and generators that read their arrays when the program ends
 '''
-FOOTER = '''    print("end")
+FOOTER = '''    print("later", [f() if callable(f) else list(f) for f in later])
+    print("end")
 
 
 if __name__ == "__main__":
@@ -65,25 +67,40 @@ EFFECT = {
     "del": "del {y}",
     "log": "with open(LOG, 'a') as log:\n    log.write(str(float({y}[1])) + '\\n')",
     "read": "with open(LOG) as log:\n    print('log', log.read().split())",
+    # reads that liveness sees where they stand, not where they run: an element must not release {y}
+    "closure": "later.append(lambda: round(float({y}[1]), 6))",
+    "generator": "later.append(round(float(v), 6) for v in {y}[:2])",
+    "lazy": "later.append(round(float({y}[i]), 6) for i in range(2))",
+    # a binding on one path only: a release after it could not tell whether {y} is bound
+    "maybe": "if float({y}[1]) > {k}:\n    {y} = {y} * 2\nelse:\n    {x} = np.zeros(N)",
 }
-NEEDS_A_VALUE = {"derive", "alias", "view", "inplace", "item", "helper", "print", "loop", "del", "log"}
+NEEDS_A_VALUE = {"derive", "alias", "view", "inplace", "item", "helper", "print", "loop", "del", "log", "closure",
+                 "generator", "lazy", "maybe"}
+#: what a closure or a lazy generator reads: deleting it would fail the original when they run
+CAPTURES = {"closure", "lazy"}
 
 
 @st.composite
 def programs(draw: st.DrawFn) -> list[str]:
     """Statements (each one or more lines) of main()'s body."""
     defined: list[str] = []
+    captured: set[str] = set()
     statements: list[str] = []
     for _ in range(draw(st.integers(3, 14))):
         kinds = [k for k in (*BINDING, *EFFECT) if (defined or k not in NEEDS_A_VALUE)
-                 and (k != "read" or any("LOG, 'a'" in s for s in statements))]
+                 and (k != "read" or any("LOG, 'a'" in s for s in statements))
+                 and (k != "del" or set(defined) - captured)]
         kind = draw(st.sampled_from(kinds))
         x = draw(st.sampled_from(VARIABLES))
         y, z = (draw(st.sampled_from(defined)) for _ in range(2)) if defined else ("a", "a")
+        if kind == "del":
+            y = draw(st.sampled_from(sorted(set(defined) - captured)))
         k = draw(st.integers(1, 9))
         statements.append({**BINDING, **EFFECT}[kind].format(x=x, y=y, z=z, k=k, n=k % 4 + 2))
         if kind == "del":
             defined.remove(y)
+        elif kind in CAPTURES:
+            captured.add(y)
         elif kind in BINDING and x not in defined:
             defined.append(x)
     return statements
