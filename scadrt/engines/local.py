@@ -543,9 +543,17 @@ class _Run:
                 stdout_path=f"{stem}.out", stderr_path=f"{stem}.err", result_path=f"{stem}.result.json",
                 error_path=f"{stem}.error.json", cpu=spec.limits.cpu,
             )
+            try:
+                write_frame(worker.tasks, task)
+            except OSError:
+                # it died since it last reported (its end of file is read with the events, and the
+                # pool grows again): the task never reached it, so another worker takes it
+                worker.retiring = True
+                running -= 1
+                self.queue.appendleft(submit)
+                continue
             self.params[task.task_id] = submit
             worker.attempts[task.task_id] = _Attempt(task)
-            write_frame(worker.tasks, task)
 
     # ------------------------------------------------------------------ events
 
