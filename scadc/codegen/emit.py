@@ -33,6 +33,7 @@ import ctypes
 import errno
 import functools
 import json
+import math
 import os
 import shutil
 import stat
@@ -73,6 +74,9 @@ _BASELINE = 128 * _MiB
 #: (malloc's arenas, when the collector runs, what it frees late), and the figures were sampled
 #: between statements and at the unit's peak, not at every allocation inside a loaded value
 _PEAK_MARGIN = 1.25
+#: the share of a core the profiled units may keep busy without it counting (the interpreter's own
+#: threads, a short BLAS call): :func:`_profiled_cpu`
+_IDLE_CORE = 0.1
 _RUNTIME = "_scad"  # the name generated code imports scadrt.remote.values as (not a user name)
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("scadc.codegen", "templates"), keep_trailing_newline=True,
@@ -183,15 +187,16 @@ def _runs_alone(plan: PartitionPlan) -> set[str]:
 def _profiled_cpu(analysis: Analysis, compute: ComputePlan) -> int:
     """``limits.cpu`` of an element that runs alone (:func:`_runs_alone`; any other gets 1, as
     instances side by side must not fight over the cores): the cores the profiled run kept busy over
-    its units (CPU time over wall, rounded), so its numeric libraries get the threads the monolith's
-    had; 1 without a profile that measured CPU time. With 1 thread where the monolith had 2,
-    logreg_cv's BLAS-heavy folds ran 1.41× slower."""
+    its units (CPU time over wall, a core busy for more than a tenth of the time counting as one), so
+    its numeric libraries get the threads the monolith's had; 1 without a profile that measured CPU
+    time. With 1 thread where the monolith had 2, logreg_cv's BLAS-heavy folds ran 1.41× slower (and
+    1.31× when its profile's 1.33 busy cores were rounded down)."""
     units = (getattr(analysis.options, "profile", None) or {}).get("units", {})
     measured = [u for i in compute.units if (u := units.get(analysis.program.units[i].span.key)) and "cpu_s" in u]
     wall = sum(float(u.get("wall_s", 0.0)) for u in measured)
     if wall <= 0:
         return 1
-    return max(1, round(sum(float(u["cpu_s"]) for u in measured) / wall))
+    return max(1, math.ceil(sum(float(u["cpu_s"]) for u in measured) / wall - _IDLE_CORE))
 
 
 def _profiled_limit(analysis: Analysis, compute: ComputePlan) -> int | None:

@@ -348,6 +348,24 @@ def test_an_element_that_runs_alone_gets_the_cores_its_units_kept_busy(tmp_path:
     assert all("#@ limits: {cpu: 1, " in f.read_text() for f in unprofiled.glob("*.o.py"))
 
 
+def test_an_element_that_ran_on_more_than_one_core_for_part_of_its_time_gets_two(tmp_path: Path) -> None:
+    """logreg_cv's profile kept 1.33 cores busy (2.31 s of CPU over 1.73 s: BLAS threads part of the
+    time); rounded, its one element got one thread and ran 1.31× the monolith's wall. A core used
+    for more than a tenth of the time is requested."""
+    app, profile = _loop_profile(tmp_path, loop_s=20.0, busy=2.0)
+    for unit in profile["units"].values():
+        unit["cpu_s"] = 1.33 * unit["wall_s"]
+    path = tmp_path / "prof.json"
+    path.write_text(json.dumps(profile))
+    assert scadc("split", app, "-o", tmp_path / "whole", "--profile", path, "--policy", "single").returncode == 0
+    assert "#@ limits: {cpu: 2, " in (tmp_path / "whole" / "step01.o.py").read_text()
+    for unit in profile["units"].values():
+        unit["cpu_s"] = 1.05 * unit["wall_s"]  # the interpreter's own threads, a little BLAS: one
+    path.write_text(json.dumps(profile))
+    assert scadc("split", app, "-o", tmp_path / "one", "--profile", path, "--policy", "single").returncode == 0
+    assert "#@ limits: {cpu: 1, " in (tmp_path / "one" / "step01.o.py").read_text()
+
+
 def test_without_a_memory_profile_the_rules_decide() -> None:
     static = build_plan(analyze(str(KMEANS)), make_policy("resource"))
     assert static.costs == ()
