@@ -12,7 +12,11 @@ Rules (the names are the entry region's locals, see :mod:`scadc.analysis.names`)
    statement all reads happen before its bindings (conservative for walrus).
 4. ``kills`` are the names bound (or deleted) on every path through the unit: the branches of an
    ``if`` kill the intersection; a loop body, an ``except`` handler and a ``match`` case may not
-   run, so they kill nothing; a ``with`` body and a ``try``'s ``finally`` always run.
+   run, so they kill nothing; a ``try``'s ``finally`` always runs, and so does a ``with`` body, to
+   its end, only when every context manager is known not to swallow an exception
+   (:data:`NON_SUPPRESSING`: ``open``, ``np.errstate``, ``warnings.catch_warnings`` …); under any
+   other (``contextlib.suppress``, a manager of unknown type) the body kills nothing: an exception
+   it swallows may skip the rest of the body.
 5. ``defs`` are all names the unit may bind; ``deletes`` the names it ``del``\\ s.
 6. ``module_refs`` are the module-level names the unit reads; ``needs`` is their transitive
    closure over the definitions (what codegen copies into the unit's element).
@@ -240,6 +244,15 @@ class _Acc:
     exits: bool = False
 
 
+#: context managers whose ``__exit__`` never swallows an exception (rule 4)
+NON_SUPPRESSING = frozenset({
+    "builtins.open", "io.open", "gzip.open", "bz2.open", "lzma.open", "os.fdopen", "tempfile.TemporaryDirectory",
+    "tempfile.NamedTemporaryFile", "tempfile.TemporaryFile", "numpy.errstate", "numpy.printoptions",
+    "warnings.catch_warnings", "contextlib.redirect_stdout", "contextlib.redirect_stderr", "contextlib.nullcontext",
+    "pandas.option_context", "threading.Lock", "threading.RLock", "decimal.localcontext",
+})
+
+
 class _Summarizer:
     def __init__(self, names: Names, program: Program) -> None:
         self.names, self.program = names, program
@@ -308,7 +321,10 @@ class _Summarizer:
             k = set()
             for item in s.items:
                 k |= self.events(item, acc, defined | k, s)
-            return k | self.block(s.body, acc, defined | k)
+            body = self.block(s.body, acc, defined | k)
+            known = all(isinstance(item.item, cst.Call) and self.names.qualname(item.item.func) in NON_SUPPRESSING
+                        for item in s.items)
+            return k | body if known else k
         if isinstance(s, (cst.Try, cst.TryStar)):
             body = self.block(s.body, acc, defined)
             for h in s.handlers:

@@ -216,3 +216,37 @@ def test_a_split_with_releases_prints_what_the_original_prints_and_names_its_lin
     err = split.stderr.decode()
     assert f'File "{app}", line 14, in main' in err, err  # the division, after the release
     assert err.rstrip().endswith("ZeroDivisionError: float division by zero")
+
+
+SUPPRESSED = """
+from contextlib import suppress
+
+import numpy as np
+
+
+def main():
+    kept = np.arange(3.0)
+    with suppress(ZeroDivisionError):
+        kept = np.arange(3.0) * (1 / int(len(__name__) > 100))
+        lost = np.ones(1_000_000)
+    print("after", kept.sum())
+    print("done")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("policy", ["single", "every"])
+def test_a_with_block_that_swallows_an_exception_binds_nothing_for_certain(tmp_path: Path, policy: str) -> None:
+    """``contextlib.suppress`` may skip the rest of its body: the split took its bindings as certain,
+    so `kept` was not carried into the element that prints it (every) and `lost`, never bound,
+    was released (single): both NameErrors where the original prints."""
+    app = tmp_path / "app.py"
+    app.write_text(SUPPRESSED)
+    prog = tmp_path / "prog"
+    assert _run("-m", "scadc", "split", app, "-o", prog, "--policy", policy).returncode == 0
+    original, split = _run(app), _run("-m", "scadc", "run", prog, "--quiet")
+    assert original.stdout == b"after 3.0\ndone\n"
+    assert (split.returncode, split.stdout) == (0, original.stdout), split.stderr.decode()
