@@ -11,6 +11,9 @@ Each rule gives a :class:`~scadc.errors.CompileError` at the offending construct
 5. A name that units (or the definitions they need) read, which nothing binds, while the module
    has ``from m import *``: the name probably comes from the star import, which elements cannot
    copy selectively.
+6. ``atexit.register`` or ``weakref.finalize`` anywhere in the program (a call or a decorator):
+   an element's process ends with ``os._exit`` once its results are out, so a handler registered
+   in it would never run (the original runs it after ``main()`` returns).
 
 The first problem in source order is raised.
 """
@@ -130,9 +133,35 @@ def _star_import(program: Program) -> cst.ImportFrom | None:
     return None
 
 
+_AT_EXIT = ("atexit.register", "weakref.finalize")
+
+
+def _exit_handlers(program: Program, names: Names) -> list[CompileError]:
+    """Rule 6, over the whole module."""
+    found: list[CompileError] = []
+
+    class _Find(cst.CSTVisitor):
+        def _check(self, func: cst.BaseExpression, node: cst.CSTNode) -> None:
+            q = names.qualname(func) or ""
+            if q in _AT_EXIT:
+                found.append(program.error(
+                    f"`{q}` is not supported: a split program's elements exit without running exit handlers",
+                    node, "call the handler's code at the end of main() instead"))
+
+        def visit_Call(self, node: cst.Call) -> None:
+            self._check(node.func, node)
+
+        def visit_Decorator(self, node: cst.Decorator) -> None:
+            if not isinstance(node.decorator, cst.Call):
+                self._check(node.decorator, node)
+
+    program.module.visit(_Find())
+    return found
+
+
 def check_supported(program: Program, names: Names, defuse: Mapping[Unit, DefUse]) -> None:
-    """Raise the first problem (rules 1-5) in source order; return if there is none."""
-    problems: list[CompileError] = []
+    """Raise the first problem (rules 1-6) in source order; return if there is none."""
+    problems: list[CompileError] = _exit_handlers(program, names)
     fn = next((s for s in program.module.body if isinstance(s, cst.FunctionDef)
                and s.name.value == program.entry.name), None)
     if fn is not None and fn.asynchronous is not None:
