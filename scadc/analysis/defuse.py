@@ -4,7 +4,11 @@ Rules (the names are the entry region's locals, see :mod:`scadc.analysis.names`)
 
 1. A *read* is a local ``Name`` in load context anywhere in the unit, including inside
    comprehensions, lambdas and nested functions (a closure reads the value when it runs).
-   ``x += e`` reads ``x``; ``del x`` reads ``x`` (the binding must exist to be deleted).
+   ``x += e`` reads ``x``; ``del x`` reads ``x`` (the binding must exist to be deleted). So is a
+   local that an expression string names for a library that looks it up in the caller's frame:
+   ``@x`` in ``df.query(...)``/``df.eval(...)``, any identifier in ``pd.eval(...)`` and
+   ``numexpr.evaluate(...)``; an expression that is not a string literal (an f-string's
+   placeholders, a variable) reads every local.
 2. A *binding* is an assignment target, an augmented assignment, a ``for`` target, a ``with … as``
    target, an ``except … as`` name, a walrus target, an import, or a nested ``def``/``class``.
 3. ``uses`` are the reads not preceded, on every path through the unit, by a binding of the
@@ -25,6 +29,7 @@ Rules (the names are the entry region's locals, see :mod:`scadc.analysis.names`)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -207,6 +212,29 @@ class _Events(cst.CSTVisitor):
         node.body.visit(self)
         self._depth -= 1
         return False
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        """Rule 1's expression strings: the locals a frame-reading library will look up."""
+        func = node.func
+        q = self.names.qualname(func) or ""
+        frame_reading = q in ("pandas.eval", "numexpr.evaluate") or (
+            isinstance(func, cst.Attribute) and func.attr.value in ("query", "eval") and q == "")
+        if not frame_reading or not node.args or node.args[0].keyword is not None:
+            return True
+        expr = node.args[0].value
+        text = expr.evaluated_value if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)) else None
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        scope = self.names.entry_scope
+        locals_ = [a.name for a in scope.assignments if self.names._is_entry(scope, a.name)]
+        if text is None:
+            wanted = set(locals_)  # cannot tell which: all of them
+        else:
+            pattern = r"[A-Za-z_]\w*" if q in ("pandas.eval", "numexpr.evaluate") else r"@([A-Za-z_]\w*)"
+            wanted = set(re.findall(pattern, text)) & set(locals_)
+        for name in sorted(wanted):
+            self.events.append(("read", name))
+        return True
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         if self.names.binds_local(node, node.name.value):

@@ -310,3 +310,22 @@ def test_a_list_holding_a_lambda_stays_in_one_element(tmp_path: Path) -> None:
     split = run("-m", "scadc", "run", prog, "--quiet", check=False)
     assert split.returncode == 0, split.stderr.decode()
     assert split.stdout == run(app).stdout == b"90.0\n[1.0] [0, 1]\n"
+
+
+def test_locals_a_pandas_expression_string_names_cross_the_cut(tmp_path: Path) -> None:
+    """``df.query("a > @limit")`` and ``df.eval(...)`` read ``limit`` from the caller's frame: the
+    analysis saw no read, so policy every left ``limit`` behind and the split raised
+    UndefinedVariableError where the original printed."""
+    app = tmp_path / "app.py"
+    app.write_text("import numpy as np\nimport pandas as pd\n\n\ndef main():\n"
+                   "    df = pd.DataFrame({'a': np.arange(10)})\n    limit = 5\n    scale = 3\n    print('x')\n"
+                   "    print(df.query('a > @limit')['a'].sum(), df.eval('a * @limit').sum(),\n"
+                   "          pd.eval('df.a * scale').sum())\n\n\n"
+                   "if __name__ == '__main__':\n    main()\n")
+    analysis = analyze(str(app))
+    assert {"limit", "scale"} <= analysis.units[-1].uses
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
+    split = run("-m", "scadc", "run", prog, "--quiet", check=False)
+    assert split.returncode == 0, split.stderr.decode()
+    assert split.stdout == run(app).stdout == b"x\n30 225 135\n"
