@@ -6,9 +6,9 @@ Rules (the names are the entry region's locals, see :mod:`scadc.analysis.names`)
    comprehensions, lambdas and nested functions (a closure reads the value when it runs).
    ``x += e`` reads ``x``; ``del x`` reads ``x`` (the binding must exist to be deleted). So is a
    local that an expression string names for a library that looks it up in the caller's frame:
-   ``@x`` in ``df.query(...)``/``df.eval(...)``, any identifier in ``pd.eval(...)`` and
-   ``numexpr.evaluate(...)``; an expression that is not a string literal (an f-string's
-   placeholders, a variable) reads every local.
+   ``@x`` in ``df.query(...)``/``df.eval(...)``, any identifier in ``pd.eval(...)``,
+   ``numexpr.evaluate(...)`` and Python's own ``eval``/``exec``; an expression that is not a
+   string literal (an f-string's placeholders, a variable) reads every local.
 2. A *binding* is an assignment target, an augmented assignment, a ``for`` target, a ``with … as``
    target, an ``except … as`` name, a walrus target, an import, or a nested ``def``/``class``.
 3. ``uses`` are the reads not preceded, on every path through the unit, by a binding of the
@@ -93,6 +93,10 @@ def pragma_of(stmt: cst.CSTNode) -> str | None:
             if word and word[0] in ("memory", "local"):
                 return word[0]
     return None
+
+
+#: calls whose expression string reads every name it mentions from the caller's frame (rule 1)
+_READ_EVERY_IDENTIFIER = frozenset({"pandas.eval", "numexpr.evaluate", "builtins.eval", "builtins.exec"})
 
 
 class _Events(cst.CSTVisitor):
@@ -217,7 +221,7 @@ class _Events(cst.CSTVisitor):
         """Rule 1's expression strings: the locals a frame-reading library will look up."""
         func = node.func
         q = self.names.qualname(func) or ""
-        frame_reading = q in ("pandas.eval", "numexpr.evaluate") or (
+        frame_reading = q in _READ_EVERY_IDENTIFIER or (
             isinstance(func, cst.Attribute) and func.attr.value in ("query", "eval") and q == "")
         if not frame_reading or not node.args or node.args[0].keyword is not None:
             return True
@@ -230,7 +234,7 @@ class _Events(cst.CSTVisitor):
         if text is None:
             wanted = set(locals_)  # cannot tell which: all of them
         else:
-            pattern = r"[A-Za-z_]\w*" if q in ("pandas.eval", "numexpr.evaluate") else r"@([A-Za-z_]\w*)"
+            pattern = r"[A-Za-z_]\w*" if q in _READ_EVERY_IDENTIFIER else r"@([A-Za-z_]\w*)"
             wanted = set(re.findall(pattern, text)) & set(locals_)
         for name in sorted(wanted):
             self.events.append(("read", name))

@@ -14,6 +14,8 @@ Each rule gives a :class:`~scadc.errors.CompileError` at the offending construct
 6. ``atexit.register`` or ``weakref.finalize`` anywhere in the program (a call or a decorator):
    an element's process ends with ``os._exit`` once its results are out, so a handler registered
    in it would never run (the original runs it after ``main()`` returns).
+7. ``locals()``, ``vars()``, ``dir()`` (without an argument) or ``globals()`` in the entry region
+   itself: they list the element's namespace (its parameters, what it loaded), not the original's.
 
 The first problem in source order is raised.
 """
@@ -93,6 +95,9 @@ class _Check(cst.CSTVisitor):
         elif q == "builtins.eval" and node.args and isinstance(node.args[0].value, cst.SimpleString) and \
                 ":=" in str(node.args[0].value.evaluated_value):
             self._add("`eval` of code that defines names is not supported", node)
+        elif q in _NAMESPACE and self._depth == 0 and (not node.args or q == "builtins.globals"):  # rule 7
+            self._add(f"`{q.removeprefix('builtins.')}()` is not supported in the entry region: an element's "
+                      "namespace is not the original's", node, "name the values you need explicitly")
         elif q in _EXITS and not self.last:  # rule 4
             self._add(f"`{q.removeprefix('builtins.')}()` before the last statement of the entry region is not "
                       "supported", node, "return from main() instead, or move the exit to the end")
@@ -134,6 +139,7 @@ def _star_import(program: Program) -> cst.ImportFrom | None:
 
 
 _AT_EXIT = ("atexit.register", "weakref.finalize")
+_NAMESPACE = ("builtins.locals", "builtins.vars", "builtins.dir", "builtins.globals")
 
 
 def _exit_handlers(program: Program, names: Names) -> list[CompileError]:
@@ -160,7 +166,7 @@ def _exit_handlers(program: Program, names: Names) -> list[CompileError]:
 
 
 def check_supported(program: Program, names: Names, defuse: Mapping[Unit, DefUse]) -> None:
-    """Raise the first problem (rules 1-6) in source order; return if there is none."""
+    """Raise the first problem (rules 1-7) in source order; return if there is none."""
     problems: list[CompileError] = _exit_handlers(program, names)
     fn = next((s for s in program.module.body if isinstance(s, cst.FunctionDef)
                and s.name.value == program.entry.name), None)

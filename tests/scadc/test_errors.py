@@ -27,6 +27,7 @@ CONSTRUCTS = {
     "input files that do not parse": ["syntax_error"],
     # not in the shared contract: a handler registered in an element would be dropped silently
     "exit handlers (atexit.register, weakref.finalize)": ["atexit_handler", "exit_handler_decorator_in_a_helper"],
+    "the namespace itself (locals(), vars(), dir(), globals())": ["locals_in_the_entry"],
 }
 
 

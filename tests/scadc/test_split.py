@@ -329,3 +329,15 @@ def test_locals_a_pandas_expression_string_names_cross_the_cut(tmp_path: Path) -
     split = run("-m", "scadc", "run", prog, "--quiet", check=False)
     assert split.returncode == 0, split.stderr.decode()
     assert split.stdout == run(app).stdout == b"x\n30 225 135\n"
+
+
+def test_locals_an_eval_string_names_cross_the_cut(tmp_path: Path) -> None:
+    """``eval("a + b")`` reads ``a`` and ``b`` from the frame: with no read seen they stayed in an
+    earlier element (policy every) and the split raised NameError where the original printed."""
+    app = tmp_path / "app.py"
+    app.write_text("def main():\n    a = 1\n    b = 2\n    print('x')\n    print(eval('a + b'))\n\n\n"
+                   "if __name__ == '__main__':\n    main()\n")
+    prog = tmp_path / "prog"
+    run("-m", "scadc", "split", app, "-o", prog, "--policy", "every")
+    split = run("-m", "scadc", "run", prog, "--quiet", check=False)
+    assert (split.returncode, split.stdout) == (0, b"x\n3\n"), split.stderr.decode()
