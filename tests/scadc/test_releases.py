@@ -96,7 +96,7 @@ def test_a_script_global_read_by_a_function_is_not_releasable(tmp_path: Path) ->
     assert releasable(app) == {"other"}
 
 
-@pytest.mark.parametrize("look", ["print(sorted(locals()))", "print(sys._getframe().f_lineno)",
+@pytest.mark.parametrize("look", ["print(sorted(vars(np))[:1])", "print(sys._getframe().f_lineno)",
                                   "print(len(gc.get_objects()) > 0)", "eval('1')"])
 def test_a_program_that_looks_at_frames_or_references_releases_nothing(tmp_path: Path, look: str) -> None:
     app = _main(tmp_path, f"""
