@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import selectors
 import shutil
 import signal
@@ -77,6 +76,7 @@ from scadrt.engines.worker import (
 )
 from scadrt.errors import InternalError
 from scadrt.profile import ProfileSample, rss, samples_from_json
+from scadrt.readiness import readable
 from scadrt.report import InstanceRun, MemoryRun, RunFailed, RunReport, RunResult, program_report
 from scadrt.sourcemap import load_sourcemap
 
@@ -114,7 +114,7 @@ class _Process:
         """Its exit code (negative: killed by that signal; None for a spawned worker, whose status
         only its spawner sees); TimeoutError if it runs on."""
         if self.pidfd is not None:
-            if not select.select([self.pidfd], [], [], timeout)[0]:
+            if not readable([self.pidfd], timeout):
                 raise TimeoutError(f"process {self.pid} is still running")
             os.close(self.pidfd)
             self.pidfd, self.gone = None, True
@@ -253,6 +253,10 @@ class _Pool:
         with suppress(OSError):
             worker.tasks.close()
 
+    def release(self) -> None:
+        """Close the selector: the pool is not used again (:meth:`close` first)."""
+        self._selector.close()
+
     def readable(self, timeout: float) -> list[_Worker]:
         """The workers with an event (or end of file) to read, after waiting at most ``timeout`` s."""
         return [key.data for key, _ in self._selector.select(timeout=timeout)]
@@ -314,8 +318,10 @@ class LocalEngine:
         self._pool.grow(size)
 
     def close(self) -> None:
-        """Stop every worker and child this engine started."""
+        """Stop every worker and child this engine started, and release the pool's selector (an
+        epoll descriptor: left open, every ``scadrt.run`` in a process leaked one)."""
         self._pool.close()
+        self._pool.release()
 
     def __enter__(self) -> LocalEngine:
         return self

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import select
 import signal
 import time
 from collections import deque
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from scadrt.dag import ElementSpec, Program
 from scadrt.errors import TransportError, UserError
+from scadrt.readiness import readable
 from scadrt.sizes import format_size
 from scadrt.transports import TRANSPORT_CHOICES
 from scadrt.transports.shm import SharedRegion, new_segment_name
@@ -255,11 +255,11 @@ class TcpMemory:
             while todo and len(starting) < self.max_starting:  # rule 2
                 self._launch(*todo.popleft())
             wait = max(0.0, min(deadline for _, _, deadline in starting) - time.monotonic())
-            readable, _, _ = select.select([s.server.output for _, s, _ in starting], [], [], wait)
+            ready = readable([s.server.output for _, s, _ in starting], wait)
             now = time.monotonic()
             for entry in list(starting):
                 spec, served, deadline = entry
-                if served.server.output in readable or now >= deadline:
+                if served.server.output in ready or now >= deadline:
                     starting.remove(entry)
                     try:
                         served.server.wait_ready(0.0)

@@ -10,7 +10,6 @@ the server runs in the child.
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
 from scadrt.errors import TransportError, clip
+from scadrt.readiness import readable
 
 __all__ = ["ChildProcess", "ServerProcess", "launch_memory_server", "server_options", "spawn_memory_server"]
 
@@ -74,7 +74,7 @@ class ServerProcess:
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Wait for the "listening on" line and learn the url; TransportError (and the server
         stopped) if it exits or stays silent for ``timeout`` seconds."""
-        ready, _, _ = select.select([self.output], [], [], timeout)
+        ready = readable([self.output], timeout)
         line = self.output.readline().decode().strip() if ready else ""
         if not line.startswith("listening on "):
             status = self.stop(timeout=1.0)
