@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import select
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 
 from scadrt.engines.worker import Task, die_with_parent, run_instance
 from scadrt.profile import rss
+from scadrt.readiness import readable
 
 __all__ = ["SubprocessExit", "run_subprocess"]
 
@@ -66,7 +66,7 @@ def run_subprocess(task: Task, *, cwd: str | None = None, env: Mapping[str, str]
     samples: list[tuple[float, int]] = []
     exited = os.pidfd_open(proc.pid)  # readable once it has exited: no sleep between its end and ours
     try:
-        while not select.select([exited], [], [], _SAMPLE_INTERVAL)[0]:
+        while not readable([exited], _SAMPLE_INTERVAL):
             samples.append((time.time(), rss(proc.pid)))
     except BaseException:  # the task was cancelled (ray.cancel raises KeyboardInterrupt here): the instance goes too
         proc.kill()

@@ -33,7 +33,6 @@ import importlib
 import json
 import os
 import pickle
-import select
 import signal
 import socket
 import struct
@@ -47,6 +46,7 @@ from typing import Any, BinaryIO
 from scadrt.element import error_record, run_element
 from scadrt.engines.threads import limit_threads
 from scadrt.profile import samples_to_json
+from scadrt.readiness import readable
 
 __all__ = [
     "Exited", "Finished", "Forked", "Ready", "Started", "Task", "detach_inherited_fds", "die_with_parent",
@@ -141,8 +141,8 @@ def _read_exactly(inp: BinaryIO, size: int) -> bytes | None:
 def read_frame(inp: BinaryIO) -> Any:
     """The next frame, or None at end of file.
 
-    The engine reads with ``select``, so its pipes must be unbuffered (``buffering=0``): a
-    buffered reader could swallow the next frame, and select would not wake up for it.
+    The engine waits with ``poll``/``epoll``, so its pipes must be unbuffered (``buffering=0``): a
+    buffered reader could swallow the next frame, and poll would not wake up for it.
     """
     head = _read_exactly(inp, _LENGTH.size)
     if head is None:
@@ -420,7 +420,7 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules
     #: pidfd → pid of the workers forked for the engine
     spawned: dict[int, int] = {}
     running: tuple[int, _Child] | None = None
-    # unbuffered: select() must see every frame still in the pipe (see read_frame)
+    # unbuffered: poll() must see every frame still in the pipe (see read_frame)
     with os.fdopen(task_fd, "rb", buffering=0) as tasks, os.fdopen(event_fd, "wb") as events:
         child = _fork_standby(inherited)
         write_frame(events, Ready(os.getpid()))
@@ -432,8 +432,7 @@ def serve(task_fd: int, event_fd: int, engine: int | None = None, client_modules
                 waiting.remove(task_fd)
             if spawn_fd is not None:
                 waiting.append(spawn_fd)
-            readable, _, _ = select.select(waiting, [], [])
-            for fd in readable:
+            for fd in readable(waiting, None):
                 if fd == spawn_fd:
                     if not _spawn(spawn_fd, spawned, client_modules):  # the engine wants no more
                         os.close(spawn_fd)

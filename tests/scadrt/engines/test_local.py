@@ -392,3 +392,29 @@ def test_runs_in_one_process_leave_no_descriptor_behind(transport: str) -> None:
     for _ in range(3):
         scadrt.run(EXAMPLES / "fanout", transport=transport, stdout=io.BytesIO(), stderr=io.BytesIO())
     assert _descriptors() == before
+
+
+@pytest.mark.parametrize("transport", ["shm", "tcp"])
+def test_a_process_holding_a_thousand_descriptors_still_runs_programs(transport: str) -> None:
+    """With every descriptor below 1024 taken, the engine's and the workers' pipes are numbered
+    1024 and up, which select() refuses: the engine raised ValueError, a worker exited with status 1."""
+    import resource
+
+    import scadrt
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the descriptor limit ({hard}) is too low")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    held: list[int] = []
+    try:
+        while (fd := os.open(os.devnull, os.O_RDONLY)) < 1024:
+            held.append(fd)
+        held.append(fd)
+        out = io.BytesIO()
+        scadrt.run(EXAMPLES / "fanout", transport=transport, stdout=out, stderr=io.BytesIO())
+        assert out.getvalue()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
