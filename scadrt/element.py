@@ -26,11 +26,16 @@ next) runs an instance through this module, and the compiler generates elements 
    on (:func:`format_element_error`): the frames of the engine and of this module are dropped.
    An engine that reports a failure across a process boundary sends :func:`error_record`, which
    also says, by type, whether the element ran out of region or lost its memory element.
+7. **Exit.** An instance's process ends as the original's interpreter did (:func:`end_program`):
+   the exit handlers its code registered run, and what its module holds is finalised, so a file
+   the element opened at module level is flushed and closed, however the process then exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import json
 import linecache
 import os
@@ -58,8 +63,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROGRAM_MODULE", "RESULT_RNG", "RESULT_VALUES", "Outcome", "ParentResults", "check_result", "element_params",
-    "error_record", "format_element_error", "instance_index", "instance_name", "instance_names", "load_element",
-    "run_element", "warnings_as_in_main",
+    "end_program", "error_record", "format_element_error", "instance_index", "instance_name", "instance_names",
+    "load_element", "run_element", "warnings_as_in_main",
 ]
 
 JSON = Any
@@ -164,6 +169,25 @@ def load_element(path: str) -> types.ModuleType:
     sys.modules[PROGRAM_MODULE] = module
     exec(compile(source, path, "exec"), module.__dict__)
     return module
+
+
+def end_program() -> None:
+    """Do what the interpreter does at exit for the program this process ran (rule 7).
+
+    An engine that ends an instance with ``os._exit`` (the local engine's forked instances, which
+    skip a teardown of the worker's address space that takes milliseconds) calls it first: the
+    exit handlers run (``atexit``, which ``logging`` uses to flush its handlers), then the
+    element module's namespace is cleared and a collection run, which finalises what only the
+    program holds: a file opened at module level flushes its buffer, as at the interpreter's exit.
+    (A forked instance's gc is frozen: what it inherited is not collected.) An error in a handler is
+    printed and ignored, as at exit. An engine whose process ran code of its own before the
+    instance should clear the handlers first (``atexit._clear()``): they are not the program's.
+    """
+    atexit._run_exitfuncs()
+    module = sys.modules.pop(PROGRAM_MODULE, None)
+    if module is not None:
+        module.__dict__.clear()
+    gc.collect()  # what is left in cycles (a file held by an object that refers to itself), as the exit collects it
 
 
 def check_result(result: object) -> dict[str, JSON]:

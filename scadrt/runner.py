@@ -19,7 +19,7 @@ from scadrt.report import RunReport, RunResult
 if TYPE_CHECKING:
     from scadrt.engines.worker import Forked
 
-__all__ = ["ENGINES", "run"]
+__all__ = ["ENGINES", "run", "runs_inline"]
 
 #: what runs a program: this machine, or a Ray cluster
 ENGINES = ("local", "ray")
@@ -94,16 +94,14 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
         program = load_program(program, max_parallelism=max_parallelism)
     out = _text_sink(lambda: sys.stdout) if stdout is None else stdout
     err = _text_sink(lambda: sys.stderr) if stderr is None else stderr
-    from scadrt.engines import inline  # what every engine imports too (scheduler core, failures, report)
-
-    own = (stdout in (None, getattr(sys.stdout, "buffer", None))
-           and stderr in (None, getattr(sys.stderr, "buffer", None)))  # the elements would write where we do
     if engine == "ray":
         from scadrt.engines.ray_engine import RayEngine
 
         outcome = RayEngine(address=address, transport=transport, max_workers=max_workers, retries=retries,
                             stdout=out, stderr=err, on_event=on_event).run(program, params)
-    elif in_process and inline.fits(program, retries=retries, own_streams=own):
+    elif in_process and runs_inline(program, retries=retries, stdout=stdout, stderr=stderr):
+        from scadrt.engines import inline
+
         outcome = inline.run_inline(program, params, on_event)
     else:
         outcome = _run_local(program, params, transport=transport, max_workers=max_workers, retries=retries,
@@ -111,6 +109,18 @@ def run(program: str | Path | Program, *, params: Any = None, transport: str = "
     if on_results is not None:
         on_results(outcome.results)
     return outcome.report
+
+
+def runs_inline(program: Program, *, retries: int = 0, stdout: BinaryIO | None = None,
+                stderr: BinaryIO | None = None) -> bool:
+    """Whether :func:`run` with ``in_process=True`` (and the local engine) runs ``program`` in this
+    process: then the program's exit handlers and open files are this process's, and it must end
+    as an interpreter does, not with ``os._exit`` (``scadc run`` asks before it runs)."""
+    from scadrt.engines import inline  # what every engine imports too (scheduler core, failures, report)
+
+    own = (stdout in (None, getattr(sys.stdout, "buffer", None))
+           and stderr in (None, getattr(sys.stderr, "buffer", None)))  # the elements would write where we do
+    return inline.fits(program, retries=retries, own_streams=own)
 
 
 def _run_local(program: Program, params: Any, *, transport: str, max_workers: int | None, retries: int,

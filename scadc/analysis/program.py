@@ -76,6 +76,7 @@ _T = TypeVar("_T")
 DefinitionKind = Literal["import", "function", "class", "constant", "data", "setting", "statement"]
 #: module-level calls that configure the process (printing, warnings, floating-point errors) and
 #: are safe to repeat: every element runs them, as the original ran them before main()
+#: (``logging.basicConfig`` too, when it names no file: :func:`_is_setting`)
 SETTING_CALLS = frozenset({"filterwarnings", "simplefilter", "set_option", "set_printoptions", "seterr",
                            "resetwarnings", "setrecursionlimit"})
 
@@ -483,10 +484,33 @@ def _kind(stmt: cst.BaseStatement, known: set[str]) -> DefinitionKind:
             isinstance(s, (cst.Assign, cst.AnnAssign, cst.AugAssign)) for s in stmt.body):
         return "data"
     if isinstance(stmt, cst.SimpleStatementLine) and all(
-            isinstance(s, cst.Expr) and isinstance(s.value, cst.Call) and isinstance(s.value.func, cst.Attribute)
-            and s.value.func.attr.value in SETTING_CALLS for s in stmt.body):
+            isinstance(s, cst.Expr) and isinstance(s.value, cst.Call) and _is_setting(s.value) for s in stmt.body):
         return "setting"
     return "statement"
+
+
+#: what ``logging.basicConfig`` may be given and still be a setting: a file (``filename``, a
+#: ``handlers`` list, any other ``stream``) would be opened, and truncated, by every element
+_LOGGING_SETTINGS = frozenset({"level", "format", "datefmt", "style", "force"})
+
+
+def _is_setting(call: cst.Call) -> bool:
+    if not isinstance(call.func, cst.Attribute):
+        return False
+    if call.func.attr.value in SETTING_CALLS:
+        return True
+    if call.func.attr.value != "basicConfig":
+        return False
+    for arg in call.args:
+        if arg.keyword is None:
+            return False
+        if arg.keyword.value == "stream":
+            if not (isinstance(arg.value, cst.Attribute) and isinstance(arg.value.value, cst.Name)
+                    and arg.value.value.value == "sys" and arg.value.attr.value in ("stdout", "stderr")):
+                return False
+        elif arg.keyword.value not in _LOGGING_SETTINGS:
+            return False
+    return True
 
 
 def load_program(path: str, *, entry: str | None = None) -> Program:

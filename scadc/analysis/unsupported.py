@@ -12,8 +12,8 @@ Each rule gives a :class:`~scadc.errors.CompileError` at the offending construct
    has ``from m import *``: the name probably comes from the star import, which elements cannot
    copy selectively.
 6. ``atexit.register`` or ``weakref.finalize`` anywhere in the program (a call or a decorator):
-   an element's process ends with ``os._exit`` once its results are out, so a handler registered
-   in it would never run (the original runs it after ``main()`` returns).
+   every element is a process of its own, which runs the handlers registered in it when it ends
+   (:func:`scadrt.element.end_program`); the original runs them once, after ``main()`` returns.
 7. ``locals()``, ``vars()``, ``dir()`` (without an argument) or ``globals()`` in the entry region
    itself: they list the element's namespace (its parameters, what it loaded), not the original's.
 
@@ -151,7 +151,8 @@ def _exit_handlers(program: Program, names: Names) -> list[CompileError]:
             q = names.qualname(func) or ""
             if q in _AT_EXIT:
                 found.append(program.error(
-                    f"`{q}` is not supported: a split program's elements exit without running exit handlers",
+                    f"`{q}` is not supported: an element would run the handler when its own process ends, "
+                    "not after the whole program",
                     node, "call the handler's code at the end of main() instead"))
 
         def visit_Call(self, node: cst.Call) -> None:

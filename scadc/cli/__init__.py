@@ -75,10 +75,12 @@ def run_and_exit() -> NoReturn:
     After ``scadc run`` the process exits at once (``os._exit``) once stdout and stderr are
     flushed: the interpreter's teardown of what a run leaves (its modules and objects, pages
     shared with the workers it forked) took 30-80 ms here and does nothing the run needs. The
-    engine has stopped every process and removed every file and segment it made, and it never
-    runs the user's code itself (instances run in forked children, which end with ``os._exit``
-    too). Other commands may run the user's program in this process (``scadc profile``), whose
-    exit hooks must run: they exit as usual.
+    engine has stopped every process and removed every file and segment it made, and its
+    instances ran in forked children, which end as the program's interpreter would
+    (:func:`scadrt.element.end_program`) before their own ``os._exit``. A program of one element
+    runs in this process (:func:`scadrt.runner.runs_inline`); then, as after the other commands
+    that may run the user's program here (``scadc profile``), its exit handlers must run and its
+    open files be flushed: the process exits as usual.
     """
     code, at_once = _main(None)
     if at_once:

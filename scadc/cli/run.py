@@ -29,7 +29,7 @@ from scadc.cli.params import add_input_arguments, parse_run_input
 from scadrt import load_program
 from scadrt.errors import UserError
 from scadrt.report import RunFailed, RunReport
-from scadrt.runner import ENGINES
+from scadrt.runner import ENGINES, runs_inline
 from scadrt.transports import TRANSPORT_CHOICES
 
 __all__ = ["add_run"]
@@ -55,6 +55,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if isinstance(progress, RichProgress):
         stdout = stderr = None
     results: dict[str, list[Any]] = {}
+    if args.engine == "local" and runs_inline(program, retries=args.retries, stdout=stdout, stderr=stderr):
+        args.exit_at_once = False  # the program runs in this process: its exit handlers and open files are ours
     try:
         with progress if progress is not None else contextlib.nullcontext():
             report = scadrt.run(program, params=run_input, transport=args.transport, max_workers=args.max_workers,
@@ -128,4 +130,5 @@ def add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--html", metavar="FILE", help="write the run report as a self-contained HTML page here")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     add_max_parallelism(p, "refuse elements with more than N instances")
-    p.set_defaults(exit_at_once=True)  # the engine runs no user code in this process (scadc.cli.run_and_exit)
+    # unless the program runs in this process (_cmd_run): instances end as programs do (scadc.cli.run_and_exit)
+    p.set_defaults(exit_at_once=True)

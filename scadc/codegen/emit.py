@@ -49,6 +49,7 @@ import networkx as nx
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from scadc.analysis import Analysis, Definition
+from scadc.analysis.module_effects import run_once
 from scadc.errors import CompileError, InternalCompilerError
 from scadc.partition.plan import ComputePlan, PartitionPlan
 from scadc.source import Span
@@ -342,6 +343,9 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     settings = [d for d in analysis.program.definitions if d.kind == "setting"]
     setting_needs = analysis.program.needs(set().union(*(d.refs for d in settings)))
     alone = _runs_alone(plan)
+    whole_module = bool(run_once(analysis.program))
+    if whole_module and len(computes) != 1:
+        raise InternalCompilerError(f"a module with statements that run once was split into {len(computes)} elements")
     for k, compute in enumerate(computes):
         header = ["type: compute"]
         if parents := plan.parents(compute.name):
@@ -362,7 +366,10 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
         if compute.unpack or compute.send:
             needs |= classes
         needs |= setting_needs
-        chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
+        if whole_module:  # it runs as one element: the module's statements run once, in order, as before main()
+            chosen = {id(d) for d in analysis.program.definitions}
+        else:
+            chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
         definitions = [d for d in analysis.program.definitions if id(d) in chosen]
         main, unit_line, inserted = _main(analysis, compute, parallel)
         # main ends with its newline: the template adds none after it

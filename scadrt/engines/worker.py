@@ -25,6 +25,7 @@ be confused with the worker's frames.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import functools
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from scadrt.element import error_record, run_element
+from scadrt.element import end_program, error_record, run_element
 from scadrt.engines.threads import limit_threads
 from scadrt.profile import samples_to_json
 from scadrt.readiness import readable
@@ -200,6 +201,7 @@ def fork_frozen(close_on_failure: tuple[int, ...] = ()) -> int:
 
 def run_instance(task: Task) -> int:
     """Run one element instance in this process (a fresh fork); return the exit status."""
+    atexit._clear()  # the worker's exit handlers (inherited by the fork) are not the program's
     try:
         limit_threads(task.cpu)
         outcome = run_element(task.path, task.element, task.index, task.params, task.transports)
@@ -210,6 +212,7 @@ def run_instance(task: Task) -> int:
         Path(task.error_path).write_text(json.dumps(error_record(exc)))
         return 1
     finally:
+        end_program()  # the process ends with os._exit: what the interpreter's exit would do for the program
         sys.stdout.flush()
         sys.stderr.flush()
 
