@@ -41,6 +41,7 @@ import linecache
 import os
 import re
 import sys
+import threading
 import traceback
 import types
 import warnings
@@ -174,15 +175,20 @@ def load_element(path: str) -> types.ModuleType:
 def end_program() -> None:
     """Do what the interpreter does at exit for the program this process ran (rule 7).
 
-    An engine that ends an instance with ``os._exit`` (the local engine's forked instances, which
-    skip a teardown of the worker's address space that takes milliseconds) calls it first: the
-    exit handlers run (``atexit``, which ``logging`` uses to flush its handlers), then the
-    element module's namespace is cleared and a collection run, which finalises what only the
-    program holds: a file opened at module level flushes its buffer, as at the interpreter's exit.
-    (A forked instance's gc is frozen: what it inherited is not collected.) An error in a handler is
-    printed and ignored, as at exit. An engine whose process ran code of its own before the
-    instance should clear the handlers first (``atexit._clear()``): they are not the program's.
+    An engine that ends an instance with ``os._exit`` (the local engine's forked instances, and
+    ``scadc run`` after running the one element itself: each skips a teardown of its address space
+    that takes 25 ms and more) calls it first. In the interpreter's order: the threads the program
+    started and did not make daemons are waited for, the exit handlers run (``atexit``, which
+    ``logging`` uses to flush its handlers), then the element module's namespace is cleared and a
+    collection run, which finalises what only the program holds: a file opened at module level
+    flushes its buffer. (A forked instance's gc is frozen: what it inherited is not collected.)
+    An error in a handler is printed and ignored, as at exit. An engine whose process ran code of
+    its own before the instance should clear the handlers first (``atexit._clear()``): they are
+    not the program's. What a library module holds is not finalised (the interpreter would).
     """
+    # what Py_Finalize calls first: it joins the non-daemon threads (those they start too) and runs
+    # the hooks of threading._register_atexit (concurrent.futures' executors wait for their work)
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     module = sys.modules.pop(PROGRAM_MODULE, None)
     if module is not None:

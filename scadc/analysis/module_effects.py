@@ -10,6 +10,12 @@ for writing, a call of the program's own or another library's function, a module
 the files would differ. Sound by default: a call not in :data:`PURE_CALLS` counts as an effect.
 A program with such a statement runs as one element whose prelude is the whole module, in order
 (cut rule (6) in :func:`scadc.partition.build.allowed_cuts`).
+
+A thread goes on past the statement that starts it, and the interpreter waits for it at exit: an
+element waits for its threads when it ends (:func:`scadrt.element.end_program`), so the later
+statements of other elements would run after the thread, not beside it. A program that imports
+a module that starts threads or processes (:data:`THREAD_MODULES`) runs as one element too
+(rule (7)).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import libcst as cst
 from scadc.analysis.names import dotted
 from scadc.analysis.program import Definition, Program
 
-__all__ = ["PURE_CALLS", "run_once"]
+__all__ = ["PURE_CALLS", "THREAD_MODULES", "run_once", "thread_import"]
 
 #: calls (fully qualified; builtins bare) whose result is the same every time for the same
 #: arguments and that change nothing else: module-level data built from them may be rebuilt in
@@ -110,3 +116,32 @@ def run_once(program: Program) -> tuple[Definition, ...]:
         return ()
     aliases = _aliases(program)
     return tuple(d for d in program.definitions if not _repeatable(d, aliases, program.module_names))
+
+
+#: modules whose threads or processes may run on past the statement that starts them
+THREAD_MODULES = ("threading", "_thread", "concurrent.futures", "multiprocessing")
+
+
+def thread_import(program: Program) -> int | None:
+    """The line of the first import, anywhere in the program, of a module in :data:`THREAD_MODULES`."""
+    lines: list[int] = []
+
+    def starts_threads(name: str) -> bool:
+        return any(name == m or name.startswith(m + ".") for m in THREAD_MODULES)
+
+    class _Imports(cst.CSTVisitor):
+        def visit_Import(self, node: cst.Import) -> None:
+            if any(starts_threads(".".join(dotted(a.name) or [])) for a in node.names):
+                lines.append(program.positions[node].start.line)
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+            if node.module is None or node.relative:
+                return
+            module = ".".join(dotted(node.module) or [])
+            names = [] if isinstance(node.names, cst.ImportStar) else [
+                a.name.value for a in node.names if isinstance(a.name, cst.Name)]
+            if starts_threads(module) or any(starts_threads(f"{module}.{n}") for n in names):
+                lines.append(program.positions[node].start.line)
+
+    program.wrapper.module.visit(_Imports())
+    return program.original_line(min(lines)) if lines else None

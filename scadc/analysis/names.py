@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from typing import Literal
 
 import libcst as cst
-from libcst.metadata import Access, Assignment, BuiltinAssignment, ImportAssignment, Scope
+from libcst.metadata import Assignment, BuiltinAssignment, ImportAssignment, Scope
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.program import Program
+from scadc.analysis.program import Program, accesses_by_name
 
 __all__ = ["PROGRAM", "NameKind", "Names", "NamesProvider", "dotted", "root_name"]
 
@@ -66,15 +66,13 @@ class Names:
         self.entry_scope = program.scope
         self.global_scope = program.scopes[program.module]
         self.module_names = program.module_names
-        self._access: dict[int, list[Access]] = {}
+        self._access = accesses_by_name(program.scopes)
         self._assign: dict[int, list[Assignment]] = {}
         seen: set[int] = set()
         for scope in program.scopes.values():
             if scope is None or id(scope) in seen:
                 continue
             seen.add(id(scope))
-            for access in scope.accesses:
-                self._access.setdefault(id(access.node), []).append(access)
             for assignment in scope.assignments:
                 if isinstance(assignment, Assignment):
                     self._assign.setdefault(id(assignment.node), []).append(assignment)

@@ -39,7 +39,7 @@ import sys
 import threading
 import tokenize
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +47,7 @@ from typing import Literal, TypeGuard, TypeVar
 
 import libcst as cst
 from libcst.metadata import (
+    Access,
     Assignment,
     CodePosition,
     CodeRange,
@@ -583,8 +584,9 @@ def index_program(path: str, source: str, tree: cst.Module, entry: str | None,
         raise CompileError("the entry region has no statements", entry_info.span, source)
     assert scope is not None
     kinds = _kinds(defs_stmts)
+    accesses = accesses_by_name(scopes)
     definitions = tuple(
-        Definition(kinds[id(s)], tuple(sorted(_binds(s))), _refs(s, scopes, global_scope, positions), span(s),
+        Definition(kinds[id(s)], tuple(sorted(_binds(s))), _refs(s, accesses, global_scope), span(s),
                    module.code_for_node(s), s)
         for s in defs_stmts)
     units = []
@@ -685,17 +687,33 @@ def _target_names(target: cst.BaseExpression) -> set[str]:
     return set()
 
 
-def _refs(stmt: cst.CSTNode, scopes: dict[cst.CSTNode, Scope | None], global_scope: Scope,
-          positions: dict[cst.CSTNode, CodeRange]) -> frozenset[str]:
+def accesses_by_name(scopes: Mapping[cst.CSTNode, Scope | None]) -> dict[int, list[Access]]:
+    """``id`` of a ``Name`` node → the reads of it, in every scope.
+
+    libcst records a read of what ``import os.path`` binds on the whole ``os.path`` attribute, not
+    on the name ``os`` it reads: such a read is filed under its root name, or ``os`` would seem
+    unread (and the import left out of an element that calls ``os.path.join``)."""
+    found: dict[int, list[Access]] = {}
+    seen: set[int] = set()
+    for scope in scopes.values():
+        if scope is None or id(scope) in seen:
+            continue
+        seen.add(id(scope))
+        for access in scope.accesses:
+            node: cst.CSTNode = access.node
+            while isinstance(node, cst.Attribute):
+                node = node.value
+            found.setdefault(id(node), []).append(access)
+    return found
+
+
+def _refs(stmt: cst.CSTNode, accesses: dict[int, list[Access]], global_scope: Scope) -> frozenset[str]:
     """Module-level names read anywhere inside ``stmt`` (function bodies included)."""
     found: set[str] = set()
 
     class _Names(cst.CSTVisitor):
         def visit_Name(self, node: cst.Name) -> None:
-            scope = scopes.get(node)
-            if scope is None:
-                return
-            for access in scope.accesses[node]:
+            for access in accesses.get(id(node), ()):
                 if any(r.scope is global_scope for r in access.referents):
                     found.add(node.value)
 

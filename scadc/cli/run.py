@@ -20,17 +20,22 @@ import argparse
 import contextlib
 import json
 import sys
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import scadrt
 from scadc.cli.command import Exit, Subparsers, add_command, add_max_parallelism
 from scadc.cli.output import check_output_path, write_or_keep
 from scadc.cli.params import add_input_arguments, parse_run_input
 from scadrt import load_program
+from scadrt.element import end_program
 from scadrt.errors import UserError
 from scadrt.report import RunFailed, RunReport
 from scadrt.runner import ENGINES, runs_inline
 from scadrt.transports import TRANSPORT_CHOICES
+
+if TYPE_CHECKING:
+    from scadc.cli.progress import PlainProgress, RichProgress
+    from scadrt.dag import Program
 
 __all__ = ["add_run"]
 
@@ -54,9 +59,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stderr: BinaryIO | None = sys.stderr.buffer
     if isinstance(progress, RichProgress):
         stdout = stderr = None
+    inline = args.engine == "local" and runs_inline(program, retries=args.retries, stdout=stdout, stderr=stderr)
+    try:
+        return _run_program(args, program, run_input, progress, stdout=stdout, stderr=stderr)
+    finally:
+        if inline:  # the program ran in this process, which ends with os._exit: end it as its interpreter would
+            end_program()
+
+
+def _run_program(args: argparse.Namespace, program: Program, run_input: Any,
+                 progress: PlainProgress | RichProgress | None, *, stdout: BinaryIO | None,
+                 stderr: BinaryIO | None) -> int:
     results: dict[str, list[Any]] = {}
-    if args.engine == "local" and runs_inline(program, retries=args.retries, stdout=stdout, stderr=stderr):
-        args.exit_at_once = False  # the program runs in this process: its exit handlers and open files are ours
     try:
         with progress if progress is not None else contextlib.nullcontext():
             report = scadrt.run(program, params=run_input, transport=args.transport, max_workers=args.max_workers,
@@ -130,5 +144,4 @@ def add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--html", metavar="FILE", help="write the run report as a self-contained HTML page here")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     add_max_parallelism(p, "refuse elements with more than N instances")
-    # unless the program runs in this process (_cmd_run): instances end as programs do (scadc.cli.run_and_exit)
-    p.set_defaults(exit_at_once=True)
+    p.set_defaults(exit_at_once=True)  # every instance ends as its program would first (scadc.cli.run_and_exit)

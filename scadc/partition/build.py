@@ -12,7 +12,9 @@ Where a cut is *allowed* (boundary ``i`` lies between unit ``i-1`` and unit ``i`
 (5) the global RNGs may be touched on both sides: their state is carried across the cut;
 (6) the module has no statement that must run exactly once (:mod:`scadc.analysis.module_effects`:
     a ``print``, a seed, a file opened, an unknown call at module level): every element runs the
-    prelude again, so such a program runs as one element whose prelude is the whole module.
+    prelude again, so such a program runs as one element whose prelude is the whole module;
+(7) the program imports no module that starts threads or processes: one runs on past the statement
+    that starts it, beside the later ones, and an element waits for it when it ends.
 
 Which allowed cuts are *taken* is the policy's choice (:mod:`scadc.partition.policies`).
 
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from scadc.analysis import Analysis, HeavyRule, HiddenState, StateKind
-from scadc.analysis.module_effects import run_once
+from scadc.analysis.module_effects import run_once, thread_import
 from scadc.errors import InternalCompilerError
 from scadc.partition import releases
 from scadc.partition.loops import LoopContext, parallel_loop
@@ -86,12 +88,17 @@ def allowed_cuts(analysis: Analysis) -> dict[int, str]:
         starting.setdefault(lo + 1, []).append((state, hi))
     spanning: list[tuple[HiddenState, int]] = []  # a heap of the states changed before and after the boundary
     once = run_once(analysis.program)
+    threads = thread_import(analysis.program)
     for boundary in analysis.boundaries[1:-1]:
         i = boundary.index
         if once:  # (6)
             first = once[0]
             verdict[i] = (f"(6) the module-level statement at line {first.span.line} "
                           f"({first.code.strip().splitlines()[0][:40]}) must run once, before main()")
+            continue
+        if threads is not None:  # (7)
+            verdict[i] = (f"(7) the program imports a module that starts threads or processes (line {threads}): "
+                          "one runs on past the statement that starts it")
             continue
         pinned = [v for v in boundary.live if v.not_transferable is not None]
         # (2): another live name in its class (the class holds the name itself)

@@ -147,3 +147,78 @@ def test_a_program_ends_as_its_interpreter_would(tmp_path: Path, how: tuple[str,
     ran = scadc("run", tmp_path / "prog", "--quiet", *how, cwd=here)
     assert ran.returncode == 0, ran.stderr
     assert (ran.stdout.encode(), _outputs(here)) == (stdout, files)
+
+
+#: a thread that main starts and leaves running: it prints after main's last line, and the
+#: interpreter waits for it (a thread, or an executor's worker, which exit hooks join)
+THREADS = {
+    "thread": "threading.Thread(target=late).start()",
+    "executor": "concurrent.futures.ThreadPoolExecutor(1).submit(late)",
+}
+_THREAD_PROGRAM = '''import concurrent.futures
+import threading
+import time
+
+
+def late():
+    time.sleep(0.3)
+    print("late")
+
+
+def main():
+    a = [1, 2, 3]
+    START
+    b = a + [4]
+    print(b)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.parametrize("how", [(), ("--retries", "1")], ids=["in-process", "forked"])
+@pytest.mark.parametrize("name", sorted(THREADS))
+def test_threads_left_running_finish_as_in_the_original(tmp_path: Path, name: str, how: tuple[str, ...]) -> None:
+    """Cut rule (7) keeps such a program whole; its element waits for the thread when it ends."""
+    stdout, _ = _original(tmp_path, _THREAD_PROGRAM.replace("START", THREADS[name]))
+    assert stdout == b"[1, 2, 3, 4]\nlate\n"
+    split = scadc("split", tmp_path / "app.py", "-o", tmp_path / "prog", "--policy", "every", "--explain")
+    assert split.returncode == 0, split.stderr
+    assert "(7) the program imports a module that starts threads or processes (line 1)" in split.stderr
+    ran = scadc("run", tmp_path / "prog", "--quiet", *how, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.encode() == stdout
+
+
+#: ``import a.b`` binds ``a``; libcst files the read of it under ``a.b``: the import was left out of
+#: the elements that read it, in ``main`` and in a helper (NameError)
+DOTTED = '''import os.path
+import xml.etree.ElementTree
+
+
+def base(p):
+    return os.path.basename(p)
+
+
+def main():
+    a = [1, 2, 3]
+    print(os.path.dirname("/x/y"), base("/x/y"))
+    b = a + [4]
+    print(xml.etree.ElementTree.fromstring("<a>1</a>").text, b)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.parametrize("inline", [(), ("--no-inline",)], ids=["inlined", "helper"])
+def test_dotted_imports_reach_the_elements_that_read_them(tmp_path: Path, inline: tuple[str, ...]) -> None:
+    stdout, _ = _original(tmp_path, DOTTED)
+    split = scadc("split", tmp_path / "app.py", "-o", tmp_path / "prog", "--policy", "every", *inline)
+    assert split.returncode == 0, split.stderr
+    assert len(list((tmp_path / "prog").glob("*.o.py"))) == 4
+    ran = scadc("run", tmp_path / "prog", "--quiet", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.encode() == stdout == b"/x y\n1 [1, 2, 3, 4]\n"
