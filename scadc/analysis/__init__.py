@@ -35,6 +35,7 @@ from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, HeavyProvid
 from scadc.analysis.hidden_state import HiddenState, HiddenStateProvider, StateKind
 from scadc.analysis.inline import load_inlined
 from scadc.analysis.liveness import LivenessProvider
+from scadc.analysis.module_effects import module_effects
 from scadc.analysis.mutation import AliasProvider, Mutation, MutationProvider
 from scadc.analysis.names import NamesProvider
 from scadc.analysis.observed import ObservedProvider, check_source, with_observed
@@ -92,7 +93,8 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
                 HeavyProvider, TransferProvider, AliasProvider, HelperSummaryProvider, ObservedProvider,
                 ShapeProvider, ReleaseProvider, options=options)
     du, live, mut = r[DefUseProvider], r[LivenessProvider], r[MutationProvider]
-    check_supported(program, r[NamesProvider]["names"], du)
+    resolver = r[NamesProvider]["names"]
+    check_supported(program, resolver, du)
     heavy, transfer, classes = r[HeavyProvider], r[TransferProvider], r[AliasProvider]
     # static mutations plus what the profile saw changed (unchanged without a profile)
     changes = {u: with_observed(u, mut[u], r[ObservedProvider][u], classes) for u in program.units}
@@ -116,4 +118,4 @@ def analyze(path: str, *, entry: str | None = None, heavy_bytes: int = DEFAULT_H
         boundaries.append(Boundary(i, tuple(value(n) for n in sorted(names))))
     aliases = tuple(sorted({c for c in classes.values() if len(c) > 1}, key=sorted))
     return Analysis(program, options, units, tuple(boundaries), heavy, transfer, aliases,
-                    r[HelperSummaryProvider], frozenset(r[ReleaseProvider]))
+                    r[HelperSummaryProvider], frozenset(r[ReleaseProvider]), module_effects(program, resolver))

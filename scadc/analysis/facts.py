@@ -18,6 +18,7 @@ from typing import Any
 from scadc.analysis.effects import Summary
 from scadc.analysis.heavy import DEFAULT_HEAVY_BYTES, HeavyDecision, format_bytes
 from scadc.analysis.hidden_state import HiddenState
+from scadc.analysis.module_effects import NO_MODULE_EFFECTS, ModuleEffects
 from scadc.analysis.mutation import Mutation
 from scadc.analysis.program import Program, Unit
 from scadc.analysis.shapes import UnitShape
@@ -125,6 +126,8 @@ class Analysis:
     helpers: Mapping[str, Summary]
     #: the locals an element may ``del`` once nothing reads them (:mod:`scadc.analysis.release`)
     releasable: frozenset[str] = frozenset()
+    #: what keeps the program whole (:mod:`scadc.analysis.module_effects`)
+    module_effects: ModuleEffects = NO_MODULE_EFFECTS
 
     def format(self, *, explain: bool = False) -> str:
         """The analysis as a table (sorted, stable); ``explain`` adds the reasons behind each fact."""
@@ -170,6 +173,8 @@ def format_analysis(a: Analysis, *, explain: bool = False) -> str:
             out.append(f"  {name:<10} {'heavy' if d.heavy else 'small'}{size}: {d.reason}")
     if not any(d.heavy for d in a.heavy.values()) and not explain:
         out.append("  -")
+    if whole := a.module_effects.format():
+        out += ["module effects:", whole]
     if a.not_transferable:
         out.append("not transferable:")
         out += [f"  {n:<10} {r}" for n, r in sorted(a.not_transferable.items())]

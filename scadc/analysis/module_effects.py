@@ -20,20 +20,23 @@ a module that starts threads or processes (:data:`THREAD_MODULES`) runs as one e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import libcst as cst
 
-from scadc.analysis.names import dotted
+from scadc.analysis.names import Names, dotted
 from scadc.analysis.program import Definition, Program
 
-__all__ = ["PURE_CALLS", "THREAD_MODULES", "run_once", "thread_import"]
+__all__ = ["NO_MODULE_EFFECTS", "PURE_CALLS", "THREAD_MODULES", "ModuleEffects", "module_effects"]
 
-#: calls (fully qualified; builtins bare) whose result is the same every time for the same
-#: arguments and that change nothing else: module-level data built from them may be rebuilt in
-#: every element. Generator constructors are here because a generator's state is carried across
-#: cuts like any changed module-level object (:mod:`scadc.analysis.hidden_state`).
+#: calls (qualified as :meth:`Names.qualname` names them) whose result is the same every time for
+#: the same arguments and that change nothing else: module-level data built from them may be
+#: rebuilt in every element. Generator constructors are here because a generator's state is
+#: carried across cuts like any changed module-level object (:mod:`scadc.analysis.hidden_state`).
 PURE_CALLS = frozenset({
-    "dict", "list", "set", "tuple", "frozenset", "int", "float", "complex", "str", "bytes", "bool", "range",
-    "len", "sorted", "min", "max", "sum", "abs", "round", "enumerate", "zip", "reversed", "object",
+    *(f"builtins.{name}" for name in (
+        "dict", "list", "set", "tuple", "frozenset", "int", "float", "complex", "str", "bytes", "bool", "range",
+        "len", "sorted", "min", "max", "sum", "abs", "round", "enumerate", "zip", "reversed", "object")),
     "numpy.dtype", "numpy.array", "numpy.asarray", "numpy.arange", "numpy.zeros", "numpy.ones", "numpy.full",
     "numpy.empty", "numpy.linspace", "numpy.eye", "numpy.float32", "numpy.float64", "numpy.int32", "numpy.int64",
     "numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.Generator", "numpy.random.PCG64",
@@ -44,47 +47,43 @@ PURE_CALLS = frozenset({
     "os.path.basename", "dataclasses.field", "functools.partial",
 })
 
+#: modules whose threads or processes may run on past the statement that starts them
+THREAD_MODULES = ("threading", "_thread", "concurrent.futures", "multiprocessing")
 
-def _aliases(program: Program) -> dict[str, str]:
-    """Module-level import alias → what it names (``np`` → ``numpy``, ``Path`` → ``pathlib.Path``)."""
-    found: dict[str, str] = {}
-    for d in program.definitions:
-        if d.kind != "import" or not isinstance(d.node, cst.SimpleStatementLine):
-            continue
-        for small in d.node.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    full = ".".join(dotted(alias.name) or [])
-                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                        found[alias.asname.name.value] = full
-                    else:
-                        found[full.split(".")[0]] = full.split(".")[0]
-            elif isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative \
-                    and not isinstance(small.names, cst.ImportStar):
-                module = ".".join(dotted(small.module) or [])
-                for alias in small.names:
-                    name = alias.name.value if isinstance(alias.name, cst.Name) else ""
-                    local = alias.asname.name.value if alias.asname is not None and isinstance(
-                        alias.asname.name, cst.Name) else name
-                    found[local] = f"{module}.{name}"
-    return found
+
+@dataclass(frozen=True)
+class ModuleEffects:
+    """What keeps a program whole: its module-level statements that must run once, in source
+    order, and the line of its first import of a :data:`THREAD_MODULES` module (None: none)."""
+
+    run_once: tuple[Definition, ...] = ()
+    thread_import: int | None = None
+
+    def format(self) -> str:
+        """One line per fact, in source order; empty when there is none."""
+        lines = [f"  line {d.span.line:<4} runs once: {d.code.strip().splitlines()[0]}" for d in self.run_once]
+        if self.thread_import is not None:
+            lines.append(f"  line {self.thread_import:<4} imports a module that starts threads or processes")
+        return "\n".join(lines)
+
+
+#: a program with none: every cut the other rules allow may be taken
+NO_MODULE_EFFECTS = ModuleEffects()
+
+
+def module_effects(program: Program, names: Names) -> ModuleEffects:
+    """The program's :class:`ModuleEffects`."""
+    return ModuleEffects(_run_once(program, names), _thread_import(program))
 
 
 class _Calls(cst.CSTVisitor):
-    """Whether an expression calls only :data:`PURE_CALLS` (and holds no lambda, comprehension
-    over a call, ``await`` or walrus: each may run code)."""
+    """Whether an expression calls only :data:`PURE_CALLS` (and holds no ``await`` or walrus)."""
 
-    def __init__(self, aliases: dict[str, str], module_names: frozenset[str]) -> None:
-        self.aliases, self.module_names, self.pure = aliases, module_names, True
+    def __init__(self, names: Names) -> None:
+        self.names, self.pure = names, True
 
     def visit_Call(self, node: cst.Call) -> bool:
-        parts = dotted(node.func)
-        if parts is None:
-            self.pure = False
-        elif parts[0] in self.aliases:
-            self.pure &= ".".join([self.aliases[parts[0]], *parts[1:]]) in PURE_CALLS
-        else:  # a builtin, unless the program binds the name itself
-            self.pure &= len(parts) == 1 and parts[0] not in self.module_names and parts[0] in PURE_CALLS
+        self.pure &= self.names.qualname(node.func) in PURE_CALLS
         return self.pure
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
@@ -96,12 +95,12 @@ class _Calls(cst.CSTVisitor):
         return False
 
 
-def _repeatable(d: Definition, aliases: dict[str, str], module_names: frozenset[str]) -> bool:
+def _repeatable(d: Definition, names: Names) -> bool:
     if d.kind in ("import", "function", "class", "constant", "setting"):
         return True
     if d.kind != "data" or not isinstance(d.node, cst.SimpleStatementLine):
         return False
-    calls = _Calls(aliases, module_names)
+    calls = _Calls(names)
     for small in d.node.body:
         if not isinstance(small, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
             return False
@@ -109,38 +108,34 @@ def _repeatable(d: Definition, aliases: dict[str, str], module_names: frozenset[
     return calls.pure
 
 
-def run_once(program: Program) -> tuple[Definition, ...]:
+def _run_once(program: Program, names: Names) -> tuple[Definition, ...]:
     """The module-level statements that running the prelude in every element would repeat (or,
     left out, skip): those whose effect is not known to be the same however often they run."""
     if program.entry.kind == "script":  # the module body is the entry region: its statements are units
         return ()
-    aliases = _aliases(program)
-    return tuple(d for d in program.definitions if not _repeatable(d, aliases, program.module_names))
+    return tuple(d for d in program.definitions if not _repeatable(d, names))
 
 
-#: modules whose threads or processes may run on past the statement that starts them
-THREAD_MODULES = ("threading", "_thread", "concurrent.futures", "multiprocessing")
+def _starts_threads(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in THREAD_MODULES)
 
 
-def thread_import(program: Program) -> int | None:
+def _thread_import(program: Program) -> int | None:
     """The line of the first import, anywhere in the program, of a module in :data:`THREAD_MODULES`."""
     lines: list[int] = []
 
-    def starts_threads(name: str) -> bool:
-        return any(name == m or name.startswith(m + ".") for m in THREAD_MODULES)
-
     class _Imports(cst.CSTVisitor):
         def visit_Import(self, node: cst.Import) -> None:
-            if any(starts_threads(".".join(dotted(a.name) or [])) for a in node.names):
+            if any(_starts_threads(".".join(dotted(a.name) or [])) for a in node.names):
                 lines.append(program.positions[node].start.line)
 
         def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
             if node.module is None or node.relative:
                 return
             module = ".".join(dotted(node.module) or [])
-            names = [] if isinstance(node.names, cst.ImportStar) else [
+            imported = [] if isinstance(node.names, cst.ImportStar) else [
                 a.name.value for a in node.names if isinstance(a.name, cst.Name)]
-            if starts_threads(module) or any(starts_threads(f"{module}.{n}") for n in names):
+            if _starts_threads(module) or any(_starts_threads(f"{module}.{n}") for n in imported):
                 lines.append(program.positions[node].start.line)
 
     program.wrapper.module.visit(_Imports())

@@ -49,7 +49,6 @@ import networkx as nx
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from scadc.analysis import Analysis, Definition
-from scadc.analysis.module_effects import run_once
 from scadc.errors import CompileError, InternalCompilerError
 from scadc.partition.plan import ComputePlan, PartitionPlan
 from scadc.source import Span
@@ -343,7 +342,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
     settings = [d for d in analysis.program.definitions if d.kind == "setting"]
     setting_needs = analysis.program.needs(set().union(*(d.refs for d in settings)))
     alone = _runs_alone(plan)
-    whole_module = bool(run_once(analysis.program))
+    whole_module = bool(analysis.module_effects.run_once)
     if whole_module and len(computes) != 1:
         raise InternalCompilerError(f"a module with statements that run once was split into {len(computes)} elements")
     for k, compute in enumerate(computes):

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from scadc.analysis import Analysis, HeavyRule, HiddenState, StateKind
-from scadc.analysis.module_effects import run_once, thread_import
 from scadc.errors import InternalCompilerError
 from scadc.partition import releases
 from scadc.partition.loops import LoopContext, parallel_loop
@@ -72,6 +71,19 @@ _MiB = 2**20
 _UNKNOWN_SIZE = 1024 * _MiB
 
 
+def _keeps_whole(analysis: Analysis) -> str | None:
+    """Why no cut is allowed at all (rules (6) and (7)), or None."""
+    effects = analysis.module_effects
+    if effects.run_once:
+        first = effects.run_once[0]
+        return (f"(6) the module-level statement at line {first.span.line} "
+                f"({first.code.strip().splitlines()[0][:40]}) must run once, before main()")
+    if effects.thread_import is not None:
+        return (f"(7) the program imports a module that starts threads or processes (line {effects.thread_import}): "
+                "one runs on past the statement that starts it")
+    return None
+
+
 def allowed_cuts(analysis: Analysis) -> dict[int, str]:
     """Boundary index → ``""`` if a cut is allowed there, else the rule that forbids it."""
     units = analysis.units
@@ -87,18 +99,11 @@ def allowed_cuts(analysis: Analysis) -> dict[int, str]:
     for state, (lo, hi) in module_state.items():
         starting.setdefault(lo + 1, []).append((state, hi))
     spanning: list[tuple[HiddenState, int]] = []  # a heap of the states changed before and after the boundary
-    once = run_once(analysis.program)
-    threads = thread_import(analysis.program)
+    whole = _keeps_whole(analysis)
     for boundary in analysis.boundaries[1:-1]:
         i = boundary.index
-        if once:  # (6)
-            first = once[0]
-            verdict[i] = (f"(6) the module-level statement at line {first.span.line} "
-                          f"({first.code.strip().splitlines()[0][:40]}) must run once, before main()")
-            continue
-        if threads is not None:  # (7)
-            verdict[i] = (f"(7) the program imports a module that starts threads or processes (line {threads}): "
-                          "one runs on past the statement that starts it")
+        if whole is not None:
+            verdict[i] = whole
             continue
         pinned = [v for v in boundary.live if v.not_transferable is not None]
         # (2): another live name in its class (the class holds the name itself)

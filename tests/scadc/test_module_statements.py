@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from scadc.analysis import analyze
-from scadc.analysis.module_effects import run_once
 from tests.programs import scadc
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -78,7 +77,7 @@ def _original(tmp_path: Path, text: str) -> tuple[bytes, dict[str, bytes]]:
 def test_module_statements_run_once_as_before_main(tmp_path: Path, name: str) -> None:
     text = _program(name)
     stdout, files = _original(tmp_path, text)
-    assert run_once(analyze(str(tmp_path / "app.py")).program), "the table takes a statement for repeatable"
+    assert analyze(str(tmp_path / "app.py")).module_effects.run_once, "the table takes a statement for repeatable"
     split = scadc("split", tmp_path / "app.py", "-o", tmp_path / "prog", "--policy", "every", "--explain")
     assert split.returncode == 0, split.stderr
     assert f"(6) the module-level statement at line {ONCE[name][1]} " in split.stderr
@@ -108,7 +107,7 @@ WORD = re.compile(r"\\w+")
 
 def test_repeatable_module_statements_keep_every_cut(tmp_path: Path) -> None:
     stdout, _ = _original(tmp_path, REPEATABLE)
-    assert run_once(analyze(str(tmp_path / "app.py")).program) == ()
+    assert analyze(str(tmp_path / "app.py")).module_effects.run_once == ()
     split = scadc("split", tmp_path / "app.py", "-o", tmp_path / "prog", "--policy", "every")
     assert split.returncode == 0, split.stderr
     assert len(list((tmp_path / "prog").glob("*.o.py"))) == 6
