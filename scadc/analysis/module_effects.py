@@ -27,7 +27,7 @@ import libcst as cst
 from scadc.analysis.names import Names, dotted
 from scadc.analysis.program import Definition, Program
 
-__all__ = ["NO_MODULE_EFFECTS", "PURE_CALLS", "THREAD_MODULES", "ModuleEffects", "module_effects"]
+__all__ = ["NO_MODULE_EFFECTS", "PURE_CALLS", "SETTING_FUNCTIONS", "THREAD_MODULES", "ModuleEffects", "module_effects"]
 
 #: calls (qualified as :meth:`Names.qualname` names them) whose result is the same every time for
 #: the same arguments and that change nothing else: module-level data built from them may be
@@ -45,6 +45,13 @@ PURE_CALLS = frozenset({
     "datetime.date", "datetime.datetime", "datetime.timedelta", "pandas.Timestamp", "pandas.Timedelta",
     "decimal.Decimal", "fractions.Fraction", "os.path.join", "os.path.dirname", "os.path.abspath",
     "os.path.basename", "dataclasses.field", "functools.partial",
+})
+
+#: the functions a module-level "setting" (:data:`scadc.analysis.program.SETTING_CALLS`, matched
+#: there by the attribute's name alone) must resolve to for every element to run it again
+SETTING_FUNCTIONS = frozenset({
+    "warnings.filterwarnings", "warnings.simplefilter", "warnings.resetwarnings", "pandas.set_option",
+    "numpy.set_printoptions", "numpy.seterr", "sys.setrecursionlimit", "logging.basicConfig",
 })
 
 #: modules whose threads or processes may run on past the statement that starts them
@@ -96,8 +103,12 @@ class _Calls(cst.CSTVisitor):
 
 
 def _repeatable(d: Definition, names: Names) -> bool:
-    if d.kind in ("import", "function", "class", "constant", "setting"):
+    if d.kind in ("import", "function", "class", "constant"):
         return True
+    if d.kind == "setting":  # ``cfg.set_option(...)`` of the program's own object is not pandas'
+        return isinstance(d.node, cst.SimpleStatementLine) and all(
+            isinstance(s, cst.Expr) and isinstance(s.value, cst.Call)
+            and names.qualname(s.value.func) in SETTING_FUNCTIONS for s in d.node.body)
     if d.kind != "data" or not isinstance(d.node, cst.SimpleStatementLine):
         return False
     calls = _Calls(names)

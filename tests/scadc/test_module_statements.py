@@ -46,6 +46,9 @@ ONCE: dict[str, tuple[str, int]] = {
     "file_written_in_main": ('OUT = open("out.txt", "w")\nOUT.write("opened\\n")\n', 3),
     "try_import": ("try:\n    import ujson as json\nexcept ImportError:\n    import json\nprint(json.dumps([1]))\n", 3),
     "module_if": ('CACHE = {}\nCACHE["k"] = 1\nif CACHE:\n    print("cached")\n', 5),  # the first two are repeatable
+    # a "setting" by its method's name, but the program's own: it prints, and must run once
+    "own_set_option": ("class Config:\n    @staticmethod\n    def set_option(key):\n        print('set', key)\n\n\n"
+                       "Config.set_option('mode')\n", 9),
     "log_file": ('import logging\nlogging.basicConfig(filename="log.txt", filemode="w", level=logging.INFO)\n'
                  'logging.info("start")\n', 4),
 }
