@@ -44,7 +44,6 @@ and never a traceback (rule 9):
 from __future__ import annotations
 
 import ast
-import difflib
 import heapq
 import io
 import math
@@ -58,10 +57,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from scadrt.element import instance_names
 from scadrt.errors import Problem, ProgramError, UserError, shorten
+from scadrt.header import parse_header
 
 if TYPE_CHECKING:  # networkx is imported only by graph(): loading a program must stay fast
     import networkx as nx
@@ -97,8 +95,6 @@ _HEADER_PREFIX = "#@ "
 # about 500 bytes of memory per byte of the worst code, PyYAML about 20 µs per byte of YAML.
 _MAX_FILE_BYTES = 1 * MiB
 _MAX_HEADER_BYTES = 64 * 1024
-_MAX_YAML_DEPTH = 32
-_MAX_NUMBER_CHARS = 64
 _MAX_CPU = 1024
 _MAX_PROBLEMS = 100
 
@@ -424,7 +420,7 @@ def _read_element(path: Path, name: str, kind: Kind, problems: list[Problem],
             f"the '#@ ' header is larger than {format_size(_MAX_HEADER_BYTES)}, the most a header may hold"
         )))
         return None
-    data, lines = _parse_yaml(shown, header, problems)
+    data, lines = parse_header(shown, header, problems)
     if data is None:
         return None
     # Kept even when its keys have problems, so its references are checked too (report everything).
@@ -520,107 +516,10 @@ def _check_main(shown: str, text: str, problems: list[Problem]) -> None:
         problems.append(Problem(shown, main.lineno, "main must accept two positional arguments: main(params, action)"))
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader within rule 9: no aliases, bounded nesting and numbers, no value a scalar
-    constructor chokes on (``2001-02-30``); each refusal carries its mark, hence its line."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self._depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        # types-PyYAML leaves Parser.peek_event unannotated (and untyped_calls_exclude misses inherited methods)
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, (
-                f"aliases ('*{(event.anchor or '')[:40]}') are not allowed in element headers; "
-                "write the value out"
-            ), _mark(event.start_mark))
-        if self._depth >= _MAX_YAML_DEPTH:
-            raise yaml.composer.ComposerError(None, None, (
-                f"nested more than {_MAX_YAML_DEPTH} levels deep"
-            ), _mark(event.start_mark))
-        self._depth += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        if (isinstance(node, yaml.ScalarNode) and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-                and len(node.value) > _MAX_NUMBER_CHARS):
-            raise yaml.composer.ComposerError(None, None, (
-                f"a number of {len(node.value)} characters; numbers have at most {_MAX_NUMBER_CHARS}"
-            ), node.start_mark)
-        return node
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(None, None, (
-                f"cannot read {shorten(getattr(node, 'value', None), 40)} as {node.tag.rpartition(':')[2]}: {exc}"
-            ), node.start_mark) from exc
-
-
-def _mark(mark: object) -> yaml.error.Mark | None:
-    """An event's mark, as the pure-Python loader makes it (the stubs also allow libyaml's)."""
-    return mark if isinstance(mark, yaml.error.Mark) else None
-
-
-def _parse_yaml(
-    shown: str, header: list[tuple[int, str]], problems: list[Problem]
-) -> tuple[dict[str, Any] | None, dict[tuple[Any, ...], int]]:
-    """Parse header YAML; return the mapping and the file line of every key path."""
-    text = "\n".join(line for _, line in header)
-
-    def file_line(yaml_line: int) -> int:  # 0-based YAML line → 1-based file line
-        return header[min(yaml_line, len(header) - 1)][0]
-
-    try:
-        # The reader rejects control characters in the constructor already, so it is inside the try.
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.reader.ReaderError as exc:
-        line = file_line(text.count("\n", 0, exc.position))
-        problems.append(Problem(shown, line, f"YAML error: {exc.reason} (character U+{exc.character:04X})"))
-        return None, {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        if len(reason) > 160:  # PyYAML quotes tags and values in its messages
-            reason = f"{reason[:159]}…"
-        problems.append(Problem(shown, file_line(mark.line) if mark else header[0][0], f"YAML error: {reason}"))
-        return None, {}
-    if node is None or not isinstance(data, dict):  # no node: an empty header, hence no data
-        problems.append(Problem(shown, header[0][0], "the header must be a YAML mapping such as 'type: compute'"))
-        return None, {}
-    lines: dict[tuple[Any, ...], int] = {(): header[0][0]}
-
-    def walk(path: tuple[Any, ...], n: yaml.Node) -> None:
-        if isinstance(n, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, value_node in n.value:
-                key = key_node.value
-                if key in seen:
-                    problems.append(Problem(shown, file_line(key_node.start_mark.line),
-                                            f"duplicate key {shorten(key)}"))
-                seen.add(key)
-                lines[(*path, key)] = file_line(key_node.start_mark.line)
-                walk((*path, key), value_node)
-        elif isinstance(n, yaml.SequenceNode):
-            for index, item in enumerate(n.value):
-                lines[(*path, index)] = file_line(item.start_mark.line)
-                walk((*path, index), item)
-
-    walk((), node)
-    return data, lines
-
-
 def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     # a word far longer than every choice is close to none (and difflib is quadratic in it)
+    import difflib  # for a problem's message only
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) if len(word) <= 255 else []
     if close:
         return f" (did you mean {close[0]!r}?)"
