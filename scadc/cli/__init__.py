@@ -18,7 +18,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -107,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.run(args))
     except UserError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         print(f"scadc: error: {exc}", file=sys.stderr)
         return Exit.USER_ERROR

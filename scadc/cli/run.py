@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import scadrt
 from scadc.cli.command import Exit, Subparsers, add_command, add_max_parallelism
-from scadc.cli.output import check_output_path, write_or_keep
 from scadc.cli.params import add_input_arguments, parse_run_input
 from scadrt import load_program
 from scadrt.element import end_program
@@ -51,8 +50,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--address names a Ray cluster: use it with --engine ray")
     program = load_program(args.program, max_parallelism=args.max_parallelism)
     run_input = parse_run_input(args.param, args.params_file)
-    for option, target in _outputs(args):
-        check_output_path(option, target)
+    if outputs := _outputs(args):
+        from scadc.cli.output import check_output_path  # tempfile and shutil: only for a run that writes files
+
+        for option, target in outputs:
+            check_output_path(option, target)
     progress = make_progress(args.quiet)
     # the bytes as they are; under rich's live view, the default: text through its sys.stdout/sys.stderr
     stdout: BinaryIO | None = sys.stdout.buffer
@@ -91,6 +93,8 @@ def _run_program(args: argparse.Namespace, program: Program, run_input: Any,
         # One sink with one instance: its result as is; otherwise {sink: [result per instance]}.
         sinks = list(results.values())
         final = sinks[0][0] if len(sinks) == 1 and len(sinks[0]) == 1 else results
+        from scadc.cli.output import write_or_keep
+
         written &= write_or_keep("--result-json", args.result_json, json.dumps(final, indent=2) + "\n")
     return Exit.OK if written else Exit.USER_ERROR
 
@@ -102,6 +106,10 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def _write_reports(args: argparse.Namespace, report: RunReport) -> bool:
     """Write --report and --html; False if either went to a temporary file instead."""
+    if not args.report and not args.html:
+        return True
+    from scadc.cli.output import write_or_keep
+
     written = True
     if args.report:
         written &= write_or_keep("--report", args.report, report.to_json())

@@ -18,12 +18,15 @@ beside the program) wins: the name is then not aliased.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
 import types
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import importlib.abc
 
 __all__ = ["ALIASES", "install"]
 
@@ -31,7 +34,7 @@ __all__ = ["ALIASES", "install"]
 ALIASES = {"disaggrt": "scadrt.compat.disaggrt", "npjoin": "scadrt.compat.npjoin", "disagg": "scadrt.compat.disagg"}
 
 
-class _AliasLoader(importlib.abc.Loader):
+class _AliasLoader:  # importlib.abc's base classes would cost its import (1.5 ms) at every start
     """Hands out the already-imported twin module instead of executing anything."""
 
     def __init__(self, target: str) -> None:
@@ -49,7 +52,7 @@ class _AliasLoader(importlib.abc.Loader):
         module.__spec__ = self.spec
 
 
-class _AliasFinder(importlib.abc.MetaPathFinder):
+class _AliasFinder:
     """Resolves an aliased name and its submodules to the twins (first on ``sys.meta_path``: the
     normal path finder would otherwise load ``disaggrt.util`` from the twin's directory as a second
     copy of the module)."""
@@ -70,7 +73,8 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         found = importlib.util.find_spec(real)
         if found is None:
             return None
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real),
+        loader = cast("importlib.abc.Loader", _AliasLoader(real))  # one by its methods, not its base class
+        return importlib.machinery.ModuleSpec(fullname, loader,
                                               is_package=found.submodule_search_locations is not None)
 
 

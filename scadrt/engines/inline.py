@@ -21,6 +21,7 @@ only a caller whose process ends with the run asks for it (``scadrt.run(in_proce
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import sys
@@ -62,6 +63,9 @@ def run_inline(program: Program, run_input: Any, on_event: Callable[[str, str, i
     status, failure, result = "ok", None, None
     transfer: dict[str, dict[str, int]] = {}
     profile: tuple[ProfileSample, ...] = ()
+    # What the runtime made is not the program's: its collections (and end_program's) skip it, as a
+    # forked instance's skip what it inherited. That is a 5 ms collection at exit instead of 1.5 ms.
+    gc.freeze()
     try:
         with signals_unwind():
             outcome = run_element(str(Path(spec.path).resolve()), spec.name, 0,
