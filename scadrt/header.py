@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from scadrt.errors import Problem, shorten
@@ -35,7 +35,7 @@ __all__ = ["parse_header", "plain_header"]
 MAX_DEPTH = 32
 MAX_NUMBER_CHARS = 64
 
-#: a path of keys (and list indexes) → the 0-based YAML line it is on
+#: a path of keys (and list indexes) → its line (0-based in the YAML from plain_header, the file's from parse_header)
 Lines = dict[tuple[Any, ...], int]
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -151,7 +151,7 @@ def _scalar(text: str) -> str | int:
 
 
 def parse_header(shown: str, header: list[tuple[int, str]],
-                 problems: list[Problem]) -> tuple[dict[str, Any] | None, dict[tuple[Any, ...], int]]:
+                 problems: list[Problem]) -> tuple[dict[str, Any] | None, Lines]:
     """Parse header YAML (``(file line, text)`` pairs); return the mapping and the file line of every
     key path, or ``(None, {})`` after appending the problem to ``problems``."""
 
@@ -222,7 +222,7 @@ def _mark(mark: object) -> yaml.error.Mark | None:
 
 
 def _parse_yaml(shown: str, header: list[tuple[int, str]], problems: list[Problem],
-                file_line: Any) -> tuple[dict[str, Any] | None, dict[tuple[Any, ...], int]]:
+                file_line: Callable[[int], int]) -> tuple[dict[str, Any] | None, Lines]:
     import yaml
 
     text = "\n".join(line for _, line in header)
@@ -248,7 +248,7 @@ def _parse_yaml(shown: str, header: list[tuple[int, str]], problems: list[Proble
     if node is None or not isinstance(data, dict):  # no node: an empty header, hence no data
         problems.append(Problem(shown, header[0][0], "the header must be a YAML mapping such as 'type: compute'"))
         return None, {}
-    lines: dict[tuple[Any, ...], int] = {(): header[0][0]}
+    lines: Lines = {(): header[0][0]}
 
     def walk(path: tuple[Any, ...], n: yaml.Node) -> None:
         if isinstance(n, yaml.MappingNode):

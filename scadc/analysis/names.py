@@ -26,7 +26,7 @@ import libcst as cst
 from libcst.metadata import Assignment, BuiltinAssignment, ImportAssignment, Scope
 
 from scadc.analysis.base import Provider, Results
-from scadc.analysis.program import Program, accesses_by_name
+from scadc.analysis.program import Program
 
 __all__ = ["PROGRAM", "NameKind", "Names", "NamesProvider", "dotted", "root_name"]
 
@@ -66,7 +66,7 @@ class Names:
         self.entry_scope = program.scope
         self.global_scope = program.scopes[program.module]
         self.module_names = program.module_names
-        self._access = accesses_by_name(program.scopes)
+        self._access = program.accesses
         self._assign: dict[int, list[Assignment]] = {}
         seen: set[int] = set()
         for scope in program.scopes.values():

@@ -168,6 +168,8 @@ class Program:
     positions: dict[cst.CSTNode, CodeRange] = field(repr=False)
     scopes: dict[cst.CSTNode, Scope | None] = field(repr=False)
     contexts: dict[cst.CSTNode, ExpressionContext] = field(repr=False)
+    #: :func:`accesses_by_name` of ``scopes`` (the definitions' refs and :class:`~scadc.analysis.names.Names` read it)
+    accesses: dict[int, list[Access]] = field(repr=False)
     #: rule 7: when helpers were inlined, the original line of each line of ``module`` (``source`` is
     #: then the file as written, ``module`` its rewriting); empty when ``module`` is ``source``
     line_map: tuple[int, ...] = ()
@@ -600,7 +602,7 @@ def index_program(path: str, source: str, tree: cst.Module, entry: str | None,
                                      CodePosition(original(r.end.line), r.end.column))
                      for node, r in positions.items()}
     return Program(path, source, wrapper, entry_info, scope, tuple(units), definitions, positions, scopes, contexts,
-                   line_map)
+                   accesses, line_map)
 
 
 class _NodeOwner(cst.CSTVisitor):

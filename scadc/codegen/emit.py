@@ -317,12 +317,13 @@ def _main(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> tuple
     return module.code, start, inserted
 
 
-def _uses_runtime(analysis: Analysis, compute: ComputePlan, parallel: set[str]) -> bool:
-    """Whether main() calls the runtime: to receive or send values, restore or capture the RNG, or
-    exit early. (The lines tested are ours; user code is not among them.) An element that does not
-    is left without the import: it costs an in-process run some 4 ms of a 0.1 s program's start."""
-    ours = [*_prologue(compute, parallel), *_epilogue(compute)]
-    return any(f"{_RUNTIME}." in line for line in ours) or any(analysis.units[i].exits for i in compute.units)
+def _uses_runtime(analysis: Analysis, compute: ComputePlan) -> bool:
+    """Whether main() calls the runtime: :func:`_prologue` does for every value it receives and to
+    restore the RNG, :func:`_epilogue` for every value it sends and to capture the RNG, and
+    :class:`_EarlyExit` for a ``return``. An element that does not is left without the import: it
+    costs an in-process run some 4 ms of a 0.1 s program's start."""
+    return bool(compute.unpack or compute.send or compute.rng_from is not None or compute.capture_rng
+                or any(analysis.units[i].exits for i in compute.units))
 
 
 def _definitions(definitions: list[Definition], *, runtime: bool) -> str:
@@ -381,7 +382,7 @@ def render_program(analysis: Analysis, plan: PartitionPlan) -> tuple[dict[str, s
             chosen = {id(d) for d in (*analysis.program.definitions_of(needs), *settings) if d.kind != "statement"}
         definitions = [d for d in analysis.program.definitions if id(d) in chosen]
         main, unit_line, inserted = _main(analysis, compute, parallel)
-        runtime = _uses_runtime(analysis, compute, parallel)
+        runtime = _uses_runtime(analysis, compute)
         # main ends with its newline: the template adds none after it
         text = template.render(header=header, source=source, first_line=compute.lines[0],
                                last_line=compute.lines[1], name=compute.name, position=k + 1,
